@@ -1,0 +1,39 @@
+# Two entry points, each bootstrapping its own virtual environment:
+#   make report   run the full report on data/sample into reports/<run-id>/
+#   make test     run the test suite (unit tests, notebooks with nbval, browser check)
+# Nothing is needed beforehand but Python 3.11 (and root or sudo-less apt for Chromium).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Keep Jupyter, IPython, matplotlib and PyTensor runtime state inside the project.
+export IPYTHONDIR          := $(CURDIR)/.cache/ipython
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter/runtime
+export MPLCONFIGDIR        := $(CURDIR)/.cache/matplotlib
+export PYTENSOR_FLAGS      := base_compiledir=$(CURDIR)/.cache/pytensor
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: report test install browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	touch $@
+
+# Headless Chromium checks that the offline reports really render.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+report: $(STAMP)
+	$(BIN)/journeycast report data/sample
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,152 @@
+"""One validated run configuration.
+
+Everything a run needs to know about the business and its data lives in one
+YAML file (``journeycast.yml`` in the data directory by default). Every key has
+a default that fits ``data/sample``, so the toolkit runs with no file at all.
+Unknown keys and wrong types are errors that name the file and the key, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from toolkit.errors import JourneycastError
+from toolkit.schema import STAGES
+
+CONFIG_FILENAME = "journeycast.yml"
+
+#: Which journey stage each touchpoint event belongs to (the sample shop's events).
+DEFAULT_STAGE_MAP: dict[str, str] = {
+    "ad_click": "awareness",
+    "site_visit": "awareness",
+    "product_view": "consideration",
+    "wishlist_add": "consideration",
+    "cart_add": "consideration",
+    "cart_abandon": "consideration",
+    "trial_start": "evaluation",
+    "demo_request": "evaluation",
+    "review_read": "evaluation",
+    "purchase": "purchase",
+    "support_ticket": "post-purchase",
+    "support_resolved": "post-purchase",
+    "review": "post-purchase",
+    "loyalty_signup": "post-purchase",
+}
+
+
+class ConfigError(JourneycastError, ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where one canonical table comes from.
+
+    Exactly one of ``path`` (CSV, Parquet or DuckDB file, relative to the data
+    directory), ``query`` (read-only SQL run against ``database``) or ``table``
+    (a table of ``database``) says where the rows are. ``columns`` maps source
+    column names to canonical ones; unmapped canonical names are looked up as is.
+    """
+
+    path: str | None = None
+    database: str | None = Field(
+        default=None, description="DuckDB file (relative to the data dir) or SQL URL"
+    )
+    table: str | None = None
+    query: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "Source":
+        if self.query and self.table:
+            raise ValueError("give either 'query' or 'table', not both")
+        if (self.query or self.table) and not self.database:
+            raise ValueError("'query' and 'table' need 'database'")
+        if self.path and self.database and not (self.query or self.table):
+            raise ValueError("give either 'path' or 'database' with 'table'/'query'")
+        return self
+
+
+def _default_sources() -> dict[str, Source]:
+    return {
+        "orders": Source(path="orders.csv", required=True),
+        "events": Source(path="events.csv"),
+        "costs": Source(path="costs.csv"),
+    }
+
+
+class Config(_Strict):
+    """The run configuration: data layout, business facts and model settings."""
+
+    sources: dict[Literal["orders", "events", "costs"], Source] = Field(
+        default_factory=_default_sources
+    )
+    stage_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STAGE_MAP))
+    delimiter: str | None = Field(default=None, description="None: sniffed from the file")
+    encoding: str = "utf-8"
+    date_format: str | None = Field(default=None, description="strftime format; None: ISO 8601")
+    timezone: str = Field(
+        default="UTC", description="business-local zone; aware timestamps are converted to it"
+    )
+    currency: str = "USD"
+    opening_balance: float = Field(default=0.0, description="cash at the start of the data")
+    minimum_cash: float = Field(default=0.0, description="the balance cash must not fall below")
+    holiday_country: str | None = "US"
+    horizon: int = Field(default=90, ge=1, le=1095, description="forecast horizon in periods")
+    frequency: Literal["D", "W", "MS"] = "D"
+    conversion_window_days: int = Field(default=90, ge=1)
+    risk_limit: float = Field(default=0.05, gt=0, lt=1, description="max shortfall probability")
+    discount_rate: float = Field(default=0.10, ge=0, lt=1, description="annual, for CLV")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _known_stages(self) -> "Config":
+        unknown = sorted({s for s in self.stage_map.values() if s not in STAGES})
+        if unknown:
+            raise ValueError(f"stage_map uses unknown stages {unknown}; stages are {list(STAGES)}")
+        if "orders" not in self.sources:
+            raise ValueError("sources must include 'orders'")
+        return self
+
+
+def load_config(data_dir: str | Path | None = None, config_file: str | Path | None = None) -> Config:
+    """Read and validate the run configuration.
+
+    ``config_file`` wins; else ``<data_dir>/journeycast.yml`` if it exists; else
+    the defaults. Errors name the file and the offending key.
+    """
+    path = Path(config_file) if config_file else None
+    if path is None and data_dir is not None and (Path(data_dir) / CONFIG_FILENAME).exists():
+        path = Path(data_dir) / CONFIG_FILENAME
+    if path is None:
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict, source: str = "<config>") -> Config:
+    """Validate a mapping of settings (e.g. notebook parameters) into a Config."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"'{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from None

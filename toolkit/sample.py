@@ -1,0 +1,334 @@
+"""The deterministic generator behind ``data/sample/``.
+
+A fictional online outdoor-gear shop, *Trailhead Supply*, over three years:
+prospects arrive through marketing channels, move through the journey stages,
+buy, come back, trade up, and cost money at every stage. The behaviour is
+planted on purpose so that the rest of the toolkit can be tested against a
+known truth (``data/sample/README.md`` lists what is planted and how strongly):
+
+* weekly and yearly seasonality, holiday peaks (Black Friday, Cyber Monday,
+  the weeks before Christmas) and growth of about 20% a year;
+* re-purchase: each buyer has a purchase rate (gamma distributed) and may drop
+  out after each purchase (beta distributed), the BG/NBD story; repeat purchases
+  are often preceded by a wishlist add or an abandoned cart;
+* upsell: the chance that a repeat purchase moves up a tier (or adds an add-on)
+  rises with a hidden engagement trait, which shows in the events as review
+  reads, wishlist adds and product views, and in higher review ratings.
+
+The same ``customers`` and ``seed`` always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+START = pd.Timestamp("2023-11-01")
+END = pd.Timestamp("2026-10-31")
+
+#: Product tiers with list prices; add-ons are sold on top of any tier.
+TIERS = ("essentials", "pro", "elite")
+TIER_PRICE = {"essentials": 45.0, "pro": 95.0, "elite": 190.0}
+SKUS_PER_TIER = 4
+ADDON_PRICE = 25.0
+
+#: Acquisition channels: share of prospects, cost per prospect, conversion lift.
+CHANNELS = {
+    "search": (0.32, 9.0, 1.15),
+    "social": (0.28, 6.0, 0.85),
+    "display": (0.15, 5.0, 0.70),
+    "email": (0.10, 1.5, 1.30),
+    "referral": (0.15, 0.0, 1.40),
+}
+
+#: Orders by weekday, Monday first: Mondays and Sundays are busy, Saturdays quiet.
+WEEKLY = np.array([1.25, 1.05, 1.00, 0.95, 1.00, 0.78, 0.97])
+YEARLY_AMPLITUDE = 0.25  # peak in mid-December, trough in mid-June
+GROWTH_PER_YEAR = 0.20
+
+#: Repeat-purchase truth (days as the unit): rate ~ Gamma(r, 1/alpha), dropout ~ Beta(a, b).
+REPEAT_R, REPEAT_ALPHA = 1.6, 80.0  # mean 0.02 purchases a day, about 7 a year
+DROPOUT_A, DROPOUT_B = 1.0, 6.0  # mean dropout 0.14 after each purchase
+
+#: Upsell truth: P(upsell | repeat purchase) = sigmoid(b0 + b_engagement * z + b_orders * log1p(n)).
+UPSELL_B0, UPSELL_B_ENGAGEMENT, UPSELL_B_ORDERS = -2.0, 1.3, 0.35
+
+FULFILMENT_SHARE = 0.42  # cost of goods and shipping, as a share of the order amount
+REFUND_RATE, CANCEL_RATE = 0.03, 0.01
+
+
+def _day_weights(days: pd.DatetimeIndex) -> np.ndarray:
+    """Relative activity per day: growth x weekly x yearly x holiday peaks."""
+    years = (days - START).days.to_numpy() / 365.25
+    growth = (1 + GROWTH_PER_YEAR) ** years
+    weekly = WEEKLY[days.dayofweek]
+    doy = days.dayofyear.to_numpy()
+    yearly = 1 + YEARLY_AMPLITUDE * np.cos(2 * np.pi * (doy - 350) / 365.25)
+    return growth * weekly * yearly * _holiday_factor(days)
+
+
+def _holiday_factor(days: pd.DatetimeIndex) -> np.ndarray:
+    """Black Friday, Cyber Monday and the run-up to Christmas (US retail calendar)."""
+    factor = np.ones(len(days))
+    for year in sorted(set(days.year)):
+        nov1 = pd.Timestamp(year=year, month=11, day=1)
+        thanksgiving = nov1 + pd.Timedelta(days=(3 - nov1.dayofweek) % 7 + 21)
+        peaks = {
+            thanksgiving + pd.Timedelta(days=1): 2.4,  # Black Friday
+            thanksgiving + pd.Timedelta(days=4): 2.0,  # Cyber Monday
+            pd.Timestamp(year=year, month=12, day=25): 0.35,
+            pd.Timestamp(year=year, month=1, day=1): 0.6,
+        }
+        for day, mult in peaks.items():
+            factor[days == day] *= mult
+        run_up = (days >= pd.Timestamp(year=year, month=12, day=8)) & (
+            days <= pd.Timestamp(year=year, month=12, day=21)
+        )
+        factor[run_up] *= 1.3
+    return factor
+
+
+@dataclass
+class _Shop:
+    """Accumulates rows while customers walk through the journey."""
+
+    rng: np.random.Generator
+    days: pd.DatetimeIndex
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.events: list[tuple] = []
+        self.orders: list[tuple] = []
+        self.max_weight = float(self.weights.max())
+
+    def ts(self, day: pd.Timestamp) -> pd.Timestamp:
+        """A time of day during waking hours."""
+        return day + pd.Timedelta(seconds=int(self.rng.integers(7 * 3600, 23 * 3600)))
+
+    def event(self, cid: str, day: pd.Timestamp, kind: str, channel: str, value: float = math.nan):
+        if day <= END:
+            self.events.append((cid, self.ts(day), kind, channel, value))
+
+    def seasonal_accept(self, day: pd.Timestamp) -> bool:
+        """Thin a candidate purchase day by the shop's seasonality."""
+        w = self.weights[(day - START).days]
+        return self.rng.random() < w / self.max_weight
+
+    def order(self, cid: str, day: pd.Timestamp, order_type: str, tier: str, channel: str,
+              addon: bool = False) -> None:
+        rng = self.rng
+        n = len(self.orders) + 1
+        sku = f"ADD-{rng.integers(1, 4):02d}" if addon else (
+            f"{tier[:3].upper()}-{rng.integers(1, SKUS_PER_TIER + 1):02d}")
+        price = ADDON_PRICE if addon else TIER_PRICE[tier]
+        quantity = 1 + int(rng.random() < 0.18) + int(rng.random() < 0.04)
+        amount = round(price * quantity * rng.uniform(0.9, 1.1), 2)
+        when = self.ts(day)
+        status = "cancelled" if rng.random() < CANCEL_RATE else "completed"
+        self.orders.append((f"O{n:06d}", cid, when, amount, order_type, sku, quantity, status))
+        self.events.append((cid, when, "purchase", channel, amount))
+        if status == "completed" and rng.random() < REFUND_RATE:
+            back = day + pd.Timedelta(days=int(rng.integers(3, 30)))
+            if back <= END:
+                self.orders.append((f"R{n:06d}", cid, self.ts(back), -amount, order_type, sku,
+                                    quantity, "refunded"))
+
+
+def _walk(shop: _Shop, cid: str, first_day: pd.Timestamp) -> None:
+    """One prospect's journey from first touch to their last purchase."""
+    rng = shop.rng
+    names = list(CHANNELS)
+    channel = names[rng.choice(len(names), p=[c[0] for c in CHANNELS.values()])]
+    lift = CHANNELS[channel][2]
+    engagement = rng.normal()  # hidden trait behind reviews, wishlists and upsell
+    day = first_day
+
+    # awareness
+    if CHANNELS[channel][1] > 0:
+        shop.event(cid, day, "ad_click", channel)
+    for _ in range(1 + rng.poisson(0.6)):
+        shop.event(cid, day, "site_visit", channel)
+    # consideration
+    if rng.random() > 0.78:
+        return
+    day += pd.Timedelta(days=int(rng.poisson(1.5)))
+    for _ in range(1 + rng.poisson(1.5 + 0.5 * max(engagement, 0))):
+        shop.event(cid, day, "product_view", channel)
+    if rng.random() < 0.25 + 0.1 * engagement:
+        shop.event(cid, day, "wishlist_add", channel)
+    carted = rng.random() < 0.6
+    if carted:
+        shop.event(cid, day, "cart_add", channel)
+    # evaluation
+    evaluated = rng.random() < 0.55
+    if evaluated:
+        day += pd.Timedelta(days=int(rng.poisson(2)))
+        for _ in range(rng.poisson(1 + 0.7 * max(engagement, 0))):
+            shop.event(cid, day, "review_read", channel)
+        if rng.random() < 0.25:
+            shop.event(cid, day, "trial_start", channel)
+        if rng.random() < 0.06:
+            shop.event(cid, day, "demo_request", channel)
+    # purchase
+    p_buy = min(0.95, (0.45 + 0.25 * evaluated + 0.1 * carted) * lift)
+    if rng.random() > p_buy:
+        if carted:
+            shop.event(cid, day, "cart_abandon", channel)
+        return
+    if carted and rng.random() < 0.3:
+        shop.event(cid, day, "cart_abandon", channel)
+    day += pd.Timedelta(days=int(rng.lognormal(math.log(4), 0.9)))
+    if day > END:
+        return
+    tier = TIERS[rng.choice(3, p=[0.55, 0.33, 0.12])]
+    shop.order(cid, day, "new", tier, channel)
+    _after_purchase(shop, cid, day, channel, engagement, tier)
+
+
+def _after_purchase(shop: _Shop, cid: str, day: pd.Timestamp, channel: str,
+                    engagement: float, tier: str) -> None:
+    """Repeat purchases (BG/NBD), upsells, and post-purchase touchpoints."""
+    rng = shop.rng
+    rate = rng.gamma(REPEAT_R, 1 / REPEAT_ALPHA)
+    dropout = rng.beta(DROPOUT_A, DROPOUT_B)
+    n_orders, loyal = 1, False
+    while True:
+        _post_purchase_events(shop, cid, day, channel, engagement, n_orders, loyal)
+        loyal = loyal or (n_orders >= 2 and rng.random() < 0.35)
+        if rng.random() < dropout:
+            return
+        # next purchase: exponential waiting, thinned by the shop's seasonality
+        while True:
+            day += pd.Timedelta(days=max(1, int(rng.exponential(1 / rate))))
+            if day > END:
+                return
+            if shop.seasonal_accept(day):
+                break
+        # re-purchase signals in the days before the purchase
+        lead = pd.Timedelta(days=int(rng.integers(1, 14)))
+        if rng.random() < 0.45:
+            shop.event(cid, day - lead, "wishlist_add", "site")
+        if rng.random() < 0.30:
+            shop.event(cid, day - lead, "cart_add", "site")
+            shop.event(cid, day - lead, "cart_abandon", "site")
+        logit = UPSELL_B0 + UPSELL_B_ENGAGEMENT * engagement + UPSELL_B_ORDERS * math.log1p(n_orders)
+        if rng.random() < 1 / (1 + math.exp(-logit)):
+            if tier == TIERS[-1]:
+                shop.order(cid, day, "upsell", tier, "site", addon=True)
+            else:
+                tier = TIERS[TIERS.index(tier) + 1]
+                shop.order(cid, day, "upsell", tier, "site")
+        else:
+            shop.order(cid, day, "repeat", tier, "email" if rng.random() < 0.4 else "site")
+        n_orders += 1
+
+
+def _post_purchase_events(shop: _Shop, cid: str, day: pd.Timestamp, channel: str,
+                          engagement: float, n_orders: int, loyal: bool) -> None:
+    rng = shop.rng
+    if rng.random() < 0.12:
+        opened = day + pd.Timedelta(days=int(rng.integers(1, 10)))
+        shop.event(cid, opened, "support_ticket", "support")
+        if rng.random() < 0.85:
+            shop.event(cid, opened + pd.Timedelta(days=int(rng.integers(0, 4))),
+                       "support_resolved", "support")
+    if rng.random() < 0.3 + 0.1 * engagement:
+        rating = float(np.clip(round(3.9 + 0.6 * engagement + rng.normal(0, 0.8)), 1, 5))
+        shop.event(cid, day + pd.Timedelta(days=int(rng.integers(3, 20))), "review", "site", rating)
+    if n_orders >= 2 and not loyal and rng.random() < 0.35:
+        shop.event(cid, day + pd.Timedelta(days=1), "loyalty_signup", "site")
+    for _ in range(rng.poisson(0.8 * math.exp(0.6 * engagement))):
+        shop.event(cid, day + pd.Timedelta(days=int(rng.integers(5, 60))), "product_view", "site")
+
+
+def _costs(days: pd.DatetimeIndex, events: pd.DataFrame, orders: pd.DataFrame,
+           rng: np.random.Generator, scale: float) -> pd.DataFrame:
+    """Daily spend per stage, category and channel, following the journey's activity.
+
+    Fixed budgets (brand, promotions, programme fees) grow with ``scale``, the
+    shop's size relative to the default sample.
+    """
+    rows = []
+    day_index = pd.Index(days)
+
+    def per_day(mask: pd.Series, frame: pd.DataFrame, value: pd.Series | float) -> np.ndarray:
+        series = (value if isinstance(value, pd.Series) else pd.Series(value, index=frame.index))
+        return series[mask].groupby(frame.loc[mask, "ts"].dt.normalize()).sum().reindex(
+            day_index, fill_value=0.0).to_numpy()
+
+    def add(stage: str, category: str, channel: str, amounts: np.ndarray) -> None:
+        for day, amount in zip(days, amounts):
+            if amount > 0:
+                rows.append((day, stage, category, channel, round(float(amount), 2)))
+
+    # awareness: marketing budget paced on the shop's seasonality, plus per-click costs
+    clicks = events[events.event_type == "ad_click"]
+    for channel, (_, cpc, _) in CHANNELS.items():
+        if cpc == 0:
+            continue
+        mine = clicks.channel == channel
+        spend = per_day(mine, clicks, cpc) * rng.uniform(0.85, 1.15, len(days))
+        add("awareness", "acquisition marketing", channel, spend)
+    add("awareness", "brand marketing", "display", np.full(len(days), 70.0 * scale))
+    # consideration: promotions on the big shopping days and a steady coupon cost
+    holiday = _holiday_factor(days)
+    add("consideration", "promotions", "site",
+        scale * (25.0 + 500.0 * (holiday > 1.5) + 90.0 * (holiday > 1.2)))
+    # evaluation: trial kits and demos
+    add("evaluation", "trials and demos", "site",
+        per_day(events.event_type == "trial_start", events, 18.0)
+        + per_day(events.event_type == "demo_request", events, 75.0))
+    # purchase: cost of goods and shipping follow completed sales
+    completed = orders[orders.status == "completed"]
+    add("purchase", "fulfilment", "warehouse",
+        per_day(completed.amount > 0, completed, completed.amount * FULFILMENT_SHARE))
+    # post-purchase: support per ticket, loyalty programme per sign-up plus a monthly fee,
+    # retention e-mail every Monday
+    add("post-purchase", "support", "support", per_day(events.event_type == "support_ticket", events, 14.0))
+    add("post-purchase", "loyalty program", "site",
+        per_day(events.event_type == "loyalty_signup", events, 10.0) + 900.0 * scale * (days.day == 1))
+    add("post-purchase", "retention marketing", "email", 200.0 * scale * (days.dayofweek == 0))
+    # operations: weekly payroll every Friday, stepping up with each year of trading
+    years_trading = ((days - START).days // 365).to_numpy()
+    add("operations", "payroll", "bank", scale * (3000.0 + 1000.0 * years_trading) * (days.dayofweek == 4))
+    return pd.DataFrame(rows, columns=["ts", "stage", "category", "channel", "amount"])
+
+
+def generate(customers: int = 9000, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Generate the sample shop's ``orders``, ``events`` and ``costs`` tables.
+
+    ``customers`` is the number of people who enter the journey over the three
+    years, each with a customer id; a little over half of them buy. Rows are sorted by time, then id.
+    """
+    rng = np.random.default_rng(seed)
+    days = pd.date_range(START, END, freq="D")
+    weights = _day_weights(days)
+    shop = _Shop(rng, days, weights)
+    first_days = days[np.sort(rng.choice(len(days), size=customers, p=weights / weights.sum()))]
+    for i, first_day in enumerate(first_days, start=1):
+        _walk(shop, f"C{i:05d}", first_day)
+
+    events = pd.DataFrame(shop.events, columns=["customer_id", "ts", "event_type", "channel", "value"])
+    events = events.sort_values(["ts", "customer_id", "event_type"], kind="stable", ignore_index=True)
+    orders = pd.DataFrame(shop.orders, columns=["order_id", "customer_id", "ts", "amount",
+                                                "order_type", "sku", "quantity", "status"])
+    orders = orders.sort_values(["ts", "order_id"], kind="stable", ignore_index=True)
+    costs = _costs(days, events, orders, rng, scale=customers / 9000)
+    costs = costs.sort_values(["ts", "stage", "category", "channel"], kind="stable", ignore_index=True)
+    return {"orders": orders, "events": events, "costs": costs}
+
+
+def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> dict[str, Path]:
+    """Generate the sample and write it as CSV files in ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, frame in generate(customers, seed).items():
+        frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if name == "costs" else "%Y-%m-%d %H:%M:%S"))
+        paths[name] = out / f"{name}.csv"
+        frame.to_csv(paths[name], index=False, float_format="%.2f", lineterminator="\n")
+    return paths
