@@ -65,8 +65,8 @@ def _day_weights(days: pd.DatetimeIndex) -> np.ndarray:
     """Relative activity per day: growth x weekly x yearly x holiday peaks."""
     years = (days - START).days.to_numpy() / 365.25
     growth = (1 + GROWTH_PER_YEAR) ** years
-    weekly = WEEKLY[days.dayofweek]
-    doy = days.dayofyear.to_numpy()
+    weekly = WEEKLY[days.day_of_week]
+    doy = days.day_of_year.to_numpy()
     yearly = 1 + YEARLY_AMPLITUDE * np.cos(2 * np.pi * (doy - 350) / 365.25)
     return growth * weekly * yearly * _holiday_factor(days)
 
@@ -76,7 +76,7 @@ def _holiday_factor(days: pd.DatetimeIndex) -> np.ndarray:
     factor = np.ones(len(days))
     for year in sorted(set(days.year)):
         nov1 = pd.Timestamp(year=year, month=11, day=1)
-        thanksgiving = nov1 + pd.Timedelta(days=(3 - nov1.dayofweek) % 7 + 21)
+        thanksgiving = nov1 + pd.Timedelta(days=(3 - nov1.day_of_week) % 7 + 21)
         peaks = {
             thanksgiving + pd.Timedelta(days=1): 2.4,  # Black Friday
             thanksgiving + pd.Timedelta(days=4): 2.0,  # Cyber Monday
@@ -291,10 +291,10 @@ def _costs(days: pd.DatetimeIndex, events: pd.DataFrame, orders: pd.DataFrame,
     add("post-purchase", "support", "support", per_day(events.event_type == "support_ticket", events, 14.0))
     add("post-purchase", "loyalty program", "site",
         per_day(events.event_type == "loyalty_signup", events, 10.0) + 900.0 * scale * (days.day == 1))
-    add("post-purchase", "retention marketing", "email", 200.0 * scale * (days.dayofweek == 0))
+    add("post-purchase", "retention marketing", "email", 200.0 * scale * (days.day_of_week == 0))
     # operations: weekly payroll every Friday, stepping up with each year of trading
     years_trading = ((days - START).days // 365).to_numpy()
-    add("operations", "payroll", "bank", scale * (3000.0 + 1000.0 * years_trading) * (days.dayofweek == 4))
+    add("operations", "payroll", "bank", scale * (3000.0 + 1000.0 * years_trading) * (days.day_of_week == 4))
     return pd.DataFrame(rows, columns=["ts", "stage", "category", "channel", "amount"])
 
 

@@ -1,0 +1,50 @@
+"""The committed sample is exactly what the generator makes, and it carries what it promises."""
+
+from __future__ import annotations
+
+import filecmp
+
+import pandas as pd
+
+from conftest import SAMPLE_DIR
+from toolkit import sample
+from toolkit.cli import main
+
+
+def test_regeneration_reproduces_committed_sample_exactly(tmp_path):
+    assert main(["sample", "--out", str(tmp_path)]) == 0
+    for name in ("orders.csv", "events.csv", "costs.csv"):
+        assert filecmp.cmp(tmp_path / name, SAMPLE_DIR / name, shallow=False), name
+
+
+def test_seed_and_size_change_the_data():
+    small = sample.generate(customers=300, seed=1)
+    other = sample.generate(customers=300, seed=2)
+    assert small["events"].customer_id.nunique() == 300
+    assert not small["orders"].equals(other["orders"])
+
+
+def test_planted_shape_of_the_sample():
+    tables = sample.generate(customers=3000, seed=3)
+    orders, events, costs = tables["orders"], tables["events"], tables["costs"]
+    # every table stays inside the sample period
+    for frame in tables.values():
+        assert frame.ts.min() >= sample.START and frame.ts.max() <= sample.END + pd.Timedelta(days=1)
+    # all three order types, refunds as negative amounts, cancellations kept
+    assert set(orders.order_type) == {"new", "repeat", "upsell"}
+    assert (orders.loc[orders.status == "refunded", "amount"] < 0).all()
+    assert (orders.status == "cancelled").any()
+    # each buyer's first order is "new", and only the first
+    firsts = orders[orders.amount > 0].sort_values("ts").groupby("customer_id").order_type.first()
+    assert (firsts == "new").all()
+    new_sales = orders[(orders.order_type == "new") & (orders.amount > 0)]
+    assert new_sales.customer_id.is_unique
+    # touchpoints for every stage and costs for every stage
+    from toolkit.config import DEFAULT_STAGE_MAP
+
+    assert set(events.event_type) == set(DEFAULT_STAGE_MAP)
+    assert set(costs.stage) == {"awareness", "consideration", "evaluation", "purchase",
+                                "post-purchase", "operations"}
+    # weekly seasonality: Mondays busier than Saturdays
+    by_weekday = orders[orders.amount > 0].groupby(orders.ts.dt.day_of_week).size()
+    assert by_weekday[0] > 1.3 * by_weekday[5]
