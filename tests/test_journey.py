@@ -1,0 +1,239 @@
+"""Journey analytics against hand counts on a five-customer shop and planted truth in the sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit import journey
+from toolkit.schema import SCHEMAS, STAGES
+
+T = pd.Timestamp
+
+
+def test_small_shop_is_canonical(small_shop_tables):
+    for name, table in small_shop_tables.items():
+        SCHEMAS[name].validate(table)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def test_customer_stages_by_hand(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables).set_index("customer_id")
+    assert list(stages.index) == ["A", "B", "C", "D", "E"]
+    assert stages["channel"].to_dict() == {"A": "search", "B": "social", "C": "search",
+                                           "D": "social", "E": "email"}
+    assert stages.loc["A", "first_touch"] == T("2024-01-01 09:00")
+    assert stages["cohort"].to_dict() == {c: T("2024-02-01") if c == "E" else T("2024-01-01")
+                                          for c in "ABCDE"}
+    # A: review on Jan 10 comes before the repeat order, so post-purchase starts then
+    assert stages.loc["A", list(STAGES)].tolist() == [
+        T("2024-01-01 09:00"), T("2024-01-02 09:00"), T("2024-01-04 09:00"),
+        T("2024-01-05 10:00"), T("2024-01-10 09:00")]
+    # B never evaluated; a refund is not a second purchase
+    assert pd.isna(stages.loc["B", "evaluation"]) and pd.isna(stages.loc["B", "post-purchase"])
+    assert stages.loc["B", "purchase"] == T("2024-01-06 09:00")
+    assert stages.loc["C", list(STAGES)].isna().tolist() == [False, True, True, True, True]
+    # D: the cancelled Jan 13 order is no purchase; the May 1 order is
+    assert stages.loc["D", "purchase"] == T("2024-05-01 09:00")
+    assert stages.loc["D", "post-purchase"] == T("2024-05-03 09:00")
+    # E: the upsell (Feb 20) comes before the review (Feb 25)
+    assert stages.loc["E", "post-purchase"] == T("2024-02-20 09:00")
+    assert stages.attrs["observed_stages"] == list(STAGES)
+
+
+def test_post_purchase_event_before_purchase_does_not_count(small_shop_tables):
+    tables = dict(small_shop_tables)
+    early = pd.DataFrame({"customer_id": ["B"], "ts": [T("2024-01-04")], "event_type": ["support_ticket"],
+                          "stage": ["post-purchase"], "channel": ["support"], "value": [np.nan]})
+    tables["events"] = pd.concat([tables["events"], early], ignore_index=True)
+    stages = journey.customer_stages(tables).set_index("customer_id")
+    assert pd.isna(stages.loc["B", "post-purchase"])
+
+
+# --------------------------------------------------------------------------- funnel
+
+
+def test_funnel_by_hand(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    table = journey.funnel(stages, conversion_window_days=90).set_index("stage")
+    assert list(table.index) == list(STAGES)
+    assert table["observed"].all()
+    assert (table["entered"] == 5).all()
+    # B passed evaluation by buying; D's purchase is 112 days after the first touch
+    assert table["customers"].tolist() == [5, 4, 4, 3, 2]
+    assert table["stage_conversion"].tolist() == pytest.approx([1.0, 4 / 5, 4 / 4, 3 / 4, 2 / 3])
+    assert table["overall_conversion"].tolist() == pytest.approx([1.0, 0.8, 0.8, 0.6, 0.4])
+    assert table["drop_off"].tolist() == [0, 1, 0, 1, 1]
+
+
+def test_funnel_window_admits_late_conversions(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    wide = journey.funnel(stages, conversion_window_days=200).set_index("stage")
+    assert wide["customers"].tolist() == [5, 4, 4, 4, 3]
+    narrow = journey.funnel(stages, conversion_window_days=2).set_index("stage")
+    # within two days: all but C consider, D reads reviews, E (1.5 days) buys
+    assert narrow["customers"].tolist() == [5, 4, 2, 1, 0]
+
+
+def test_funnel_by_channel(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    table = journey.funnel(stages, 90, by="channel").set_index(["channel", "stage"])
+    assert table.loc["search", "customers"].tolist() == [2, 1, 1, 1, 1]
+    assert table.loc["social", "customers"].tolist() == [2, 2, 2, 1, 0]
+    assert table.loc["email", "customers"].tolist() == [1, 1, 1, 1, 1]
+    total = journey.funnel(stages, 90).set_index("stage")["customers"]
+    assert table["customers"].groupby(level="stage").sum().reindex(total.index).tolist() == total.tolist()
+
+
+def test_funnel_with_orders_only_reports_absent_stages(small_shop_tables):
+    stages = journey.customer_stages({"orders": small_shop_tables["orders"]})
+    assert stages.attrs["observed_stages"] == ["purchase", "post-purchase"]
+    table = journey.funnel(stages, 200).set_index("stage")
+    assert table["observed"].tolist() == [False, False, False, True, True]
+    early = table.loc[["awareness", "consideration", "evaluation"]]
+    assert early[["customers", "stage_conversion", "overall_conversion"]].isna().all().all()
+    # everyone with an order entered; A and E (the second sale) came back
+    assert table.loc["purchase", "entered"] == 4
+    assert table.loc["purchase", "customers"] == 4
+    assert table.loc["post-purchase", "customers"] == 2
+    assert table.loc["post-purchase", "stage_conversion"] == pytest.approx(0.5)
+
+
+def test_funnel_rejects_unknown_group(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    with pytest.raises(journey.JourneyError, match="segment"):
+        journey.funnel(stages, 90, by="segment")
+
+
+# --------------------------------------------------------------------------- time to convert
+
+
+def test_time_to_convert_by_hand(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    # consideration -> purchase: A 3 days 1 hour, B 3 days, D 111 days, E 1.5 days
+    result = journey.time_to_convert(stages, "consideration", "purchase", window=30)
+    assert result.started == 4
+    assert result.converted == 3
+    assert result.conversion_rate == pytest.approx(0.75)
+    assert result.median_days == pytest.approx(3.0)
+    assert sorted(result.days.to_numpy()) == pytest.approx([1.5, 3.0, 3 + 1 / 24])
+    hist = result.histogram.set_index("from_day")["customers"]
+    assert len(hist) == 31 and hist.sum() == 3
+    assert hist[1.0] == 1 and hist[3.0] == 2
+    everyone = journey.time_to_convert(stages, "consideration", "purchase")
+    assert everyone.converted == 4
+    assert everyone.median_days == pytest.approx((3.0 + 3 + 1 / 24) / 2)
+    assert everyone.summary()["p50_days"] == pytest.approx(everyone.median_days)
+
+
+def test_time_to_convert_from_first_touch_weekly_bins(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    # first touch -> purchase: A 4.04, B 3.0, D 112.0, E 1.5 days
+    result = journey.time_to_convert(stages, "first_touch", "purchase", bin_days=7)
+    assert result.started == 5 and result.converted == 4
+    hist = result.histogram.set_index("from_day")["customers"]
+    assert hist[0.0] == 3 and hist[112.0] == 1 and hist.sum() == 4
+
+
+def test_time_to_convert_checks_stage_order(small_shop_tables):
+    stages = journey.customer_stages(small_shop_tables)
+    with pytest.raises(journey.JourneyError, match="after"):
+        journey.time_to_convert(stages, "purchase", "consideration")
+
+
+# --------------------------------------------------------------------------- retention and KPIs
+
+
+def test_cohort_retention_by_hand(small_shop_tables):
+    table = journey.cohort_retention(small_shop_tables["orders"], freq="MS")
+    jan = table[table["cohort"] == T("2024-01-01")].set_index("period")
+    assert jan["customers"].unique().tolist() == [2]
+    assert jan["buyers"].tolist() == [2, 1, 0, 0, 0]
+    assert jan["retention"].tolist() == pytest.approx([1.0, 0.5, 0, 0, 0])
+    feb = table[table["cohort"] == T("2024-02-01")]
+    assert feb["buyers"].tolist() == [1, 0, 0, 0]
+    may = table[table["cohort"] == T("2024-05-01")]
+    assert may["period"].tolist() == [0] and may["customers"].tolist() == [1]
+    assert len(table) == 10
+
+
+def test_kpis_by_hand(small_shop_tables):
+    table = journey.kpis(small_shop_tables, freq="MS", conversion_window_days=90).set_index("ds")
+    assert list(table.index) == list(pd.date_range("2024-01-01", "2024-05-01", freq="MS"))
+    jan, feb, mar, may = (table.loc[T(d)] for d in ("2024-01-01", "2024-02-01", "2024-03-01", "2024-05-01"))
+    assert (jan["sales"], jan["refunds"], jan["revenue"]) == (180, 80, 100)
+    assert (jan["orders"], jan["customers"], jan["new_customers"]) == (2, 2, 2)
+    assert jan["average_order_value"] == 90
+    assert jan["historical_clv"] == 50
+    assert (feb["revenue"], feb["orders"], feb["customers"]) == (370, 3, 2)
+    assert (feb["new_revenue"], feb["returning_revenue"]) == (320, 50)
+    assert feb["repeat_purchase_rate"] == 0.5
+    assert feb["historical_clv"] == pytest.approx(470 / 3)
+    assert mar["revenue"] == 0 and mar["orders"] == 0 and np.isnan(mar["average_order_value"])
+    assert mar["historical_clv"] == pytest.approx(470 / 3)
+    assert may["historical_clv"] == pytest.approx(540 / 4)
+    # A, B, C, D entered in January: A and B bought within 90 days
+    assert (jan["entered"], feb["entered"]) == (4, 1)
+    assert (jan["conversion_rate"], feb["conversion_rate"]) == (0.5, 1.0)
+    assert np.isnan(mar["conversion_rate"])
+    assert (jan["satisfaction"], feb["satisfaction"]) == (5.0, 3.0)
+    assert np.isnan(may["satisfaction"])
+
+
+def test_kpis_with_orders_only_leave_event_figures_empty(small_shop_tables):
+    table = journey.kpis({"orders": small_shop_tables["orders"]})
+    assert table["conversion_rate"].isna().all() and table["satisfaction"].isna().all()
+    assert table["revenue"].sum() == 540
+
+
+def test_unsupported_frequency(small_shop_tables):
+    with pytest.raises(journey.JourneyError, match="frequency"):
+        journey.kpis(small_shop_tables, freq="QS")
+
+
+# --------------------------------------------------------------------------- the sample shop
+
+
+@pytest.fixture(scope="module")
+def sample_stages(sample_tables):
+    return journey.customer_stages(sample_tables)
+
+
+def _buyers(orders: pd.DataFrame) -> int:
+    """Customers with a completed sale: 4,714 placed an order, 15 of them only cancelled ones."""
+    return orders.loc[(orders.status == "completed") & (orders.amount > 0), "customer_id"].nunique()
+
+
+def test_sample_funnel_matches_planted_conversion(sample_stages, sample_tables):
+    table = journey.funnel(sample_stages, conversion_window_days=3650).set_index("stage")
+    assert table.loc["awareness", "customers"] == 9000
+    # 78% of arrivals consider (planted); the funnel never grows downwards
+    assert table.loc["consideration", "overall_conversion"] == pytest.approx(0.78, abs=0.015)
+    assert table["customers"].is_monotonic_decreasing
+    assert table.loc["purchase", "customers"] == _buyers(sample_tables["orders"]) == 4699
+
+
+def test_sample_kpis_add_up(sample_tables):
+    orders = sample_tables["orders"]
+    table = journey.kpis(sample_tables, freq="MS")
+    sales = orders.loc[(orders.status == "completed") & (orders.amount > 0), "amount"].sum()
+    refunds = -orders.loc[orders.status == "refunded", "amount"].sum()
+    assert table["revenue"].sum() == pytest.approx(sales - refunds)
+    assert (table["new_revenue"] + table["returning_revenue"]).to_numpy() == pytest.approx(
+        table["revenue"].to_numpy())
+    assert table["new_customers"].sum() == _buyers(orders)
+    assert len(table) == 36
+    # planted ratings: about 3.9 + 0.6 z, clipped to 1..5
+    assert table["satisfaction"].mean() == pytest.approx(3.9, abs=0.2)
+    # historical CLV grows as customers keep buying
+    assert table["historical_clv"].iloc[-1] > 2 * table["historical_clv"].iloc[0]
+
+
+def test_sample_retention_starts_at_one(sample_tables):
+    table = journey.cohort_retention(sample_tables["orders"])
+    assert (table.loc[table["period"] == 0, "retention"] == 1).all()
+    assert table["retention"].between(0, 1).all()
+    assert table.drop_duplicates("cohort")["customers"].sum() == _buyers(sample_tables["orders"])

@@ -1,0 +1,233 @@
+"""The canonical tables as cash-flow series: one per journey stage, direction and segment.
+
+Every amount of money in the data belongs to one stage of the journey and
+flows one way. ``DEFAULT_MAPPING`` says which:
+
+============= ============================================ =====================================
+stage         inflow (money in)                            outflow (money out)
+============= ============================================ =====================================
+awareness                                                  acquisition and brand marketing
+                                                           (costs of stage awareness)
+consideration                                              promotions and discounts
+                                                           (costs of stage consideration)
+evaluation                                                 trials and demos (costs of stage evaluation)
+purchase      first orders (order_type ``new``)            fulfilment (costs of stage purchase)
+post-purchase repeat and upsell orders                     refunds; retention, support and loyalty
+                                                           (costs of stage post-purchase)
+operations                                                 payroll, rent ... (costs of stage operations)
+============= ============================================ =====================================
+
+Money moves only on sales (completed, positive amount: money in) and refunds
+(money out, the absolute amount); cancelled orders moved no money (see
+``toolkit.journey.is_sale`` / ``is_refund``). Refunds are outflows rather than
+negative inflows, so every series holds non-negative amounts and the direction
+gives the sign. A negative cost (a rebate or credit note) is money coming back
+to its stage: an inflow of that stage.
+
+Series are long format (``unique_id, ds, y`` plus ``stage, direction,
+segment``), ``unique_id = "stage|direction|segment"``, on one full grid of
+periods from the first to the last day of the data, zeros where no money moved.
+Weekly and monthly periods are labelled like ``pandas.date_range`` steps (see
+``toolkit.journey.period_label``); the first and last period can be partial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from toolkit.errors import JourneycastError
+from toolkit.journey import first_touch, is_refund, is_sale, period_grid, period_label
+from toolkit.schema import COST_STAGES
+
+__all__ = [
+    "ALL",
+    "DEFAULT_MAPPING",
+    "DIRECTIONS",
+    "SEGMENT_DIMENSIONS",
+    "SERIES_COLUMNS",
+    "FlowMapping",
+    "FlowsError",
+    "net_flow",
+    "stage_flows",
+]
+
+#: Directions of money, in the order series are listed.
+DIRECTIONS: tuple[str, ...] = ("inflow", "outflow")
+
+#: Segment label of unsegmented series.
+ALL = "all"
+
+#: Dimensions ``stage_flows`` can split series by.
+SEGMENT_DIMENSIONS: tuple[str, ...] = ("channel",)
+
+#: Columns of every series frame.
+SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y", "stage", "direction", "segment")
+
+
+class FlowsError(JourneycastError, ValueError):
+    """Series cannot be built from the tables with the parameters given."""
+
+
+@dataclass(frozen=True)
+class FlowMapping:
+    """Which stage each kind of money belongs to.
+
+    Attributes
+    ----------
+    revenue
+        Order type -> stage whose inflow a sale of that type is.
+    refunds
+        Stage whose outflow refunds are.
+    costs
+        Cost stage (``costs.stage``) -> stage whose outflow the cost is.
+    """
+
+    revenue: Mapping[str, str] = field(default_factory=lambda: {
+        "new": "purchase", "repeat": "post-purchase", "upsell": "post-purchase"})
+    refunds: str = "post-purchase"
+    costs: Mapping[str, str] = field(default_factory=lambda: {s: s for s in COST_STAGES})
+
+    def __post_init__(self) -> None:
+        targets = [*self.revenue.values(), self.refunds, *self.costs.values()]
+        unknown = sorted({t for t in targets if t not in COST_STAGES})
+        if unknown:
+            raise FlowsError(f"flow mapping uses unknown stages {unknown}; stages are {list(COST_STAGES)}")
+        if any("|" in str(t) for t in targets):
+            raise FlowsError("stage names in the flow mapping must not contain '|'")
+
+
+#: The mapping of money to stages described in the module docstring.
+DEFAULT_MAPPING = FlowMapping()
+
+
+def _stage_of(keys: pd.Series, table: Mapping[str, str], what: str) -> pd.Series:
+    stage = keys.map(dict(table))
+    unmapped = sorted(keys[stage.isna()].unique())
+    if unmapped:
+        raise FlowsError(f"no stage mapped for {what} {unmapped}; add them to the flow mapping")
+    return stage
+
+
+def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
+                mapping: FlowMapping) -> pd.DataFrame:
+    """Every movement of money as ``ts, stage, direction, segment, y`` (y >= 0)."""
+    orders = tables["orders"]
+    sales = orders[is_sale(orders)]
+    refunds = orders[is_refund(orders)]
+    parts = [
+        pd.DataFrame({"ts": sales["ts"],
+                      "stage": _stage_of(sales["order_type"], mapping.revenue, "order types"),
+                      "direction": "inflow", "customer_id": sales["customer_id"], "y": sales["amount"]}),
+        pd.DataFrame({"ts": refunds["ts"], "stage": mapping.refunds, "direction": "outflow",
+                      "customer_id": refunds["customer_id"], "y": refunds["amount"].abs()}),
+    ]
+    channel = None
+    if segment == "channel":
+        channel = first_touch(tables)["channel"]
+        for part in parts:
+            part["segment"] = part["customer_id"].map(channel)
+    costs = tables.get("costs")
+    if costs is not None and len(costs):
+        costs = costs[costs["amount"] != 0]
+        parts.append(pd.DataFrame({
+            "ts": costs["ts"], "stage": _stage_of(costs["stage"], mapping.costs, "cost stages"),
+            "direction": np.where(costs["amount"] > 0, "outflow", "inflow"),
+            "y": costs["amount"].abs(),
+            **({"segment": costs["channel"]} if channel is not None else {}),
+        }))
+    rows = pd.concat(parts, ignore_index=True).drop(columns="customer_id")
+    if channel is None:
+        rows["segment"] = ALL
+    else:
+        # '|' separates the parts of a series id
+        rows["segment"] = rows["segment"].astype("str").str.replace("|", "/", regex=False)
+    return rows
+
+
+def _data_period(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    stamps = [t["ts"] for t in tables.values() if t is not None and len(t)]
+    if not stamps:
+        raise FlowsError("the tables hold no rows: there is no period to build series over")
+    first = min(s.min() for s in stamps)
+    last = max(s.max() for s in stamps)
+    return pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+
+
+def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str | None = None,
+                mapping: FlowMapping = DEFAULT_MAPPING) -> pd.DataFrame:
+    """Money in and out per stage (and segment) and period, as long series.
+
+    Parameters
+    ----------
+    tables
+        The canonical tables: ``orders`` and optionally ``events`` and ``costs``.
+    freq
+        ``"D"`` (daily), ``"W"`` / ``"W-<day>"`` (weekly) or ``"MS"`` (monthly).
+    segment
+        None for one series per stage and direction (segment ``"all"``), or
+        ``"channel"``: inflows and refunds by the customer's first-touch
+        channel, costs by the cost row's channel (a ``|`` in a channel name
+        becomes ``/``, as ``|`` separates the parts of a series id).
+    mapping
+        Which money belongs to which stage; ``DEFAULT_MAPPING`` by default.
+
+    Returns
+    -------
+    Columns ``unique_id, ds, y, stage, direction, segment``; one series per
+    combination that moved any money, each on the same full grid of periods
+    from the first to the last day in the tables (events included), with
+    zeros where no money moved. Sorted by stage (journey order), direction,
+    segment and date.
+    """
+    if "orders" not in tables:
+        raise FlowsError("the tables have no 'orders' table")
+    if segment is not None and segment not in SEGMENT_DIMENSIONS:
+        raise FlowsError(f"cannot split flows by {segment!r}; choose one of {list(SEGMENT_DIMENSIONS)}")
+    first, last = _data_period(tables)
+    try:
+        grid = period_grid(first, last, freq)
+    except ValueError as exc:
+        raise FlowsError(str(exc)) from None
+    rows = _money_rows(tables, segment, mapping)
+    rows["ds"] = period_label(rows["ts"], freq)
+    keys = ["stage", "direction", "segment"]
+    wide = rows.groupby(["ds", *keys])["y"].sum().unstack(keys, fill_value=0.0)
+    wide = wide.reindex(grid, fill_value=0.0).rename_axis("ds")
+    order = sorted(wide.columns,
+                   key=lambda key: (COST_STAGES.index(key[0]), DIRECTIONS.index(key[1]), key[2]))
+    keys_of = np.array(order, dtype=object).reshape(len(order), 3)
+    days = len(grid)
+    out = pd.DataFrame({
+        "unique_id": np.repeat(["|".join(key) for key in order], days),
+        "ds": np.tile(grid.to_numpy(), len(order)),
+        "y": wide[order].to_numpy().T.ravel(),
+        "stage": np.repeat(keys_of[:, 0], days),
+        "direction": np.repeat(keys_of[:, 1], days),
+        "segment": np.repeat(keys_of[:, 2], days),
+    })
+    for column in ("unique_id", "stage", "direction", "segment"):
+        out[column] = out[column].astype("str")
+    return out[list(SERIES_COLUMNS)]
+
+
+def net_flow(series: pd.DataFrame) -> pd.DataFrame:
+    """Actual net cash flow per period across series: ``ds, inflow, outflow, net``.
+
+    ``series`` needs ``ds, y, direction`` (``stage_flows`` output); amounts are
+    magnitudes and the direction gives the sign, so ``net = inflow - outflow``.
+    """
+    missing = [c for c in ("ds", "y", "direction") if c not in series.columns]
+    if missing:
+        raise FlowsError(f"series: required columns {missing} missing")
+    bad = sorted(set(series["direction"].unique()) - set(DIRECTIONS))
+    if bad:
+        raise FlowsError(f"series: direction must be one of {list(DIRECTIONS)}, found {bad}")
+    wide = (series.groupby(["ds", "direction"])["y"].sum().unstack("direction")
+            .reindex(columns=list(DIRECTIONS)).fillna(0.0))
+    wide["net"] = wide["inflow"] - wide["outflow"]
+    wide.columns.name = None
+    return wide.reset_index()
