@@ -23,6 +23,65 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from toolkit.config import load_config
+    from toolkit.ingest import load_tables
+
+    config = load_config(args.data_dir, args.config)
+    rejects_path = args.rejects.resolve()
+    if rejects_path.is_relative_to(args.data_dir.resolve()):
+        raise JourneycastError(f"{args.rejects}: refusing to write into the data directory {args.data_dir}")
+    ingested = load_tables(args.data_dir, config)
+    print(ingested.format_summary())
+    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    ingested.rejects.to_csv(rejects_path, index=False)
+    print(f"wrote {len(ingested.rejects):,} reject lines to {args.rejects}")
+    if not len(ingested.tables["orders"]):
+        print("journeycast validate: no usable orders remain", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from toolkit import pipeline
+
+    dataset = pipeline.load(args.data_dir, args.config)
+    view = pipeline.journey(dataset)
+    cash = pipeline.forecast_cash(dataset, horizon=args.horizon, backend=args.backend)
+    pipeline.write_tables(args.out, pipeline.forecast_tables(cash, view))
+    summary = pipeline.forecast_summary(dataset, cash)
+    pipeline.write_summary(args.out, summary)
+    outlook = summary["cash"]
+    print(f"{len(summary['series'])} series forecast {summary['horizon']} days ahead; "
+          f"{sum(s['fallback'] for s in summary['series'])} on a fallback")
+    print(f"P(balance < minimum) within the horizon: {outlook['shortfall_probability']:.1%}; "
+          f"first likely breach: {outlook['first_breach_date'] or 'none'}; "
+          f"runway: {outlook['runway_days']} days")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from toolkit.reports import load_parameters_file, parse_parameter_value, run_report
+
+    parameters = load_parameters_file(args.params_file) if args.params_file else {}
+    parameters.update({name: parse_parameter_value(value) for name, value in args.parameter})
+    run = run_report(args.data_dir, args.config, parameters, out_dir=args.out, notebooks=args.notebooks)
+    for nb in run.notebooks:
+        line = f"{nb.status:<9} {nb.name} ({nb.duration_s:.1f} s)"
+        print(line + (f": {nb.error}" if nb.error else ""))
+    print(run.index)
+    return 0 if run.status == "succeeded" else 1
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data directory and configuration file every analysis command reads."""
+    p.add_argument("data_dir", nargs="?", type=Path, default=Path("data/sample"),
+                   help="directory with orders/events/costs and journeycast.yml")
+    p.add_argument("--config", type=Path, default=None,
+                   help="configuration file (default: DATA_DIR/journeycast.yml)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeycast",
@@ -35,6 +94,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=9000, help="people entering the journey")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("validate", help="check the data directory and write the rejected rows")
+    _data_arguments(p)
+    p.add_argument("--rejects", type=Path, default=Path("reports/validate/rejects.csv"),
+                   help="where to write the rejected rows (never inside DATA_DIR)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("forecast", help="forecast stage cash flows and the cash position")
+    _data_arguments(p)
+    p.add_argument("--horizon", type=int, default=None, help="periods to forecast (default: the config's)")
+    p.add_argument("--backend", default="local", help="local (all cores) or serial")
+    p.add_argument("--out", type=Path, default=Path("reports/forecast"), help="output directory")
+    p.set_defaults(func=_cmd_forecast)
+
+    p = sub.add_parser("report", help="run the notebooks into an offline HTML report")
+    _data_arguments(p)
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="notebook parameter; VALUE is read as YAML (42 is an int, null is None)")
+    p.add_argument("--params-file", type=Path, default=None, help="YAML mapping of notebook parameters")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="where runs are published")
+    p.add_argument("--notebooks", default=None, metavar="GLOB",
+                   help="which notebooks to run (default: notebooks/NN_*.ipynb)")
+    p.set_defaults(func=_cmd_report)
 
     return parser
 
