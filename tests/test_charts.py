@@ -1,0 +1,502 @@
+"""Chart builders: valid Vega-Lite, offline SVG with the marks the story needs.
+
+The frames are small synthetic ones in the shapes the toolkit's modules hand
+to the builders, so each expected mark can be counted by hand.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit import charts
+
+SVG = "{http://www.w3.org/2000/svg}"
+MINIMUM = 100_000.0
+BREACH = pd.Timestamp("2026-12-20")
+IDS = ["purchase|inflow|all", "awareness|outflow|all", "post-purchase|outflow|new"]
+
+
+def synthetic_frames(seed: int = 0, customers: int = 400) -> dict[str, pd.DataFrame]:
+    """One small frame of each shape the chart builders draw."""
+    rng = np.random.default_rng(seed)
+    past = pd.date_range("2026-08-01", "2026-10-31", freq="D")
+    ahead = pd.date_range("2026-11-01", periods=60, freq="D")
+    wave = 200 * np.sin(np.arange(len(ahead)) / 7 * 2 * np.pi)
+    series = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": past,
+                    "y": 1000.0 * (i + 1) + rng.normal(0, 100, len(past)),
+                    "stage": uid.split("|")[0],
+                    "direction": uid.split("|")[1],
+                    "segment": uid.split("|")[2],
+                }
+            )
+            for i, uid in enumerate(IDS)
+        ],
+        ignore_index=True,
+    )
+    forecast = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": ahead,
+                    "yhat": 1000.0 * (i + 1) + wave,
+                    "yhat_lower": 1000.0 * (i + 1) + wave - 300,
+                    "yhat_upper": 1000.0 * (i + 1) + wave + 300,
+                    "model": "prophet",
+                }
+            )
+            for i, uid in enumerate(IDS)
+        ],
+        ignore_index=True,
+    )
+    history = 150_000 + np.cumsum(rng.normal(-100, 1500, len(past)))
+    median = np.linspace(history[-1], 120_000, len(ahead))
+    spread = np.linspace(0, 50_000, len(ahead))
+    bands = pd.DataFrame(
+        {
+            "ds": past.append(ahead),
+            "p10": np.r_[np.full(len(past), np.nan), median - spread],
+            "p50": np.r_[np.full(len(past), np.nan), median],
+            "p90": np.r_[np.full(len(past), np.nan), median + spread],
+            "actual": np.r_[history, np.full(len(ahead), np.nan)],
+            "is_forecast": np.r_[np.zeros(len(past), bool), np.ones(len(ahead), bool)],
+        }
+    )
+    shortfall = pd.DataFrame({"ds": ahead, "probability": np.linspace(0.0, 0.12, len(ahead))})
+    funnel = pd.DataFrame(
+        {
+            "stage": ["awareness", "consideration", "evaluation", "purchase", "post-purchase"],
+            "customers": [9000, 7000, 4200, 3100, 1800],
+        }
+    )
+    previous = funnel["customers"].shift(1).fillna(funnel["customers"].iloc[0])
+    funnel["stage_conversion"] = funnel["customers"] / previous
+    funnel["overall_conversion"] = funnel["customers"] / funnel["customers"].iloc[0]
+    funnel["drop_off"] = previous - funnel["customers"]
+    cohorts = pd.date_range("2026-01-01", periods=6, freq="MS")
+    retention = pd.DataFrame(
+        [(c, p, 1.0 if p == 0 else 0.3 * 0.8**p) for i, c in enumerate(cohorts) for p in range(6 - i)],
+        columns=["cohort", "period", "retention"],
+    )
+    kpis = pd.DataFrame(
+        {
+            "ds": pd.date_range("2026-05-01", periods=6, freq="MS"),
+            "revenue": [50_000.0, 60_000, 55_000, 70_000, 80_000, 100_000],
+            "orders": rng.integers(300, 600, 6),
+            "customers": rng.integers(250, 500, 6),
+            "average_order_value": rng.uniform(80, 140, 6),
+            "conversion_rate": rng.uniform(0.3, 0.5, 6),
+            "repeat_purchase_rate": rng.uniform(0.1, 0.3, 6),
+            "new_revenue": rng.uniform(20_000, 40_000, 6),
+            "returning_revenue": rng.uniform(20_000, 50_000, 6),
+            "satisfaction": rng.uniform(3.5, 4.6, 6),
+        }
+    )
+    segments = np.array(["Champions", "Loyal", "At risk", "Hibernating"])
+    window_start = pd.Timestamp("2026-11-02") + pd.to_timedelta(rng.integers(0, 56, customers), unit="D")
+    scores = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(customers)],
+            "segment": segments[rng.integers(0, len(segments), customers)],
+            "recency": rng.integers(0, 700, customers),
+            "frequency": rng.poisson(2, customers),
+            "monetary": rng.gamma(2, 60, customers),
+            "probability_alive": rng.uniform(0, 1, customers),
+            "expected_purchases": rng.gamma(1, 0.5, customers),
+            "clv": rng.gamma(2, 100, customers),
+            "upsell_propensity": rng.uniform(0, 1, customers),
+            "window_start": window_start,
+            "window_end": window_start + pd.Timedelta(days=14),
+        }
+    )
+    scores["expected_value"] = scores["clv"] * scores["upsell_propensity"] * 0.2
+    frequency, recency = np.meshgrid(np.arange(0, 8), np.arange(0, 20))
+    matrix = pd.DataFrame({"frequency": frequency.ravel(), "recency": recency.ravel()})
+    fading = np.exp(-(matrix["recency"] + 1) / 5) * matrix["frequency"] / 8
+    matrix["probability_alive"] = np.clip(1 - fading, 0, 1)
+    weeks = pd.date_range("2026-11-02", periods=8, freq="W-MON")
+    before = np.linspace(0.01, 0.08, 8)
+    evaluations = pd.DataFrame(
+        {
+            "launch_week": weeks,
+            "shortfall_probability_before": before,
+            "shortfall_probability_after": before + 0.02,
+            "expected_net_gain": np.linspace(12_000, 4_000, 8),
+        }
+    )
+    evaluations["feasible"] = evaluations["shortfall_probability_after"] <= 0.05
+    diagnostics = pd.DataFrame(
+        {
+            "unique_id": IDS,
+            "status": "ok",
+            "model": ["prophet", "seasonal_naive", "prophet"],
+            "prophet_mae": [100.0, 120, 90],
+            "prophet_mase": [0.8, 1.1, 0.7],
+            "prophet_coverage": [0.78, 0.7, 0.82],
+            "seasonal_naive_mae": [130.0, 100, 120],
+            "seasonal_naive_mase": [1.0, 0.95, 1.05],
+            "seasonal_naive_coverage": [0.6, 0.65, 0.7],
+            "coverage_calibrated": [0.8, 0.8, 0.8],
+        }
+    )
+    comparison = pd.DataFrame(
+        {
+            "scenario": ["baseline", "demand -20%", "receipts +14 days"],
+            "shortfall_probability": [0.03, 0.18, 0.07],
+            "first_breach_date": [pd.NaT, pd.Timestamp("2026-12-15"), pd.Timestamp("2027-01-20")],
+            "runway_days": [60, 44, 60],
+            "ending_p10": [90_000.0, 40_000, 70_000],
+            "ending_p50": [140_000.0, 95_000, 120_000],
+            "ending_p90": [190_000.0, 150_000, 170_000],
+        }
+    )
+    return {
+        "series": series, "forecast": forecast, "bands": bands, "shortfall": shortfall,
+        "funnel": funnel, "retention": retention, "kpis": kpis, "scores": scores,
+        "matrix": matrix, "evaluations": evaluations, "diagnostics": diagnostics,
+        "comparison": comparison,
+    }
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return synthetic_frames()
+
+
+def vegalite(chart: alt.TopLevelMixin) -> dict:
+    """The chart's Vega-Lite spec, validated against the schema."""
+    with alt.data_transformers.enable("default"):
+        return chart.to_dict(validate=True)
+
+
+def vega_rows(chart: alt.TopLevelMixin) -> list[dict]:
+    """Every inline data row of the chart's Vega spec, after vegafusion's pre-transform."""
+    return [row for data in chart.to_dict(format="vega")["data"] for row in data.get("values", [])]
+
+
+def marks(svg: str, kind: str, name: str | None = None) -> list[ET.Element]:
+    """The drawn items of every mark group of ``kind`` (rect, line, text, ...)."""
+    root = ET.fromstring(svg)
+    found = []
+    for group in root.iter(f"{SVG}g"):
+        cls = group.get("class", "")
+        if f"mark-{kind} role-mark" in cls and (name is None or name in cls):
+            found.extend(child for child in group if child.tag != f"{SVG}g")
+    return found
+
+
+def texts(svg: str) -> list[str]:
+    return [t.text or "" for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def layers_of(spec: dict) -> list[dict]:
+    """Every unit spec inside a (nested) layer/concat spec."""
+    if "mark" in spec:
+        return [spec]
+    out = []
+    for key in ("layer", "vconcat", "hconcat", "concat"):
+        for sub in spec.get(key, []):
+            out.extend(layers_of(sub))
+    if "spec" in spec:
+        out.extend(layers_of(spec["spec"]))
+    return out
+
+
+def builders(f: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
+    return {
+        "forecast_one": charts.forecast_bands(f["series"], f["forecast"], [IDS[0]]),
+        "forecast_all": charts.forecast_bands(f["series"], f["forecast"]),
+        "cash": charts.cash_balance(f["bands"], MINIMUM, BREACH, 0.12),
+        "shortfall": charts.shortfall_probability(f["shortfall"], 0.05),
+        "scenarios": charts.scenario_comparison(f["comparison"]),
+        "funnel": charts.funnel(f["funnel"]),
+        "cohorts": charts.cohort_retention(f["retention"]),
+        "kpis": charts.kpi_small_multiples(f["kpis"]),
+        "segments": charts.segment_value(f["scores"]),
+        "rfm": charts.rfm_scatter(f["scores"]),
+        "p_alive": charts.probability_alive_matrix(f["matrix"]),
+        "campaign": charts.campaign_timing(f["evaluations"], 0.05),
+        "upsell": charts.upsell_timing(f["scores"], f["evaluations"], 0.05, f["evaluations"]["launch_week"][1]),
+        "linked": charts.cash_opportunities_linked(f["bands"], f["scores"], MINIMUM),
+        "backtest": charts.backtest_scores(f["diagnostics"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def built(frames) -> dict[str, alt.TopLevelMixin]:
+    return builders(frames)
+
+
+@pytest.fixture(scope="module")
+def svgs(built) -> dict[str, str]:
+    return {name: charts.to_svg(chart) for name, chart in built.items()}
+
+
+def test_theme_is_registered_once_and_active(built):
+    assert alt.theme.active == charts.THEME
+    assert charts.THEME in alt.theme.names()
+    config = vegalite(built["funnel"])["config"]
+    assert config["font"].startswith("Helvetica")
+    assert config["range"]["category"] == charts.CATEGORY
+
+
+@pytest.mark.parametrize("name", list(builders(synthetic_frames(customers=40))))
+def test_every_builder_gives_valid_vegalite_and_svg(name, built, svgs):
+    spec = vegalite(built[name])
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v6")
+    svg = svgs[name]
+    assert svg.startswith("<svg") and 'class="marks"' in svg
+    title = spec["title"]["text"] if isinstance(spec.get("title"), dict) else spec.get("title")
+    if title is None:  # the linked view titles its first panel
+        title = spec["vconcat"][0]["title"]["text"]
+    assert title in texts(svg)
+
+
+def test_cash_balance_is_solid_in_the_past_and_dashed_ahead(built, frames):
+    lines = [unit for unit in layers_of(vegalite(built["cash"])) if unit["mark"]["type"] == "line"]
+    by_part = {
+        part: unit["mark"]
+        for unit in lines
+        for part in ("actual", "forecast")
+        if f"'{part}'" in str(unit["transform"])
+    }
+    assert len(by_part) == 2
+    assert "strokeDash" not in by_part["actual"]
+    assert by_part["forecast"]["strokeDash"] == charts.FUTURE_DASH
+    svg_lines = marks(charts.to_svg(built["cash"]), "line")
+    dashes = [line.get("stroke-dasharray") for line in svg_lines]
+    assert dashes.count("6,4") == 1 and dashes.count(None) == 1
+
+
+def test_cash_balance_dashed_line_starts_where_the_actuals_end(built, frames):
+    rows = [row for row in vega_rows(built["cash"]) if "part" in row]
+    last_actual = frames["bands"]["actual"].dropna().iloc[-1]
+    first_forecast = min((r for r in rows if r["part"] == "forecast"), key=lambda r: r["ds"])
+    assert first_forecast["balance"] == pytest.approx(last_actual)
+
+
+def test_cash_balance_marks_the_minimum_and_the_first_breach(svgs):
+    words = texts(svgs["cash"])
+    assert "Minimum cash $100,000" in words
+    assert "First breach 20 Dec 2026" in words
+    assert "Cash may fall below the $100k minimum from 20 Dec 2026 (12% probability)" in words
+    assert "$100,000" in words  # the money axis carries the currency symbol
+    assert len(marks(svgs["cash"], "symbol")) == 1  # one breach marker
+
+
+def test_cash_balance_without_breach_says_cash_stays_above(frames):
+    chart = charts.cash_balance(frames["bands"], 50_000, None, 0.03, currency="EUR")
+    words = texts(charts.to_svg(chart))
+    assert "Cash stays above the €50k minimum with 97% probability" in words
+    assert "Minimum cash €50,000" in words
+    assert not any(w.startswith("First breach") for w in words)
+
+
+def test_minimum_cash_rule_sits_at_its_value(frames):
+    chart = charts.cash_balance(frames["bands"], MINIMUM)
+    rule_values = [row["minimum_cash"] for row in vega_rows(chart) if "minimum_cash" in row]
+    assert rule_values and set(rule_values) == {MINIMUM}
+
+
+def test_funnel_draws_one_bar_per_stage_proportional_to_customers(svgs, frames):
+    bars = marks(svgs["funnel"], "rect")
+    assert len(bars) == len(frames["funnel"])
+    widths = [float(b.get("d").split("h")[1].split("v")[0]) for b in bars]
+    customers = frames["funnel"]["customers"].to_numpy()
+    assert np.allclose(np.array(widths) / widths[0], customers / customers[0])
+    assert "7,000 · 78% of previous" in texts(svgs["funnel"])
+
+
+def test_funnel_title_names_the_weakest_step(built):
+    # 1800/3100 = 58% is the lowest step conversion in the synthetic funnel.
+    assert built["funnel"].title == (
+        "20% reach post-purchase; biggest drop from purchase to post-purchase (58% continue)"
+    )
+
+
+def test_cohort_heatmap_has_one_cell_per_cohort_and_period(svgs, frames):
+    assert len(marks(svgs["cohorts"], "rect")) == len(frames["retention"])
+    assert "24%" in texts(svgs["cohorts"])  # 0.3 * 0.8 one period after the first purchase
+
+
+def test_probability_alive_matrix_fills_the_grid(svgs, frames):
+    assert len(marks(svgs["p_alive"], "rect")) == len(frames["matrix"])
+
+
+def test_kpi_small_multiples_has_one_panel_per_kpi(svgs, built):
+    assert len(built["kpis"].concat) == len(charts.KPI_FORMATS)
+    assert len(marks(svgs["kpis"], "line")) == len(charts.KPI_FORMATS)
+    # 80k -> 100k between the last two periods.
+    assert "Revenue up 25% in the latest period ($100k vs $80k)" in texts(svgs["kpis"])
+
+
+def test_segment_value_bars_sum_to_the_expected_value(built, frames):
+    rows = [r for r in vega_rows(built["segments"]) if "expected_value" in r and "segment" in r]
+    totals = {r["segment"]: r["expected_value"] for r in rows}
+    expected = frames["scores"].groupby("segment")["expected_value"].sum()
+    assert totals == pytest.approx(expected.to_dict())
+
+
+def test_campaign_shades_exactly_the_feasible_weeks(svgs, frames, built):
+    feasible = frames["evaluations"]["feasible"]
+    assert len(marks(svgs["campaign"], "rect", "concat_0_layer_0_marks")) == feasible.sum()
+    best = frames["evaluations"][feasible].sort_values("expected_net_gain").iloc[-1]
+    assert f"{best['launch_week'].day} {best['launch_week']:%b %Y}" in built["campaign"].title.text
+
+
+def test_campaign_title_for_a_chosen_week_states_its_effect(frames):
+    week = frames["evaluations"]["launch_week"].iloc[4]
+    chart = charts.campaign_timing(frames["evaluations"], 0.05, week)
+    row = frames["evaluations"].iloc[4]
+    assert chart.title.text == (
+        f"Launching the week of {week.day} {week:%b %Y}: shortfall risk "
+        f"{row['shortfall_probability_before']:.0%} → {row['shortfall_probability_after']:.0%}, "
+        f"net gain {charts.money_text(row['expected_net_gain'])}, too risky (limit 5%)"
+    )
+
+
+def test_campaign_launches_reads_a_campaign_evaluation():
+    from types import SimpleNamespace
+
+    weeks = pd.date_range("2026-11-01", periods=3, freq="7D")
+    launches = pd.DataFrame(
+        {"start": weeks, "shortfall_probability": [0.08, 0.04, 0.02], "within_risk_limit": [False, True, True]}
+    )
+    evaluation = SimpleNamespace(launches=launches, shortfall_before=0.01, expected_net_gain=5_000.0)
+    frame = charts.campaign_launches(evaluation)
+    assert frame["launch_week"].tolist() == list(weeks)
+    assert frame["shortfall_probability_before"].tolist() == [0.01] * 3
+    assert frame["feasible"].tolist() == [False, True, True]
+    title = charts.campaign_timing(frame, 0.05).title.text
+    assert title == "Best feasible launch: week of 8 Nov 2026, net gain $5k at 4% shortfall risk"
+
+
+def test_no_feasible_week_is_said_plainly(frames):
+    evaluations = frames["evaluations"].assign(feasible=False)
+    title = charts.campaign_timing(evaluations, 0.05).title.text
+    assert title == "No launch week keeps the shortfall risk within 5%"
+
+
+def test_scenario_comparison_names_the_riskiest_scenario(svgs):
+    words = texts(svgs["scenarios"])
+    assert "demand -20% raises shortfall risk to 18% (baseline: 3%)" in words
+    assert {"runway 60 days", "runway 44 days"} <= set(words)
+
+
+def test_backtest_reads_per_model_score_columns(built, svgs):
+    assert built["backtest"].title == (
+        "Median backtest MASE (lower is better): prophet 0.80, seasonal_naive 1.00"
+    )
+    assert len(built["backtest"].hconcat) == 2  # MASE and coverage
+    # 3 series x 2 models on each of the two panels.
+    assert len(marks(svgs["backtest"], "symbol")) == 12
+
+
+def test_backtest_without_mase_columns_is_refused(frames):
+    with pytest.raises(charts.ChartDataError, match="<model>_mase"):
+        charts.backtest_scores(frames["diagnostics"][["unique_id", "model", "prophet_mae"]])
+
+
+def test_forecast_bands_draw_actuals_forecast_and_band_per_series(svgs, frames):
+    assert len(marks(svgs["forecast_all"], "area")) == len(IDS)
+    lines = marks(svgs["forecast_all"], "line")
+    assert [line.get("stroke-dasharray") for line in lines].count("6,4") == len(IDS)
+    assert {"purchase · inflow · all", "awareness · outflow · all"} <= set(texts(svgs["forecast_all"]))
+    total = frames["forecast"].loc[frames["forecast"]["unique_id"] == IDS[0], "yhat"].sum()
+    assert f"Purchase inflow (all): {charts.money_text(total)} expected over the next 60 days" in texts(
+        svgs["forecast_one"]
+    )
+
+
+def test_shortfall_chart_states_the_peak_and_the_limit(svgs):
+    words = texts(svgs["shortfall"])
+    assert "Shortfall risk peaks at 12% on 30 Dec 2026 (limit 5%)" in words
+    assert "Risk limit 5%" in words
+
+
+def test_linked_view_brush_filters_the_opportunities(built, svgs):
+    spec = vegalite(built["linked"])
+    upper, lower = spec["vconcat"]
+    assert [(p["name"], p["select"]["type"]) for p in spec["params"]] == [("period", "interval")]
+    assert {"filter": {"param": "period"}} in lower["transform"]
+    # The selection survives vegafusion's pre-transform: it is client-side Vega.
+    vega = built["linked"].to_dict(format="vega")
+    assert any(s["name"].startswith("period") for s in vega["signals"])
+    assert len(marks(svgs["linked"], "rect")) > 0
+
+
+def test_missing_column_is_named(frames):
+    with pytest.raises(charts.ChartDataError, match="required column 'is_forecast' missing"):
+        charts.cash_balance(frames["bands"].drop(columns="is_forecast"), MINIMUM)
+
+
+def test_vegafusion_draws_twenty_thousand_rows(frames):
+    rng = np.random.default_rng(1)
+    many = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(20_000)],
+            "segment": rng.choice(["Champions", "Loyal", "At risk"], 20_000),
+            "recency": rng.integers(0, 700, 20_000),
+            "frequency": rng.poisson(2, 20_000),
+            "monetary": rng.gamma(2, 60, 20_000),
+        }
+    )
+    chart = charts.rfm_scatter(many)
+    with alt.data_transformers.enable("default"), pytest.raises(alt.MaxRowsError):
+        chart.to_dict()
+    svg = charts.to_svg(chart)
+    assert len(marks(svg, "symbol")) == 20_000
+    assert charts.to_png(chart)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_svg_output_is_deterministic(built):
+    assert charts.to_svg(built["cash"]) == charts.to_svg(built["cash"])
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "text"),
+    [(100_000, "USD", "$100k"), (1_500_000, "EUR", "€1.5M"), (-950, "GBP", "-£950"), (2_000, "USD", "$2k")],
+)
+def test_money_text(value, currency, text):
+    assert charts.money_text(value, currency) == text
+
+
+def test_cash_title_without_probability_or_breach():
+    assert charts.cash_title(100_000) == "Cash stays above the $100k minimum"
+
+
+def test_funnel_leaves_out_stages_the_data_cannot_show(frames):
+    partial = frames["funnel"].copy()
+    partial.loc[2, ["customers", "stage_conversion", "overall_conversion", "drop_off"]] = np.nan
+    svg = charts.to_svg(charts.funnel(partial))
+    assert len(marks(svg, "rect")) == len(partial) - 1
+    assert "evaluation" not in texts(svg)
+
+
+def test_journey_charts_on_the_sample_shop(sample_tables, sample_config):
+    from toolkit import journey
+
+    stages = journey.funnel(journey.customer_stages(sample_tables), sample_config.conversion_window_days)
+    observed = stages["customers"].notna().sum()
+    funnel_svg = charts.to_svg(charts.funnel(stages))
+    assert len(marks(funnel_svg, "rect")) == observed
+    last = stages.loc[stages["customers"].notna()].iloc[-1]
+    assert texts(funnel_svg)[-1].startswith(f"{last['overall_conversion']:.0%} reach {last['stage']}")
+
+    retention = journey.cohort_retention(sample_tables["orders"])
+    assert len(marks(charts.to_svg(charts.cohort_retention(retention)), "rect")) == len(retention)
+
+    kpis = journey.kpis(sample_tables)
+    chart = charts.kpi_small_multiples(kpis, currency=sample_config.currency)
+    assert len(chart.concat) == sum(k in kpis.columns for k in charts.KPI_FORMATS)
+    vegalite(chart)

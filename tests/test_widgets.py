@@ -1,0 +1,213 @@
+"""Explorers: controls redraw through the supplied callables; static() is the report's chart.
+
+Controls are driven the way a user drives them, by setting ``.value``.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import ipywidgets
+import numpy as np
+import pandas as pd
+import pytest
+from test_charts import IDS, MINIMUM, synthetic_frames, texts, vega_rows
+
+from toolkit import charts
+from toolkit.cash import (
+    DemandShock,
+    OutflowChange,
+    ReceiptDelay,
+    Scenario,
+    apply_scenario,
+    cash_position,
+    compare_scenarios,
+)
+from toolkit.widgets import ForecastExplorer, ScenarioExplorer, UpsellTimingExplorer
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return synthetic_frames(customers=120)
+
+
+def shown(explorer) -> alt.TopLevelMixin:
+    """The chart in the explorer's output area: exactly one display, the latest chart."""
+    assert len(explorer.output.outputs) == 1
+    assert explorer.output.outputs[0]["output_type"] == "display_data"
+    return explorer.chart
+
+
+def test_forecast_explorer_offers_only_existing_series(frames):
+    explorer = ForecastExplorer(frames["series"], frames["forecast"])
+    assert isinstance(explorer.widget, ipywidgets.VBox)
+    assert explorer.unique_id == IDS[0]
+    explorer.stage.value = "post-purchase"
+    assert explorer.direction.options == ("outflow",)
+    assert explorer.segment.options == ("new",)
+    assert explorer.unique_id == IDS[2]
+    assert "Post-purchase outflow (new)" in shown(explorer).title.text
+
+
+def test_forecast_explorer_horizon_slider_cuts_the_forecast(frames):
+    explorer = ForecastExplorer(frames["series"], frames["forecast"])
+    assert explorer.horizon.max == 60
+    explorer.horizon.value = 14
+    dates = {row["ds"] for row in vega_rows(shown(explorer)) if row.get("yhat") is not None}
+    assert len(dates) == 14
+    assert "next 14 days" in explorer.chart.title.text
+
+
+def test_forecast_explorer_static_is_the_first_series_full_horizon(frames):
+    explorer = ForecastExplorer(frames["series"], frames["forecast"])
+    explorer.stage.value = "awareness"
+    static = explorer.static()
+    assert static.title.text.startswith("Purchase inflow (all)")
+    assert "next 60 days" in static.title.text
+
+
+HORIZON_START = pd.Timestamp("2026-11-01")
+OPENING = 105_000.0
+
+
+@pytest.fixture(scope="module")
+def cash_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """60 days of actual flows and 60 days x 200 draws of forecast paths, three series."""
+    rng = np.random.default_rng(3)
+    daily = {"purchase|inflow|all": 1000.0, "awareness|outflow|all": 150.0, "operations|outflow|all": 800.0}
+    past = pd.date_range(HORIZON_START - pd.Timedelta(days=60), periods=60)
+    history = pd.DataFrame(
+        [(uid, ds, amount, *uid.split("|")) for uid, amount in daily.items() for ds in past],
+        columns=["unique_id", "ds", "y", "stage", "direction", "segment"],
+    )
+    ahead = pd.date_range(HORIZON_START, periods=60)
+    paths = pd.concat(
+        [
+            pd.DataFrame(
+                rng.gamma(4.0, amount / 4.0, (60, 200)),
+                index=pd.MultiIndex.from_product([[uid], ahead], names=["unique_id", "ds"]),
+                columns=[f"draw_{i}" for i in range(200)],
+            )
+            for uid, amount in daily.items()
+        ]
+    )
+    return history, paths
+
+
+@pytest.fixture
+def recompute(cash_inputs):
+    """The toolkit's cash model behind the sliders, recording what it was asked."""
+    history, paths = cash_inputs
+    calls = []
+
+    def run(stage: str, outflow_change_pct: int, demand_shock_pct: int, receipt_delay_days: int):
+        calls.append(dict(stage=stage, outflow_change_pct=outflow_change_pct,
+                          demand_shock_pct=demand_shock_pct, receipt_delay_days=receipt_delay_days))
+        scenario = Scenario(
+            "what-if",
+            (
+                OutflowChange(stage, outflow_change_pct, HORIZON_START),
+                DemandShock(demand_shock_pct, HORIZON_START),
+                ReceiptDelay(receipt_delay_days),
+            ),
+        )
+        outlook = cash_position(history, apply_scenario(paths, scenario), OPENING, MINIMUM)
+        return outlook, compare_scenarios(history, paths, [scenario], OPENING, MINIMUM)
+
+    run.calls = calls
+    return run
+
+
+def test_scenario_explorer_recomputes_with_the_new_control_values(recompute):
+    explorer = ScenarioExplorer(recompute, ["awareness", "operations"])
+    assert recompute.calls == [
+        dict(stage="awareness", outflow_change_pct=0, demand_shock_pct=0, receipt_delay_days=0)
+    ]
+    explorer.demand_shock.value = -20
+    explorer.receipt_delay.value = 14
+    explorer.stage.value = "operations"
+    explorer.outflow_change.value = 10
+    assert recompute.calls[1:] == [
+        dict(stage="awareness", outflow_change_pct=0, demand_shock_pct=-20, receipt_delay_days=0),
+        dict(stage="awareness", outflow_change_pct=0, demand_shock_pct=-20, receipt_delay_days=14),
+        dict(stage="operations", outflow_change_pct=0, demand_shock_pct=-20, receipt_delay_days=14),
+        dict(stage="operations", outflow_change_pct=10, demand_shock_pct=-20, receipt_delay_days=14),
+    ]
+    outlook, comparison = recompute(**explorer.values)
+    # Net flow +50 a day as forecast, -230 a day in the what-if (plus 14 days of no receipts).
+    assert comparison["shortfall_probability"].iloc[0] < comparison["shortfall_probability"].iloc[1]
+    balance, scenarios = shown(explorer).vconcat
+    assert balance.title.text == charts.cash_title(
+        MINIMUM, outlook.shortfall_probability, outlook.first_breach_date
+    )
+    assert outlook.first_breach_date is not None
+    assert scenarios.title.text.startswith("what-if raises shortfall risk")
+
+
+def test_scenario_explorer_static_is_the_baseline(recompute):
+    explorer = ScenarioExplorer(recompute, ["awareness"])
+    explorer.demand_shock.value = -30
+    static = explorer.static()
+    assert recompute.calls[-1]["demand_shock_pct"] == 0
+    words = texts(charts.to_svg(static))
+    assert "Minimum cash $100,000" in words
+    assert not any(w.startswith("First breach") for w in words)
+
+
+@pytest.fixture
+def plan(frames):
+    """A stand-in campaign evaluation: discounts shrink the net gain."""
+    calls = []
+
+    def run(target_threshold: float, discount: float, cost_per_contact: float):
+        calls.append(
+            dict(target_threshold=target_threshold, discount=discount, cost_per_contact=cost_per_contact)
+        )
+        scores = frames["scores"]
+        evaluations = frames["evaluations"].copy()
+        evaluations["expected_net_gain"] = evaluations["expected_net_gain"] * (1 - discount) - cost_per_contact
+        return scores[scores["upsell_propensity"] >= target_threshold], evaluations
+
+    run.calls = calls
+    return run
+
+
+def test_upsell_explorer_replans_on_campaign_controls_and_redraws_on_start_week(plan, frames):
+    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
+    assert plan.calls == [dict(target_threshold=0.5, discount=0.1, cost_per_contact=2.0)]
+    # The recommended start is the feasible week with the highest net gain (the first).
+    assert explorer.start_week.value == frames["evaluations"]["launch_week"].iloc[0]
+    explorer.discount.value = 20
+    explorer.target_threshold.value = 0.8
+    explorer.cost_per_contact.value = 5.0
+    assert plan.calls[1:] == [
+        dict(target_threshold=0.5, discount=0.2, cost_per_contact=2.0),
+        dict(target_threshold=0.8, discount=0.2, cost_per_contact=2.0),
+        dict(target_threshold=0.8, discount=0.2, cost_per_contact=5.0),
+    ]
+    # Moving the campaign redraws without re-evaluating it.
+    later = frames["evaluations"]["launch_week"].iloc[5]
+    explorer.start_week.value = later
+    assert len(plan.calls) == 4
+    chart = shown(explorer)
+    assert chart.title.text.startswith(f"Launching the week of {later.day} {later:%b %Y}")
+    assert "too risky" in chart.title.text
+    targeted = (frames["scores"]["upsell_propensity"] >= 0.8).sum()
+    assert explorer.targets["customer_id"].nunique() == targeted
+
+
+def test_upsell_explorer_keeps_the_chosen_week_across_replans(plan, frames):
+    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
+    week = frames["evaluations"]["launch_week"].iloc[3]
+    explorer.start_week.value = week
+    explorer.discount.value = 30
+    assert explorer.start_week.value == week
+
+
+def test_upsell_explorer_static_uses_the_starting_controls(plan, frames):
+    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
+    explorer.discount.value = 40
+    static = explorer.static()
+    assert plan.calls[-1]["discount"] == 0.1
+    first = frames["evaluations"]["launch_week"].iloc[0]
+    assert static.title.text.startswith(f"Launching the week of {first.day} {first:%b %Y}")
+    assert "feasible" in texts(charts.to_svg(static))

@@ -1,0 +1,1106 @@
+"""Chart builders: DataFrames in, Altair charts out.
+
+Every builder is a pure function of the frames the toolkit produces (stage
+series, forecasts, cash bands, funnel, cohorts, KPIs, customer scores,
+campaign evaluations, backtest scores, scenarios). Builders neither read files
+nor display anything, so the same chart serves a notebook, a widget and a
+static report. Each builder lists the columns it expects in its docstring.
+
+Importing this module registers and enables one theme (``journeycast``) and the
+``vegafusion`` data transformer, which evaluates transforms in Python and keeps
+frames above Altair's 5,000-row limit working. With vegafusion on, a chart's
+spec is obtained with ``chart.to_dict(format="vega")`` (a custom notebook
+renderer must compile with ``altair.utils.display.compile_with_vegafusion``);
+:func:`to_svg` and :func:`to_png` render a chart offline with vl-convert.
+
+Titles state the finding (e.g. "Cash stays above the $100k minimum with 97%
+probability"); every builder accepts ``title`` to override the computed one.
+Money axes and tooltips carry the run's currency symbol (``currency`` is the
+ISO code from the run configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import vl_convert as vlc
+from babel.numbers import get_currency_symbol
+
+from toolkit.errors import JourneycastError
+
+__all__ = [
+    "THEME",
+    "ChartDataError",
+    "backtest_scores",
+    "campaign_launches",
+    "campaign_timing",
+    "cash_balance",
+    "cash_opportunities_linked",
+    "cash_title",
+    "cohort_retention",
+    "currency_symbol",
+    "forecast_bands",
+    "funnel",
+    "kpi_small_multiples",
+    "money_text",
+    "opportunity_weeks",
+    "probability_alive_matrix",
+    "rfm_scatter",
+    "scenario_comparison",
+    "segment_value",
+    "shortfall_probability",
+    "to_png",
+    "to_svg",
+    "upsell_timing",
+]
+
+THEME = "journeycast"
+
+# Colours chosen to stay readable in print and for the common colour-vision deficiencies.
+INK = "#1f2937"
+FORECAST = "#2563eb"
+BAND = "#93c5fd"
+DANGER = "#dc2626"
+GOOD = "#16a34a"
+MUTED = "#9ca3af"
+CATEGORY = [
+    "#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6",
+    "#0ea5e9", "#84cc16", "#ec4899", "#6b7280", "#14b8a6",
+]
+FUTURE_DASH = [6, 4]
+WEEK_FORMAT = "%d %b"
+WIDTH = 560
+HEIGHT = 240
+
+
+class ChartDataError(JourneycastError, ValueError):
+    """A frame handed to a chart builder lacks a column or rows it needs."""
+
+
+@alt.theme.register(THEME, enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    return {
+        "config": {
+            "font": "Helvetica, Arial, sans-serif",
+            "background": "white",
+            "view": {"continuousWidth": WIDTH, "continuousHeight": HEIGHT, "stroke": None},
+            "title": {
+                "anchor": "start",
+                "fontSize": 15,
+                "fontWeight": 600,
+                "color": INK,
+                "subtitleColor": "#4b5563",
+                "subtitleFontSize": 12,
+                "offset": 12,
+            },
+            "axis": {
+                "labelColor": "#374151",
+                "titleColor": "#374151",
+                "labelFontSize": 11,
+                "titleFontSize": 12,
+                "titleFontWeight": 500,
+                "gridColor": "#e5e7eb",
+                "domainColor": MUTED,
+                "tickColor": MUTED,
+            },
+            "legend": {"orient": "bottom", "labelFontSize": 11, "titleFontSize": 12},
+            "header": {"labelFontSize": 12, "titleFontSize": 12, "labelColor": INK},
+            "range": {"category": CATEGORY},
+            "line": {"strokeWidth": 2},
+            "point": {"filled": True, "size": 40},
+            "text": {"fontSize": 11, "color": INK},
+        }
+    }
+
+
+alt.data_transformers.enable("vegafusion")
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def currency_symbol(currency: str) -> str:
+    """The symbol shown for an ISO currency code ("USD" -> "$", "EUR" -> "€")."""
+    return get_currency_symbol(currency.upper(), locale="en_US")
+
+
+def money_text(value: float, currency: str = "USD", compact: bool = True) -> str:
+    """Format an amount for a title: ``$100k``, ``-$1.2M``, ``$950``."""
+    symbol = currency_symbol(currency)
+    sign = "-" if value < 0 else ""
+    amount = abs(value)
+    if compact:
+        for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if amount >= limit:
+                scaled = f"{amount / limit:.1f}".rstrip("0").rstrip(".")
+                return f"{sign}{symbol}{scaled}{suffix}"
+    return f"{sign}{symbol}{amount:,.0f}"
+
+
+def _money_expr(value: str, currency: str) -> str:
+    """A Vega expression formatting ``value`` as money with the currency symbol."""
+    symbol = json.dumps(currency_symbol(currency))
+    return f"({value} < 0 ? '-' : '') + {symbol} + format(abs({value}), ',.0f')"
+
+
+def _money_axis(currency: str, title: str | None = None) -> alt.Axis:
+    return alt.Axis(title=title, labelExpr=_money_expr("datum.value", currency))
+
+
+def _money_labels(chart: alt.Chart, currency: str, *fields: str) -> alt.Chart:
+    """Add ``<field>_label`` columns holding money strings for tooltips and text."""
+    return chart.transform_calculate(
+        **{f"{f}_label": _money_expr(f"datum[{json.dumps(f)}]", currency) for f in fields}
+    )
+
+
+def _labelled_rule(
+    field: str, value: float, label: str, color: str, dash: list[int] | None = None
+) -> list[alt.Chart]:
+    """A horizontal rule at ``value`` with its label above the left end."""
+    data = alt.Chart(pd.DataFrame({field: [value], "label": [label]}))
+    rule = data.mark_rule(color=color, strokeWidth=1.5, **({"strokeDash": dash} if dash else {}))
+    text = data.mark_text(align="left", baseline="bottom", dx=4, dy=-3, color=color, fontWeight=600)
+    return [
+        rule.encode(y=f"{field}:Q"),
+        text.encode(x=alt.value(0), y=f"{field}:Q", text="label:N"),
+    ]
+
+
+def _date_text(value: pd.Timestamp) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ChartDataError(
+            f"{what}: required column {missing[0]!r} missing "
+            f"(expected {list(columns)}, got {list(frame.columns)})"
+        )
+    if frame.empty:
+        raise ChartDataError(f"{what}: the frame has no rows to draw")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """Render a chart to SVG text offline (vl-convert), whatever its row count."""
+    return vlc.vega_to_svg(chart.to_dict(format="vega"))
+
+
+def to_png(chart: alt.TopLevelMixin, scale: float = 1.0) -> bytes:
+    """Render a chart to PNG bytes offline (vl-convert)."""
+    return vlc.vega_to_png(chart.to_dict(format="vega"), scale=scale)
+
+
+# ---------------------------------------------------------------- forecasts
+
+
+def forecast_bands(
+    series: pd.DataFrame,
+    forecast: pd.DataFrame,
+    unique_ids: Sequence[str] | None = None,
+    history_days: int | None = 180,
+    currency: str = "USD",
+    title: str | None = None,
+    columns: int = 2,
+) -> alt.Chart:
+    """Actuals, forecast and its P10-P90 band for each stage series.
+
+    Parameters
+    ----------
+    series
+        Stage series: ``unique_id, ds, y`` (stage, direction, segment may follow).
+    forecast
+        ``unique_id, ds, yhat, yhat_lower, yhat_upper`` (and ``model``).
+    unique_ids
+        Series to draw (default: every series in ``forecast``); more than one
+        gives one panel per series with its own y scale.
+    history_days
+        Days of actuals shown before the forecast starts (None: all).
+    """
+    _require(series, ["unique_id", "ds", "y"], "forecast_bands series")
+    _require(forecast, ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"], "forecast_bands forecast")
+    ids = list(unique_ids) if unique_ids is not None else list(dict.fromkeys(forecast["unique_id"]))
+    fc = forecast[forecast["unique_id"].isin(ids)]
+    if fc.empty:
+        raise ChartDataError(f"forecast_bands: no forecast rows for {ids}")
+    hist = series.loc[series["unique_id"].isin(ids), ["unique_id", "ds", "y"]]
+    start = fc["ds"].min()
+    hist = hist[hist["ds"] < start]
+    if history_days is not None:
+        hist = hist[hist["ds"] >= start - pd.Timedelta(days=history_days)]
+    fc_cols = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"] + (
+        ["model"] if "model" in fc.columns else []
+    )
+    data = pd.concat(
+        [hist.assign(part="actual"), fc[fc_cols].assign(part="forecast")], ignore_index=True
+    )
+    data["series"] = data["unique_id"].str.replace("|", " · ", regex=False)
+    if title is None:
+        days = fc["ds"].nunique()
+        if len(ids) == 1:
+            total = fc["yhat"].sum()
+            parts = ids[0].split("|")
+            name = f"{parts[0].capitalize()} {' '.join(parts[1:2])}" + (f" ({parts[2]})" if len(parts) > 2 else "")
+            title = f"{name}: {money_text(total, currency)} expected over the next {days} days"
+        else:
+            title = f"Next {days} days by stage: forecast with P10–P90 band"
+
+    base = alt.Chart(data)
+    x = alt.X("ds:T", title=None)
+    band = (
+        base.transform_filter(alt.datum.part == "forecast")
+        .mark_area(color=BAND, opacity=0.45)
+        .encode(x=x, y=alt.Y("yhat_lower:Q", axis=_money_axis(currency)), y2="yhat_upper:Q")
+    )
+    actual = (
+        _money_labels(base.transform_filter(alt.datum.part == "actual"), currency, "y")
+        .mark_line(color=INK, strokeWidth=1.2)
+        .encode(
+            x=x, y="y:Q", tooltip=[alt.Tooltip("ds:T", title="Date"), alt.Tooltip("y_label:N", title="Actual")]
+        )
+    )
+    predicted = (
+        _money_labels(
+            base.transform_filter(alt.datum.part == "forecast"),
+            currency, "yhat", "yhat_lower", "yhat_upper",
+        )
+        .mark_line(color=FORECAST, strokeDash=FUTURE_DASH)
+        .encode(
+            x=x,
+            y="yhat:Q",
+            tooltip=[
+                alt.Tooltip("ds:T", title="Date"),
+                alt.Tooltip("yhat_label:N", title="Forecast"),
+                alt.Tooltip("yhat_lower_label:N", title="P10"),
+                alt.Tooltip("yhat_upper_label:N", title="P90"),
+            ],
+        )
+    )
+    subtitle = "Solid: actual · dashed: forecast · band: P10–P90"
+    layered = alt.layer(band, actual, predicted)
+    if len(ids) == 1:
+        return layered.properties(title=alt.Title(title, subtitle=subtitle))
+    return (
+        layered.properties(width=WIDTH // columns, height=160)
+        .facet(
+            facet=alt.Facet("series:N", title=None, sort=[i.replace("|", " · ") for i in ids]), columns=columns
+        )
+        .resolve_scale(y="independent")
+        .properties(title=alt.Title(title, subtitle=subtitle))
+    )
+
+
+# ---------------------------------------------------------------- cash
+
+
+def cash_title(
+    minimum_cash: float,
+    shortfall_probability: float | None = None,
+    first_breach_date: pd.Timestamp | None = None,
+    currency: str = "USD",
+) -> str:
+    """A title stating the cash finding.
+
+    ``shortfall_probability`` is the chance the balance falls below the minimum
+    within the horizon; ``first_breach_date`` the first date the outlook marks
+    as a breach (None: no breach).
+    """
+    minimum = money_text(minimum_cash, currency)
+    if first_breach_date is not None and not pd.isna(first_breach_date):
+        risk = (
+            f" ({shortfall_probability:.0%} probability)" if shortfall_probability is not None else ""
+        )
+        breach = _date_text(pd.Timestamp(first_breach_date))
+        return f"Cash may fall below the {minimum} minimum from {breach}{risk}"
+    if shortfall_probability is not None:
+        return f"Cash stays above the {minimum} minimum with {1 - shortfall_probability:.0%} probability"
+    return f"Cash stays above the {minimum} minimum"
+
+
+def _balance_layers(
+    bands: pd.DataFrame,
+    minimum_cash: float,
+    first_breach_date: pd.Timestamp | None,
+    currency: str,
+) -> list[alt.Chart]:
+    """Band, past (solid) and future (dashed) balance, minimum rule, breach marker."""
+    _require(bands, ["ds", "p10", "p50", "p90", "actual", "is_forecast"], "cash_balance bands")
+    frame = bands.sort_values("ds").reset_index(drop=True)
+    future_mask = frame["is_forecast"].astype(bool)
+    past = frame.loc[~future_mask].assign(balance=lambda f: f["actual"], part="actual")
+    future = frame.loc[future_mask].assign(balance=lambda f: f["p50"], part="forecast")
+    if not past.empty and not future.empty:
+        # Start the dashed line where the solid one ends so the two join.
+        joint = past.iloc[[-1]].assign(part="forecast", p10=past["actual"].iloc[-1], p90=past["actual"].iloc[-1])
+        future = pd.concat([joint, future], ignore_index=True)
+    data = pd.concat([past, future], ignore_index=True)[["ds", "balance", "p10", "p50", "p90", "part"]]
+
+    base = _money_labels(alt.Chart(data), currency, "balance", "p10", "p90")
+    x = alt.X("ds:T", title=None)
+    y_axis = _money_axis(currency, "Cash balance")
+    tooltip = [
+        alt.Tooltip("ds:T", title="Date"),
+        alt.Tooltip("balance_label:N", title="Balance (median ahead)"),
+        alt.Tooltip("p10_label:N", title="P10"),
+        alt.Tooltip("p90_label:N", title="P90"),
+    ]
+    band = (
+        base.transform_filter(alt.datum.part == "forecast")
+        .mark_area(color=BAND, opacity=0.45)
+        .encode(x=x, y=alt.Y("p10:Q", axis=y_axis, scale=alt.Scale(zero=False)), y2="p90:Q")
+    )
+    solid = (
+        base.transform_filter(alt.datum.part == "actual")
+        .mark_line(color=INK)
+        .encode(x=x, y=alt.Y("balance:Q", axis=y_axis, scale=alt.Scale(zero=False)), tooltip=tooltip)
+    )
+    dashed = (
+        base.transform_filter(alt.datum.part == "forecast")
+        .mark_line(color=FORECAST, strokeDash=FUTURE_DASH)
+        .encode(x=x, y="balance:Q", tooltip=tooltip)
+    )
+    label = f"Minimum cash {money_text(minimum_cash, currency, compact=False)}"
+    layers = [band, solid, dashed, *_labelled_rule("minimum_cash", minimum_cash, label, DANGER)]
+    if first_breach_date is not None and not pd.isna(first_breach_date):
+        breach_at = pd.Timestamp(first_breach_date)
+        marker = alt.Chart(
+            pd.DataFrame(
+                {
+                    "ds": [breach_at],
+                    "minimum_cash": [minimum_cash],
+                    "label": [f"First breach {_date_text(breach_at)}"],
+                }
+            )
+        )
+        layers += [
+            marker.mark_rule(color=DANGER, strokeDash=[2, 2]).encode(x="ds:T"),
+            marker.mark_point(color=DANGER, shape="triangle-down", size=120, filled=True).encode(
+                x="ds:T", y="minimum_cash:Q", tooltip=[alt.Tooltip("label:N", title="Breach")]
+            ),
+            marker.mark_text(align="right", baseline="top", dx=-4, dy=6, color=DANGER).encode(
+                x="ds:T", y="minimum_cash:Q", text="label:N"
+            ),
+        ]
+    return layers
+
+
+def cash_balance(
+    bands: pd.DataFrame,
+    minimum_cash: float,
+    first_breach_date: pd.Timestamp | None = None,
+    shortfall_probability: float | None = None,
+    currency: str = "USD",
+    title: str | None = None,
+) -> alt.LayerChart:
+    """The cash balance: solid in the past, dashed median ahead, P10-P90 band.
+
+    Parameters
+    ----------
+    bands
+        ``ds, p10, p50, p90, actual, is_forecast`` (CashOutlook.bands): ``actual``
+        is drawn for past rows, ``p50`` for forecast rows.
+    minimum_cash
+        Drawn as a red rule with its value as label.
+    first_breach_date
+        Marked with a red triangle on the minimum line (None: no breach).
+    shortfall_probability
+        Probability of falling below the minimum, used in the default title.
+    """
+    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency)
+    if title is None:
+        title = cash_title(minimum_cash, shortfall_probability, first_breach_date, currency)
+    return alt.layer(*layers).properties(
+        title=alt.Title(title, subtitle="Solid: actual · dashed: median forecast · band: P10–P90")
+    )
+
+
+def shortfall_probability(
+    shortfall: pd.DataFrame, risk_limit: float | None = None, title: str | None = None
+) -> alt.LayerChart:
+    """Probability that cash is below the minimum, day by day.
+
+    ``shortfall``: ``ds, probability``. ``risk_limit`` (e.g. 0.05) is drawn as a rule.
+    """
+    _require(shortfall, ["ds", "probability"], "shortfall_probability")
+    peak = shortfall.loc[shortfall["probability"].idxmax()]
+    if title is None:
+        limit = f" (limit {risk_limit:.0%})" if risk_limit is not None else ""
+        if peak["probability"] <= 0:
+            title = f"No simulated path falls below the minimum{limit}"
+        else:
+            when = _date_text(pd.Timestamp(peak["ds"]))
+            title = f"Shortfall risk peaks at {peak['probability']:.0%} on {when}{limit}"
+    top = max(float(peak["probability"]), risk_limit or 0.0, 0.05) * 1.15
+    base = alt.Chart(shortfall[["ds", "probability"]])
+    y = alt.Y(
+        "probability:Q", title="P(balance < minimum)", axis=alt.Axis(format="%"),
+        scale=alt.Scale(domain=[0, min(top, 1.0)]),
+    )
+    area = base.mark_area(color=DANGER, opacity=0.25, line={"color": DANGER}).encode(
+        x=alt.X("ds:T", title=None),
+        y=y,
+        tooltip=[
+            alt.Tooltip("ds:T", title="Date"),
+            alt.Tooltip("probability:Q", title="Shortfall probability", format=".1%"),
+        ],
+    )
+    layers = [area]
+    if risk_limit is not None:
+        layers += _labelled_rule("risk_limit", risk_limit, f"Risk limit {risk_limit:.0%}", INK, [4, 3])
+    return alt.layer(*layers).properties(title=title)
+
+
+def scenario_comparison(
+    comparison: pd.DataFrame, currency: str = "USD", title: str | None = None
+) -> alt.HConcatChart:
+    """Ending balance (P10-P90, median) and shortfall risk per scenario.
+
+    ``comparison``: one row per scenario, the baseline first, with ``scenario,
+    shortfall_probability, first_breach_date, runway_days, ending_p10,
+    ending_p50, ending_p90`` (``toolkit.cash.compare_scenarios``).
+    """
+    cols = [
+        "scenario", "shortfall_probability", "first_breach_date", "runway_days",
+        "ending_p10", "ending_p50", "ending_p90",
+    ]
+    _require(comparison, cols, "scenario_comparison")
+    data = comparison[cols].rename(columns=lambda c: c.removeprefix("ending_"))
+    data["scenario"] = data["scenario"].astype(str)
+    data["breach"] = [
+        _date_text(pd.Timestamp(d)) if not pd.isna(d) else "none" for d in data["first_breach_date"]
+    ]
+    data["runway"] = [f"runway {r:,.0f} days" for r in data["runway_days"]]
+    data = data.drop(columns="first_breach_date")
+    if title is None:
+        baseline = data.iloc[0]
+        worst = data.loc[data["shortfall_probability"].idxmax()]
+        if len(data) == 1 or worst["scenario"] == baseline["scenario"]:
+            title = f"{baseline['scenario']}: {baseline['shortfall_probability']:.0%} shortfall risk"
+        else:
+            title = (
+                f"{worst['scenario']} raises shortfall risk to {worst['shortfall_probability']:.0%} "
+                f"({baseline['scenario']}: {baseline['shortfall_probability']:.0%})"
+            )
+    order = list(data["scenario"])
+    base = _money_labels(alt.Chart(data), currency, "p10", "p50", "p90")
+    y = alt.Y("scenario:N", title=None, sort=order)
+    tooltip = [
+        alt.Tooltip("scenario:N", title="Scenario"),
+        alt.Tooltip("p50_label:N", title="Ending balance (median)"),
+        alt.Tooltip("p10_label:N", title="P10"),
+        alt.Tooltip("p90_label:N", title="P90"),
+        alt.Tooltip("shortfall_probability:Q", title="Shortfall probability", format=".1%"),
+        alt.Tooltip("breach:N", title="First breach"),
+        alt.Tooltip("runway:N", title="Runway"),
+    ]
+    ending = alt.layer(
+        base.mark_rule(color=BAND, strokeWidth=8).encode(
+            y=y,
+            x=alt.X(
+                "p10:Q", axis=_money_axis(currency, "Ending balance (P10–P90, median)"),
+                scale=alt.Scale(zero=False),
+            ),
+            x2="p90:Q",
+            tooltip=tooltip,
+        ),
+        base.mark_point(color=FORECAST, size=90, shape="diamond").encode(y=y, x="p50:Q", tooltip=tooltip),
+    ).properties(width=WIDTH // 2, height={"step": 28})
+    risk = alt.layer(
+        base.mark_bar(color=DANGER, opacity=0.75).encode(
+            y=alt.Y("scenario:N", sort=order, axis=None),
+            x=alt.X("shortfall_probability:Q", title="Shortfall probability", axis=alt.Axis(format="%")),
+            tooltip=tooltip,
+        ),
+        base.mark_text(align="left", dx=4).encode(
+            y=alt.Y("scenario:N", sort=order, axis=None), x="shortfall_probability:Q", text="runway:N"
+        ),
+    ).properties(width=WIDTH // 2, height={"step": 28})
+    return alt.hconcat(ending, risk).properties(
+        title=alt.Title(title, subtitle="Runway: days the median balance stays at or above the minimum")
+    )
+
+
+# ---------------------------------------------------------------- journey
+
+
+def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
+    """Customers reaching each stage, in journey order, with step conversion.
+
+    ``frame``: one funnel (``toolkit.journey.funnel`` without ``by``) in
+    journey order: ``stage, customers, stage_conversion`` (share of the
+    previous stage), ``overall_conversion, drop_off``. Stages the data cannot
+    show (no customer count) are left out.
+    """
+    cols = ["stage", "customers", "stage_conversion", "overall_conversion", "drop_off"]
+    _require(frame, cols, "funnel")
+    data = frame.loc[frame["customers"].notna(), cols].reset_index(drop=True)
+    data = data.rename(columns={"stage_conversion": "conversion"})
+    data["stage"] = data["stage"].astype(str)
+    data["label"] = [
+        f"{c:,.0f}" if i == 0 else f"{c:,.0f} · {conv:.0%} of previous"
+        for i, (c, conv) in enumerate(zip(data["customers"], data["conversion"], strict=True))
+    ]
+    if title is None and len(data) > 1:
+        steps = data.iloc[1:]
+        worst = steps.loc[steps["conversion"].idxmin()]
+        before = data.loc[worst.name - 1, "stage"]
+        title = (
+            f"{data['overall_conversion'].iloc[-1]:.0%} reach {data['stage'].iloc[-1]}; "
+            f"biggest drop from {before} to {worst['stage']} ({worst['conversion']:.0%} continue)"
+        )
+    order = list(data["stage"])
+    base = alt.Chart(data)
+    y = alt.Y("stage:N", sort=order, title=None)
+    tooltip = [
+        alt.Tooltip("stage:N", title="Stage"),
+        alt.Tooltip("customers:Q", title="Customers", format=","),
+        alt.Tooltip("conversion:Q", title="From previous stage", format=".1%"),
+        alt.Tooltip("overall_conversion:Q", title="From first stage", format=".1%"),
+        alt.Tooltip("drop_off:Q", title="Drop-off", format=",.3~r"),
+    ]
+    bars = base.mark_bar(color=FORECAST).encode(
+        y=y, x=alt.X("customers:Q", title="Customers", axis=alt.Axis(format=",.0f")), tooltip=tooltip
+    )
+    text = base.mark_text(align="left", dx=4).encode(y=y, x="customers:Q", text="label:N")
+    return alt.layer(bars, text).properties(title=title or "Customers by journey stage", height={"step": 34})
+
+
+def _period_encoding(values: pd.Series, field: str, title: str | None) -> alt.X:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return alt.X(f"{field}:T", title=title)
+    return alt.X(f"{field}:O", title=title)
+
+
+def cohort_retention(retention: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
+    """Retention heatmap: cohorts (rows) by periods since first purchase (columns).
+
+    ``retention``: ``cohort, period`` (int, periods since first purchase),
+    ``retention`` (share of the cohort buying in that period).
+    """
+    _require(retention, ["cohort", "period", "retention"], "cohort_retention")
+    data = retention[["cohort", "period", "retention"]].copy()
+    if pd.api.types.is_datetime64_any_dtype(data["cohort"]):
+        data["cohort"] = data["cohort"].dt.strftime("%Y-%m")
+    data["cohort"] = data["cohort"].astype(str)
+    if title is None:
+        later = data[data["period"] > 0]
+        if later.empty:
+            title = "Cohort retention by periods since first purchase"
+        else:
+            first = later["period"].min()
+            share = later.loc[later["period"] == first, "retention"].mean()
+            periods = f"{first} period{'s' if first > 1 else ''}"
+            title = f"On average {share:.0%} of a cohort buys again {periods} after its first purchase"
+    cohorts = sorted(data["cohort"].unique())
+    after_first = data.loc[data["period"] > 0, "retention"]
+    top = float(after_first.max()) if not after_first.empty and after_first.max() > 0 else 1.0
+    base = alt.Chart(data).encode(
+        x=alt.X("period:O", title="Periods since first purchase", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("cohort:O", title="Cohort", sort=cohorts),
+    )
+    tooltip = [
+        alt.Tooltip("cohort:O", title="Cohort"),
+        alt.Tooltip("period:O", title="Period"),
+        alt.Tooltip("retention:Q", title="Retention", format=".1%"),
+    ]
+    heat = base.mark_rect().encode(
+        color=alt.Color(
+            "retention:Q", title="Retention",
+            # Period 0 is 100% by definition: scale to the later periods so their differences show.
+            scale=alt.Scale(scheme="blues", domain=[0, top], clamp=True),
+            legend=alt.Legend(format=".0%", orient="right"),
+        ),
+        tooltip=tooltip,
+    )
+    show_text = data["period"].nunique() <= 24 and len(cohorts) <= 40
+    layers = [heat]
+    if show_text:
+        layers.append(
+            base.mark_text(fontSize=9).encode(
+                text=alt.Text("retention:Q", format=".0%"),
+                color=alt.condition(alt.datum.retention > top * 0.6, alt.value("white"), alt.value(INK)),
+            )
+        )
+    step = max(14, min(30, 900 // max(1, data["period"].nunique())))
+    return alt.layer(*layers).properties(title=title, width={"step": step}, height={"step": 18})
+
+
+#: How each KPI is labelled and formatted: "money", else d3 formats for axis and tooltip.
+KPI_FORMATS: dict[str, tuple[str, str, str]] = {
+    "revenue": ("Revenue", "money", "money"),
+    "orders": ("Orders", ",.0f", ",.0f"),
+    "customers": ("Customers", ",.0f", ",.0f"),
+    "average_order_value": ("Average order value", "money", "money"),
+    "conversion_rate": ("Conversion rate", ".0%", ".1%"),
+    "repeat_purchase_rate": ("Repeat purchase rate", ".0%", ".1%"),
+    "new_revenue": ("Revenue from new customers", "money", "money"),
+    "returning_revenue": ("Revenue from returning customers", "money", "money"),
+    "satisfaction": ("Satisfaction (rating 1–5)", ".1f", ".2f"),
+}
+
+
+def kpi_small_multiples(
+    kpis: pd.DataFrame, currency: str = "USD", columns: int = 3, title: str | None = None
+) -> alt.ConcatChart:
+    """One small line chart per KPI over the periods.
+
+    ``kpis``: ``ds`` (the period, as ``toolkit.journey.kpis`` names it) plus
+    any of ``revenue, orders, customers, average_order_value,
+    conversion_rate, repeat_purchase_rate, new_revenue, returning_revenue,
+    satisfaction``.
+    """
+    present = [k for k in KPI_FORMATS if k in kpis.columns]
+    _require(kpis, ["ds"], "kpi_small_multiples")
+    if not present:
+        raise ChartDataError(f"kpi_small_multiples: no KPI column found (expected some of {list(KPI_FORMATS)})")
+    data = kpis[["ds", *present]].rename(columns={"ds": "period"}).sort_values("period").reset_index(drop=True)
+    if title is None and "revenue" in present and len(data) >= 2:
+        last, prev = data["revenue"].iloc[-1], data["revenue"].iloc[-2]
+        change = (last - prev) / prev if prev else float("nan")
+        direction = "up" if change >= 0 else "down"
+        title = (
+            f"Revenue {direction} {abs(change):.0%} in the latest period "
+            f"({money_text(last, currency)} vs {money_text(prev, currency)})"
+        )
+    x = _period_encoding(data["period"], "period", None)
+    panels = []
+    for kpi in present:
+        label, axis_format, tip_format = KPI_FORMATS[kpi]
+        base = alt.Chart(data[["period", kpi]])
+        if axis_format == "money":
+            base = _money_labels(base, currency, kpi)
+            axis = _money_axis(currency)
+            tip = alt.Tooltip(f"{kpi}_label:N", title=label)
+        else:
+            axis = alt.Axis(format=axis_format)
+            tip = alt.Tooltip(f"{kpi}:Q", title=label, format=tip_format)
+        panels.append(
+            base.mark_line(color=FORECAST, point=True)
+            .encode(
+                x=x,
+                y=alt.Y(f"{kpi}:Q", title=None, axis=axis, scale=alt.Scale(zero=False)),
+                tooltip=[alt.Tooltip(x.shorthand, title="Period"), tip],
+            )
+            .properties(title=alt.Title(label, fontSize=12), width=200, height=120)
+        )
+    return alt.concat(*panels, columns=columns).properties(title=title or "Key figures by period")
+
+
+# ---------------------------------------------------------------- opportunities
+
+
+def segment_value(scores: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.HConcatChart:
+    """Customers and expected opportunity value per RFM segment.
+
+    ``scores``: ``customer_id, segment, expected_value`` (one row per customer).
+    """
+    _require(scores, ["customer_id", "segment", "expected_value"], "segment_value")
+    totals = (
+        scores.groupby("segment", observed=True)
+        .agg(customers=("customer_id", "nunique"), expected_value=("expected_value", "sum"))
+        .reset_index()
+        .sort_values("expected_value", ascending=False)
+    )
+    totals["segment"] = totals["segment"].astype(str)
+    totals["share"] = totals["expected_value"] / totals["expected_value"].sum()
+    if title is None:
+        top = totals.iloc[0]
+        title = (
+            f"{top['segment']} hold {top['share']:.0%} of the expected opportunity value "
+            f"with {top['customers'] / totals['customers'].sum():.0%} of customers"
+        )
+    order = list(totals["segment"])
+    base = _money_labels(alt.Chart(totals), currency, "expected_value")
+    y = alt.Y("segment:N", sort=order, title=None)
+    tooltip = [
+        alt.Tooltip("segment:N", title="Segment"),
+        alt.Tooltip("customers:Q", title="Customers", format=","),
+        alt.Tooltip("expected_value_label:N", title="Expected value"),
+        alt.Tooltip("share:Q", title="Share of value", format=".0%"),
+    ]
+    customers = base.mark_bar(color=MUTED).encode(
+        y=y, x=alt.X("customers:Q", title="Customers"), tooltip=tooltip
+    ).properties(width=WIDTH // 2 - 40, height={"step": 24})
+    value = base.mark_bar(color=FORECAST).encode(
+        y=alt.Y("segment:N", sort=order, axis=None),
+        x=alt.X("expected_value:Q", axis=_money_axis(currency, "Expected opportunity value")),
+        tooltip=tooltip,
+    ).properties(width=WIDTH // 2 - 40, height={"step": 24})
+    return alt.hconcat(customers, value).properties(title=title)
+
+
+def rfm_scatter(scores: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.Chart:
+    """Customers by recency and frequency, coloured by RFM segment, sized by spend.
+
+    ``scores``: ``customer_id, segment, recency, frequency, monetary`` (plus
+    ``probability_alive``, ``clv`` shown in tooltips when present).
+    """
+    cols = ["customer_id", "segment", "recency", "frequency", "monetary"]
+    _require(scores, cols, "rfm_scatter")
+    extra = [c for c in ("probability_alive", "clv") if c in scores.columns]
+    data = scores[cols + extra].copy()
+    data["segment"] = data["segment"].astype(str)
+    base = _money_labels(alt.Chart(data), currency, "monetary", *(["clv"] if "clv" in extra else []))
+    tooltip = [
+        alt.Tooltip("customer_id:N", title="Customer"),
+        alt.Tooltip("segment:N", title="Segment"),
+        alt.Tooltip("recency:Q", title="Recency"),
+        alt.Tooltip("frequency:Q", title="Frequency"),
+        alt.Tooltip("monetary_label:N", title="Monetary"),
+    ]
+    if "probability_alive" in extra:
+        tooltip.append(alt.Tooltip("probability_alive:Q", title="P(active)", format=".0%"))
+    if "clv" in extra:
+        tooltip.append(alt.Tooltip("clv_label:N", title="CLV"))
+    return base.mark_circle(opacity=0.55).encode(
+        x=alt.X("recency:Q", title="Recency"),
+        y=alt.Y("frequency:Q", title="Frequency (repeat purchases)"),
+        color=alt.Color("segment:N", title="Segment"),
+        size=alt.Size("monetary:Q", title="Monetary", legend=None, scale=alt.Scale(range=[10, 160])),
+        tooltip=tooltip,
+    ).properties(title=title or f"{data['customer_id'].nunique():,} customers by recency and frequency")
+
+
+def _sparse_ticks(values: pd.Series, most: int = 15) -> list:
+    """About ``most`` evenly spaced tick values, so dense ordinal axes stay legible."""
+    unique = sorted(values.unique())
+    step = max(1, math.ceil(len(unique) / most))
+    return [v.item() if hasattr(v, "item") else v for v in unique[::step]]
+
+
+def probability_alive_matrix(matrix: pd.DataFrame, title: str | None = None) -> alt.Chart:
+    """Heatmap of P(active) over purchase frequency (rows) and recency (columns).
+
+    ``matrix``: ``frequency, recency, probability_alive`` (one row per cell).
+    """
+    _require(matrix, ["frequency", "recency", "probability_alive"], "probability_alive_matrix")
+    data = matrix[["frequency", "recency", "probability_alive"]]
+    if title is None:
+        top = data["frequency"].max()
+        stale = data[(data["frequency"] == top)].sort_values("recency")
+        title = (
+            f"A customer with {top:g} repeat purchases is {stale['probability_alive'].iloc[0]:.0%} likely active "
+            f"at the lowest recency, {stale['probability_alive'].iloc[-1]:.0%} at the highest"
+        )
+    return alt.Chart(data).mark_rect().encode(
+        x=alt.X("recency:O", title="Recency", axis=alt.Axis(values=_sparse_ticks(data["recency"]), labelAngle=0)),
+        y=alt.Y(
+            "frequency:O", title="Frequency (repeat purchases)", sort="descending",
+            axis=alt.Axis(values=_sparse_ticks(data["frequency"])),
+        ),
+        color=alt.Color(
+            "probability_alive:Q", title="P(active)", scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+            legend=alt.Legend(format=".0%", orient="right"),
+        ),
+        tooltip=[
+            alt.Tooltip("frequency:Q", title="Frequency"),
+            alt.Tooltip("recency:Q", title="Recency"),
+            alt.Tooltip("probability_alive:Q", title="P(active)", format=".1%"),
+        ],
+    ).properties(title=title, width=WIDTH, height=HEIGHT)
+
+
+def opportunity_weeks(scores: pd.DataFrame, freq: str = "W-SUN") -> pd.DataFrame:
+    """Expected opportunity value and customers per week and segment.
+
+    Weeks run Monday to Sunday (``W-SUN``) and are labelled by their Monday;
+    each customer counts in the week their best window starts. ``scores``:
+    ``customer_id, segment, window_start, expected_value``. Returns ``ds,
+    segment, expected_value, customers``.
+    """
+    _require(scores, ["customer_id", "segment", "window_start", "expected_value"], "opportunity_weeks")
+    weeks = pd.to_datetime(scores["window_start"]).dt.to_period(freq).dt.start_time
+    return (
+        scores.assign(ds=weeks, segment=scores["segment"].astype(str))
+        .groupby(["ds", "segment"], observed=True)
+        .agg(expected_value=("expected_value", "sum"), customers=("customer_id", "nunique"))
+        .reset_index()
+    )
+
+
+def _opportunity_bars(weekly: pd.DataFrame, currency: str, x_title: str | None) -> alt.Chart:
+    """Weekly bars of expected opportunity value, stacked by segment, spanning their week."""
+    data = weekly.sort_values(["ds", "segment"]).reset_index(drop=True)
+    data["top"] = data.groupby("ds")["expected_value"].cumsum()
+    data["bottom"] = data["top"] - data["expected_value"]
+    data["bar_start"] = data["ds"] + pd.Timedelta(hours=12)
+    data["bar_end"] = data["ds"] + pd.Timedelta(days=7) - pd.Timedelta(hours=12)
+    base = _money_labels(alt.Chart(data), currency, "expected_value")
+    return base.mark_rect().encode(
+        x=alt.X("bar_start:T", title=x_title, axis=alt.Axis(format=WEEK_FORMAT)),
+        x2="bar_end:T",
+        y=alt.Y("bottom:Q", axis=_money_axis(currency, "Expected opportunity value")),
+        y2="top:Q",
+        color=alt.Color("segment:N", title="Segment"),
+        tooltip=[
+            alt.Tooltip("ds:T", title="Week of"),
+            alt.Tooltip("segment:N", title="Segment"),
+            alt.Tooltip("expected_value_label:N", title="Expected value"),
+            alt.Tooltip("customers:Q", title="Customers", format=","),
+        ],
+    )
+
+
+def campaign_timing(
+    evaluations: pd.DataFrame,
+    risk_limit: float,
+    selected_week: pd.Timestamp | None = None,
+    currency: str = "USD",
+    title: str | None = None,
+) -> alt.VConcatChart:
+    """Shortfall risk before/after a campaign by launch week, feasible weeks shaded.
+
+    ``evaluations``: ``launch_week, shortfall_probability_before,
+    shortfall_probability_after, expected_net_gain, feasible`` (one row per
+    candidate launch week). ``selected_week`` is marked with a rule.
+    """
+    cols = [
+        "launch_week", "shortfall_probability_before", "shortfall_probability_after",
+        "expected_net_gain", "feasible",
+    ]
+    _require(evaluations, cols, "campaign_timing")
+    data = evaluations[cols].sort_values("launch_week").reset_index(drop=True)
+    data["feasible"] = data["feasible"].astype(bool)
+    data["week_end"] = data["launch_week"] + pd.Timedelta(days=7)
+    # Bars span their week, with a small gap between neighbours.
+    data["bar_start"] = data["launch_week"] + pd.Timedelta(hours=12)
+    data["bar_end"] = data["week_end"] - pd.Timedelta(hours=12)
+    data["verdict"] = np.where(data["feasible"], "feasible", "too risky")
+    if title is None:
+        title = _campaign_title(data, risk_limit, selected_week, currency)
+
+    long = data.melt(
+        id_vars=["launch_week"],
+        value_vars=["shortfall_probability_before", "shortfall_probability_after"],
+        var_name="when",
+        value_name="probability",
+    )
+    long["when"] = long["when"].map(
+        {"shortfall_probability_before": "without campaign", "shortfall_probability_after": "with campaign"}
+    )
+    x = alt.X("launch_week:T", title="Launch week", axis=alt.Axis(format=WEEK_FORMAT))
+    shade = alt.Chart(data[data["feasible"]]).mark_rect(color=GOOD, opacity=0.15).encode(
+        x=x, x2="week_end:T", tooltip=[alt.Tooltip("launch_week:T", title="Feasible launch week")]
+    )
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=x,
+        y=alt.Y("probability:Q", title="Shortfall probability", axis=alt.Axis(format="%")),
+        color=alt.Color(
+            "when:N", title=None,
+            scale=alt.Scale(domain=["without campaign", "with campaign"], range=[MUTED, DANGER]),
+        ),
+        tooltip=[
+            alt.Tooltip("launch_week:T", title="Launch week"),
+            alt.Tooltip("when:N", title="Case"),
+            alt.Tooltip("probability:Q", title="Shortfall probability", format=".1%"),
+        ],
+    )
+    risk_layers = [
+        shade, lines, *_labelled_rule("risk_limit", risk_limit, f"Risk limit {risk_limit:.0%}", INK, [4, 3])
+    ]
+    gain_base = _money_labels(alt.Chart(data), currency, "expected_net_gain")
+    gain_layers = [
+        gain_base.mark_rect().encode(
+            x=alt.X("bar_start:T", title="Launch week", axis=alt.Axis(format=WEEK_FORMAT)),
+            x2="bar_end:T",
+            y=alt.Y("expected_net_gain:Q", axis=_money_axis(currency, "Expected net gain")),
+            y2=alt.datum(0),
+            color=alt.Color(
+                "verdict:N", title=None,
+                scale=alt.Scale(domain=["feasible", "too risky"], range=[GOOD, MUTED]),
+            ),
+            tooltip=[
+                alt.Tooltip("launch_week:T", title="Launch week"),
+                alt.Tooltip("expected_net_gain_label:N", title="Expected net gain"),
+                alt.Tooltip("verdict:N", title="Verdict"),
+            ],
+        )
+    ]
+    if selected_week is not None:
+        chosen = alt.Chart(pd.DataFrame({"launch_week": [pd.Timestamp(selected_week)]}))
+        marker = chosen.mark_rule(color=INK, strokeWidth=2).encode(x="launch_week:T")
+        risk_layers.append(marker)
+        gain_layers.append(marker)
+    risk = alt.layer(*risk_layers).properties(height=180)
+    gain = alt.layer(*gain_layers).properties(height=120)
+    return alt.vconcat(risk, gain).resolve_scale(x="shared", color="independent").properties(
+        title=alt.Title(title, subtitle="Green weeks keep the shortfall risk within the limit")
+    )
+
+
+def campaign_launches(evaluation: Any) -> pd.DataFrame:
+    """The frame :func:`campaign_timing` draws, from a campaign evaluation.
+
+    ``evaluation`` is a ``toolkit.opportunities.CampaignEvaluation``: its
+    ``launches`` (``start, shortfall_probability, within_risk_limit``) give the
+    risk with the campaign per launch week; ``shortfall_before`` and
+    ``expected_net_gain`` hold for every week.
+    """
+    launches = evaluation.launches
+    _require(launches, ["start", "shortfall_probability", "within_risk_limit"], "campaign_launches")
+    return pd.DataFrame(
+        {
+            "launch_week": pd.to_datetime(launches["start"]),
+            "shortfall_probability_before": float(evaluation.shortfall_before),
+            "shortfall_probability_after": launches["shortfall_probability"].astype(float),
+            "expected_net_gain": float(evaluation.expected_net_gain),
+            "feasible": launches["within_risk_limit"].astype(bool),
+        }
+    )
+
+
+def _campaign_title(
+    data: pd.DataFrame, risk_limit: float, selected_week: pd.Timestamp | None, currency: str
+) -> str:
+    if selected_week is not None:
+        rows = data[data["launch_week"] == pd.Timestamp(selected_week)]
+        if not rows.empty:
+            row = rows.iloc[0]
+            verdict = "feasible" if row["feasible"] else f"too risky (limit {risk_limit:.0%})"
+            return (
+                f"Launching the week of {_date_text(row['launch_week'])}: shortfall risk "
+                f"{row['shortfall_probability_before']:.0%} → {row['shortfall_probability_after']:.0%}, "
+                f"net gain {money_text(row['expected_net_gain'], currency)}, {verdict}"
+            )
+    feasible = data[data["feasible"]]
+    if feasible.empty:
+        return f"No launch week keeps the shortfall risk within {risk_limit:.0%}"
+    best = feasible.loc[feasible["expected_net_gain"].idxmax()]
+    return (
+        f"Best feasible launch: week of {_date_text(best['launch_week'])}, "
+        f"net gain {money_text(best['expected_net_gain'], currency)} at "
+        f"{best['shortfall_probability_after']:.0%} shortfall risk"
+    )
+
+
+def upsell_timing(
+    targets: pd.DataFrame,
+    evaluations: pd.DataFrame,
+    risk_limit: float,
+    selected_week: pd.Timestamp | None = None,
+    currency: str = "USD",
+    title: str | None = None,
+) -> alt.VConcatChart:
+    """Expected opportunity value by week and segment above the campaign's cash risk.
+
+    ``targets``: the customers a campaign would contact, as for
+    :func:`opportunity_weeks`; ``evaluations`` as for :func:`campaign_timing`.
+    Both panels share the time axis, so the weeks where value opens line up with
+    the weeks a launch is feasible.
+    """
+    timing = campaign_timing(evaluations, risk_limit, selected_week, currency, title)
+    bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
+        height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
+    )
+    return alt.vconcat(bars, *timing.vconcat).resolve_scale(x="shared", color="independent").properties(
+        title=timing.title
+    )
+
+
+def cash_opportunities_linked(
+    bands: pd.DataFrame,
+    scores: pd.DataFrame,
+    minimum_cash: float,
+    first_breach_date: pd.Timestamp | None = None,
+    currency: str = "USD",
+    title: str | None = None,
+) -> alt.VConcatChart:
+    """Brush a period on the balance chart to see the opportunities opening in it.
+
+    Pure Vega-Lite (an interval selection filtering the chart below), so it
+    stays interactive in a static HTML report. ``bands`` as for
+    :func:`cash_balance`; ``scores`` as for :func:`opportunity_weeks`.
+    """
+    brush = alt.selection_interval(encodings=["x"], name="period")
+    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency)
+    layers[0] = layers[0].add_params(brush)
+    upper = alt.layer(*layers).properties(
+        title=alt.Title(
+            title or cash_title(minimum_cash, None, first_breach_date, currency),
+            subtitle="Drag across the balance to pick a period; the bars below follow",
+        )
+    )
+    weekly = opportunity_weeks(scores)
+    lower = (
+        _opportunity_bars(weekly, currency, "Week the buying window opens")
+        .transform_filter(brush)
+        .properties(height=160, title="Opportunities opening in the selected period (all when none)")
+    )
+    return alt.vconcat(upper, lower).resolve_scale(color="independent")
+
+
+# ---------------------------------------------------------------- backtests
+
+_SCORE_COLUMN = re.compile(r"^(.+)_(mae|mase|coverage)$")
+
+
+def backtest_scores(
+    diagnostics: pd.DataFrame, nominal_coverage: float = 0.8, title: str | None = None
+) -> alt.HConcatChart:
+    """Backtest MASE and interval coverage per series, the served model against baselines.
+
+    ``diagnostics`` (``ForecastResult.diagnostics``): ``unique_id, model``
+    (the model served) and score columns named ``<model>_<metric>`` for
+    metrics ``mase`` and ``coverage`` (``mae`` optional), e.g.
+    ``prophet_mase, seasonal_naive_mase, prophet_coverage``.
+    """
+    _require(diagnostics, ["unique_id", "model"], "backtest_scores")
+    score_cols = [c for c in diagnostics.columns if _SCORE_COLUMN.match(c)]
+    if not any(c.endswith("_mase") for c in score_cols):
+        raise ChartDataError(
+            f"backtest_scores: required columns '<model>_mase' missing (got {list(diagnostics.columns)})"
+        )
+    long = diagnostics.melt(
+        id_vars=["unique_id", "model"], value_vars=score_cols, var_name="score", value_name="value"
+    ).rename(columns={"model": "served"})
+    parts = long["score"].str.extract(_SCORE_COLUMN)
+    long["candidate"], long["metric"] = parts[0], parts[1]
+    long["is_served"] = np.where(long["candidate"] == long["served"], "served", "not served")
+    long = long.dropna(subset=["value"]).drop(columns="score")
+    mase = long[long["metric"] == "mase"]
+    if title is None:
+        medians = mase.groupby("candidate")["value"].median().sort_values()
+        listed = ", ".join(f"{m} {v:.2f}" for m, v in medians.items())
+        title = f"Median backtest MASE (lower is better): {listed}"
+    ids = sorted(long["unique_id"].unique())
+    y = alt.Y("unique_id:N", title=None, sort=ids)
+    color = alt.Color("candidate:N", title="Model")
+    shape = alt.Shape(
+        "is_served:N", title=None, scale=alt.Scale(domain=["served", "not served"], range=["diamond", "circle"])
+    )
+    tooltip = [
+        alt.Tooltip("unique_id:N", title="Series"),
+        alt.Tooltip("candidate:N", title="Model"),
+        alt.Tooltip("value:Q", title="Score", format=".3f"),
+        alt.Tooltip("served:N", title="Model served"),
+    ]
+    height = {"step": 16}
+
+    def panel(metric: str, reference: float, x_title: str, fmt: str) -> alt.LayerChart:
+        points = alt.Chart(long[long["metric"] == metric]).mark_point(size=60, filled=True, opacity=0.85).encode(
+            y=y,
+            x=alt.X("value:Q", title=x_title, axis=alt.Axis(format=fmt)),
+            color=color,
+            shape=shape,
+            tooltip=tooltip,
+        )
+        rule = alt.Chart(pd.DataFrame({"value": [reference]})).mark_rule(color=INK, strokeDash=[4, 3])
+        rule = rule.encode(x="value:Q")
+        return alt.layer(points, rule).properties(width=WIDTH // 2 - 20, height=height)
+
+    panels = [panel("mase", 1.0, "MASE (1 = naive in-sample)", ".2f")]
+    if (long["metric"] == "coverage").any():
+        coverage_title = f"Interval coverage (nominal {nominal_coverage:.0%})"
+        panels.append(panel("coverage", nominal_coverage, coverage_title, "%"))
+    return alt.hconcat(*panels).properties(title=title)
