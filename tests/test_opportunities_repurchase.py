@@ -1,0 +1,153 @@
+"""Repurchase models against the published CDNOW results and the sample shop's planted truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit import sample
+from toolkit.opportunities import (OpportunityError, RepurchaseModel, holdout_check,
+                                   summary_from_orders)
+
+CDNOW = __import__("pathlib").Path(__file__).resolve().parent / "data" / "cdnow"
+CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
+
+#: Fader, Hardie & Lee (2005) and Fader & Hardie (2013), on the 1/10 sample in weeks.
+PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PAPER_PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+PAPER_SPEND = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def _relative_gap(fitted: dict, paper: dict) -> dict:
+    return {k: abs(fitted[k] / v - 1) for k, v in paper.items()}
+
+
+@pytest.fixture(scope="module")
+def cdnow_orders() -> pd.DataFrame:
+    """CDNOW_sample.txt as canonical-like orders: one completed order per transaction row."""
+    raw = pd.read_csv(CDNOW / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["master_id", "customer_id", "date", "cds", "amount"],
+                      dtype={"customer_id": "str", "date": "str"})
+    return pd.DataFrame({
+        "order_id": [f"T{i:05d}" for i in range(len(raw))],
+        "customer_id": raw["customer_id"].astype(int).astype("str"),
+        "ts": pd.to_datetime(raw["date"], format="%Y%m%d"),
+        "amount": raw["amount"].astype(float),
+        "quantity": raw["cds"].astype("int64"),
+        "status": "completed",
+    })
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary(cdnow_orders) -> pd.DataFrame:
+    return summary_from_orders(cdnow_orders, OBSERVATION_END, CALIBRATION_END, time_unit="W")
+
+
+@pytest.fixture(scope="module")
+def cdnow_model(cdnow_summary) -> RepurchaseModel:
+    return RepurchaseModel(time_unit="W", maximum_likelihood=True).fit(cdnow_summary)
+
+
+def test_summary_from_raw_transactions_equals_the_published_summary(cdnow_summary):
+    published = pd.read_csv(CDNOW / "cdnow_customers_summary_with_transactions.csv")
+    ours = cdnow_summary.assign(id=cdnow_summary["customer_id"].astype(int)).sort_values("id")
+    assert ours["id"].tolist() == published["ID"].tolist()  # all 2,357 customers, none extra
+    np.testing.assert_array_equal(ours["frequency"], published["x"])
+    # the published file rounds to 2 decimals
+    np.testing.assert_allclose(ours["recency"], published["t_x"], atol=0.0051)
+    np.testing.assert_allclose(ours["T"], published["T"], atol=0.0051)
+    np.testing.assert_allclose(ours["monetary_value"], published["zbar"], atol=0.0051)
+    plain = pd.read_csv(CDNOW / "cdnow_customers_summary.csv")
+    np.testing.assert_array_equal(ours["frequency"], plain["frequency"])
+    np.testing.assert_allclose(ours["recency"], plain["recency"], atol=0.0051)
+    assert ((ours["frequency"] > 0) & (ours["monetary_value"] > 0)).sum() == 946
+
+
+def test_cdnow_bgnbd_and_gamma_gamma_match_the_papers(cdnow_model):
+    gaps = _relative_gap(cdnow_model.params_, PAPER_BGNBD | PAPER_SPEND)
+    assert max(gaps.values()) < 0.01, gaps
+
+
+def test_fit_on_the_published_summary_matches_the_fit_on_raw_transactions(cdnow_model):
+    published = pd.read_csv(CDNOW / "cdnow_customers_summary.csv").rename(columns={"ID": "customer_id"})
+    direct = RepurchaseModel(time_unit="W", spend_model=False, maximum_likelihood=True).fit(published)
+    gaps = _relative_gap(direct.params_, {k: cdnow_model.params_[k] for k in PAPER_BGNBD})
+    assert max(gaps.values()) < 0.002, gaps
+
+
+def test_cdnow_pareto_nbd_matches_the_paper(cdnow_summary):
+    model = RepurchaseModel("pareto_nbd", spend_model=False, time_unit="W",
+                            maximum_likelihood=True).fit(cdnow_summary)
+    gaps = _relative_gap(model.params_, PAPER_PARETO)
+    assert max(gaps.values()) < 0.01, gaps
+
+
+def test_cdnow_holdout_forecast_beats_extrapolating_each_customers_own_rate(cdnow_orders, cdnow_summary):
+    check = holdout_check(cdnow_orders, CALIBRATION_END, OBSERVATION_END, time_unit="W",
+                          maximum_likelihood=True)
+    assert check.actual_total == cdnow_summary["frequency_holdout"].sum()
+    assert abs(check.predicted_total / check.actual_total - 1) < 0.15
+    # naive: each customer keeps buying at their calibration-period rate
+    naive = cdnow_summary["frequency"] / cdnow_summary["T"] * cdnow_summary["duration_holdout"]
+    naive_mae = (naive - cdnow_summary["frequency_holdout"]).abs().mean()
+    assert check.mae < naive_mae
+    np.testing.assert_allclose(check.customers["error"].abs().mean(), check.mae)
+
+
+def test_predictions_are_consistent(cdnow_model):
+    predicted = cdnow_model.predict(days=91)
+    assert predicted["probability_alive"].between(0, 1).all()
+    # customers who never came back are certainly alive under BG/NBD
+    never = cdnow_model.summary_["frequency"].to_numpy() == 0
+    assert (predicted.loc[never, "probability_alive"] == 1).all()
+    longer = cdnow_model.expected_purchases(182)
+    assert (longer.to_numpy() > predicted["expected_purchases"].to_numpy()).all()
+    assert (predicted["window_end_days"] > predicted["window_start_days"]).all()
+    undiscounted = cdnow_model.customer_value(365, discount_rate=0.0)
+    assert (cdnow_model.customer_value(365, discount_rate=0.5) < undiscounted).all()
+    # without discounting, value is expected purchases times expected spend per purchase
+    expected = cdnow_model.expected_purchases(12 * 4.345 * 7) * cdnow_model.expected_spend()
+    np.testing.assert_allclose(undiscounted, expected, rtol=1e-6)
+
+
+def test_summary_hand_counts():
+    orders = pd.DataFrame({
+        "order_id": ["1", "2", "3", "4", "5", "6", "7"],
+        "customer_id": ["a", "a", "a", "a", "b", "b", "a"],
+        "ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-11", "2024-01-15",
+                              "2024-01-05", "2024-01-25", "2024-01-21"], format="ISO8601"),
+        "amount": [10.0, 20.0, 40.0, -40.0, 5.0, 7.0, 99.0],
+        "status": ["completed", "completed", "completed", "refunded", "completed", "completed",
+                   "cancelled"],
+    })
+    summary = summary_from_orders(orders, "2024-01-31", calibration_end="2024-01-20").set_index(
+        "customer_id")
+    # a: purchase days Jan 1 (two orders, one occasion) and Jan 11; refund and cancellation ignored
+    assert summary.loc["a", ["frequency", "recency", "T"]].tolist() == [1, 10, 19]
+    assert summary.loc["a", "monetary_value"] == 40.0
+    assert summary.loc["b", ["frequency", "recency", "T", "monetary_value"]].tolist() == [0, 0, 15, 0]
+    assert summary.loc["b", "frequency_holdout"] == 1 and summary.loc["a", "frequency_holdout"] == 0
+    assert (summary["duration_holdout"] == 11).all()
+    weekly = summary_from_orders(orders, "2024-01-31", time_unit="W").set_index("customer_id")
+    assert weekly.loc["b", "recency"] == pytest.approx(20 / 7)
+    with pytest.raises(OpportunityError, match="time_unit"):
+        summary_from_orders(orders, "2024-01-31", time_unit="M")
+    with pytest.raises(OpportunityError, match="frequency"):
+        RepurchaseModel().fit(summary.reset_index().drop(columns="frequency"))
+
+
+def test_sample_fit_in_days_lands_near_the_planted_process(sample_tables):
+    """The sample's repeat purchases are BG/NBD-like but thinned by the shop's seasonality.
+
+    Thinning keeps a candidate purchase day with probability weight / max weight,
+    so the effective purchase rate is the planted mean rate times the mean
+    acceptance; the planted dropout after each purchase is a / (a + b) = 1/7.
+    """
+    summary = summary_from_orders(sample_tables["orders"], sample.END)
+    params = RepurchaseModel(maximum_likelihood=True, spend_model=False).fit(summary).params_
+    weights = sample._day_weights(pd.date_range(sample.START, sample.END, freq="D"))
+    effective_rate = sample.REPEAT_R / sample.REPEAT_ALPHA * weights.mean() / weights.max()
+    assert params["r"] / params["alpha"] == pytest.approx(effective_rate, rel=0.25)
+    planted_dropout = sample.DROPOUT_A / (sample.DROPOUT_A + sample.DROPOUT_B)
+    assert params["a"] / (params["a"] + params["b"]) == pytest.approx(planted_dropout, rel=0.4)

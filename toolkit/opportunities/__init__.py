@@ -1,0 +1,53 @@
+"""Opportunities: which customers will buy again or buy more, when, and can we afford to ask.
+
+``segments``   RFM scores, named segments and value tiers
+``repurchase`` BG/NBD or Pareto/NBD and Gamma-Gamma: P(alive), expected purchases, CLV
+``signals``    recent events (carts, wishlists, reviews, support) + the model -> ranked re-purchase list
+``upsell``     propensity to trade up, its time-split evaluation, and the offer to make
+``campaign``   a campaign's cash flows as sample paths and its effect on shortfall risk
+
+Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
+"""
+
+from toolkit.opportunities.campaign import Campaign, CampaignEvaluation, evaluate_campaign
+from toolkit.opportunities.repurchase import (HoldoutCheck, RepurchaseModel, holdout_check,
+                                              summary_from_orders)
+from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityError, SegmentRule,
+                                            assign_segments, customer_segments, net_spend,
+                                            purchases, rfm_table, value_tiers)
+from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
+                                           repurchase_opportunities)
+from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles,
+                                          evaluate_upsell, product_tiers, suggest_offers,
+                                          upsell_features, upsell_labels)
+
+__all__ = [
+    "DEFAULT_SEGMENT_RULES",
+    "DEFAULT_SIGNALS",
+    "Campaign",
+    "CampaignEvaluation",
+    "HoldoutCheck",
+    "OpportunityError",
+    "RepurchaseModel",
+    "SegmentRule",
+    "Signal",
+    "UpsellEvaluation",
+    "UpsellModel",
+    "addon_bundles",
+    "assign_segments",
+    "customer_segments",
+    "evaluate_campaign",
+    "evaluate_upsell",
+    "holdout_check",
+    "net_spend",
+    "product_tiers",
+    "purchases",
+    "recent_signals",
+    "repurchase_opportunities",
+    "rfm_table",
+    "suggest_offers",
+    "summary_from_orders",
+    "upsell_features",
+    "upsell_labels",
+    "value_tiers",
+]

@@ -1,0 +1,344 @@
+"""Upsell: who is ready to trade up or add an add-on, when, and with which offer.
+
+A transparent scikit-learn model (logistic regression by default, gradient
+boosting as an option) scores each customer's propensity to place an upsell
+order within the next 90 days from what the shop already knows: recency,
+frequency, spend, tenure, the customer's current product tier, and engagement
+signals in the events (review reads, wishlist adds, product views, review
+ratings). It is judged on a time split -- features up to a cutoff, outcomes
+after it -- by AUC, lift in the top decile and calibration.
+
+Product tiers come from the SKU prefix (ESS essentials, PRO pro, ELI elite,
+ADD add-ons) when every SKU has one, otherwise from each SKU's unit-price rank.
+The suggested offer is the next tier up, or for customers already at the top a
+bundle of the add-ons most often bought by customers of that tier, with a
+discount that never exceeds the margin the customer is expected to bring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from toolkit.opportunities.segments import OpportunityError, purchases, require_columns, rfm_table
+
+__all__ = [
+    "ENGAGEMENT_EVENTS",
+    "TIER_PREFIXES",
+    "UpsellEvaluation",
+    "UpsellModel",
+    "addon_bundles",
+    "evaluate_upsell",
+    "product_tiers",
+    "suggest_offers",
+    "upsell_features",
+    "upsell_labels",
+]
+
+#: SKU prefixes of the product tiers, lowest first, and the prefix of add-ons.
+TIER_PREFIXES: dict[str, str] = {"ESS": "essentials", "PRO": "pro", "ELI": "elite"}
+ADDON_PREFIX = "ADD"
+#: Event types counted as engagement; review ratings are averaged separately.
+ENGAGEMENT_EVENTS: tuple[str, ...] = ("review_read", "wishlist_add", "product_view")
+
+_COUNT_FEATURES = ("recency_days", "frequency", "spend", "tenure_days", *ENGAGEMENT_EVENTS)
+_LEVEL_FEATURES = ("current_tier", "mean_rating")
+FEATURES: tuple[str, ...] = (*_COUNT_FEATURES, *_LEVEL_FEATURES)
+
+
+def _log_count(values: np.ndarray) -> np.ndarray:
+    """log(1 + x) of counts, days and money, so a few heavy customers do not dominate."""
+    return np.log1p(np.clip(values, 0, None))
+
+
+def product_tiers(orders: pd.DataFrame, n_tiers: int = 3) -> pd.DataFrame:
+    """Tier of every SKU: rank (0 = lowest), name, add-on flag and median unit price.
+
+    SKU prefixes decide when every SKU has a known one; otherwise SKUs are cut
+    into ``n_tiers`` groups by their median unit price (add-ons: prefix ADD only).
+    """
+    require_columns(orders, ("sku", "amount"), "orders")
+    bought = purchases(orders)
+    quantity = bought["quantity"].clip(lower=1) if "quantity" in bought.columns else 1
+    unit = (bought["amount"] / quantity).groupby(bought["sku"]).median()
+    prefix = unit.index.str.slice(0, 3).str.upper()
+    is_addon = pd.Series(prefix == ADDON_PREFIX, index=unit.index)
+    names = list(TIER_PREFIXES.values())
+    if set(prefix[~is_addon.to_numpy()]) <= set(TIER_PREFIXES):
+        rank = pd.Series(prefix, index=unit.index).map({p: i for i, p in enumerate(TIER_PREFIXES)})
+    else:
+        main = unit[~is_addon]
+        cut = min(n_tiers, main.nunique())
+        rank = pd.Series(pd.qcut(main.rank(method="dense"), cut, labels=False), index=main.index)
+        names = [f"tier {i + 1}" for i in range(cut)]
+    rank = rank.reindex(unit.index).fillna(-1).astype("int64")
+    name = rank.map(dict(enumerate(names))).where(~is_addon, "add-on").astype("str")
+    return pd.DataFrame({"sku": unit.index, "tier": rank.to_numpy(), "tier_name": name.to_numpy(),
+                         "is_addon": is_addon.to_numpy(), "unit_price": unit.to_numpy()})
+
+
+def _with_tiers(orders: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
+    return purchases(orders).merge(tiers[["sku", "tier", "is_addon"]], on="sku", how="left")
+
+
+def upsell_labels(orders: pd.DataFrame, start: str | pd.Timestamp, days: int = 90) -> pd.Series:
+    """Whether each customer placed an upsell order in the ``days`` days after the day ``start``.
+
+    Upsell orders are those of order_type "upsell"; data that never marks one
+    counts an order above the customer's highest tier so far, or an add-on, instead.
+    """
+    bought = purchases(orders).sort_values("ts", kind="stable")
+    if "order_type" in bought.columns and (bought["order_type"] == "upsell").any():
+        is_upsell = bought["order_type"] == "upsell"
+    else:
+        tiered = _with_tiers(bought, product_tiers(orders)).set_index(bought.index)
+        best_before = tiered.groupby("customer_id")["tier"].transform(
+            lambda t: t.cummax().shift(1))
+        is_upsell = (tiered["tier"] > best_before) | (tiered["is_addon"] & best_before.notna())
+    begin = pd.Timestamp(start).normalize() + pd.Timedelta(days=1)
+    inside = (bought["ts"] >= begin) & (bought["ts"] < begin + pd.Timedelta(days=days))
+    return bought[inside & is_upsell].groupby("customer_id").size().gt(0).rename("upsell")
+
+
+def upsell_features(orders: pd.DataFrame, as_of: str | pd.Timestamp,
+                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per customer who bought by ``as_of``, indexed by customer_id, columns FEATURES.
+
+    recency_days, frequency, spend (net) and tenure_days come from the RFM table;
+    current_tier is the tier of the latest non-add-on purchase; engagement
+    counts and mean_rating come from events up to ``as_of`` (0 counts and the
+    everyone's mean rating when there are no events).
+    """
+    day = pd.Timestamp(as_of).normalize()
+    rfm = rfm_table(orders, day).set_index("customer_id")
+    features = rfm[["recency_days", "frequency", "monetary", "tenure_days"]].rename(
+        columns={"monetary": "spend"})
+    tiered = _with_tiers(purchases(orders, day), product_tiers(orders))
+    main = tiered[~tiered["is_addon"].astype(bool)].sort_values("ts", kind="stable")
+    features["current_tier"] = main.groupby("customer_id")["tier"].last().reindex(
+        features.index).fillna(0).astype(float)
+    counts = pd.DataFrame(0.0, index=features.index, columns=list(ENGAGEMENT_EVENTS))
+    mean_rating = pd.Series(np.nan, index=features.index)
+    if events is not None:
+        seen = events[events["ts"] < day + pd.Timedelta(days=1)]
+        seen = seen[seen["customer_id"].isin(features.index)]
+        counted = seen[seen["event_type"].isin(ENGAGEMENT_EVENTS)]
+        counts = counted.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0).reindex(
+            index=features.index, columns=list(ENGAGEMENT_EVENTS), fill_value=0).astype(float)
+        reviews = seen[(seen["event_type"] == "review") & seen["value"].notna()]
+        mean_rating = reviews.groupby("customer_id")["value"].mean().reindex(features.index)
+    overall = mean_rating.mean()
+    features[list(ENGAGEMENT_EVENTS)] = counts
+    features["mean_rating"] = mean_rating.fillna(overall if pd.notna(overall) else 0.0)
+    return features[list(FEATURES)].astype(float)
+
+
+class UpsellModel:
+    """Propensity to place an upsell order, from :func:`upsell_features`.
+
+    Parameters
+    ----------
+    method : "logistic" (log-scaled counts, standardized, L2 logistic regression:
+        its coefficients read as the effect of one standard deviation) or
+        "gradient_boosting" (scikit-learn's gradient boosting of shallow trees, for
+        effects that are not linear in the log counts; ``weights_`` then holds
+        the trees' feature importances).
+    seed : random state of the estimator.
+
+    Attributes
+    ----------
+    estimator_ : the fitted scikit-learn pipeline.
+    weights_ : Series per feature: standardized coefficients (logistic) or
+        feature importances (gradient boosting).
+    """
+
+    def __init__(self, method: str = "logistic", seed: int = 42) -> None:
+        if method not in ("logistic", "gradient_boosting"):
+            raise OpportunityError(f"method must be 'logistic' or 'gradient_boosting', got {method!r}")
+        self.method = method
+        self.seed = seed
+
+    def fit(self, features: pd.DataFrame, labels: pd.Series) -> UpsellModel:
+        """Fit on features and a boolean label per customer (missing labels count as no upsell)."""
+        y = labels.reindex(features.index).fillna(False).astype(bool).to_numpy()
+        if y.all() or not y.any():
+            raise OpportunityError("upsell training data needs customers with and without upsells")
+        log_scale = FunctionTransformer(_log_count,
+                                        feature_names_out="one-to-one")
+        prepare = ColumnTransformer([("log", log_scale, list(_COUNT_FEATURES)),
+                                     ("level", "passthrough", list(_LEVEL_FEATURES))],
+                                    verbose_feature_names_out=False)
+        if self.method == "logistic":
+            steps = [("prepare", prepare), ("scale", StandardScaler()),
+                     ("model", LogisticRegression(max_iter=1000, random_state=self.seed))]
+        else:
+            steps = [("prepare", prepare),
+                     ("model", GradientBoostingClassifier(n_estimators=150, max_depth=2,
+                                                          learning_rate=0.05,
+                                                          random_state=self.seed))]
+        self.estimator_ = Pipeline(steps).fit(features[list(FEATURES)], y)
+        model = self.estimator_["model"]
+        weights = model.coef_[0] if self.method == "logistic" else model.feature_importances_
+        self.weights_ = pd.Series(weights, index=list(FEATURES), name="weight")
+        return self
+
+    def predict_proba(self, features: pd.DataFrame) -> pd.Series:
+        """Probability of an upsell order in the label window, per customer."""
+        if not hasattr(self, "estimator_"):
+            raise OpportunityError("fit the upsell model before scoring")
+        proba = self.estimator_.predict_proba(features[list(FEATURES)])[:, 1]
+        return pd.Series(proba, index=features.index, name="propensity")
+
+
+@dataclass(frozen=True)
+class UpsellEvaluation:
+    """How well upsell propensity ranked and calibrated on a later period.
+
+    ``calibration`` has one row per bin of predicted propensity: predicted
+    (mean), observed (upsell rate) and customers.
+    """
+
+    auc: float
+    top_decile_lift: float
+    base_rate: float
+    calibration: pd.DataFrame
+    customers: int
+    model: UpsellModel
+    scores: pd.DataFrame
+
+
+def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
+                    events: pd.DataFrame | None = None, horizon_days: int = 90,
+                    method: str = "logistic", bins: int = 10, seed: int = 42) -> UpsellEvaluation:
+    """Train on the period before ``cutoff`` and score the ``horizon_days`` after it.
+
+    Training uses features as of ``cutoff - horizon_days`` and upsells in the
+    following ``horizon_days``; the test uses features as of ``cutoff`` and
+    upsells in the ``horizon_days`` after it, so nothing from the test period
+    leaks into the model.
+    """
+    cutoff = pd.Timestamp(cutoff).normalize()
+    train_day = cutoff - pd.Timedelta(days=horizon_days)
+    train = upsell_features(orders, train_day, events)
+    model = UpsellModel(method, seed).fit(train, upsell_labels(orders, train_day, horizon_days))
+    test = upsell_features(orders, cutoff, events)
+    actual = upsell_labels(orders, cutoff, horizon_days).reindex(test.index).fillna(False).astype(bool)
+    score = model.predict_proba(test)
+    base_rate = float(actual.mean())
+    top = score.rank(method="first", ascending=False) <= max(1, round(0.1 * len(score)))
+    binned = pd.qcut(score.rank(method="first"), bins, labels=False)
+    calibration = pd.DataFrame({"predicted": score, "observed": actual.astype(float), "bin": binned})
+    calibration = calibration.groupby("bin").agg(predicted=("predicted", "mean"),
+                                                 observed=("observed", "mean"),
+                                                 customers=("observed", "size")).reset_index()
+    return UpsellEvaluation(
+        auc=float(roc_auc_score(actual, score)),
+        top_decile_lift=float(actual[top].mean() / base_rate) if base_rate > 0 else float("nan"),
+        base_rate=base_rate, calibration=calibration, customers=len(test), model=model,
+        scores=pd.DataFrame({"propensity": score, "upsell": actual}))
+
+
+def addon_bundles(orders: pd.DataFrame, bundle_size: int = 2) -> pd.DataFrame:
+    """The add-ons most often bought by customers of each tier (customer-level co-occurrence).
+
+    Returns one row per tier with skus (list of add-on SKUs, most co-bought
+    first), price (their summed median unit price) and customers (how many of
+    the tier's customers bought the first of them).
+    """
+    tiers = product_tiers(orders)
+    tiered = _with_tiers(orders, tiers)
+    addon_buyers = tiered[tiered["is_addon"].astype(bool)][["customer_id", "sku"]].drop_duplicates()
+    tier_buyers = tiered[~tiered["is_addon"].astype(bool)][["customer_id", "tier"]].drop_duplicates()
+    pairs = tier_buyers.merge(addon_buyers, on="customer_id")
+    if pairs.empty:
+        return pd.DataFrame(columns=["tier", "skus", "price", "customers"])
+    counts = pairs.groupby(["tier", "sku"]).size().rename("customers").reset_index()
+    counts = counts.sort_values(["tier", "customers", "sku"], ascending=[True, False, True])
+    price = tiers.set_index("sku")["unit_price"]
+    rows = []
+    for tier, group in counts.groupby("tier"):
+        skus = group["sku"].head(bundle_size).tolist()
+        rows.append((int(tier), skus, float(price[skus].sum()), int(group["customers"].iloc[0])))
+    return pd.DataFrame(rows, columns=["tier", "skus", "price", "customers"])
+
+
+def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.Timestamp,
+                   predictions: pd.DataFrame | None = None, margin_share: float = 0.58,
+                   max_discount: float = 0.15, bundle_size: int = 2,
+                   horizon_days: int = 90) -> pd.DataFrame:
+    """The offer for each scored customer: next tier up, or an add-on bundle at the top tier.
+
+    Parameters
+    ----------
+    orders : canonical orders (for tiers, prices and bundles).
+    propensity : upsell propensity per customer_id (:meth:`UpsellModel.predict_proba`).
+    as_of : the day the offers are made.
+    predictions : :meth:`RepurchaseModel.predict` output (customer_id,
+        expected_value, window_start_days, window_end_days); it times the offer
+        and bounds the discount.
+    margin_share : gross margin as a share of the price (1 - fulfilment share).
+    max_discount : the largest discount offered, as a share of the offer price.
+
+    Returns
+    -------
+    DataFrame with customer_id, propensity, current_tier, offer, offer_skus,
+    list_price, discount (money), offer_price, window_start, window_end,
+    highest propensity first. The discount is at most ``max_discount`` of the
+    price, never more than the offer's own margin, and never more than the
+    margin the customer is expected to bring over ``horizon_days``
+    (``margin_share x expected_value``).
+    """
+    day = pd.Timestamp(as_of).normalize()
+    tiers = product_tiers(orders)
+    main = tiers[~tiers["is_addon"]]
+    tier_price = main.groupby("tier")["unit_price"].median()
+    tier_name = main.groupby("tier")["tier_name"].first()
+    top_sku = (_with_tiers(orders, tiers).query("~is_addon").groupby(["tier", "sku"]).size()
+               .rename("n").reset_index().sort_values(["tier", "n", "sku"], ascending=[True, False, True])
+               .drop_duplicates("tier").set_index("tier")["sku"])
+    bundles = addon_bundles(orders, bundle_size).set_index("tier")
+    current = upsell_features(orders, day)["current_tier"].reindex(propensity.index)
+    if current.isna().any():
+        unknown = ", ".join(map(str, current.index[current.isna()][:5]))
+        raise OpportunityError(f"no purchases up to {day.date()} for customers {unknown}: "
+                               "offers need each customer's current tier")
+    current = current.astype("int64")
+    top_tier = int(tier_price.index.max())
+    rows = []
+    for customer, tier in current.items():
+        if tier < top_tier:
+            nxt = tier + 1
+            rows.append((customer, f"upgrade to {tier_name[nxt]}", [top_sku[nxt]],
+                         float(tier_price[nxt])))
+        elif tier in bundles.index:
+            skus = bundles.at[tier, "skus"]
+            rows.append((customer, "add-on bundle " + " + ".join(skus), skus,
+                         float(bundles.at[tier, "price"])))
+        else:
+            rows.append((customer, "no offer", [], 0.0))
+    offers = pd.DataFrame(rows, columns=["customer_id", "offer", "offer_skus", "list_price"])
+    offers.insert(1, "propensity", propensity.reindex(offers["customer_id"]).to_numpy())
+    offers.insert(2, "current_tier", current.map(tier_name).to_numpy())
+    cap = np.minimum(max_discount, margin_share) * offers["list_price"]
+    start = pd.Series(np.nan, index=offers.index)
+    end = pd.Series(np.nan, index=offers.index)
+    if predictions is not None:
+        pred = predictions.set_index("customer_id").reindex(offers["customer_id"])
+        if "expected_value" in pred.columns:
+            cap = np.minimum(cap, margin_share * pred["expected_value"].fillna(0).clip(lower=0).to_numpy())
+        start = pd.Series(pred["window_start_days"].clip(1, horizon_days).round().to_numpy())
+        end = pd.Series(pred["window_end_days"].clip(1, horizon_days).round().to_numpy())
+    offers["discount"] = np.floor(np.round(cap * 100, 6)) / 100  # whole cents, never above the bound
+    offers["offer_price"] = offers["list_price"] - offers["discount"]
+    offers["window_start"] = day + pd.to_timedelta(start, unit="D")
+    offers["window_end"] = day + pd.to_timedelta(end, unit="D")
+    return offers.sort_values(["propensity", "customer_id"], ascending=[False, True],
+                              ignore_index=True)
