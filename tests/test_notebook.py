@@ -1,0 +1,95 @@
+"""The notebook set-up: offline chart output, vegafusion, quiet logs, working directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit import notebook
+from toolkit.notebook import PROJECT_ROOT, in_report, setup
+
+
+@pytest.fixture
+def charts(monkeypatch, tmp_path):
+    """setup() as a notebook calls it; Altair's and pandas' global state restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    renderer, transformer = alt.renderers.active, alt.data_transformers.active
+    with pd.option_context("display.max_columns", pd.get_option("display.max_columns")):
+        setup()
+        yield
+    alt.renderers.enable(renderer)
+    alt.data_transformers.enable(transformer)
+
+
+def _html(chart: alt.TopLevelMixin) -> str:
+    bundle = chart._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/plain"}  # nbformat-valid: no Vega-Lite mimetype
+    return bundle["text/html"]
+
+
+def _embedded_spec(html: str) -> dict:
+    call = re.search(r"vegaEmbed\(el, (\{.*\}), (\{.*\})\)\.catch", html)
+    return json.loads(call.group(1)), json.loads(call.group(2))
+
+
+def test_charts_are_small_embed_calls_and_the_bundle_is_built_once(charts):
+    small = alt.Chart(pd.DataFrame({"a": list("xyz"), "b": [1, 2, 3]})).mark_bar().encode(x="a", y="b")
+    first, second = _html(small), _html(small)
+    assert "window.vegaEmbed=" not in first + second  # the bundle comes with setup's output
+    assert len(first) < 5_000 and "<script src" not in first + second
+    ids = re.findall(r'id="(journeycast-chart-[0-9a-f]+)"', first + second)
+    assert len(ids) == len(set(ids)) == 2
+    bundle = notebook._vega_bundle()
+    assert "window.vegaEmbed=" in bundle and "<script" not in bundle
+    assert any(p.read_text(encoding="utf-8") == bundle for p in notebook.CACHE_DIR.glob("vega-bundle-*.js"))
+
+
+def test_large_frames_are_aggregated_by_vegafusion_before_embedding(charts):
+    frame = pd.DataFrame({"weekday": np.arange(20_000) % 7})
+    chart = alt.Chart(frame).mark_bar().encode(x="weekday:O", y="count():Q")
+    spec, options = _embedded_spec(_html(chart))
+    assert options["mode"] == "vega"  # pre-transformed with VegaFusion, not raw Vega-Lite
+    rows = [row for data in spec["data"] for row in data.get("values", [])]
+    counts = {row["weekday"]: row["__count"] for row in rows if "__count" in row}
+    assert counts == {day: int((frame.weekday == day).sum()) for day in range(7)}
+    assert len(json.dumps(spec)) < 20_000  # 7 bars travel to the browser, not 20,000 rows
+
+
+def test_chart_text_cannot_close_the_script_early(charts):
+    chart = alt.Chart(pd.DataFrame({"a": [1]}), title="</script><b>x</b>").mark_point().encode(x="a")
+    html = _html(chart)
+    tail = html.split('class="journeycast-chart"></div>', 1)[1]
+    assert tail.count("</script>") == 1
+    assert _embedded_spec(html)[0]["title"]["text"] == "</script><b>x</b>"
+
+
+def test_setup_quiets_model_logs_and_works_from_the_project_root(charts):
+    assert logging.getLogger("cmdstanpy").disabled
+    assert logging.getLogger("prophet.plot").disabled
+    assert pd.get_option("display.max_columns") == 50
+    assert os.getcwd() == str(PROJECT_ROOT)
+
+
+def test_outside_a_report_run_the_interactive_view_is_shown(capsys):
+    assert not in_report()
+    notebook.show("the widget", lambda: pytest.fail("the static view must not be built"))
+    assert capsys.readouterr().out.strip() == "the widget"
+
+
+def test_records_are_plain_json(capsys):
+    period = notebook.record_data_period({
+        "orders": pd.DataFrame({"ts": pd.to_datetime(["2024-03-01 10:00", "2024-05-02 09:00"])}),
+        "costs": pd.DataFrame({"ts": pd.to_datetime(["2024-02-28", "2024-04-30"])}),
+        "events": pd.DataFrame({"ts": pd.to_datetime([])}),
+    })
+    assert period == {"start": "2024-02-28", "end": "2024-05-02"}
+    assert notebook._plain(np.int64(3)) == 3 and notebook._plain(pd.Timestamp("2024-01-02")) == "2024-01-02T00:00:00"
+    with pytest.raises(TypeError):
+        notebook.record("bad", object())

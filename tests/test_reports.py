@@ -1,0 +1,283 @@
+"""Report runs end to end: real papermill kernels, real HTML, a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from toolkit.cli import main
+from toolkit.notebook import PROJECT_ROOT
+from toolkit.reports import (
+    NotebookParameter,
+    ReportError,
+    load_parameters_file,
+    parse_parameter_value,
+    previous_run,
+    run_report,
+    validate_parameters,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _journeycast(*args: str) -> subprocess.CompletedProcess:
+    """The ``journeycast`` command as a user runs it, from the project root."""
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", *args],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _write_notebook(path: Path, *sources: str, parameters: str = "report_run_id = None\nreports_dir = None") -> Path:
+    """A small report notebook: imports, a parameters cell, then ``sources`` as code cells."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from toolkit.notebook import setup, record, in_report, show"),
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        *[nbformat.v4.new_code_cell(source) for source in sources],
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def _run_dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+# --- the sample report -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory):
+    """``journeycast report data/sample`` on the data-quality notebook, into a fresh folder."""
+    out = tmp_path_factory.mktemp("reports")
+    done = _journeycast("report", "data/sample", "--out", str(out), "--notebooks", "01_*", "-p", "seed", "7")
+    return done, out
+
+
+def test_sample_report_is_published_with_index_summary_and_latest(sample_report, sample_tables):
+    done, out = sample_report
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = _run_dirs(out)
+    assert done.stdout.strip().splitlines()[-1] == str(run_dir / "index.html")
+    assert {p.name for p in run_dir.iterdir()} == {
+        "01_data_quality.ipynb", "01_data_quality.html", "index.html", "summary.json"}
+    assert (out / "latest").is_symlink() and (out / "latest").resolve() == run_dir
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary build folders left behind"
+
+    summary = _summary(run_dir)
+    assert summary["run_id"] == run_dir.name and summary["status"] == "succeeded"
+    assert summary["parameters"] == {
+        "data_dir": str(PROJECT_ROOT / "data" / "sample"), "config_file": None, "seed": 7}
+    first = min(t.ts.min() for t in sample_tables.values())
+    last = max(t.ts.max() for t in sample_tables.values())
+    assert summary["data_period"] == {"start": f"{first:%Y-%m-%d}", "end": f"{last:%Y-%m-%d}"}
+    (nb,) = summary["notebooks"]
+    assert (nb["name"], nb["status"], nb["error"]) == ("01_data_quality", "succeeded", None)
+    assert nb["parameters"]["seed"] == 7 and isinstance(nb["parameters"]["seed"], int)
+
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert 'href="01_data_quality.html"' in index and "succeeded" in index
+    assert summary["data_period"]["start"] in index and summary["data_period"]["end"] in index
+
+
+def test_sample_report_html_is_offline_with_code_hidden(sample_report):
+    _, out = sample_report
+    html = (out / "latest" / "01_data_quality.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\ssrc\s*=", html, re.I), "a script is loaded from a file or URL"
+    assert not re.search(r"<link[^>]*href\s*=\s*[\"']?(https?:)?//", html, re.I)
+    assert not re.search(r"(import|@import)\s*\(?\s*[\"']https?://", html)
+    assert "load_tables(data_dir" not in html, "code cells must be hidden"
+    assert html.count("window.vegaEmbed=") == 1, "the Vega bundle belongs once in a page"
+    assert "Rows in, accepted and rejected" in html  # the story (markdown) stays
+    header = html.split('<header class="jc-run">', 1)[1].split("</header>", 1)[0]
+    assert "data_dir" in header and "seed" in header and "Data period: 2023-11-01" in header
+    executed = nbformat.read(out / "latest" / "01_data_quality.ipynb", as_version=4)
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "seed = 7" in injected.source and "report_run_id = " in injected.source
+
+
+def _drawn_charts(dom: str) -> dict[str, bool]:
+    """Per chart container: does it hold a drawn Vega view (an svg or canvas of class marks)?
+
+    vega-embed draws inside the container, which the chart's own <script> follows.
+    """
+    drawn = {}
+    for match in re.finditer(r'id="(journeycast-chart-[0-9a-f]+)"', dom):
+        inside = dom[match.end():dom.find("<script", match.end())]
+        drawn[match.group(1)] = bool(re.search(r'<(svg|canvas)[^>]*class="marks"', inside))
+    return drawn
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    assert Path(CHROMIUM).exists(), "Chromium is needed: apt-get install -y chromium (make test does it)"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--virtual-time-budget=15000", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_every_chart_renders_offline_in_headless_chromium(sample_report, tmp_path):
+    _, out = sample_report
+    run_dir = (out / "latest").resolve()
+    executed = nbformat.read(run_dir / "01_data_quality.ipynb", as_version=4)
+    expected = sum(
+        'class="journeycast-chart"' in output.get("data", {}).get("text/html", "")
+        for cell in executed.cells for output in cell.get("outputs", [])
+    )
+    assert expected == 2  # rows per month, rejects by reason
+
+    page = (run_dir / "01_data_quality.html").as_uri()
+    done = _chromium("--dump-dom", page, profile=tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    drawn = _drawn_charts(done.stdout)
+    assert len(drawn) == expected
+    assert all(drawn.values()), f"charts that did not render: {[k for k, v in drawn.items() if not v]}"
+    assert "Chart not shown" not in done.stdout.replace('"Chart not shown: "', "")
+
+
+# --- failures, parameters, concurrency -------------------------------------------------
+
+def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path):
+    """Also: a static view shown in place of a widget draws in the report."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_broken.ipynb", "raise ValueError('planted failure in the first notebook')")
+    _write_notebook(notebooks / "02_after.ipynb",
+                    "import altair as alt, ipywidgets, pandas as pd\nsetup()\n"
+                    "chart = alt.Chart(pd.DataFrame({'x': [1, 2]})).mark_bar().encode(x='x:O', y='x:Q')",
+                    # an explorer draws its first view into a widget before any static chart
+                    "explorer = ipywidgets.Output()\nexplorer.append_display_data(chart)\n"
+                    "show(explorer, lambda: chart)",
+                    "record('in_report', in_report())")
+    out = tmp_path / "reports"
+
+    done = _journeycast("report", "data/sample", "--out", str(out), "--notebooks", str(notebooks / "*.ipynb"))
+    assert done.returncode == 1, done.stderr
+    (run_dir,) = _run_dirs(out)
+    summary = _summary(run_dir)
+    assert summary["status"] == "failed"
+    assert [(nb["name"], nb["status"]) for nb in summary["notebooks"]] == [
+        ("01_broken", "failed"), ("02_after", "succeeded")]
+    assert summary["notebooks"][0]["error"] == "ValueError: planted failure in the first notebook"
+    assert summary["notebooks"][1]["records"] == {"in_report": True}
+
+    broken = nbformat.read(run_dir / "01_broken.ipynb", as_version=4)
+    errors = [o for c in broken.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors and errors[0].ename == "ValueError" and any("planted failure" in line for line in errors[0].traceback)
+    assert "planted failure in the first notebook" in (run_dir / "01_broken.html").read_text(encoding="utf-8")
+    dom = _chromium("--dump-dom", (run_dir / "02_after.html").as_uri(), profile=tmp_path / "profile").stdout
+    assert list(_drawn_charts(dom).values()) == [True]
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert index.count('class="failed"') >= 2  # the run and the notebook
+    assert "failed" in done.stdout and "01_broken" in done.stdout
+    assert not (out / "latest").exists(), "a failed run must not become 'latest'"
+
+
+def test_two_concurrent_runs_both_complete_and_the_next_run_sees_the_last(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_rolling.ipynb",
+                    "from toolkit.reports import previous_run\n"
+                    "before = previous_run(reports_dir)\n"
+                    "record('previous', before['run_id'] if before else None)")
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "toolkit.cli", "report", "data/sample", "--out", str(out),
+               "--notebooks", str(notebooks / "*.ipynb")]
+    runs = [subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
+
+    run_dirs = _run_dirs(out)
+    assert len(run_dirs) == 2
+    assert {Path(stdout.strip().splitlines()[-1]).parent for _, stdout, _ in results} == set(run_dirs)
+    for run_dir in run_dirs:
+        assert _summary(run_dir)["status"] == "succeeded"
+        assert (run_dir / "01_rolling.html").exists()
+    latest = (out / "latest").resolve()
+    assert latest in run_dirs
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    done = _journeycast("report", "data/sample", "--out", str(out), "--notebooks", str(notebooks / "*.ipynb"))
+    assert done.returncode == 0, done.stderr
+    third = _summary(Path(done.stdout.strip().splitlines()[-1]).parent)
+    assert third["previous_run_id"] == latest.name
+    assert third["notebooks"][0]["records"] == {"previous": latest.name}
+    assert previous_run(out)["run_id"] == third["run_id"]
+
+
+def test_unknown_or_mistyped_parameters_are_rejected_before_anything_runs(tmp_path, sample_dir):
+    out = tmp_path / "reports"
+    with pytest.raises(ReportError) as unknown:
+        run_report(sample_dir, parameters={"sed": 1}, out_dir=out, notebooks="01_*")
+    message = str(unknown.value)
+    assert "unknown parameter 'sed'" in message
+    assert "01_data_quality: data_dir (str), config_file (Optional[str]), seed (int)" in message
+
+    with pytest.raises(ReportError, match=r"'seed' = 'abc' is str, but 01_data_quality expects int"):
+        run_report(sample_dir, parameters={"seed": "abc"}, out_dir=out, notebooks="01_*")
+    with pytest.raises(ReportError, match="set by the report run itself"):
+        run_report(sample_dir, parameters={"report_run_id": "x"}, out_dir=out, notebooks="01_*")
+    with pytest.raises(ReportError, match="data directory not found"):
+        run_report(tmp_path / "nowhere", out_dir=out, notebooks="01_*")
+    assert not out.exists(), "nothing may be written when a run is refused"
+
+    assert main(["report", str(sample_dir), "--out", str(out), "--notebooks", "01_*", "-p", "seed", "1.5"]) == 2
+    assert not out.exists()
+
+
+def test_parameter_checks_follow_each_notebooks_declared_types():
+    declared = {
+        "01_a": {"seed": NotebookParameter("seed", "int", "42", ""),
+                 "rate": NotebookParameter("rate", "float", "0.1", "")},
+        "02_b": {"seed": NotebookParameter("seed", "int", "1", ""),
+                 "label": NotebookParameter("label", "Optional[str]", "None", ""),
+                 "anything": NotebookParameter("anything", None, "None", "")},
+    }
+    got = validate_parameters({"seed": 3, "rate": 1, "label": None, "anything": [1]}, declared)
+    assert got == {"01_a": {"seed": 3, "rate": 1.0}, "02_b": {"seed": 3, "label": None, "anything": [1]}}
+    assert isinstance(got["01_a"]["rate"], float)
+    with pytest.raises(ReportError, match="'seed' = True is bool, but 01_a expects int"):
+        validate_parameters({"seed": True}, declared)
+    with pytest.raises(ReportError, match="'label' = 5 is int, but 02_b expects Optional\\[str\\]"):
+        validate_parameters({"label": 5}, declared)
+
+
+def test_cli_values_are_yaml_scalars_and_files_are_yaml_mappings(tmp_path):
+    assert parse_parameter_value("42") == 42 and isinstance(parse_parameter_value("42"), int)
+    assert parse_parameter_value("0.25") == 0.25
+    assert parse_parameter_value("true") is True and parse_parameter_value("null") is None
+    assert parse_parameter_value("data/sample") == "data/sample"
+    assert parse_parameter_value("2024-01-31") == "2024-01-31"  # a date stays text
+    assert parse_parameter_value("a: b") == "a: b"
+    params = tmp_path / "params.yml"
+    params.write_text("seed: 3\nstart: 2024-01-31\nstages: [awareness, purchase]\n", encoding="utf-8")
+    assert load_parameters_file(params) == {"seed": 3, "start": "2024-01-31", "stages": ["awareness", "purchase"]}
+    params.write_text("- just a list\n", encoding="utf-8")
+    with pytest.raises(ReportError, match="expected a mapping"):
+        load_parameters_file(params)
+
+
+def test_latest_as_a_file_where_symlinks_are_unavailable(tmp_path):
+    run_dir = tmp_path / "20260101T000000Z-abc123"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"run_id": run_dir.name}), encoding="utf-8")
+    assert previous_run(tmp_path) is None
+    (tmp_path / "latest").write_text(run_dir.name + "\n", encoding="utf-8")
+    assert previous_run(tmp_path) == {"run_id": run_dir.name, "path": str(run_dir)}
+    shutil.rmtree(run_dir)
+    assert previous_run(tmp_path) is None

@@ -1,0 +1,647 @@
+"""Run the notebooks headlessly into reports that open offline, and publish them atomically.
+
+``run_report`` is the one entry point (``journeycast report`` calls it):
+
+1. Parameters are checked against every notebook's ``parameters`` cell before
+   anything runs: a name no notebook declares, or a value of the wrong type, is a
+   ``ReportError`` that says which notebooks accept what.
+2. Each ``notebooks/NN_*.ipynb`` runs in order with papermill, in a fresh kernel
+   of this environment (``python3`` from the project's venv), with the project
+   root as working directory. A failing notebook does not stop the others; its
+   executed copy keeps the traceback.
+3. Each executed notebook becomes an HTML page with code hidden and no remote
+   scripts (``toolkit/templates/journeycast``), headed by the run's parameters
+   and data period. ``index.html`` links them with status and duration;
+   ``summary.json`` holds the same facts plus what notebooks ``record``-ed.
+4. The run is built in ``<out>/.tmp-<run-id>-<pid>/`` and renamed to
+   ``<out>/<run-id>/`` when done, so a reader never sees half a report and two
+   runs never write into the same folder. ``<out>/latest`` then points at the
+   run (a symlink replaced atomically, or a one-line file where symlinks are
+   unavailable) -- only when every notebook succeeded, so that ``latest`` is
+   always a whole report and the run the next forecast compares itself with
+   (``previous_run``).
+
+Notebooks get two parameters from the run itself when they declare them:
+``report_run_id`` (what ``toolkit.notebook.in_report`` looks at) and
+``reports_dir`` (where ``previous_run`` looks).
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import fnmatch
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit import __version__
+from toolkit.config import load_config
+from toolkit.errors import JourneycastError
+from toolkit.notebook import CACHE_DIR, PROJECT_ROOT, RECORD_MIMETYPE, REPORT_RUN_PARAMETER
+
+__all__ = [
+    "DEFAULT_NOTEBOOKS",
+    "NotebookParameter",
+    "NotebookResult",
+    "REPORTS_DIR_PARAMETER",
+    "ReportError",
+    "ReportRun",
+    "load_parameters_file",
+    "notebook_parameters",
+    "parse_parameter_value",
+    "previous_run",
+    "run_report",
+    "validate_parameters",
+]
+
+#: The notebooks a report runs: numbered in the order of the flow.
+DEFAULT_NOTEBOOKS = "[0-9][0-9]_*.ipynb"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+HTML_TEMPLATE = "journeycast"
+KERNEL_NAME = "python3"
+LATEST = "latest"
+
+#: The parameter through which a notebook learns where earlier runs are published.
+REPORTS_DIR_PARAMETER = "reports_dir"
+_RUN_PARAMETERS = (REPORT_RUN_PARAMETER, REPORTS_DIR_PARAMETER)
+#: Given as ``run_report(data_dir, config_file)``, injected where a notebook declares them.
+_INPUT_PARAMETERS = ("data_dir", "config_file")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ReportError(JourneycastError):
+    """A report cannot start: bad parameters, no notebooks, a missing data directory."""
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One assignment of a notebook's ``parameters`` cell.
+
+    ``type`` is the annotation (``seed: int = 42``; quote optional ones:
+    ``config_file: "Optional[str]" = None``) or else the type of the default
+    literal; ``None`` when neither says (any value is accepted).
+    """
+
+    name: str
+    type: str | None
+    default: str
+    help: str
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` as this parameter takes it; ``TypeError`` when it does not fit."""
+        return _coerce(self.type, value)
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool,),
+    "list": (list,), "dict": (dict,),
+}
+
+
+def _coerce(type_name: str | None, value: Any) -> Any:
+    if type_name is None or type_name in ("Any", "object"):
+        return value
+    optional = re.fullmatch(r"Optional\[(.+)\]", type_name)
+    if optional:
+        return None if value is None else _coerce(optional.group(1).strip(), value)
+    accepted = _SIMPLE_TYPES.get(type_name)
+    if accepted is None:
+        return value  # an annotation this check does not know: the notebook decides
+    if isinstance(value, bool) and bool not in accepted:
+        raise TypeError(type_name)
+    if not isinstance(value, accepted):
+        raise TypeError(type_name)
+    return float(value) if type_name == "float" else value
+
+
+def _declared_type(annotation: str, default: str) -> str | None:
+    if annotation != "None":
+        return annotation.strip()
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return None
+    name = type(value).__name__
+    return name if name in _SIMPLE_TYPES else None
+
+
+def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
+    """The parameters a notebook declares in its cell tagged ``parameters``."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(path))
+    return {
+        name: NotebookParameter(
+            name=name,
+            type=_declared_type(p["inferred_type_name"], p["default"]),
+            default=p["default"],
+            help=p["help"],
+        )
+        for name, p in found.items()
+    }
+
+
+def _describe(params: Mapping[str, NotebookParameter]) -> str:
+    shown = [f"{p.name} ({p.type or 'any'})" for p in params.values() if p.name not in _RUN_PARAMETERS]
+    return ", ".join(shown) or "no parameters"
+
+
+def validate_parameters(
+    parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, NotebookParameter]]
+) -> dict[str, dict[str, Any]]:
+    """Check ``parameters`` against each notebook's declared ones; per notebook, what it gets.
+
+    Every name must be declared by at least one notebook and its value must fit
+    every notebook that declares it. Raises one ``ReportError`` listing all problems.
+    """
+    problems = []
+    per_notebook: dict[str, dict[str, Any]] = {name: {} for name in declared}
+    for name, value in parameters.items():
+        if name in _RUN_PARAMETERS:
+            problems.append(f"parameter '{name}' is set by the report run itself")
+            continue
+        takers = [nb for nb, params in declared.items() if name in params]
+        if not takers:
+            accepted = "; ".join(f"{nb}: {_describe(params)}" for nb, params in declared.items())
+            problems.append(f"unknown parameter '{name}' (accepted -- {accepted})")
+            continue
+        for nb in takers:
+            spec = declared[nb][name]
+            try:
+                per_notebook[nb][name] = spec.coerce(value)
+            except TypeError:
+                problems.append(
+                    f"parameter '{name}' = {value!r} is {type(value).__name__}, "
+                    f"but {nb} expects {spec.type}"
+                )
+    if problems:
+        raise ReportError("; ".join(problems))
+    return per_notebook
+
+
+def parse_parameter_value(text: str) -> Any:
+    """A ``-p NAME VALUE`` value: a YAML scalar (``42`` int, ``0.5`` float, ``true``, ``null``).
+
+    Anything that is not a plain scalar (a date, a mapping, a list) stays the
+    text as given, so a string parameter never turns into something else.
+    """
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return text
+
+
+def load_parameters_file(path: str | Path) -> dict[str, Any]:
+    """Parameters from a YAML mapping (``--params-file``); dates become ISO strings."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{path}: parameters file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise ReportError(f"{path}: expected a mapping of parameter names to values")
+    return json.loads(json.dumps(raw, default=_iso))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"cannot pass a {type(value).__name__} as a notebook parameter")
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    """How one notebook of a run went; paths are relative to the run folder."""
+
+    name: str
+    status: str  # "succeeded" or "failed"
+    duration_s: float
+    notebook: str | None
+    html: str | None
+    error: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """A published run: where it is and how each notebook went."""
+
+    run_id: str
+    path: Path
+    status: str  # "succeeded" when every notebook did, else "failed"
+    notebooks: tuple[NotebookResult, ...]
+    parameters: dict[str, Any]
+    data_period: dict[str, Any] | None
+    started: str
+    finished: str
+    duration_s: float
+
+    @property
+    def index(self) -> Path:
+        """The page to open: links to every notebook's report."""
+        return self.path / "index.html"
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the notebooks that failed."""
+        return [nb.name for nb in self.notebooks if nb.status == "failed"]
+
+
+def previous_run(out_dir: str | Path = "reports") -> dict | None:
+    """``summary.json`` of the last complete run under ``out_dir`` (via ``latest``), or None.
+
+    The returned mapping also has ``path``, the run's folder. Called during a
+    run, this is the run before it: a run is published only when it is done.
+    """
+    run_dir = _latest_dir(Path(out_dir))
+    if run_dir is None:
+        return None
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    summary["path"] = str(run_dir)
+    return summary
+
+
+def _latest_dir(out_dir: Path) -> Path | None:
+    latest = out_dir / LATEST
+    if latest.is_symlink():
+        target = latest.resolve()
+    elif latest.is_file():
+        target = out_dir / latest.read_text(encoding="utf-8").strip()
+    else:
+        return None
+    return target if target.is_dir() else None
+
+
+def _new_run_id() -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _select_notebooks(notebooks: str | Sequence[str | Path] | None, notebooks_dir: Path) -> list[Path]:
+    if notebooks is None or isinstance(notebooks, str):
+        pattern = notebooks or DEFAULT_NOTEBOOKS
+        if os.sep in pattern or "/" in pattern:
+            base, pattern = Path(pattern).parent, Path(pattern).name
+        else:
+            base = notebooks_dir
+        found = sorted(p for p in base.glob("*.ipynb") if fnmatch.fnmatch(p.name, pattern))
+        if not found:
+            raise ReportError(f"no notebooks match '{pattern}' in {base}")
+        return [p.resolve() for p in found]
+    paths = [Path(p) if Path(p).is_absolute() or Path(p).exists() else notebooks_dir / p for p in notebooks]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ReportError(f"notebook not found: {', '.join(missing)}")
+    return [p.resolve() for p in paths]
+
+
+def _runtime_environment() -> None:
+    """Keep Jupyter, IPython, matplotlib and PyTensor state in the project's .cache.
+
+    Set in this process so the kernels it starts inherit it; values already set win.
+    """
+    defaults = {
+        "IPYTHONDIR": CACHE_DIR / "ipython",
+        "JUPYTER_RUNTIME_DIR": CACHE_DIR / "jupyter" / "runtime",
+        "MPLCONFIGDIR": CACHE_DIR / "matplotlib",
+        "PYTENSOR_FLAGS": f"base_compiledir={CACHE_DIR / 'pytensor'}",
+        # debugpy's warning about frozen modules would otherwise reach every report's stderr
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, str(value))
+    # The kernel spec of this environment first, so "python3" is this venv's Python.
+    share = str(Path(sys.prefix) / "share" / "jupyter")
+    paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
+    if share not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([share, *filter(None, paths)])
+
+
+def _kernel_manager_class() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        """Kernels talk over 127.0.0.1; CurveZMQ keys keep that traffic private."""
+
+        @default("transport_encryption")
+        def _transport_encryption_default(self) -> str:
+            import zmq
+
+            return "auto" if zmq.has("curve") else "disabled"
+
+    return EncryptedKernelManager
+
+
+class _RunParameterNotice(logging.Filter):
+    """papermill warns about injected parameters a notebook does not declare; these are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(message == f"Passed unknown parameter: {name}" for name in _RUN_PARAMETERS)
+
+
+def _records(nb) -> dict[str, Any]:
+    found = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if RECORD_MIMETYPE in data:
+                found[data[RECORD_MIMETYPE]["name"]] = data[RECORD_MIMETYPE]["value"]
+    return found
+
+
+def _error_of(nb) -> str | None:
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"{output.get('ename')}: {output.get('evalue')}"
+    return None
+
+
+def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[str, str | None]:
+    """Run one notebook into ``target``; (status, error). Never raises for a notebook's own failure."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            cwd=str(PROJECT_ROOT),
+            kernel_manager_class=_kernel_manager_class(),
+        )
+    except PapermillExecutionError as exc:
+        return "failed", f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # a dead kernel or a broken file must not stop the other notebooks
+        return "failed", f"{type(exc).__name__}: {exc}"
+    return "succeeded", None
+
+
+def _html(nb, title: str) -> str:
+    from nbconvert import HTMLExporter
+
+    nb = _without_records(nb)
+    exporter = HTMLExporter(
+        template_name=HTML_TEMPLATE,
+        extra_template_basedirs=[str(TEMPLATES_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body
+
+
+def _without_records(nb):
+    """A copy without ``record`` outputs: they feed summary.json, not the reader."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if RECORD_MIMETYPE not in o.get("data", {})]
+    return nb
+
+
+def _title(name: str) -> str:
+    words = re.sub(r"^\d+_", "", name).replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def _render_index(run: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["notebook_title"] = _title
+    return env.get_template("run_index.html.j2").render(run=run)
+
+
+def _publish(tmp: Path, out_dir: Path, run_id: str) -> Path:
+    final = out_dir / run_id
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:
+        raise ReportError(f"cannot publish {tmp} as {final}: {exc}") from None
+    return final
+
+
+def _point_latest(out_dir: Path, run_id: str) -> None:
+    """Point ``latest`` at the run in one atomic step (readers never see it missing)."""
+    partial = out_dir / f".{LATEST}-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        os.symlink(run_id, partial, target_is_directory=True)
+    except (OSError, NotImplementedError):
+        partial.write_text(run_id + "\n", encoding="utf-8")
+    os.replace(partial, out_dir / LATEST)
+
+
+def run_report(
+    data_dir: str | Path,
+    config_file: str | Path | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    out_dir: str | Path = "reports",
+    run_id: str | None = None,
+    notebooks: str | Sequence[str | Path] | None = None,
+    progress: bool = True,
+    notebooks_dir: str | Path | None = None,
+) -> ReportRun:
+    """Run the report notebooks on ``data_dir`` and publish them under ``out_dir/<run-id>``.
+
+    Parameters
+    ----------
+    data_dir, config_file
+        The data and run configuration; passed to every notebook declaring
+        ``data_dir`` / ``config_file`` (as absolute paths). The configuration is
+        validated before anything runs.
+    parameters
+        Further notebook parameters by name; each goes to the notebooks declaring it.
+    out_dir
+        Where runs are published (``<out_dir>/<run-id>/``, ``<out_dir>/latest``).
+    run_id
+        Name of the run folder; default a UTC timestamp with a random suffix.
+    notebooks
+        A glob of notebook file names (default ``NN_*.ipynb``; a glob with a
+        directory part is taken relative to the working directory) or a list
+        of notebook paths. They run in name order.
+    progress
+        Show a progress bar over the notebooks (on stderr).
+    notebooks_dir
+        Where the notebooks are; default the project's ``notebooks/``.
+
+    Returns
+    -------
+    ReportRun
+        ``status`` is "failed" when any notebook failed; the run is published either way.
+
+    Raises
+    ------
+    ReportError, ConfigError
+        Before any notebook runs: unknown or mistyped parameters, a missing data
+        directory, an invalid configuration, no notebooks, a run id in use.
+    """
+    started_clock = time.perf_counter()
+    started = dt.datetime.now(dt.timezone.utc)
+    data_dir = Path(data_dir).resolve()
+    if not data_dir.is_dir():
+        raise ReportError(f"{data_dir}: data directory not found")
+    config_path = Path(config_file).resolve() if config_file is not None else None
+    config = load_config(data_dir, config_path)
+    parameters = dict(parameters or {})
+    given_twice = [name for name in _INPUT_PARAMETERS if name in parameters]
+    if given_twice:
+        raise ReportError(f"give {', '.join(given_twice)} as arguments, not as parameters")
+
+    paths = _select_notebooks(notebooks, Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR)
+    declared = {p.stem: notebook_parameters(p) for p in paths}
+    per_notebook = validate_parameters(parameters, declared)
+
+    out_dir = Path(out_dir).resolve()
+    run_id = run_id or _new_run_id()
+    if not _RUN_ID.match(run_id):
+        raise ReportError(f"run id '{run_id}' may only hold letters, digits, '.', '_' and '-'")
+    if (out_dir / run_id).exists():
+        raise ReportError(f"{out_dir / run_id} already exists; choose another run id")
+    inputs = {"data_dir": str(data_dir), "config_file": str(config_path) if config_path else None}
+    run_values = {REPORT_RUN_PARAMETER: run_id, REPORTS_DIR_PARAMETER: str(out_dir)}
+    previous = previous_run(out_dir)
+
+    _runtime_environment()
+    tmp = out_dir / f".tmp-{run_id}-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    quiet = _RunParameterNotice()
+    logging.getLogger("papermill").addFilter(quiet)
+    try:
+        executed = _execute_all(paths, tmp, declared, per_notebook, inputs, run_values, progress)
+        run = _write_run(
+            tmp, run_id, executed, {**inputs, **parameters}, config.model_dump(mode="json"),
+            previous, started, started_clock,
+        )
+        final = _publish(tmp, out_dir, run_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        logging.getLogger("papermill").removeFilter(quiet)
+    if run["status"] == "succeeded":
+        _point_latest(out_dir, run_id)
+    results = tuple(NotebookResult(**nb) for nb in run["notebooks"])
+    return ReportRun(
+        run_id=run_id, path=final, status=run["status"], notebooks=results,
+        parameters=run["parameters"], data_period=run["data_period"],
+        started=run["started"], finished=run["finished"], duration_s=run["duration_s"],
+    )
+
+
+def _execute_all(
+    paths: Iterable[Path], tmp: Path, declared: Mapping[str, Mapping[str, NotebookParameter]],
+    per_notebook: Mapping[str, dict[str, Any]], inputs: dict[str, Any], run_values: dict[str, Any],
+    progress: bool,
+) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    paths = list(paths)
+    results = []
+    bar = tqdm(paths, desc="report", unit="notebook", disable=not progress, file=sys.stderr)
+    for path in bar:
+        bar.set_postfix_str(path.stem)
+        own = declared[path.stem]
+        params = {k: v for k, v in inputs.items() if k in own}
+        params.update(per_notebook[path.stem])
+        started = time.perf_counter()
+        status, error = _execute(path, tmp / path.name, {**params, **run_values})
+        results.append({
+            "name": path.stem, "status": status, "error": error,
+            "duration_s": round(time.perf_counter() - started, 2),
+            "notebook": path.name if (tmp / path.name).exists() else None,
+            "parameters": params,
+        })
+    bar.close()
+    return results
+
+
+def _write_run(
+    tmp: Path, run_id: str, executed: list[dict[str, Any]], parameters: dict[str, Any],
+    config: dict[str, Any], previous: dict | None, started: dt.datetime, started_clock: float,
+) -> dict[str, Any]:
+    """Render every executed notebook, then index.html and summary.json, into ``tmp``."""
+    import nbformat
+
+    notebooks = {}
+    for result in executed:
+        if result["notebook"]:
+            nb = nbformat.read(tmp / result["notebook"], as_version=4)
+            notebooks[result["name"]] = nb
+            result["records"] = _records(nb)
+            result["error"] = result["error"] or _error_of(nb)
+        else:
+            result["records"] = {}
+    data_period = next(
+        (r["records"]["data_period"] for r in executed if "data_period" in r["records"]), None
+    )
+    status = "succeeded" if all(r["status"] == "succeeded" for r in executed) else "failed"
+    executed_at = dt.datetime.now(dt.timezone.utc)
+    for result in executed:
+        nb = notebooks.get(result["name"])
+        if nb is None:
+            result["html"] = None
+            continue
+        nb.metadata["journeycast"] = {
+            "run_id": run_id, "status": result["status"], "parameters": result["parameters"],
+            "data_period": data_period, "executed": f"{executed_at:%Y-%m-%d %H:%M} UTC",
+        }
+        nbformat.write(nb, tmp / result["notebook"])
+        html_name = f"{result['name']}.html"
+        (tmp / html_name).write_text(_html(nb, _title(result["name"])), encoding="utf-8")
+        result["html"] = html_name
+    finished = dt.datetime.now(dt.timezone.utc)
+    run = {
+        "run_id": run_id,
+        "status": status,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - started_clock, 2),
+        "parameters": parameters,
+        "data_period": data_period,
+        "config": config,
+        "previous_run_id": previous["run_id"] if previous else None,
+        "journeycast_version": __version__,
+        "notebooks": [
+            {k: r[k] for k in ("name", "status", "duration_s", "notebook", "html", "error", "parameters", "records")}
+            for r in executed
+        ],
+    }
+    (tmp / "index.html").write_text(_render_index(run), encoding="utf-8")
+    (tmp / "summary.json").write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
+    return run
