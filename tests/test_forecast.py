@@ -1,0 +1,305 @@
+"""The forecasting engine against truth: plain Prophet, planted seasonality, hand counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from prophet import Prophet
+from prophet.models import CmdStanPyBackend
+from stanio import write_stan_json as stanio_write
+
+from conftest import TEST_DATA
+from toolkit import sample
+from toolkit.flows import stage_flows
+from toolkit.forecast import (
+    ForecastError,
+    ForecastSettings,
+    StageForecaster,
+    backtest,
+    calibration_factor,
+    fit_prophet,
+    forecast_series,
+    series_seed,
+)
+from toolkit.forecast.backtest import FoldForecast
+from toolkit.forecast.stan_io import write_stan_json
+
+EXAMPLES = TEST_DATA / "prophet_examples"
+PLAIN = dict(holiday_country=None, closed_days=False, non_negative=False, calibrate=False,
+             select_best=False, backtest_folds=0, progress=False)
+PLAIN_SETTINGS = {k: v for k, v in PLAIN.items() if k != "progress"}
+QUICK = dict(horizon=28, uncertainty_samples=100, backtest_folds=2, backtest_horizon=14,
+             progress=False)
+
+
+def _peyton_manning() -> pd.DataFrame:
+    return pd.read_csv(EXAMPLES / "example_wp_log_peyton_manning.csv", parse_dates=["ds"])
+
+
+def _daily(values: np.ndarray, start: str = "2025-01-01") -> pd.Series:
+    return pd.Series(values, index=pd.date_range(start, periods=len(values), freq="D"))
+
+
+def _long(**series: pd.Series) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"unique_id": uid, "ds": s.index, "y": s.to_numpy(),
+                                    "stage": f"stage-of-{uid}"}) for uid, s in series.items()],
+                     ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def mixed_series() -> pd.DataFrame:
+    """Real and synthetic series, two of which Prophet must not (or cannot) serve."""
+    rng = np.random.default_rng(3)
+    pm = _peyton_manning().tail(400).set_index("ds")["y"]
+    days = pd.date_range("2025-01-01", periods=364, freq="D")
+    closed = np.maximum(100 + 25 * rng.standard_normal(364), 0)
+    closed[days.day_of_week == 6] = 0.0  # the shop never opens on Sundays
+    sparse = np.maximum(rng.normal(2, 10, 364), 0)  # a small flow, mostly zero
+    broken = 50 + rng.normal(0, 5, 200)
+    broken[120] = np.inf  # a corrupt value: Prophet refuses the series
+    return _long(pm=pm, closed=_daily(closed), sparse=_daily(sparse), zero=_daily(np.zeros(120)),
+                 broken=_daily(broken), short=_daily(rng.uniform(1, 2, 10)))
+
+
+@pytest.fixture(scope="session")
+def serial_result(mixed_series):
+    return StageForecaster(backend="serial", **QUICK).fit(mixed_series).predict()
+
+
+@pytest.fixture(scope="session")
+def local_result(mixed_series):
+    return StageForecaster(backend="local", n_jobs=2, **QUICK).fit(mixed_series).predict()
+
+
+@pytest.fixture(scope="session")
+def sample_flows(sample_tables) -> pd.DataFrame:
+    """The sample shop's daily stage flows."""
+    return stage_flows(sample_tables)
+
+
+def _one(flows: pd.DataFrame, unique_id: str) -> pd.DataFrame:
+    return flows.loc[flows.unique_id == unique_id, ["ds", "y"]].reset_index(drop=True)
+
+
+# --- nothing changed the model by accident -------------------------------------------------
+
+@pytest.mark.parametrize("name,freq,horizon", [
+    ("example_wp_log_peyton_manning.csv", "D", 60), ("example_retail_sales.csv", "MS", 12)])
+def test_plain_settings_reproduce_plain_prophet(name, freq, horizon):
+    history = pd.read_csv(EXAMPLES / name, parse_dates=["ds"])
+    series = history.assign(unique_id="example")
+    result = StageForecaster(horizon=horizon, freq=freq, uncertainty_samples=200, backend="serial",
+                             **PLAIN).fit(series).predict()
+
+    model = Prophet(uncertainty_samples=200).fit(history)
+    future = model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
+    np.random.seed(series_seed(42, "example"))
+    plain = model.predict(future)
+
+    ours = result.forecast
+    assert list(ours.ds) == list(plain.ds)
+    np.testing.assert_array_equal(ours.yhat.to_numpy(), plain.yhat.to_numpy())
+    np.testing.assert_array_equal(ours.yhat_lower.to_numpy(), plain.yhat_lower.to_numpy())
+    np.testing.assert_array_equal(ours.yhat_upper.to_numpy(), plain.yhat_upper.to_numpy())
+    assert (ours.model == "prophet").all()
+    assert result.diagnostics.status.tolist() == ["ok"]
+
+
+def test_fast_stan_json_is_byte_identical_to_cmdstanpys(tmp_path):
+    captured = {}
+
+    class Capture(CmdStanPyBackend):
+        def fit(self, stan_init, stan_data, **kwargs):
+            captured["inits"], captured["data"] = self.prepare_data(stan_init, stan_data)
+            return super().fit(stan_init, stan_data, **kwargs)
+
+    model = Prophet()
+    model.add_country_holidays("US")
+    model.stan_backend = Capture()
+    model.fit(_peyton_manning())
+    for key in ("data", "inits"):
+        stanio_write(str(tmp_path / f"{key}-stanio.json"), captured[key])
+        write_stan_json(str(tmp_path / f"{key}-fast.json"), captured[key])
+        theirs = (tmp_path / f"{key}-stanio.json").read_bytes()
+        assert (tmp_path / f"{key}-fast.json").read_bytes() == theirs
+        assert json.loads(theirs)  # a real, non-empty document
+
+
+# --- fallbacks, flags and the shape of the result ------------------------------------------
+
+def test_failing_and_degenerate_series_get_fallbacks_while_others_are_served(serial_result):
+    diag = serial_result.diagnostics.set_index("unique_id")
+    assert diag.loc["zero", "status"] == "fallback" and "constant" in diag.loc["zero", "reason"]
+    assert diag.loc["short", "status"] == "fallback" and "too short" in diag.loc["short", "reason"]
+    assert diag.loc["broken", "status"] == "failed-over"
+    assert "infinity" in diag.loc["broken", "reason"].lower()
+    assert diag.loc["broken", "model"] in ("seasonal_naive", "weekday_mean")
+    for uid in ("pm", "closed", "sparse"):
+        assert diag.loc[uid, "status"] == "ok", diag.loc[uid, "reason"]
+        assert np.isfinite(diag.loc[uid, ["prophet_mase", "seasonal_naive_mase",
+                                          "weekday_mean_mase"]].astype(float)).all()
+    # the zero series is forecast as zero, with no spread
+    zero = serial_result.paths.loc["zero"].to_numpy()
+    assert (zero == 0).all()
+    # every series has the full horizon, finite paths, and its extra column carried along
+    fc = serial_result.forecast
+    assert fc.groupby("unique_id").size().eq(28).all() and fc.unique_id.nunique() == 6
+    assert np.isfinite(serial_result.paths.to_numpy()).all()
+    assert (fc.stage == "stage-of-" + fc.unique_id).all()
+    assert (diag.stage == "stage-of-" + diag.index).all()
+    assert list(serial_result.paths.columns) == [f"draw_{k}" for k in range(100)]
+    assert serial_result.paths.index.names == ["unique_id", "ds"]
+
+
+def test_a_baseline_that_beats_prophet_is_served_and_named(serial_result):
+    diag = serial_result.diagnostics
+    ran = diag[diag.status == "ok"]
+    for row in ran.itertuples():
+        scores = {m: getattr(row, f"{m}_mase") for m in ("prophet", "seasonal_naive", "weekday_mean")}
+        assert row.model == min(scores, key=scores.get)
+        if row.model != "prophet":
+            assert f"{row.model} beat prophet" in row.reason
+
+
+def test_interval_matches_the_quantiles_of_the_paths(serial_result):
+    fc = serial_result.forecast.set_index(["unique_id", "ds"])
+    paths = serial_result.paths.loc[fc.index].to_numpy()
+    np.testing.assert_allclose(fc.yhat_lower, np.percentile(paths, 10, axis=1))
+    np.testing.assert_allclose(fc.yhat_upper, np.percentile(paths, 90, axis=1))
+
+
+def test_missing_column_is_a_clear_error():
+    with pytest.raises(ForecastError, match="required column 'y' missing"):
+        StageForecaster(progress=False).fit(pd.DataFrame({"unique_id": ["a"], "ds": ["2025-01-01"]}))
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+def test_same_seed_same_numbers_on_any_backend(mixed_series, serial_result, local_result):
+    again = StageForecaster(backend="serial", **QUICK).fit(mixed_series).predict()
+    for other in (again, local_result):
+        pd.testing.assert_frame_equal(serial_result.forecast, other.forecast)
+        pd.testing.assert_frame_equal(serial_result.paths, other.paths)
+        pd.testing.assert_frame_equal(serial_result.diagnostics, other.diagnostics)
+    # another seed moves the draws, not a Prophet point forecast
+    pm = mixed_series.query("unique_id == 'pm'")[["ds", "y"]]
+    runs = [forecast_series(("pm", pm, ForecastSettings(**PLAIN_SETTINGS, seed=seed))) for seed in (1, 2)]
+    assert not np.array_equal(runs[0].paths, runs[1].paths)
+    np.testing.assert_array_equal(runs[0].point, runs[1].point)
+
+
+# --- closed days, non-negative flows --------------------------------------------------------
+
+def test_closed_weekday_is_forecast_as_zero(serial_result):
+    diag = serial_result.diagnostics.set_index("unique_id")
+    assert diag.loc["closed", "closed_weekdays"] == "Sun"
+    fc = serial_result.forecast.query("unique_id == 'closed'")
+    sunday = fc.ds.dt.day_of_week == 6
+    assert (fc.loc[sunday, ["yhat", "yhat_lower", "yhat_upper"]] == 0).all().all()
+    assert (serial_result.paths.loc["closed"][sunday.to_numpy()] == 0).all().all()
+    assert (fc.loc[~sunday, "yhat"] > 60).all()  # open days keep their level (about 100)
+
+
+def test_paths_of_a_non_negative_flow_stay_non_negative(mixed_series, serial_result):
+    assert (serial_result.paths.to_numpy() >= 0).all()
+    # without the clip the same flow goes below zero: the clip is what keeps it there
+    sparse = mixed_series.query("unique_id == 'sparse'")[["ds", "y"]]
+    settings = ForecastSettings(**PLAIN_SETTINGS, horizon=28, uncertainty_samples=100)
+    raw = forecast_series(("sparse", sparse, settings))
+    assert raw.model == "prophet" and (raw.paths < 0).any()
+
+
+# --- the planted truth of the sample shop ---------------------------------------------------
+
+def _weekly_effect(history: pd.DataFrame) -> np.ndarray:
+    """Prophet's weekly component as a multiple of the mean level, Monday first."""
+    model = fit_prophet(history, ForecastSettings())
+    week = pd.DataFrame({"ds": pd.date_range("2026-11-02", periods=7, freq="D")})  # a Monday
+    weekly = model.predict_seasonal_components(model.setup_dataframe(week))["weekly"].to_numpy()
+    return (history.y.mean() + weekly) / history.y.mean()
+
+
+def test_recovers_planted_weekly_seasonality(sample_flows):
+    # The weekly pattern is planted on arrivals and on repeat purchases; a first purchase
+    # follows its arrival after a random delay, which washes the pattern out of first
+    # orders (purchase inflow). Repeat and upsell orders (post-purchase inflow) carry it.
+    effect = _weekly_effect(_one(sample_flows, "post-purchase|inflow|all"))
+    assert effect.argmax() == 0 and effect.argmin() == 5  # busiest Monday, quietest Saturday
+    truth = sample.WEEKLY
+    assert effect[0] / effect[5] == pytest.approx(truth[0] / truth[5], rel=0.15)
+
+
+def test_intervals_hold_nominal_coverage_on_the_sample(sample_flows):
+    main = sample_flows[sample_flows.unique_id.isin(["purchase|inflow|all", "post-purchase|inflow|all"])]
+    diag = StageForecaster(progress=False, uncertainty_samples=200).fit(main).predict().diagnostics
+    diag = diag.set_index("unique_id")
+    for uid in ("purchase|inflow|all", "post-purchase|inflow|all"):
+        row = diag.loc[uid]
+        # scored on windows the factor was not computed from
+        assert abs(row.coverage_calibrated - 0.8) <= 0.1, (uid, row.coverage_calibrated)
+        assert abs(row.coverage_calibrated - 0.8) <= abs(row[f"{row.model}_coverage"] - 0.8) + 0.05
+    # Prophet's own intervals are too narrow on the returning customers' sales: widened
+    assert diag.loc["post-purchase|inflow|all", "prophet_coverage"] < 0.7
+    assert diag.loc["post-purchase|inflow|all", "calibration"] > 1.2
+    assert diag.stage.tolist() == ["purchase", "post-purchase"]
+
+
+# --- backtest and calibration by hand -------------------------------------------------------
+
+def test_backtest_scores_match_a_hand_computation():
+    pattern = np.array([10.0, 20, 30, 40, 50, 60, 70])
+    rising = np.concatenate([pattern + shift for shift in (0, 1, 3, 6, 10)])  # 5 weeks
+    steady = np.tile(pattern, 5)
+    series = _long(rising=_daily(rising, "2025-01-06"), steady=_daily(steady, "2025-01-06"))
+    settings = ForecastSettings(min_history=14, uncertainty_samples=50)
+    scores = backtest(series, horizon=7, folds=1, models=("seasonal_naive", "weekday_mean"),
+                      settings=settings, backend="serial", progress=False)
+    scores = scores.set_index(["unique_id", "model"])
+    # seasonal naive repeats week 4 (+6) for week 5 (+10): off by 4 every day; the in-sample
+    # seasonal-naive MAE of weeks 1-4 is mean(1, 2, 3) = 2
+    assert scores.loc[("rising", "seasonal_naive"), "mae"] == pytest.approx(4.0)
+    assert scores.loc[("rising", "seasonal_naive"), "mase"] == pytest.approx(2.0)
+    # the 4-week weekday mean is pattern + 2.5: off by 7.5
+    assert scores.loc[("rising", "weekday_mean"), "mae"] == pytest.approx(7.5)
+    assert scores.loc[("rising", "weekday_mean"), "mase"] == pytest.approx(3.75)
+    # every resampled residual (at most +3 and +4.67) stays short of the jump to +10
+    assert scores.loc[("rising", "seasonal_naive"), "coverage"] == 0.0
+    assert scores.loc[("rising", "weekday_mean"), "coverage"] == 0.0
+    # a series that repeats exactly is forecast exactly; MASE is undefined (zero scale)
+    assert (scores.loc["steady", "mae"] == 0).all() and (scores.loc["steady", "coverage"] == 1).all()
+    assert scores.loc["steady", "mase"].isna().all()
+    assert (scores.n == 7).all() and (scores.cutoff == pd.Timestamp("2025-02-02")).all()
+
+
+def test_calibration_factor_by_hand():
+    def fold(k, actual):
+        actual = np.asarray(actual, dtype=float)
+        ones = np.ones_like(actual)
+        return FoldForecast(model="prophet", fold=k, cutoff=pd.Timestamp("2025-01-01"), actual=actual,
+                            scale=1.0, closed=np.zeros(len(actual), bool), raw_point=10 * ones,
+                            raw_lower=5 * ones, raw_upper=20 * ones)
+
+    # needed factors: 0, 6/5, 20/10, 2/10, 5/10 -> the 80% ("higher") quantile is 2.0
+    factor, coverage = calibration_factor([fold(0, [10, 4, 30, 12, 15])], 0.8)
+    assert factor == 2.0 and np.isnan(coverage)
+    # two windows, the second one calm (needed 0, .1, .2, .2, 0 -> its own factor 0.2):
+    # each is scored with the other's factor, so the first covers 2 of 5 and the second 5 of 5
+    factor, coverage = calibration_factor([fold(0, [10, 4, 30, 12, 15]), fold(1, [10, 11, 9, 12, 10])], 0.8)
+    assert factor == pytest.approx(1.2)  # the 80% quantile of all ten needed factors
+    assert coverage == pytest.approx(7 / 10)
+
+
+def test_import_and_fits_are_quiet(capfd, mixed_series):
+    done = subprocess.run([sys.executable, "-c", "import toolkit.forecast"], capture_output=True,
+                          text=True, check=True)
+    assert done.stderr == "" and done.stdout == ""
+    capfd.readouterr()
+    pm = mixed_series.query("unique_id == 'pm'")[["ds", "y"]]
+    forecast_series(("pm", pm, ForecastSettings(**PLAIN_SETTINGS, uncertainty_samples=10)))
+    out, err = capfd.readouterr()
+    assert "cmdstanpy" not in out + err and "plotly" not in out + err

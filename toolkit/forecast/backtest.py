@@ -1,0 +1,143 @@
+"""Rolling-origin backtests: how each method would have done on the series' own past.
+
+The last ``folds * horizon`` periods are cut into consecutive windows; for each
+window every method is fitted on everything before it (closed days and
+non-negativity judged from that training part only) and forecasts the window.
+Scores per window:
+
+* ``mae``: mean absolute error of the point forecast;
+* ``mase``: ``mae`` divided by the in-sample MAE of the seasonal naive rule on
+  the training part (one season back), so < 1 beats last week's copy in-sample;
+* ``coverage``: share of actuals inside the forecast's ``interval_width`` interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from toolkit.forecast.backends import run_tasks
+from toolkit.forecast.methods import finish, forecast_with, interval
+from toolkit.forecast.settings import (
+    MODELS,
+    ForecastSettings,
+    closed_weekdays,
+    regular_history,
+    series_seed,
+    split_series,
+)
+
+__all__ = ["SCORE_COLUMNS", "FoldForecast", "backtest", "backtest_series", "seasonal_naive_scale"]
+
+#: Columns of :func:`backtest`'s result.
+SCORE_COLUMNS = ["unique_id", "model", "fold", "cutoff", "n", "mae", "mase", "coverage", "error"]
+
+
+@dataclass(frozen=True)
+class FoldForecast:
+    """One method's forecast of one backtest window, raw and finished."""
+
+    model: str
+    fold: int
+    cutoff: pd.Timestamp
+    actual: np.ndarray
+    scale: float
+    closed: np.ndarray
+    raw_point: np.ndarray | None = None
+    raw_lower: np.ndarray | None = None
+    raw_upper: np.ndarray | None = None
+    point: np.ndarray | None = None
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    error: str | None = None
+
+    def scores(self) -> dict:
+        observed = np.isfinite(self.actual)
+        row = {"model": self.model, "fold": self.fold, "cutoff": self.cutoff,
+               "n": int(observed.sum()), "mae": np.nan, "mase": np.nan, "coverage": np.nan,
+               "error": self.error}
+        if self.error is None and observed.any():
+            y = self.actual[observed]
+            row["mae"] = float(np.mean(np.abs(y - self.point[observed])))
+            row["mase"] = row["mae"] / self.scale if self.scale > 0 else np.nan
+            row["coverage"] = float(np.mean((self.lower[observed] <= y) & (y <= self.upper[observed])))
+        return row
+
+
+def seasonal_naive_scale(y: np.ndarray, season: int) -> float:
+    """In-sample MAE of the seasonal naive rule (the MASE denominator); NaN if undefined."""
+    diffs = np.abs(y[season:] - y[:-season]) if len(y) > season else np.array([])
+    diffs = diffs[np.isfinite(diffs)]
+    return float(diffs.mean()) if diffs.size else np.nan
+
+
+def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id: str,
+                    models: tuple[str, ...] = MODELS) -> list[FoldForecast]:
+    """Forecasts of every fold by every method for one series on a regular grid.
+
+    Folds whose training part would be shorter than ``settings.shortest_history``
+    are skipped. A method that raises gets a fold with ``error`` set instead of
+    stopping the backtest.
+    """
+    horizon, n = settings.backtest_horizon, len(history)
+    out = []
+    for fold in range(settings.backtest_folds):
+        cutoff_at = n - (settings.backtest_folds - fold) * horizon
+        if cutoff_at < settings.shortest_history:
+            continue
+        train, test = history.iloc[:cutoff_at], history.iloc[cutoff_at:cutoff_at + horizon]
+        dates = pd.DatetimeIndex(test["ds"])
+        closed = closed_weekdays(train, settings.closed_lookback_weeks) if (
+            settings.closed_days and settings.freq == "D") else ()
+        closed_mask = np.isin(dates.day_of_week, closed)
+        clip = settings.non_negative and not (train["y"] < 0).any()
+        train_y = train["y"].to_numpy(dtype=float)
+        common = dict(fold=fold, cutoff=train["ds"].iloc[-1], actual=test["y"].to_numpy(dtype=float),
+                      scale=seasonal_naive_scale(np.where(np.isfinite(train_y), train_y, np.nan),
+                                                 settings.season), closed=closed_mask)
+        seed = series_seed(settings.seed, f"{unique_id}|fold{fold}")
+        for model in models:
+            try:
+                raw_point, raw_paths = forecast_with(model, train, dates, settings, closed, seed)
+            except Exception as exc:  # a failing method is scored as failed, never fatal
+                out.append(FoldForecast(model=model, error=f"{type(exc).__name__}: {exc}", **common))
+                continue
+            raw_lower, raw_upper = interval(raw_paths, settings.interval_width)
+            point, paths = finish(raw_point, raw_paths, 1.0, closed_mask, clip)
+            lower, upper = interval(paths, settings.interval_width)
+            out.append(FoldForecast(model=model, raw_point=raw_point, raw_lower=raw_lower,
+                                    raw_upper=raw_upper, point=point, lower=lower, upper=upper,
+                                    **common))
+    return out
+
+
+def _backtest_task(task: tuple[str, pd.DataFrame, ForecastSettings, tuple[str, ...]]) -> pd.DataFrame:
+    unique_id, frame, settings, models = task
+    folds = backtest_series(regular_history(frame, settings.freq), settings, unique_id, models)
+    return pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
+
+
+def backtest(series: pd.DataFrame, horizon: int = 28, folds: int = 3,
+             models: tuple[str, ...] = MODELS, settings: ForecastSettings | None = None,
+             backend: str = "local", n_jobs: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Rolling-origin backtest of every series in a long frame (``unique_id, ds, y``).
+
+    Parameters
+    ----------
+    horizon, folds : length and number of the consecutive test windows at the end.
+    models : which of ``"prophet"``, ``"seasonal_naive"``, ``"weekday_mean"`` to score.
+    settings : everything else (frequency, holidays, interval width, seed...);
+        defaults to :class:`ForecastSettings`'s.
+
+    Returns
+    -------
+    One row per series, model and fold: ``unique_id, model, fold, cutoff, n,
+    mae, mase, coverage, error`` (``error`` is set where the model raised).
+    """
+    settings = replace(settings or ForecastSettings(), backtest_horizon=horizon, backtest_folds=folds)
+    tasks = [(uid, frame, settings, tuple(models)) for uid, frame, _ in split_series(series)]
+    frames = run_tasks(_backtest_task, tasks, backend=backend, n_jobs=n_jobs, progress=progress,
+                       desc="backtest")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)

@@ -1,0 +1,353 @@
+"""Stage cash-flow forecasts: one Prophet per series, checked against baselines, with paths.
+
+For each series (one journey stage x direction x segment) the forecaster
+
+1. judges whether Prophet can be fitted at all: too little history or a
+   constant series (e.g. all zero) gets a *fallback* baseline straight away;
+2. backtests Prophet and both baselines on rolling origins (:mod:`.backtest`);
+3. serves Prophet, unless a baseline had the lower mean MASE in the backtest
+   (then the baseline is served and the diagnostics say so), or Prophet raised
+   (then the best baseline is served with status ``failed-over``);
+4. calibrates the spread of the served method's paths so that its backtest
+   intervals hold their nominal coverage (see :func:`calibration_factor`);
+5. forecasts the horizon as sample paths: closed weekdays are exactly zero and
+   flows that never were negative are clipped at zero path by path, with the
+   intervals recomputed from the clipped paths.
+
+The backtest windows are the last weeks of the history. A horizon that runs
+into a season those windows did not see (Black Friday promotions after a
+quiet autumn) can favour a baseline that has no notion of it: the
+diagnostics name every such choice, and ``select_best=False`` keeps Prophet
+(with its holidays) everywhere.
+
+Each series is forecast by the pure function :func:`forecast_series`, which the
+backend maps over the series; seeds come from the run's seed and the series id,
+so results do not depend on the backend or the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from toolkit.forecast.backends import run_tasks
+from toolkit.forecast.backtest import SCORE_COLUMNS, FoldForecast, backtest_series
+from toolkit.forecast.baselines import BASELINES
+from toolkit.forecast.methods import finish, forecast_with, interval
+from toolkit.forecast.settings import (
+    MODELS,
+    ForecastSettings,
+    closed_weekdays,
+    future_dates,
+    regular_history,
+    series_seed,
+    split_series,
+)
+
+__all__ = [
+    "CALIBRATION_LIMITS",
+    "ForecastResult",
+    "SeriesOutcome",
+    "StageForecaster",
+    "calibration_factor",
+    "forecast_series",
+]
+
+#: The calibration factor is kept within these bounds: a handful of backtest
+#: windows should not shrink a spread to nothing or blow it up without limit.
+CALIBRATION_LIMITS = (0.25, 8.0)
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class SeriesOutcome:
+    """The forecast of one series over the horizon, as returned by :func:`forecast_series`."""
+
+    unique_id: str
+    dates: pd.DatetimeIndex
+    point: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    paths: np.ndarray
+    model: str
+    diagnostics: dict[str, Any]
+    scores: pd.DataFrame
+
+
+@dataclass
+class ForecastResult:
+    """What the forecaster hands on to the cash position and the charts.
+
+    Attributes
+    ----------
+    forecast : ``unique_id, ds, yhat, yhat_lower, yhat_upper, model`` over the
+        horizon, plus the series' extra columns (stage, direction, segment...).
+    paths : sample paths over the horizon, indexed by ``(unique_id, ds)`` with
+        one float column per draw (``draw_0``...). Draw ``k`` of every series is
+        one joint scenario, so cash positions are sums taken draw by draw.
+    diagnostics : one row per series: ``status`` (ok / fallback / failed-over),
+        the ``model`` served and the ``reason``, ``n_obs``, closed weekdays,
+        backtest ``<model>_mae/_mase/_coverage`` of Prophet and both baselines,
+        the ``calibration`` factor and the served model's
+        ``coverage_calibrated`` (leave-one-window-out), plus the extra columns.
+    backtest : the backtest scores per series, model and window.
+    """
+
+    forecast: pd.DataFrame
+    paths: pd.DataFrame
+    diagnostics: pd.DataFrame
+    backtest: pd.DataFrame
+
+
+def _needed_scale(fold: FoldForecast) -> np.ndarray:
+    """Per observed open period: the smallest spread factor whose interval covers the actual."""
+    keep = np.isfinite(fold.actual) & ~fold.closed
+    y, p = fold.actual[keep], fold.raw_point[keep]
+    deviation = y - p
+    offset = np.where(deviation < 0, p - fold.raw_lower[keep], fold.raw_upper[keep] - p)
+    ratio = np.divide(np.abs(deviation), offset, out=np.full(len(y), np.inf), where=offset > 0)
+    return np.where(deviation == 0, 0.0, ratio)
+
+
+def calibration_factor(folds: list[FoldForecast], width: float) -> tuple[float, float]:
+    """Spread factor that makes the backtest intervals hold ``width``, and its honest coverage.
+
+    Scaling every path's distance from the point forecast by ``c`` moves the
+    interval bounds to ``point + c * (bound - point)``; an actual is covered
+    once ``c`` reaches its own needed factor, so the ``width`` quantile of the
+    needed factors over all windows gives nominal coverage. Clipping at zero
+    does not change which non-negative actuals are covered. The coverage
+    returned is leave-one-window-out: each window scored with the factor
+    computed from the other windows (closed days count as covered when zero).
+
+    Returns ``(1.0, nan)`` when there is nothing to calibrate on.
+    """
+    folds = [f for f in folds if f.error is None]
+    needed = [_needed_scale(f) for f in folds]
+    if not needed or not np.concatenate(needed).size:
+        return 1.0, np.nan
+
+    def factor_from(parts: list[np.ndarray]) -> float:
+        values = np.concatenate(parts)
+        if not values.size:
+            return 1.0
+        return float(np.clip(np.quantile(values, width, method="higher"), *CALIBRATION_LIMITS))
+
+    covered = total = 0
+    if len(folds) > 1:
+        for k, fold in enumerate(folds):
+            factor = factor_from(needed[:k] + needed[k + 1:])
+            observed = np.isfinite(fold.actual)
+            covered += int((needed[k] <= factor).sum() + (fold.actual[observed & fold.closed] == 0).sum())
+            total += int(observed.sum())
+    return factor_from(needed), (covered / total if total else np.nan)
+
+
+def _summary(folds: list[FoldForecast]) -> pd.DataFrame:
+    """Mean backtest scores per model."""
+    rows = pd.DataFrame([f.scores() for f in folds], columns=SCORE_COLUMNS[1:])
+    return rows.groupby("model")[["mae", "mase", "coverage"]].mean()
+
+
+def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | None, str]:
+    """Model with the lowest mean MASE (MAE where MASE is undefined); ties go to Prophet."""
+    metric = "mase" if summary["mase"].notna().any() else "mae"
+    scores = summary[metric].reindex(list(candidates)).dropna()
+    if scores.empty:
+        return None, metric
+    return min(scores.index, key=lambda m: (scores[m], MODELS.index(m))), metric
+
+
+def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
+    observed = y[np.isfinite(y)]
+    if observed.size < settings.shortest_history:
+        return f"too short for Prophet: {observed.size} observations, needs {settings.shortest_history}"
+    if np.ptp(observed) == 0:
+        return f"constant at {observed[0]:g}: nothing for Prophet to learn"
+    return None
+
+
+def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
+    """Forecast one series (``ds, y``): the pure per-series task behind every backend.
+
+    Never raises for a series Prophet cannot handle: such a series is served
+    by a baseline and flagged (``fallback`` when Prophet was not tried: too
+    short or constant; ``failed-over`` when Prophet raised).
+    """
+    unique_id, frame, settings = task
+    history = regular_history(frame, settings.freq)
+    y = history["y"].to_numpy(dtype=float)
+    finite = np.isfinite(y)
+    closed = closed_weekdays(history, settings.closed_lookback_weeks) if (
+        settings.closed_days and settings.freq == "D") else ()
+    clip = settings.non_negative and not (y[finite] < 0).any()
+    dates = future_dates(history["ds"].iloc[-1], settings.horizon, settings.freq)
+    seed = series_seed(settings.seed, unique_id)
+
+    folds: list[FoldForecast] = []
+    summary = pd.DataFrame(columns=["mae", "mase", "coverage"], dtype=float)
+    reason = _unfit_reason(y, settings)
+    if reason is not None:
+        constant = finite.any() and np.ptp(y[finite]) == 0
+        status = "fallback"
+        model = "seasonal_naive" if constant and len(history) >= settings.season else "weekday_mean"
+    else:
+        status, model, reason = "ok", "prophet", ""
+        if settings.backtest_folds:
+            folds = backtest_series(history, settings, unique_id)
+            summary = _summary(folds)
+        prophet_errors = [f.error for f in folds if f.model == "prophet" and f.error]
+        if prophet_errors:
+            status, reason = "failed-over", f"Prophet failed in the backtest: {prophet_errors[0]}"
+            model = _best(summary, BASELINES)[0] or "weekday_mean"
+        elif settings.select_best and folds:
+            best, metric = _best(summary, MODELS)
+            if best not in (None, "prophet"):
+                model = best
+                reason = (f"{best} beat prophet in the backtest (mean {metric.upper()} "
+                          f"{summary.loc[best, metric]:.3f} vs {summary.loc['prophet', metric]:.3f})")
+    try:
+        raw_point, raw_paths = forecast_with(model, history, dates, settings, closed, seed)
+    except Exception as exc:  # only Prophet can fail here; a baseline takes over
+        if model != "prophet":
+            raise
+        status, reason = "failed-over", f"Prophet failed: {type(exc).__name__}: {exc}"
+        model = _best(summary, BASELINES)[0] or "weekday_mean"
+        raw_point, raw_paths = forecast_with(model, history, dates, settings, closed, seed)
+
+    factor, coverage_calibrated = 1.0, np.nan
+    if settings.calibrate:
+        factor, coverage_calibrated = calibration_factor(
+            [f for f in folds if f.model == model], settings.interval_width)
+    point, paths = finish(raw_point, raw_paths, factor, np.isin(dates.day_of_week, closed), clip)
+    lower, upper = interval(paths, settings.interval_width)
+
+    diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
+                   "n_obs": int(finite.sum()), "closed_weekdays": ",".join(_WEEKDAYS[d] for d in closed),
+                   "clipped_at_zero": clip}
+    for name in MODELS:
+        for metric in ("mae", "mase", "coverage"):
+            diagnostics[f"{name}_{metric}"] = (
+                float(summary.loc[name, metric]) if name in summary.index else np.nan)
+    diagnostics.update(calibration=factor, coverage_calibrated=coverage_calibrated)
+    scores = pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
+    return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics, scores)
+
+
+class StageForecaster:
+    """Forecast many cash-flow series at once, with paths, backtests and fallbacks.
+
+    Parameters
+    ----------
+    horizon : periods to forecast.
+    freq : ``"D"``, ``"W"`` or ``"MS"``; the weekly season of the baselines
+        becomes a year of weeks or months for the latter two.
+    holiday_country : country whose public holidays Prophet models (daily
+        series); ``None`` for none.
+    interval_width : nominal coverage of ``yhat_lower``..``yhat_upper``.
+    uncertainty_samples : sample paths per series.
+    seed : the run's seed; each series gets its own, derived from its id.
+    backend : ``"local"`` (process pool over all cores) or ``"serial"``.
+    n_jobs : workers for ``"local"``; ``None`` means one per core.
+    yearly : ``"auto"`` lets Prophet turn yearly seasonality on only with two
+        years of history; ``True``/``False`` force it.
+    backtest_folds, backtest_horizon : rolling-origin windows at the end of the
+        history used to choose the served model and calibrate intervals;
+        ``backtest_folds=0`` skips the backtest (and with it selection and calibration).
+    closed_days : forecast weekdays that were zero every recent week as zero.
+    non_negative : clip paths at zero for series that never were negative.
+    calibrate : rescale path spread to hold ``interval_width`` in the backtest.
+    select_best : serve a baseline where it beat Prophet in the backtest.
+    min_history : fewest observations to fit Prophet (default: four seasons).
+    progress : show a progress bar over the series.
+    prophet_kwargs : passed to every ``Prophet(...)``.
+
+    With ``holiday_country=None, closed_days=False, non_negative=False,
+    calibrate=False, select_best=False, backtest_folds=0`` each series is a
+    plain ``Prophet()`` fit: same ``yhat``, and the same interval for the same seed.
+
+    ``fit`` does all the work (backtests, fits, sampling the horizon);
+    ``predict`` assembles the result.
+    """
+
+    def __init__(self, horizon: int = 90, freq: Literal["D", "W", "MS"] = "D",
+                 holiday_country: str | None = "US", interval_width: float = 0.8,
+                 uncertainty_samples: int = 500, seed: int = 42, backend: str = "local",
+                 n_jobs: int | None = None, yearly: bool | Literal["auto"] = "auto",
+                 backtest_folds: int = 3, backtest_horizon: int = 28, closed_days: bool = True,
+                 non_negative: bool = True, calibrate: bool = True, select_best: bool = True,
+                 min_history: int | None = None, progress: bool = True,
+                 prophet_kwargs: dict[str, Any] | None = None) -> None:
+        self.horizon = horizon
+        self.freq = freq
+        self.holiday_country = holiday_country
+        self.interval_width = interval_width
+        self.uncertainty_samples = uncertainty_samples
+        self.seed = seed
+        self.backend = backend
+        self.n_jobs = n_jobs
+        self.yearly = yearly
+        self.backtest_folds = backtest_folds
+        self.backtest_horizon = backtest_horizon
+        self.closed_days = closed_days
+        self.non_negative = non_negative
+        self.calibrate = calibrate
+        self.select_best = select_best
+        self.min_history = min_history
+        self.progress = progress
+        self.prophet_kwargs = prophet_kwargs
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> "StageForecaster":
+        """A forecaster with the run configuration's horizon, frequency, holidays and seed."""
+        params = dict(horizon=config.horizon, freq=config.frequency,
+                      holiday_country=config.holiday_country, seed=config.seed)
+        return cls(**{**params, **overrides})
+
+    def settings(self) -> ForecastSettings:
+        """The per-series settings these parameters describe."""
+        names = {f.name for f in fields(ForecastSettings)}
+        params = {k: v for k, v in vars(self).items() if k in names and not k.endswith("_")}
+        params["prophet_kwargs"] = dict(self.prophet_kwargs or {})
+        return ForecastSettings(**params)
+
+    def fit(self, series: pd.DataFrame) -> "StageForecaster":
+        """Backtest, fit and sample every series of a long frame (``unique_id, ds, y``, extras)."""
+        settings = self.settings()
+        parts = split_series(series)
+        tasks = [(uid, frame, settings) for uid, frame, _ in parts]
+        self.outcomes_ = run_tasks(forecast_series, tasks, backend=self.backend,
+                                   n_jobs=self.n_jobs, progress=self.progress)
+        self.extras_ = pd.DataFrame([{"unique_id": uid, **extra} for uid, _, extra in parts])
+        return self
+
+    def predict(self) -> ForecastResult:
+        """The forecasts, sample paths, diagnostics and backtest scores of the fitted series."""
+        if not hasattr(self, "outcomes_"):
+            raise RuntimeError("call fit(series) before predict()")
+        outcomes = self.outcomes_
+        ids = np.concatenate([np.repeat(o.unique_id, len(o.dates)) for o in outcomes])
+        dates = np.concatenate([o.dates.to_numpy() for o in outcomes])
+        forecast = pd.DataFrame({
+            "unique_id": pd.array(ids, dtype="str"), "ds": dates,
+            "yhat": np.concatenate([o.point for o in outcomes]),
+            "yhat_lower": np.concatenate([o.lower for o in outcomes]),
+            "yhat_upper": np.concatenate([o.upper for o in outcomes]),
+            "model": np.concatenate([np.repeat(o.model, len(o.dates)) for o in outcomes]),
+        })
+        draws = outcomes[0].paths.shape[1]
+        paths = pd.DataFrame(np.vstack([o.paths for o in outcomes]),
+                             index=pd.MultiIndex.from_arrays([forecast["unique_id"], forecast["ds"]]),
+                             columns=[f"draw_{k}" for k in range(draws)])
+        diagnostics = pd.DataFrame([o.diagnostics for o in outcomes])
+        extras = self.extras_
+        if len(extras.columns) > 1:
+            forecast = forecast.merge(extras, on="unique_id", how="left")
+            diagnostics = diagnostics.merge(extras, on="unique_id", how="left")
+        scored = [o.scores for o in outcomes if not o.scores.empty]
+        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=SCORE_COLUMNS)
+        return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores)
