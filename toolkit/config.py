@@ -106,6 +106,9 @@ class Config(_Strict):
     conversion_window_days: int = Field(default=90, ge=1)
     risk_limit: float = Field(default=0.05, gt=0, lt=1, description="max shortfall probability")
     discount_rate: float = Field(default=0.10, ge=0, lt=1, description="annual, for CLV")
+    gross_margin: float = Field(
+        default=1.0, gt=0, le=1, description="share of a sale left after goods and shipping"
+    )
     seed: int = 42
 
     @model_validator(mode="after")
