@@ -266,7 +266,7 @@ def addon_bundles(orders: pd.DataFrame, bundle_size: int = 2) -> pd.DataFrame:
     rows = []
     for tier, group in counts.groupby("tier"):
         skus = group["sku"].head(bundle_size).tolist()
-        rows.append((int(tier), skus, float(price[skus].sum()), int(group["customers"].iloc[0])))
+        rows.append((int(tier), skus, round(float(price[skus].sum()), 2), int(group["customers"].iloc[0])))
     return pd.DataFrame(rows, columns=["tier", "skus", "price", "customers"])
 
 
