@@ -48,14 +48,18 @@ __all__ = [
     "currency_symbol",
     "forecast_bands",
     "funnel",
+    "historical_clv",
     "kpi_small_multiples",
+    "money_markdown",
     "money_text",
     "opportunity_weeks",
     "probability_alive_matrix",
+    "recent_history",
     "rfm_scatter",
     "scenario_comparison",
     "segment_value",
     "shortfall_probability",
+    "time_to_convert",
     "to_png",
     "to_svg",
     "upsell_timing",
@@ -142,6 +146,11 @@ def money_text(value: float, currency: str = "USD", compact: bool = True) -> str
                 scaled = f"{amount / limit:.1f}".rstrip("0").rstrip(".")
                 return f"{sign}{symbol}{scaled}{suffix}"
     return f"{sign}{symbol}{amount:,.0f}"
+
+
+def money_markdown(value: float, currency: str = "USD", compact: bool = True) -> str:
+    """``money_text`` for Markdown: a ``$`` is escaped, since two on a line would open LaTeX math."""
+    return money_text(value, currency, compact).replace("$", "\\$")
 
 
 def _money_expr(value: str, currency: str) -> str:
@@ -393,6 +402,20 @@ def _balance_layers(
             ),
         ]
     return layers
+
+
+def recent_history(bands: pd.DataFrame, history_days: int | None = 180) -> pd.DataFrame:
+    """Cash bands cut to the last ``history_days`` actual days and the whole forecast.
+
+    ``bands`` as for :func:`cash_balance`; None keeps the whole history. Zooms
+    the balance chart onto the forecast when years of history would squeeze it.
+    """
+    _require(bands, ["ds", "is_forecast"], "recent_history")
+    if history_days is None:
+        return bands
+    past = bands.loc[~bands["is_forecast"].astype(bool), "ds"]
+    start = past.max() - pd.Timedelta(days=history_days) if len(past) else bands["ds"].min()
+    return bands[bands["ds"] > start].reset_index(drop=True)
 
 
 def cash_balance(
@@ -695,6 +718,60 @@ def kpi_small_multiples(
             .properties(title=alt.Title(label, fontSize=12), width=200, height=120)
         )
     return alt.concat(*panels, columns=columns).properties(title=title or "Key figures by period")
+
+
+def time_to_convert(histogram: pd.DataFrame, median_days: float | None = None,
+                    to_stage: str = "purchase", title: str | None = None) -> alt.LayerChart:
+    """How many days converted customers took to reach a stage, as a histogram.
+
+    ``histogram``: ``from_day, to_day, customers, share`` (``toolkit.journey.TimeToConvert.histogram``);
+    ``median_days`` is drawn as a rule and stated in the default title.
+    """
+    _require(histogram, ["from_day", "to_day", "customers", "share"], "time_to_convert")
+    data = histogram[["from_day", "to_day", "customers", "share"]]
+    if title is None:
+        title = (f"Half of those who reach {to_stage} get there within {median_days:.0f} days of their first touch"
+                 if median_days is not None and not pd.isna(median_days)
+                 else f"Days from the first touch to {to_stage}")
+    bars = alt.Chart(data).mark_rect(color=FORECAST).encode(
+        x=alt.X("from_day:Q", title="Days after the first touch"),
+        x2="to_day:Q",
+        y=alt.Y("customers:Q", title="Customers", axis=alt.Axis(format=",.0f")),
+        y2=alt.datum(0),
+        tooltip=[
+            alt.Tooltip("from_day:Q", title="From day", format=",.0f"),
+            alt.Tooltip("to_day:Q", title="To day", format=",.0f"),
+            alt.Tooltip("customers:Q", title="Customers", format=","),
+            alt.Tooltip("share:Q", title="Share of converted", format=".1%"),
+        ],
+    )
+    layers = [bars]
+    if median_days is not None and not pd.isna(median_days):
+        median = alt.Chart(pd.DataFrame({"days": [median_days], "label": [f"median {median_days:.1f} days"]}))
+        layers += [
+            median.mark_rule(color=INK, strokeDash=[4, 3]).encode(x="days:Q"),
+            median.mark_text(align="left", baseline="top", dx=4, y=4, color=INK).encode(x="days:Q", text="label:N"),
+        ]
+    return alt.layer(*layers).properties(title=title, width=WIDTH, height=HEIGHT)
+
+
+def historical_clv(kpis: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.Chart:
+    """Revenue so far per customer acquired so far, period by period.
+
+    ``kpis``: ``ds, historical_clv`` (``toolkit.journey.kpis``).
+    """
+    _require(kpis, ["ds", "historical_clv"], "historical_clv")
+    data = kpis[["ds", "historical_clv"]].dropna().rename(columns={"ds": "period"})
+    if title is None and not data.empty:
+        title = (f"A customer has brought in {money_text(data['historical_clv'].iloc[-1], currency)} "
+                 "on average so far")
+    base = _money_labels(alt.Chart(data), currency, "historical_clv")
+    return base.mark_line(color=FORECAST, point=True).encode(
+        x=_period_encoding(data["period"], "period", None),
+        y=alt.Y("historical_clv:Q", axis=_money_axis(currency, "Historical CLV"), scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("period:T", title="Period"), alt.Tooltip("historical_clv_label:N", title="Historical CLV")],
+    ).properties(title=title or "Historical customer value", width=WIDTH, height=HEIGHT // 2 + 40)
+
 
 
 # ---------------------------------------------------------------- opportunities

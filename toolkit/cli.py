@@ -13,6 +13,9 @@ from pathlib import Path
 
 from toolkit.errors import JourneycastError
 
+#: Environment variable holding the secret for pseudonymised customer ids.
+PSEUDONYM_KEY_VARIABLE = "JOURNEYCAST_PSEUDONYM_KEY"
+
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from toolkit.sample import write_sample
@@ -61,6 +64,54 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_opportunities(args: argparse.Namespace) -> int:
+    import os
+
+    from toolkit import export, pipeline
+
+    key = os.environ.get(PSEUDONYM_KEY_VARIABLE) if args.pseudonymise else None
+    if args.pseudonymise and not key:
+        raise JourneycastError(f"--pseudonymise needs a secret key in ${PSEUDONYM_KEY_VARIABLE}")
+    dataset = pipeline.load(args.data_dir, args.config)
+    cash = pipeline.forecast_cash(dataset, backend=args.backend)
+    found = pipeline.opportunities(dataset)
+    targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity,
+                                            args.discount, args.cost_per_contact, args.start_week)
+    shareable = {"repurchase_opportunities": found.repurchase, "upsell_offers": found.upsell,
+                 "campaign_targets": targets}
+    export.write_tables(args.out, shareable | {"customer_scores": found.customers,
+                                               "campaign_launches": evaluation.launches})
+    for name, frame in shareable.items():
+        export.write_shareable_csv(frame, args.out / f"{name}.csv", pseudonym_key=key)
+    check = found.upsell_check
+    summary = {
+        "as_of": found.as_of, "horizon_days": found.days, "customers_scored": len(found.customers),
+        "repurchase_model": found.model.params_,
+        "upsell_check": {"auc": check.auc, "top_decile_lift": check.top_decile_lift,
+                         "base_rate": check.base_rate, "customers": check.customers},
+        "campaign": {"targets": len(targets), "min_propensity": args.min_propensity,
+                     "discount": args.discount, "cost_per_contact": args.cost_per_contact,
+                     "expected_net_gain": evaluation.expected_net_gain,
+                     "payback_date": evaluation.payback_date,
+                     "shortfall_before": evaluation.shortfall_before,
+                     "shortfall_after": evaluation.shortfall_after,
+                     "earliest_safe_start": evaluation.earliest_safe_start},
+    }
+    export.write_summary(args.out, summary)
+    money = dataset.config.currency
+    print(f"{len(found.customers):,} customers scored as of {found.as_of:%Y-%m-%d}; upsell model "
+          f"AUC {check.auc:.2f}, top-decile lift {check.top_decile_lift:.1f}x")
+    print(f"campaign to {len(targets):,} customers: expected net gain {evaluation.expected_net_gain:,.0f} "
+          f"{money}; P(shortfall) {evaluation.shortfall_before:.1%} -> {evaluation.shortfall_after:.1%}; "
+          f"earliest safe start: {_day(evaluation.earliest_safe_start)}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _day(value) -> str:
+    return "none in the horizon" if value is None else f"{value:%Y-%m-%d}"
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from toolkit.reports import load_parameters_file, parse_parameter_value, run_report
 
@@ -107,6 +158,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="local", help="local (all cores) or serial")
     p.add_argument("--out", type=Path, default=Path("reports/forecast"), help="output directory")
     p.set_defaults(func=_cmd_forecast)
+
+    p = sub.add_parser("opportunities", help="score customers, rank opportunities, judge a campaign")
+    _data_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("reports/opportunities"), help="output directory")
+    p.add_argument("--min-propensity", type=float, default=0.15,
+                   help="target customers whose upsell propensity reaches this")
+    p.add_argument("--discount", type=float, default=0.10, help="share of the offer price given up")
+    p.add_argument("--cost-per-contact", type=float, default=2.0, help="money out per targeted customer")
+    p.add_argument("--start-week", type=int, default=1, help="launch week (1 = the week after the data)")
+    p.add_argument("--backend", default="local", help="forecast backend: local (all cores) or serial")
+    p.add_argument("--pseudonymise", action="store_true",
+                   help=f"replace customer ids in the CSVs by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
+    p.set_defaults(func=_cmd_opportunities)
 
     p = sub.add_parser("report", help="run the notebooks into an offline HTML report")
     _data_arguments(p)

@@ -12,7 +12,7 @@ run them one cell at a time and the ``journeycast`` commands run them in a row:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,23 +20,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.cash import CashOutlook, Scenario, cash_position, compare_scenarios
+from toolkit.cash import (CashOutlook, DemandShock, OutflowChange, ReceiptDelay, Scenario, apply_scenario,
+                          cash_position, compare_scenarios)
 from toolkit.config import Config, config_from_dict, load_config
 from toolkit.errors import JourneycastError
 from toolkit.flows import stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.ingest import Ingested, load_tables
 from toolkit.journey import TimeToConvert, cohort_retention, customer_stages, funnel, kpis, time_to_convert
+from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
+                                   UpsellModel, customer_segments, evaluate_campaign, evaluate_upsell,
+                                   repurchase_opportunities, suggest_offers, summary_from_orders,
+                                   upsell_features, upsell_labels)
 
 __all__ = [
     "CashForecast",
     "Dataset",
     "JourneyView",
+    "Opportunities",
+    "campaign",
+    "campaign_planner",
+    "dated_scenario",
     "forecast_cash",
+    "forecast_from_record",
+    "forecast_record",
     "forecast_summary",
     "forecast_tables",
+    "forecast_variance",
+    "headline",
+    "headline_changes",
     "journey",
     "load",
+    "opportunities",
+    "probability_alive_matrix",
+    "recorded",
+    "what_if",
     "write_summary",
     "write_tables",
 ]
@@ -108,10 +126,16 @@ def journey(dataset: Dataset, freq: str = "MS", by: str | None = None) -> Journe
 class CashForecast:
     """Stage series, their forecasts, and the cash position they add up to."""
 
+    config: Config
     series: pd.DataFrame
     result: ForecastResult
     outlook: CashOutlook
     scenarios: pd.DataFrame
+
+    @property
+    def cost_stages(self) -> list[str]:
+        """Stages with money going out, in journey order (what a cost what-if can change)."""
+        return list(dict.fromkeys(self.series.loc[self.series["direction"] == "outflow", "stage"]))
 
 
 def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | None = None,
@@ -128,9 +152,64 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
         forecaster_options["horizon"] = horizon
     result = StageForecaster.from_config(config, **forecaster_options).fit(series).predict()
     outlook = cash_position(series, result.paths, config.opening_balance, config.minimum_cash)
-    comparison = compare_scenarios(series, result.paths, list(scenarios),
+    dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
+    comparison = compare_scenarios(series, result.paths, dated,
                                    config.opening_balance, config.minimum_cash)
-    return CashForecast(series, result, outlook, comparison)
+    return CashForecast(config, series, result, outlook, comparison)
+
+
+_SCENARIO_DATES = ("start", "end", "date")
+
+
+def dated_scenario(scenario: Scenario | Mapping[str, Any],
+                   as_of: pd.Timestamp) -> Scenario | Mapping[str, Any]:
+    """A scenario mapping whose dates may be given as days after ``as_of`` (1 = the first forecast day).
+
+    A whole number in an adjustment's ``start``, ``end`` or ``date`` becomes
+    that many days after the last actual day, so a scheduled report keeps its
+    what-ifs inside the horizon as the data moves on. Dates and ``Scenario``
+    objects are returned unchanged.
+    """
+    if isinstance(scenario, Scenario) or not isinstance(scenario.get("adjustments"), list):
+        return scenario
+    day = pd.Timestamp(as_of).normalize()
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return f"{day + pd.Timedelta(days=int(value)):%Y-%m-%d}"
+        return value
+
+    adjustments = [
+        {k: resolved(v) if k in _SCENARIO_DATES else v for k, v in item.items()}
+        if isinstance(item, Mapping) else item
+        for item in scenario["adjustments"]
+    ]
+    return {**scenario, "adjustments": adjustments}
+
+
+def what_if(dataset: Dataset, cash: CashForecast) -> Callable[..., tuple[CashOutlook, pd.DataFrame]]:
+    """The cash model behind ``toolkit.widgets.ScenarioExplorer``'s sliders.
+
+    The returned function takes ``stage, outflow_change_pct, demand_shock_pct,
+    receipt_delay_days`` (changes from the first forecast day on) and returns
+    the what-if's ``CashOutlook`` and its comparison with the baseline, both on
+    the forecast's own draws.
+    """
+    config = dataset.config
+    start = cash.outlook.as_of + pd.Timedelta(days=1)
+
+    def recompute(stage: str, outflow_change_pct: float, demand_shock_pct: float,
+                  receipt_delay_days: int) -> tuple[CashOutlook, pd.DataFrame]:
+        scenario = Scenario("what-if", (OutflowChange(stage, outflow_change_pct, start),
+                                        DemandShock(demand_shock_pct, start),
+                                        ReceiptDelay(receipt_delay_days)))
+        outlook = cash_position(cash.series, apply_scenario(cash.result.paths, scenario),
+                                config.opening_balance, config.minimum_cash)
+        comparison = compare_scenarios(cash.series, cash.result.paths, [scenario],
+                                       config.opening_balance, config.minimum_cash)
+        return outlook, comparison
+
+    return recompute
 
 
 def forecast_tables(cash: CashForecast, view: JourneyView | None = None) -> dict[str, pd.DataFrame]:
@@ -184,6 +263,252 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# ---------------------------------------------------------------- opportunities
+
+
+@dataclass
+class Opportunities:
+    """Customers scored as of the last day of data: who may buy again, who may buy more.
+
+    Attributes
+    ----------
+    as_of : the last day of data.
+    days : the horizon the scores look ahead (days).
+    customers : one row per buyer: the RFM table with ``segment`` and
+        ``value_tier``, and the repurchase model's ``probability_alive``,
+        ``expected_purchases``, ``expected_spend``, ``expected_value`` and
+        ``customer_value`` over ``days``.
+    repurchase : ranked re-purchase opportunities with ``reason`` and ``segment``.
+    upsell : the suggested offer per customer with ``propensity`` and ``segment``,
+        highest propensity first.
+    upsell_check : how the upsell model ranked the latest ``days`` it could be checked on.
+    model : the fitted repurchase model.
+    """
+
+    as_of: pd.Timestamp
+    days: int
+    customers: pd.DataFrame
+    repurchase: pd.DataFrame
+    upsell: pd.DataFrame
+    upsell_check: UpsellEvaluation
+    model: RepurchaseModel
+
+
+def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None = None) -> Opportunities:
+    """Segments, re-purchase chances and upsell offers, looking ``horizon`` days ahead.
+
+    The upsell model is checked on a time split ending ``horizon`` days before
+    the data does (the latest period with known outcomes), then refitted with
+    those outcomes to score every customer as of the last day.
+    """
+    config = dataset.config
+    days = horizon or config.horizon
+    seed = config.seed if seed is None else seed
+    orders, events = dataset.tables["orders"], dataset.tables.get("events")
+    as_of = dataset.period[1].normalize()
+    segments = customer_segments(orders, as_of)
+    model = RepurchaseModel(discount_rate=config.discount_rate, seed=seed).fit(
+        summary_from_orders(orders, as_of))
+    predictions = model.predict(days)
+    customers = segments.merge(predictions.drop(columns=["window_start_days", "window_end_days"]),
+                               on="customer_id", how="left")
+    segment_of = segments[["customer_id", "segment"]]
+    repurchase = repurchase_opportunities(predictions, as_of, events, orders, horizon_days=days)
+    start = as_of - pd.Timedelta(days=days)
+    check = evaluate_upsell(orders, start, events, horizon_days=days, seed=seed)
+    upsell_model = UpsellModel(seed=seed).fit(upsell_features(orders, start, events),
+                                              upsell_labels(orders, start, days))
+    propensity = upsell_model.predict_proba(upsell_features(orders, as_of, events))
+    offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=config.gross_margin,
+                            horizon_days=days)
+    return Opportunities(
+        as_of=as_of, days=days, customers=customers,
+        repurchase=repurchase.merge(segment_of, on="customer_id", how="left"),
+        upsell=offers.merge(segment_of, on="customer_id", how="left"),
+        upsell_check=check, model=model,
+    )
+
+
+def probability_alive_matrix(found: Opportunities, recency_steps: int = 20) -> pd.DataFrame:
+    """P(active) over repeat purchases (0 to the most seen) and days from first to last purchase.
+
+    Every cell is a customer whose first purchase was as long ago as the
+    longest-standing customer's: ``frequency, recency, probability_alive``.
+    """
+    summary = found.model.summary_
+    age = float(summary["T"].max())
+    frequency = np.arange(int(summary["frequency"].max()) + 1)
+    recency = np.unique(np.round(np.linspace(0, age, recency_steps)))
+    grid = pd.DataFrame([(f, r) for f in frequency for r in recency if f > 0 or r == 0],
+                        columns=["frequency", "recency"])
+    grid = pd.concat([grid, pd.DataFrame({"frequency": 0, "recency": recency[1:]})], ignore_index=True)
+    grid = grid.assign(customer_id=[f"cell-{i}" for i in range(len(grid))], T=age,
+                       monetary_value=0.0)
+    grid["probability_alive"] = found.model.probability_alive(grid).to_numpy()
+    return grid[["frequency", "recency", "probability_alive"]]
+
+
+def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float,
+             discount: float, cost_per_contact: float, start_week: int = 1, duration_days: int = 28,
+             seed: int | None = None) -> tuple[pd.DataFrame, CampaignEvaluation]:
+    """An upsell campaign to every customer with propensity >= ``target_threshold``, evaluated on the cash forecast.
+
+    Each targeted customer is offered their suggested offer at ``discount``
+    (a share of its list price) and converts with their upsell propensity;
+    every contact costs ``cost_per_contact``, and a sale brings in its
+    configured ``gross_margin`` as cash. The campaign starts in forecast
+    week ``start_week`` (1 = the week after the data ends) and every other
+    weekly start is tried too. Returns the targets (``customer_id, segment,
+    conversion_probability, value, expected_value, window_start, offer``) and
+    the evaluation.
+    """
+    config = dataset.config
+    chosen = found.upsell[(found.upsell["propensity"] >= target_threshold) & (found.upsell["list_price"] > 0)]
+    targets = pd.DataFrame({
+        "customer_id": chosen["customer_id"], "segment": chosen["segment"],
+        "conversion_probability": chosen["propensity"], "value": chosen["list_price"],
+        "expected_value": chosen["propensity"] * chosen["list_price"] * (1 - discount),
+        "window_start": chosen["window_start"], "offer": chosen["offer"],
+    }).reset_index(drop=True)
+    start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (start_week - 1))
+    plan = Campaign(targets, cost_per_contact=cost_per_contact, discount=discount, start=start,
+                    duration_days=duration_days, margin_share=config.gross_margin)
+    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, config.opening_balance,
+                                   config.minimum_cash, config.risk_limit,
+                                   seed=config.seed if seed is None else seed)
+    return targets, evaluation
+
+
+def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int = 1,
+                     duration_days: int = 28, seed: int | None = None
+                     ) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
+    """The campaign model behind ``toolkit.widgets.UpsellTimingExplorer``.
+
+    The returned function takes ``target_threshold, discount, cost_per_contact``
+    and returns the targets and one row per launch week, as
+    ``toolkit.charts.upsell_timing`` draws them.
+    """
+    from toolkit.charts import campaign_launches
+
+    def plan(target_threshold: float, discount: float, cost_per_contact: float
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        targets, evaluation = campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
+                                       start_week, duration_days, seed)
+        return targets, campaign_launches(evaluation)
+
+    return plan
+
+
+# ---------------------------------------------------------------- the rolling forecast
+
+_RECORDED = ("yhat", "yhat_lower", "yhat_upper")
+
+
+def forecast_record(forecast: pd.DataFrame) -> dict[str, Any]:
+    """A run's stage forecasts as plain JSON, for ``toolkit.notebook.record``.
+
+    ``{unique_id: {"ds": [...], "yhat": [...], "yhat_lower": [...], "yhat_upper": [...]}}``,
+    amounts rounded to cents; the next run reads it back with ``forecast_from_record``.
+    """
+    return {
+        uid: {"ds": [f"{d:%Y-%m-%d}" for d in part["ds"]],
+              **{c: [round(float(v), 2) for v in part[c]] for c in _RECORDED}}
+        for uid, part in forecast.groupby("unique_id", sort=False)
+    }
+
+
+def forecast_from_record(record: Mapping[str, Any]) -> pd.DataFrame:
+    """The long forecast frame (``unique_id, ds, yhat, yhat_lower, yhat_upper``) of a ``forecast_record``."""
+    columns = ["unique_id", "ds", *_RECORDED]
+    parts = [pd.DataFrame({"unique_id": uid, "ds": pd.to_datetime(values["ds"]),
+                           **{c: np.asarray(values[c], dtype=float) for c in _RECORDED}})
+             for uid, values in record.items()]
+    if not parts:
+        return pd.DataFrame({"unique_id": pd.Series(dtype="str"), "ds": pd.Series(dtype="datetime64[ns]"),
+                             **{c: pd.Series(dtype="float64") for c in _RECORDED}})
+    frame = pd.concat(parts, ignore_index=True)
+    frame["unique_id"] = frame["unique_id"].astype("str")
+    frame["ds"] = frame["ds"].astype("datetime64[ns]")
+    return frame[columns]
+
+
+def forecast_variance(forecast: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
+    """What an earlier forecast said against what then happened, per series.
+
+    Only the days both frames cover count. One row per series that has such
+    days: ``unique_id, stage, direction, first_day, last_day, days,
+    forecast`` (sum of ``yhat``), ``actual`` (sum of ``y``), ``variance``
+    (actual - forecast), ``variance_pct`` (variance / forecast; NaN when
+    nothing was forecast) and ``within_band`` (share of days whose actual
+    lies within ``yhat_lower..yhat_upper``). No rows when the series hold no
+    day after the earlier forecast began.
+    """
+    both = forecast.merge(series[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="inner")
+    both["inside"] = (both["y"] >= both["yhat_lower"]) & (both["y"] <= both["yhat_upper"])
+    table = both.groupby("unique_id", sort=False).agg(
+        first_day=("ds", "min"), last_day=("ds", "max"), days=("ds", "size"),
+        forecast=("yhat", "sum"), actual=("y", "sum"), within_band=("inside", "mean"),
+    ).reset_index()
+    parts = table["unique_id"].str.split("|", n=2, expand=True).reindex(columns=[0, 1])
+    table.insert(1, "stage", parts[0].astype("str"))
+    table.insert(2, "direction", parts[1].astype("str"))
+    table["variance"] = table["actual"] - table["forecast"]
+    table["variance_pct"] = table["variance"] / table["forecast"].where(table["forecast"] != 0)
+    columns = ["unique_id", "stage", "direction", "first_day", "last_day", "days",
+               "forecast", "actual", "variance", "variance_pct", "within_band"]
+    return table[columns]
+
+
+def recorded(run: Mapping[str, Any] | None, name: str) -> Any:
+    """The value a notebook of ``run`` (a ``summary.json`` mapping) recorded as ``name``, or None."""
+    for notebook in (run or {}).get("notebooks", []):
+        if name in (notebook.get("records") or {}):
+            return notebook["records"][name]
+    return None
+
+
+def headline(cash: CashForecast, found: Opportunities | None = None,
+             evaluation: CampaignEvaluation | None = None) -> dict[str, Any]:
+    """The run's headline figures by their names in the report, JSON-ready (dates as ISO days).
+
+    Cash figures always; re-purchase figures with ``found``; the campaign's with ``evaluation``.
+    """
+    outlook = cash.outlook
+    figures = outlook.summary()
+    out: dict[str, Any] = {
+        "data through": _plain(outlook.as_of),
+        "cash on the last day": float(outlook.bands["actual"].dropna().iloc[-1]),
+        "median balance at the horizon": figures["ending_p50"],
+        "lowest median balance": figures["lowest_p50"],
+        "shortfall probability": figures["shortfall_probability"],
+        "first likely breach": _plain(figures["first_breach_date"]),
+        "runway (days)": figures["runway_days"],
+    }
+    if found is not None:
+        out["customers likely active"] = int((found.customers["probability_alive"] >= 0.5).sum())
+        out["expected re-purchase value"] = float(found.repurchase["expected_value"].sum())
+    if evaluation is not None:
+        out["campaign net gain"] = evaluation.expected_net_gain
+        out["campaign shortfall probability"] = evaluation.shortfall_after
+        out["earliest feasible launch"] = _plain(evaluation.earliest_safe_start)
+    return out
+
+
+def headline_changes(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> pd.DataFrame:
+    """Headline figures side by side: ``measure, previous, now, change`` (numbers only for change).
+
+    ``previous`` is None when there is no earlier run; its column is then empty.
+    """
+    earlier = previous or {}
+    rows = []
+    for measure, now in current.items():
+        before = earlier.get(measure)
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, now))
+        rows.append({"measure": measure, "previous": before, "now": now,
+                     "change": now - before if numeric else None})
+    return pd.DataFrame(rows, columns=["measure", "previous", "now", "change"])
 
 
 def write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame]) -> list[Path]:

@@ -1,0 +1,149 @@
+"""The rolling-forecast loop and the what-if helpers of the pipeline, on small hand-built frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.cash import scenario_from_dict
+from toolkit.pipeline import (dated_scenario, forecast_from_record, forecast_record, forecast_variance,
+                              headline_changes, recorded)
+
+AS_OF = pd.Timestamp("2026-10-31")
+IDS = ["purchase|inflow|all", "operations|outflow|all"]
+
+
+def _forecast(start: str, days: int) -> pd.DataFrame:
+    """Purchase inflow forecast at 100 a day (band 80..120), payroll at 50 a day (band 50..50)."""
+    ds = pd.date_range(start, periods=days, freq="D")
+    return pd.DataFrame({
+        "unique_id": pd.array(np.repeat(IDS, days), dtype="str"),
+        "ds": np.tile(ds.to_numpy(), 2),
+        "yhat": np.repeat([100.0, 50.0], days),
+        "yhat_lower": np.repeat([80.0, 50.0], days),
+        "yhat_upper": np.repeat([120.0, 50.0], days),
+    })
+
+
+def _actuals(start: str, purchase: list[float], payroll: list[float]) -> pd.DataFrame:
+    ds = pd.date_range(start, periods=len(purchase), freq="D")
+    return pd.DataFrame({
+        "unique_id": pd.array(np.repeat(IDS, len(ds)), dtype="str"),
+        "ds": np.tile(ds.to_numpy(), 2),
+        "y": np.array(purchase + payroll, dtype=float),
+    })
+
+
+def test_forecast_record_is_json_and_reads_back_to_the_same_forecast():
+    forecast = _forecast("2026-11-01", 5)
+    forecast.loc[0, "yhat"] = 100.004  # kept to the cent
+    record = json.loads(json.dumps(forecast_record(forecast)))
+    back = forecast_from_record(record)
+    expected = forecast.assign(yhat=forecast["yhat"].round(2))
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)
+    assert back["ds"].dtype == "datetime64[ns]"
+
+
+def test_variance_counts_only_the_days_both_cover():
+    forecast = _forecast("2026-11-01", 10)
+    # Actuals from 29 Oct: the first three days came before the forecast and must not count.
+    actuals = _actuals("2026-10-29", [999.0, 999.0, 999.0, 90.0, 130.0, 100.0],
+                       [0.0, 0.0, 0.0, 50.0, 50.0, 60.0])
+    table = forecast_variance(forecast, actuals).set_index("unique_id")
+    purchase = table.loc["purchase|inflow|all"]
+    assert (purchase["first_day"], purchase["last_day"], purchase["days"]) == (
+        pd.Timestamp("2026-11-01"), pd.Timestamp("2026-11-03"), 3)
+    assert purchase["forecast"] == 300.0 and purchase["actual"] == 320.0
+    assert purchase["variance"] == 20.0 and purchase["variance_pct"] == pytest.approx(20 / 300)
+    assert purchase["within_band"] == pytest.approx(2 / 3)  # 130 lies above the 120 upper bound
+    payroll = table.loc["operations|outflow|all"]
+    assert (payroll["stage"], payroll["direction"]) == ("operations", "outflow")
+    assert payroll["variance"] == 10.0 and payroll["within_band"] == pytest.approx(2 / 3)
+
+
+def test_variance_is_empty_when_nothing_happened_since():
+    forecast = _forecast("2026-11-01", 10)
+    actuals = _actuals("2026-10-20", [1.0] * 12, [1.0] * 12)  # ends 31 Oct
+    assert forecast_variance(forecast, actuals).empty
+    assert forecast_variance(forecast_from_record({}), actuals).empty
+
+
+def test_variance_pct_is_missing_when_nothing_was_forecast():
+    forecast = _forecast("2026-11-01", 2).assign(yhat=0.0)
+    table = forecast_variance(forecast, _actuals("2026-11-01", [5.0, 5.0], [0.0, 0.0]))
+    assert table["variance_pct"].isna().all()
+    assert table["variance"].tolist() == [10.0, 0.0]
+
+
+def test_recorded_finds_a_record_in_any_notebook_of_a_run():
+    run = {"notebooks": [{"name": "01", "records": {"data_period": {}}},
+                         {"name": "03", "records": {"stage_forecast": {"a": 1}}},
+                         {"name": "04", "records": None}]}
+    assert recorded(run, "stage_forecast") == {"a": 1}
+    assert recorded(run, "headline") is None
+    assert recorded(None, "headline") is None
+
+
+def test_headline_changes_subtracts_numbers_only():
+    table = headline_changes({"runway (days)": 90, "data through": "2026-09-30", "shortfall probability": 0.1},
+                             {"runway (days)": 60, "data through": "2026-10-31", "shortfall probability": 0.25,
+                              "campaign net gain": 500.0})
+    change = table.set_index("measure")["change"]
+    assert change["runway (days)"] == -30
+    assert change["shortfall probability"] == pytest.approx(0.15)
+    assert pd.isna(change["data through"]) and pd.isna(change["campaign net gain"])
+    first = headline_changes(None, {"runway (days)": 60})
+    assert first["previous"].isna().all() and first["now"].tolist() == [60]
+
+
+def test_scenario_dates_as_days_after_the_last_actual_day():
+    given = {"name": "push", "adjustments": [
+        {"type": "outflow_change", "stage": "awareness", "pct": 20, "start": 1},
+        {"type": "demand_shock", "pct": -10, "start": "2026-12-01", "end": 45},
+        {"type": "one_off_cost", "date": 14, "amount": 1000.0},
+        {"type": "receipt_delay", "days": 7},
+    ]}
+    scenario = scenario_from_dict(dated_scenario(given, AS_OF + pd.Timedelta(hours=18)))
+    shift, shock, cost, delay = scenario.adjustments
+    assert shift.start == pd.Timestamp("2026-11-01")
+    assert (shock.start, shock.end) == (pd.Timestamp("2026-12-01"), pd.Timestamp("2026-12-15"))
+    assert cost.date == pd.Timestamp("2026-11-14")
+    assert delay.days == 7  # not a date: left alone
+    assert given["adjustments"][0]["start"] == 1  # the parameters are not modified
+
+
+def test_what_if_changes_only_what_the_sliders_say(sample_config):
+    """Ten forecast days: purchases bring 100 a day, awareness costs 50 a day, in every draw."""
+    from pathlib import Path
+
+    from toolkit.cash import cash_position
+    from toolkit.forecast import ForecastResult
+    from toolkit.pipeline import CashForecast, Dataset, what_if
+
+    history = pd.DataFrame({"unique_id": ["purchase|inflow|all"], "ds": [AS_OF], "y": [0.0],
+                            "stage": ["purchase"], "direction": ["inflow"], "segment": ["all"]})
+    days = pd.date_range(AS_OF + pd.Timedelta(days=1), periods=10, freq="D")
+    ids = ["purchase|inflow|all", "awareness|outflow|all"]
+    index = pd.MultiIndex.from_arrays([np.repeat(ids, 10), np.tile(days.to_numpy(), 2)], names=["unique_id", "ds"])
+    paths = pd.DataFrame(np.repeat([[100.0] * 3, [50.0] * 3], 10, axis=0), index=index,
+                         columns=[f"draw_{i}" for i in range(3)])
+    config = sample_config
+    outlook = cash_position(history, paths, config.opening_balance, config.minimum_cash)
+    cash = CashForecast(config, history, ForecastResult(pd.DataFrame(), paths, pd.DataFrame(), pd.DataFrame()),
+                        outlook, pd.DataFrame())
+    recompute = what_if(Dataset(Path("."), config, None), cash)
+    ending = outlook.summary()["ending_p50"]
+
+    unchanged, comparison = recompute("awareness", 0, 0, 0)
+    assert unchanged.summary()["ending_p50"] == ending
+    assert list(comparison["scenario"]) == ["baseline", "what-if"]
+
+    costlier, _ = recompute("awareness", 20, 0, 0)  # 10 more a day
+    assert costlier.summary()["ending_p50"] == pytest.approx(ending - 100)
+    fewer_sales, _ = recompute("awareness", 0, -50, 0)  # 50 less a day
+    assert fewer_sales.summary()["ending_p50"] == pytest.approx(ending - 500)
+    late, _ = recompute("awareness", 0, 0, 3)  # the last three days' receipts fall past the horizon
+    assert late.summary()["ending_p50"] == pytest.approx(ending - 300)
