@@ -365,15 +365,17 @@ def test_campaign_title_for_a_chosen_week_states_its_effect(frames):
     )
 
 
-def test_campaign_launches_reads_a_campaign_evaluation():
-    from types import SimpleNamespace
+def test_campaign_timing_draws_a_campaign_evaluation():
+    from toolkit.opportunities import CampaignEvaluation
 
     weeks = pd.date_range("2026-11-01", periods=3, freq="7D")
     launches = pd.DataFrame(
         {"start": weeks, "shortfall_probability": [0.08, 0.04, 0.02], "within_risk_limit": [False, True, True]}
     )
-    evaluation = SimpleNamespace(launches=launches, shortfall_before=0.01, expected_net_gain=5_000.0)
-    frame = charts.campaign_launches(evaluation)
+    evaluation = CampaignEvaluation(expected_net_gain=5_000.0, payback_date=None, shortfall_before=0.01,
+                                    shortfall_after=0.08, earliest_safe_start=weeks[1],
+                                    launches=launches, flows=pd.DataFrame())
+    frame = evaluation.launch_weeks()
     assert frame["launch_week"].tolist() == list(weeks)
     assert frame["shortfall_probability_before"].tolist() == [0.01] * 3
     assert frame["feasible"].tolist() == [False, True, True]

@@ -39,7 +39,6 @@ __all__ = [
     "THEME",
     "ChartDataError",
     "backtest_scores",
-    "campaign_launches",
     "campaign_timing",
     "cash_balance",
     "cash_opportunities_linked",
@@ -1013,27 +1012,6 @@ def campaign_timing(
     gain = alt.layer(*gain_layers).properties(height=120)
     return alt.vconcat(risk, gain).resolve_scale(x="shared", color="independent").properties(
         title=alt.Title(title, subtitle="Green weeks keep the shortfall risk within the limit")
-    )
-
-
-def campaign_launches(evaluation: Any) -> pd.DataFrame:
-    """The frame :func:`campaign_timing` draws, from a campaign evaluation.
-
-    ``evaluation`` is a ``toolkit.opportunities.CampaignEvaluation``: its
-    ``launches`` (``start, shortfall_probability, within_risk_limit``) give the
-    risk with the campaign per launch week; ``shortfall_before`` and
-    ``expected_net_gain`` hold for every week.
-    """
-    launches = evaluation.launches
-    _require(launches, ["start", "shortfall_probability", "within_risk_limit"], "campaign_launches")
-    return pd.DataFrame(
-        {
-            "launch_week": pd.to_datetime(launches["start"]),
-            "shortfall_probability_before": float(evaluation.shortfall_before),
-            "shortfall_probability_after": launches["shortfall_probability"].astype(float),
-            "expected_net_gain": float(evaluation.expected_net_gain),
-            "feasible": launches["within_risk_limit"].astype(bool),
-        }
     )
 
 

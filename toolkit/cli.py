@@ -46,14 +46,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    from toolkit import pipeline
+    from toolkit import export, pipeline
 
     dataset = pipeline.load(args.data_dir, args.config)
     view = pipeline.journey(dataset)
     cash = pipeline.forecast_cash(dataset, horizon=args.horizon, backend=args.backend)
-    pipeline.write_tables(args.out, pipeline.forecast_tables(cash, view))
+    export.write_tables(args.out, pipeline.forecast_tables(cash, view))
     summary = pipeline.forecast_summary(dataset, cash)
-    pipeline.write_summary(args.out, summary)
+    export.write_summary(args.out, summary)
     outlook = summary["cash"]
     print(f"{len(summary['series'])} series forecast {summary['horizon']} days ahead; "
           f"{sum(s['fallback'] for s in summary['series'])} on a fallback")

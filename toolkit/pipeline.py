@@ -6,7 +6,7 @@ run them one cell at a time and the ``journeycast`` commands run them in a row:
     dataset = load("data/sample")                 # canonical tables + rejects
     view = journey(dataset)                       # funnel, time to convert, KPIs
     outlook = forecast_cash(dataset)              # series -> forecasts -> cash position
-    write_tables(out_dir, forecast_tables(outlook))
+    export.write_tables(out_dir, forecast_tables(outlook))
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from toolkit.cash import (CashOutlook, DemandShock, OutflowChange, ReceiptDelay,
                           cash_position, compare_scenarios)
 from toolkit.config import Config, config_from_dict, load_config
 from toolkit.errors import JourneycastError
+from toolkit.export import plain
 from toolkit.flows import stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.ingest import Ingested, load_tables
@@ -55,8 +56,6 @@ __all__ = [
     "probability_alive_matrix",
     "recorded",
     "what_if",
-    "write_summary",
-    "write_tables",
 ]
 
 
@@ -242,27 +241,16 @@ def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
     series = [
         {"unique_id": row.unique_id, "status": row.status, "model": row.model,
          "fallback": row.status != "ok", "reason": row.reason,
-         "backtest": {c: _plain(getattr(row, c)) for c in score_columns}}
+         "backtest": {c: plain(getattr(row, c)) for c in score_columns}}
         for row in diagnostics.itertuples()
     ]
     return {
         "data_period": [f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"],
         "horizon": int(cash.result.forecast.ds.nunique()),
         "currency": dataset.config.currency,
-        "cash": {k: _plain(v) for k, v in cash.outlook.summary().items()},
+        "cash": {k: plain(v) for k, v in cash.outlook.summary().items()},
         "series": series,
     }
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready version of a number, date or missing value."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return f"{value:%Y-%m-%d}"
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ---------------------------------------------------------------- opportunities
@@ -390,13 +378,11 @@ def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities,
     and returns the targets and one row per launch week, as
     ``toolkit.charts.upsell_timing`` draws them.
     """
-    from toolkit.charts import campaign_launches
-
     def plan(target_threshold: float, discount: float, cost_per_contact: float
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
         targets, evaluation = campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
                                        start_week, duration_days, seed)
-        return targets, campaign_launches(evaluation)
+        return targets, evaluation.launch_weeks()
 
     return plan
 
@@ -478,12 +464,12 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
     outlook = cash.outlook
     figures = outlook.summary()
     out: dict[str, Any] = {
-        "data through": _plain(outlook.as_of),
+        "data through": plain(outlook.as_of),
         "cash on the last day": float(outlook.bands["actual"].dropna().iloc[-1]),
         "median balance at the horizon": figures["ending_p50"],
         "lowest median balance": figures["lowest_p50"],
         "shortfall probability": figures["shortfall_probability"],
-        "first likely breach": _plain(figures["first_breach_date"]),
+        "first likely breach": plain(figures["first_breach_date"]),
         "runway (days)": figures["runway_days"],
     }
     if found is not None:
@@ -492,7 +478,7 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
     if evaluation is not None:
         out["campaign net gain"] = evaluation.expected_net_gain
         out["campaign shortfall probability"] = evaluation.shortfall_after
-        out["earliest feasible launch"] = _plain(evaluation.earliest_safe_start)
+        out["earliest feasible launch"] = plain(evaluation.earliest_safe_start)
     return out
 
 
@@ -511,20 +497,3 @@ def headline_changes(previous: Mapping[str, Any] | None, current: Mapping[str, A
     return pd.DataFrame(rows, columns=["measure", "previous", "now", "change"])
 
 
-def write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
-    """Write each table as ``<out_dir>/<name>.parquet``; return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, frame in tables.items():
-        path = out / f"{name}.parquet"
-        frame.to_parquet(path, index=False)
-        paths.append(path)
-    return paths
-
-
-def write_summary(out_dir: str | Path, summary: Mapping[str, Any]) -> Path:
-    """Write ``summary.json`` (dates as ISO strings)."""
-    path = Path(out_dir) / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=_plain) + "\n", encoding="utf-8")
-    return path

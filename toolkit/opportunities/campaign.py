@@ -123,6 +123,21 @@ class CampaignEvaluation:
     launches: pd.DataFrame
     flows: pd.DataFrame
 
+    def launch_weeks(self) -> pd.DataFrame:
+        """Risk before and after per launch week, as ``toolkit.charts.campaign_timing`` draws it.
+
+        Columns: launch_week, shortfall_probability_before (the same for every
+        week: no campaign), shortfall_probability_after, expected_net_gain and
+        feasible (within the risk limit).
+        """
+        return pd.DataFrame({
+            "launch_week": pd.to_datetime(self.launches["start"]),
+            "shortfall_probability_before": self.shortfall_before,
+            "shortfall_probability_after": self.launches["shortfall_probability"].astype(float),
+            "expected_net_gain": self.expected_net_gain,
+            "feasible": self.launches["within_risk_limit"].astype(bool),
+        })
+
 
 def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataFrame,
                       opening_balance: float, minimum_cash: float, risk_limit: float,
