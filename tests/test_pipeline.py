@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SAMPLE_DIR
 from toolkit.cash import scenario_from_dict
 from toolkit.pipeline import (dated_scenario, forecast_from_record, forecast_record, forecast_variance,
                               headline_changes, recorded)
@@ -147,3 +148,22 @@ def test_what_if_changes_only_what_the_sliders_say(sample_config):
     assert fewer_sales.summary()["ending_p50"] == pytest.approx(ending - 500)
     late, _ = recompute("awareness", 0, 0, 3)  # the last three days' receipts fall past the horizon
     assert late.summary()["ending_p50"] == pytest.approx(ending - 300)
+
+
+def test_forecast_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_path, monkeypatch):
+    from toolkit.pipeline import forecast_cash, forecast_store, load
+
+    monkeypatch.chdir(tmp_path)  # the store lives under the working directory
+    dataset = load(SAMPLE_DIR)
+    options = dict(horizon=14, uncertainty_samples=50, backtest_folds=0, progress=False)
+    first = forecast_cash(dataset, backend="local", **options)
+    stored = list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))
+    assert len(stored) == 1
+    again = forecast_cash(dataset, backend="serial", **options)  # how it runs is not part of the key
+    assert len(list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))) == 1
+    pd.testing.assert_frame_equal(first.result.paths, again.result.paths)
+    other = forecast_cash(dataset, **{**options, "horizon": 7})
+    assert len(list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))) == 2
+    assert other.result.forecast.ds.nunique() == 7
+    monkeypatch.setenv("JOURNEYCAST_FORECAST_STORE", "off")
+    assert forecast_store() is None

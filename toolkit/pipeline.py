@@ -11,12 +11,14 @@ run them one cell at a time and the ``journeycast`` commands run them in a row:
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -45,6 +47,7 @@ __all__ = [
     "forecast_cash",
     "forecast_from_record",
     "forecast_record",
+    "forecast_store",
     "forecast_summary",
     "forecast_tables",
     "forecast_variance",
@@ -149,12 +152,44 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     series = stage_flows(dataset.tables, freq=config.frequency, segment=segment)
     if horizon is not None:
         forecaster_options["horizon"] = horizon
-    result = StageForecaster.from_config(config, **forecaster_options).fit(series).predict()
+    settings = {"horizon": config.horizon, "freq": config.frequency,
+                "holiday_country": config.holiday_country, "seed": config.seed, **forecaster_options}
+    execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
+    store = forecast_store()
+    fit_predict = store.cache(_fit_predict, ignore=["execution"]) if store else _fit_predict
+    result = fit_predict(series, settings, execution)
     outlook = cash_position(series, result.paths, config.opening_balance, config.minimum_cash)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
     comparison = compare_scenarios(series, result.paths, dated,
                                    config.opening_balance, config.minimum_cash)
     return CashForecast(config, series, result, outlook, comparison)
+
+
+#: Forecaster options that change how, not what, is computed: not part of a stored forecast's key.
+_EXECUTION_OPTIONS = ("backend", "n_jobs", "progress")
+
+
+def _fit_predict(series: pd.DataFrame, settings: dict[str, Any],
+                 execution: dict[str, Any]) -> ForecastResult:
+    return StageForecaster(**settings, **execution).fit(series).predict()
+
+
+def forecast_store(root: str | Path | None = None) -> joblib.Memory | None:
+    """Where finished forecasts are kept, so the notebooks of one report share one fit.
+
+    A forecast is found again only for the same series and forecaster settings
+    (joblib hashes both) and the same toolkit source (the folder is named after
+    its hash), so a code or data change never serves an old forecast. The store
+    sits in ``.cache/forecasts`` under ``root`` (default: the working directory);
+    ``JOURNEYCAST_FORECAST_STORE=off`` turns it off.
+    """
+    if os.environ.get("JOURNEYCAST_FORECAST_STORE", "on") == "off":
+        return None
+    source = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        source.update(path.read_bytes())
+    folder = Path(root or Path.cwd()) / ".cache" / "forecasts" / source.hexdigest()[:16]
+    return joblib.Memory(folder, verbose=0)
 
 
 _SCENARIO_DATES = ("start", "end", "date")
