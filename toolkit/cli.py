@@ -75,8 +75,9 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     dataset = pipeline.load(args.data_dir, args.config)
     cash = pipeline.forecast_cash(dataset, backend=args.backend)
     found = pipeline.opportunities(dataset)
-    targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity,
-                                            args.discount, args.cost_per_contact, args.start_week)
+    targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity, args.discount,
+                                            args.cost_per_contact, args.start_week,
+                                            fixed_cost=args.fixed_cost)
     shareable = {"repurchase_opportunities": found.repurchase, "upsell_offers": found.upsell,
                  "campaign_targets": targets}
     export.write_tables(args.out, shareable | {"customer_scores": found.customers,
@@ -91,6 +92,7 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
                          "base_rate": check.base_rate, "customers": check.customers},
         "campaign": {"targets": len(targets), "min_propensity": args.min_propensity,
                      "discount": args.discount, "cost_per_contact": args.cost_per_contact,
+                     "fixed_cost": args.fixed_cost,
                      "expected_net_gain": evaluation.expected_net_gain,
                      "payback_date": evaluation.payback_date,
                      "shortfall_before": evaluation.shortfall_before,
@@ -166,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="target customers whose upsell propensity reaches this")
     p.add_argument("--discount", type=float, default=0.10, help="share of the offer price given up")
     p.add_argument("--cost-per-contact", type=float, default=2.0, help="money out per targeted customer")
+    p.add_argument("--fixed-cost", type=float, default=0.0,
+                   help="money out at launch whatever the target's size (creative, agency, platform)")
     p.add_argument("--start-week", type=int, default=1, help="launch week (1 = the week after the data)")
     p.add_argument("--backend", default="local", help="forecast backend: local (all cores) or serial")
     p.add_argument("--pseudonymise", action="store_true",

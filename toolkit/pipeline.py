@@ -375,12 +375,13 @@ def probability_alive_matrix(found: Opportunities, recency_steps: int = 20) -> p
 
 def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float,
              discount: float, cost_per_contact: float, start_week: int = 1, duration_days: int = 28,
-             seed: int | None = None) -> tuple[pd.DataFrame, CampaignEvaluation]:
+             seed: int | None = None, fixed_cost: float = 0.0) -> tuple[pd.DataFrame, CampaignEvaluation]:
     """An upsell campaign to every customer with propensity >= ``target_threshold``, evaluated on the cash forecast.
 
     Each targeted customer is offered their suggested offer at ``discount``
     (a share of its list price) and converts with their upsell propensity;
-    every contact costs ``cost_per_contact``, and a sale brings in its
+    every contact costs ``cost_per_contact`` and the campaign ``fixed_cost``
+    (creative, agency, platform) at launch; a sale brings in its
     configured ``gross_margin`` as cash. The campaign starts in forecast
     week ``start_week`` (1 = the week after the data ends) and every other
     weekly start is tried too. Returns the targets (``customer_id, segment,
@@ -397,7 +398,8 @@ def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_
     }).reset_index(drop=True)
     start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (start_week - 1))
     plan = Campaign(targets, cost_per_contact=cost_per_contact, discount=discount, start=start,
-                    duration_days=duration_days, margin_share=config.gross_margin)
+                    duration_days=duration_days, fixed_cost=fixed_cost,
+                    margin_share=config.gross_margin)
     evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, config.opening_balance,
                                    config.minimum_cash, config.risk_limit,
                                    seed=config.seed if seed is None else seed)
@@ -405,7 +407,7 @@ def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_
 
 
 def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int = 1,
-                     duration_days: int = 28, seed: int | None = None
+                     duration_days: int = 28, seed: int | None = None, fixed_cost: float = 0.0
                      ) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
     """The campaign model behind ``toolkit.widgets.UpsellTimingExplorer``.
 
@@ -416,7 +418,7 @@ def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities,
     def plan(target_threshold: float, discount: float, cost_per_contact: float
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
         targets, evaluation = campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
-                                       start_week, duration_days, seed)
+                                       start_week, duration_days, seed, fixed_cost)
         return targets, evaluation.launch_weeks()
 
     return plan
