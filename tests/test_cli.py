@@ -50,3 +50,52 @@ def test_forecast_on_a_missing_directory_is_a_clear_error(tmp_path, capsys):
     assert main(["forecast", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "orders" in err and "nowhere" in err
+
+
+@pytest.fixture(scope="module")
+def cdnow_dir(tmp_path_factory):
+    """CDNOW's 1/10 sample as a shop's own transactions export: orders only, its own column names."""
+    from conftest import TEST_DATA
+
+    raw = pd.read_csv(TEST_DATA / "cdnow" / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["master_id", "customer", "date", "cds", "dollars"])
+    folder = tmp_path_factory.mktemp("cdnow")
+    pd.DataFrame({"TransactionID": [f"T{i:05d}" for i in range(len(raw))], "Customer": raw.customer,
+                  "Date": raw.date.astype(str), "Total": raw.dollars, "Items": raw.cds}
+                 ).to_csv(folder / "transactions.csv", index=False)
+    (folder / "journeycast.yml").write_text(
+        "sources:\n  orders:\n    path: transactions.csv\n"
+        "    columns: {TransactionID: order_id, Customer: customer_id, Date: ts, Total: amount, Items: quantity}\n"
+        "date_format: '%Y%m%d'\nopening_balance: 10000\nhorizon: 28\n")
+    return folder
+
+
+def test_orders_only_data_runs_forecast_and_opportunities(cdnow_dir, tmp_path):
+    assert main(["forecast", str(cdnow_dir), "--out", str(tmp_path / "fc"), "--backend", "serial"]) == 0
+    summary = json.loads((tmp_path / "fc" / "summary.json").read_text())
+    assert summary["data_period"] == ["1997-01-01", "1998-06-30"]
+    assert {s["unique_id"] for s in summary["series"]} >= {"purchase|inflow|all", "post-purchase|inflow|all"}
+
+    assert main(["opportunities", str(cdnow_dir), "--out", str(tmp_path / "opp")]) == 0
+    scores = pd.read_parquet(tmp_path / "opp" / "customer_scores.parquet")
+    assert len(scores) == 2357  # every CDNOW customer scored
+    assert scores.probability_alive.between(0, 1).all()
+
+
+def test_opportunities_on_the_sample_share_safe_pseudonymised_lists(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOURNEYCAST_PSEUDONYM_KEY", "test-secret")
+    out = tmp_path / "opp"
+    assert main(["opportunities", str(SAMPLE_DIR), "--out", str(out), "--pseudonymise"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["upsell_check"]["auc"] > 0.65  # the planted upsell propensity is found
+    assert summary["upsell_check"]["top_decile_lift"] > 2
+    assert summary["campaign"]["targets"] == len(pd.read_parquet(out / "campaign_targets.parquet"))
+    shared = pd.read_csv(out / "upsell_offers.csv")
+    assert shared.customer_id.str.fullmatch(r"cust-[0-9a-f]{12}").all()
+    assert set(pd.read_parquet(out / "upsell_offers.parquet").customer_id) & set(shared.customer_id) == set()
+
+
+def test_pseudonymising_without_a_key_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("JOURNEYCAST_PSEUDONYM_KEY", raising=False)
+    assert main(["opportunities", str(SAMPLE_DIR), "--out", str(tmp_path), "--pseudonymise"]) == 2
+    assert "JOURNEYCAST_PSEUDONYM_KEY" in capsys.readouterr().err
