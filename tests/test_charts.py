@@ -502,3 +502,19 @@ def test_journey_charts_on_the_sample_shop(sample_tables, sample_config):
     chart = charts.kpi_small_multiples(kpis, currency=sample_config.currency)
     assert len(chart.concat) == sum(k in kpis.columns for k in charts.KPI_FORMATS)
     vegalite(chart)
+
+
+def test_data_quality_charts_count_what_came_in_and_what_was_rejected(small_shop_tables):
+    months = charts.rows_per_month(small_shop_tables)
+    data = months.data.set_index(["table", "month"])["rows"]
+    # the hand-made shop: 8 orders in Jan (4), Feb (3) and May (1)
+    assert data.loc["orders"].tolist() == [4, 3, 1]
+    assert data.sum() == sum(len(t) for t in small_shop_tables.values())
+    assert "Accepted rows per month" in texts(charts.to_svg(months))
+
+    summary = {"orders": {"rejects_by_reason": {"unparseable date": 3, "duplicate order_id": 1}},
+               "events": {"rejects_by_reason": {}}}
+    svg = charts.to_svg(charts.rejects_by_reason(summary))
+    assert len(marks(svg, "rect")) >= 2 and "Rejected: 4 problems" in texts(svg)
+    empty = charts.rejects_by_reason({"orders": {"rejects_by_reason": {}}})
+    assert empty.title == "No row was rejected"

@@ -53,6 +53,8 @@ __all__ = [
     "money_text",
     "opportunity_weeks",
     "probability_alive_matrix",
+    "rejects_by_reason",
+    "rows_per_month",
     "recent_history",
     "rfm_scatter",
     "scenario_comparison",
@@ -554,6 +556,48 @@ def scenario_comparison(
 
 
 # ---------------------------------------------------------------- journey
+
+
+def rows_per_month(tables: dict[str, pd.DataFrame], title: str | None = None) -> alt.Chart:
+    """Accepted rows per month and table: a month near zero usually means a missing export.
+
+    ``tables``: the canonical tables by name (each with a ``ts`` column).
+    """
+    counts = pd.concat(
+        [table["ts"].dt.to_period("M").dt.to_timestamp().value_counts().rename_axis("month")
+         .rename("rows").reset_index().assign(table=name)
+         for name, table in tables.items() if len(table)],
+        ignore_index=True,
+    )
+    return alt.Chart(counts, title=title or "Accepted rows per month").mark_line(point=True).encode(
+        x=alt.X("month:T", title="Month"),
+        y=alt.Y("rows:Q", title="Rows", axis=alt.Axis(format=",.0f")),
+        color=alt.Color("table:N", title="Table"),
+        tooltip=[alt.Tooltip("table:N", title="Table"), alt.Tooltip("month:T", title="Month", format="%b %Y"),
+                 alt.Tooltip("rows:Q", title="Rows", format=",")],
+    ).properties(width=640, height=260)
+
+
+def rejects_by_reason(summary: dict[str, dict], title: str | None = None) -> alt.Chart:
+    """Rejected rows by table and reason, most frequent first.
+
+    ``summary``: ``toolkit.ingest.Ingested.summary()`` (per table a
+    ``rejects_by_reason`` mapping of reason to count).
+    """
+    data = pd.DataFrame(
+        [(table, reason, count) for table, info in summary.items()
+         for reason, count in info["rejects_by_reason"].items()],
+        columns=["table", "reason", "problems"],
+    )
+    total = int(data["problems"].sum())
+    default = f"Rejected: {total:,} problems" if total else "No row was rejected"
+    return alt.Chart(data, title=title or default).mark_bar().encode(
+        x=alt.X("problems:Q", title="Problems"),
+        y=alt.Y("reason:N", sort="-x", title=None),
+        color=alt.Color("table:N", title="Table"),
+        tooltip=[alt.Tooltip("table:N", title="Table"), alt.Tooltip("reason:N", title="Reason"),
+                 alt.Tooltip("problems:Q", title="Problems", format=",")],
+    ).properties(width=520)
 
 
 def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
