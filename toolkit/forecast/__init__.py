@@ -12,10 +12,10 @@ as stage, direction and segment, carried into the outputs). Typical use::
 Modules: :mod:`.model` (the forecaster and the per-series task),
 :mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
 :mod:`.methods` (one method's forecast and the finishing steps),
-:mod:`.backends` (serial or process pool), :mod:`.settings`, :mod:`.stan_io`.
+:mod:`.backends` (serial, process pool or Dask cluster), :mod:`.settings`, :mod:`.stan_io`.
 """
 
-from toolkit.forecast.backends import BACKENDS, run_tasks
+from toolkit.forecast.backends import BACKENDS, BackendError, run_tasks
 from toolkit.forecast.backtest import backtest
 from toolkit.forecast.baselines import BASELINES, baseline_forecast
 from toolkit.forecast.methods import fit_prophet, prophet_forecast
@@ -23,6 +23,7 @@ from toolkit.forecast.model import (
     ForecastResult,
     StageForecaster,
     calibration_factor,
+    failed_series,
     forecast_series,
 )
 from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, series_seed
@@ -30,6 +31,7 @@ from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, s
 __all__ = [
     "BACKENDS",
     "BASELINES",
+    "BackendError",
     "MODELS",
     "ForecastError",
     "ForecastResult",
@@ -38,6 +40,7 @@ __all__ = [
     "backtest",
     "baseline_forecast",
     "calibration_factor",
+    "failed_series",
     "fit_prophet",
     "forecast_series",
     "prophet_forecast",

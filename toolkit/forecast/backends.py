@@ -1,45 +1,85 @@
-"""Where per-series tasks run: this process, or a pool of worker processes.
+"""Where per-series tasks run: this process, a pool of worker processes, or a Dask cluster.
 
 A task is a pure function of picklable arguments defined in this package (a
 function defined in a notebook cannot be sent to a worker), so swapping the
-backend never changes a number. ``"local"`` uses every core through a process
-pool whose workers silence cmdstanpy on start; ``"serial"`` runs in this
-process, for debugging and profiling.
+backend never changes a number.
+
+* ``"local"`` uses every core through a process pool whose workers silence
+  cmdstanpy on start;
+* ``"serial"`` runs in this process, for debugging and profiling;
+* ``"dask"`` runs on a ``dask.distributed`` cluster: the scheduler at
+  ``scheduler_address`` when given, else a cluster of local worker processes
+  started for the run and closed after it. Each task silences cmdstanpy on
+  its worker before it runs. A task that fails on the cluster (it raises,
+  or its worker dies) is retried ``retries`` times; if it still fails,
+  ``on_failure(task, error)`` computes its result in this process, so one
+  bad series never costs the others. (Dask counts a worker's death against
+  every task sent to it; the local cluster sends one task per worker at a
+  time, and a remote scheduler should run with
+  ``distributed.scheduler.worker-saturation: 1.0`` for the same guarantee.)
+  Dask is an optional extra: ``pip install journeycast[dask]``.
+
+On ``"local"`` and ``"serial"`` a failing task raises, so the error surfaces
+where it happened.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from toolkit.errors import JourneycastError
 from toolkit.forecast.stan_io import quiet_logging
 
-__all__ = ["BACKENDS", "run_tasks"]
+__all__ = ["BACKENDS", "DASK_RETRIES", "BackendError", "run_tasks"]
 
-BACKENDS = ("local", "serial")
+BACKENDS = ("local", "serial", "dask")
+
+#: Times a failed task is retried on a Dask cluster before ``on_failure`` serves it.
+DASK_RETRIES = 2
 
 T = TypeVar("T")
 
 
+class BackendError(JourneycastError):
+    """The chosen backend cannot run: its library is missing or its cluster is out of reach."""
+
+
 def run_tasks(func: Callable[[Any], T], tasks: Sequence[Any], backend: str = "local",
-              n_jobs: int | None = None, progress: bool = True, desc: str = "forecast") -> list[T]:
+              n_jobs: int | None = None, progress: bool = True, desc: str = "forecast",
+              scheduler_address: str | None = None, retries: int = DASK_RETRIES,
+              on_failure: Callable[[Any, BaseException], T] | None = None) -> list[T]:
     """``[func(task) for task in tasks]`` on the chosen backend, in the order of ``tasks``.
 
     Parameters
     ----------
-    backend : ``"local"`` (process pool) or ``"serial"``.
-    n_jobs : worker processes for ``"local"``; ``None`` means one per core.
+    backend : ``"local"`` (process pool), ``"serial"`` or ``"dask"``.
+    n_jobs : worker processes for ``"local"``, and for the cluster ``"dask"``
+        starts when no ``scheduler_address`` is given; ``None`` means one per core.
     progress : show a progress bar over the tasks.
+    scheduler_address : ``"dask"`` only: the scheduler to run on, e.g.
+        ``"tcp://10.0.0.5:8786"``; ``None`` starts a local cluster for the run.
+    retries : ``"dask"`` only: times a failed task is tried again.
+    on_failure : ``"dask"`` only: ``on_failure(task, error)`` gives the result of
+        a task that still failed after its retries (run in this process); without
+        it the error is raised.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if scheduler_address is not None and backend != "dask":
+        raise ValueError(f"scheduler_address needs backend='dask', got backend={backend!r}")
     workers = min(n_jobs or os.cpu_count() or 1, len(tasks))
     bar = tqdm(total=len(tasks), desc=desc, unit="series", disable=not progress)
     try:
+        if backend == "dask":
+            return _run_dask(func, tasks, bar, max(workers, 1), scheduler_address, retries, on_failure)
         if backend == "serial" or workers <= 1:
             results = []
             for task in tasks:
@@ -53,3 +93,69 @@ def run_tasks(func: Callable[[Any], T], tasks: Sequence[Any], backend: str = "lo
             return [future.result() for future in futures]
     finally:
         bar.close()
+
+
+def _run_dask(func: Callable[[Any], T], tasks: Sequence[Any], bar: tqdm, workers: int,
+              scheduler_address: str | None, retries: int,
+              on_failure: Callable[[Any, BaseException], T] | None) -> list[T]:
+    """Submit every task to a Dask cluster, tick the bar as they finish, collect in order."""
+    distributed = _import_distributed()
+    with _dask_client(distributed, scheduler_address, workers) as client:
+        futures = [client.submit(_quietly, func, task, retries=retries, pure=False) for task in tasks]
+        for _ in distributed.as_completed(futures, loop=client.loop):
+            bar.update()
+        results = []
+        for future, task in zip(futures, tasks):
+            try:
+                results.append(future.result())
+            except Exception as error:
+                if on_failure is None:
+                    raise
+                results.append(on_failure(task, error))
+        return results
+
+
+def _import_distributed() -> Any:
+    """``dask.distributed``, imported on first use of the optional backend."""
+    try:
+        import distributed
+    except ImportError:
+        raise BackendError("backend='dask' needs dask.distributed, which is not installed: "
+                           "pip install journeycast[dask]") from None
+    return distributed
+
+
+@contextmanager
+def _dask_client(distributed: Any, scheduler_address: str | None, workers: int) -> Iterator[Any]:
+    """A client of the given scheduler, or of a quiet local cluster closed on exit."""
+    if scheduler_address is not None:
+        try:
+            client = distributed.Client(scheduler_address, set_as_default=False)
+        except OSError as error:
+            raise BackendError(f"cannot reach the Dask scheduler at {scheduler_address}: {error}") from None
+        with client:
+            yield client
+        return
+    import dask
+
+    # One task at a time per worker (the rest wait on the scheduler): when a
+    # worker dies, only the task it was running counts the death, so only a
+    # task that kills its workers ends as failed.
+    with warnings.catch_warnings(), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        # With the dashboard off the scheduler still serves health checks over
+        # HTTP on port 8787, or on a free port (with a warning) when it is taken.
+        warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.CRITICAL)
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def _quietly(func: Callable[[Any], T], task: Any) -> T:
+    """``func(task)`` with cmdstanpy and Prophet silenced, as the pool's initializer does.
+
+    Runs on the Dask worker; silencing per task (three logger look-ups) also
+    covers workers of a cluster this process did not start.
+    """
+    quiet_logging()
+    return func(task)

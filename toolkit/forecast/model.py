@@ -53,6 +53,7 @@ __all__ = [
     "SeriesOutcome",
     "StageForecaster",
     "calibration_factor",
+    "failed_series",
     "forecast_series",
 ]
 
@@ -89,7 +90,8 @@ class ForecastResult:
     paths : sample paths over the horizon, indexed by ``(unique_id, ds)`` with
         one float column per draw (``draw_0``...). Draw ``k`` of every series is
         one joint scenario, so cash positions are sums taken draw by draw.
-    diagnostics : one row per series: ``status`` (ok / fallback / failed-over),
+    diagnostics : one row per series: ``status`` (ok / fallback / failed-over /
+        failed, see :func:`failed_series`),
         the ``model`` served and the ``reason``, ``n_obs``, closed weekdays,
         backtest ``<model>_mae/_mase/_coverage`` of Prophet and both baselines,
         the ``calibration`` factor and the served model's
@@ -171,6 +173,21 @@ def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
     return None
 
 
+def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: int,
+                 closed: tuple[int, ...], clip: bool, summary: pd.DataFrame, factor: float,
+                 coverage_calibrated: float) -> dict[str, Any]:
+    """One series' diagnostics row, with every model's backtest scores (NaN where not scored)."""
+    diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
+                   "n_obs": n_obs, "closed_weekdays": ",".join(_WEEKDAYS[d] for d in closed),
+                   "clipped_at_zero": clip}
+    for name in MODELS:
+        for metric in ("mae", "mase", "coverage"):
+            diagnostics[f"{name}_{metric}"] = (
+                float(summary.loc[name, metric]) if name in summary.index else np.nan)
+    diagnostics.update(calibration=factor, coverage_calibrated=coverage_calibrated)
+    return diagnostics
+
+
 def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
     """Forecast one series (``ds, y``): the pure per-series task behind every backend.
 
@@ -226,16 +243,45 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     point, paths = finish(raw_point, raw_paths, factor, np.isin(dates.day_of_week, closed), clip)
     lower, upper = interval(paths, settings.interval_width)
 
-    diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
-                   "n_obs": int(finite.sum()), "closed_weekdays": ",".join(_WEEKDAYS[d] for d in closed),
-                   "clipped_at_zero": clip}
-    for name in MODELS:
-        for metric in ("mae", "mase", "coverage"):
-            diagnostics[f"{name}_{metric}"] = (
-                float(summary.loc[name, metric]) if name in summary.index else np.nan)
-    diagnostics.update(calibration=factor, coverage_calibrated=coverage_calibrated)
+    diagnostics = _diagnostics(unique_id, status, model, reason, int(finite.sum()), closed, clip,
+                               summary, factor, coverage_calibrated)
     scores = pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics, scores)
+
+
+def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseException) -> SeriesOutcome:
+    """The fallback for a series whose task itself failed on a cluster, after its retries.
+
+    :func:`forecast_series` never raises for a series Prophet cannot handle, so
+    a task fails only when its worker died (out of memory, killed) or the
+    series is unusable (e.g. no valid date at all). Such a series gets status
+    ``failed`` with the error as the reason, and is served by the
+    ``weekday_mean`` baseline computed in this process, as for the shortest
+    series. When not even a history can be built from it, it keeps its
+    diagnostics row but has no forecast rows (and no paths).
+    """
+    unique_id, frame, settings = task
+    reason = f"the task failed on its worker: {type(error).__name__}: {error}"
+    model, closed, clip, n_obs = "weekday_mean", (), False, 0
+    try:
+        history = regular_history(frame, settings.freq)
+        y = history["y"].to_numpy(dtype=float)
+        finite = np.isfinite(y)
+        n_obs, clip = int(finite.sum()), settings.non_negative and not (y[finite] < 0).any()
+        dates = future_dates(history["ds"].iloc[-1], settings.horizon, settings.freq)
+        raw_point, raw_paths = forecast_with(model, history, dates, settings, closed,
+                                             series_seed(settings.seed, unique_id))
+    except Exception as second:
+        reason += f"; no forecast: {type(second).__name__}: {second}"
+        dates = pd.DatetimeIndex([])
+        raw_point, raw_paths = np.empty(0), np.empty((0, settings.uncertainty_samples))
+    point, paths = finish(raw_point, raw_paths, 1.0, np.zeros(len(dates), bool), clip)
+    lower, upper = interval(paths, settings.interval_width)
+    summary = pd.DataFrame(columns=["mae", "mase", "coverage"], dtype=float)
+    diagnostics = _diagnostics(unique_id, "failed", model, reason, n_obs, closed, clip,
+                               summary, 1.0, np.nan)
+    return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics,
+                         pd.DataFrame(columns=SCORE_COLUMNS))
 
 
 class StageForecaster:
@@ -251,8 +297,15 @@ class StageForecaster:
     interval_width : nominal coverage of ``yhat_lower``..``yhat_upper``.
     uncertainty_samples : sample paths per series.
     seed : the run's seed; each series gets its own, derived from its id.
-    backend : ``"local"`` (process pool over all cores) or ``"serial"``.
-    n_jobs : workers for ``"local"``; ``None`` means one per core.
+    backend : ``"local"`` (process pool over all cores), ``"serial"`` or
+        ``"dask"`` (a ``dask.distributed`` cluster; ``pip install journeycast[dask]``).
+        Same numbers on every backend. On ``"dask"`` a series whose task fails
+        (its worker dies) is retried, then served by :func:`failed_series`.
+    n_jobs : workers for ``"local"``, and for the local Dask cluster started
+        when no ``scheduler_address`` is given; ``None`` means one per core.
+    scheduler_address : ``backend="dask"`` only: address of a running Dask
+        scheduler (``"tcp://host:8786"``) whose workers have journeycast
+        installed; ``None`` starts a local cluster for the fit and closes it after.
     yearly : ``"auto"`` lets Prophet turn yearly seasonality on only with two
         years of history; ``True``/``False`` force it.
     backtest_folds, backtest_horizon : rolling-origin windows at the end of the
@@ -281,7 +334,8 @@ class StageForecaster:
                  backtest_folds: int = 3, backtest_horizon: int = 28, closed_days: bool = True,
                  non_negative: bool = True, calibrate: bool = True, select_best: bool = True,
                  min_history: int | None = None, progress: bool = True,
-                 prophet_kwargs: dict[str, Any] | None = None) -> None:
+                 prophet_kwargs: dict[str, Any] | None = None,
+                 scheduler_address: str | None = None) -> None:
         self.horizon = horizon
         self.freq = freq
         self.holiday_country = holiday_country
@@ -300,6 +354,7 @@ class StageForecaster:
         self.min_history = min_history
         self.progress = progress
         self.prophet_kwargs = prophet_kwargs
+        self.scheduler_address = scheduler_address
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "StageForecaster":
@@ -321,7 +376,9 @@ class StageForecaster:
         parts = split_series(series)
         tasks = [(uid, frame, settings) for uid, frame, _ in parts]
         self.outcomes_ = run_tasks(forecast_series, tasks, backend=self.backend,
-                                   n_jobs=self.n_jobs, progress=self.progress)
+                                   n_jobs=self.n_jobs, progress=self.progress,
+                                   scheduler_address=self.scheduler_address,
+                                   on_failure=failed_series)
         self.extras_ = pd.DataFrame([{"unique_id": uid, **extra} for uid, _, extra in parts])
         return self
 
