@@ -237,7 +237,7 @@ class ScenarioExplorer(_Explorer):
         """Recompute the outlook for ``values`` and draw balance and comparison."""
         outlook, comparison = self.recompute(**values)
         balance = charts.cash_balance(
-            outlook.bands, outlook.minimum_cash, outlook.first_breach_date,
+            charts.recent_history(outlook.bands), outlook.minimum_cash, outlook.first_breach_date,
             shortfall_probability=outlook.shortfall_probability, currency=self.currency,
         )
         return alt.vconcat(balance, charts.scenario_comparison(comparison, currency=self.currency))
