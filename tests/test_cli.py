@@ -71,7 +71,7 @@ def cdnow_dir(tmp_path_factory):
 
 
 def test_orders_only_data_runs_forecast_and_opportunities(cdnow_dir, tmp_path):
-    assert main(["forecast", str(cdnow_dir), "--out", str(tmp_path / "fc"), "--backend", "serial"]) == 0
+    assert main(["forecast", str(cdnow_dir), "--out", str(tmp_path / "fc"), "--backend", "dask"]) == 0
     summary = json.loads((tmp_path / "fc" / "summary.json").read_text())
     assert summary["data_period"] == ["1997-01-01", "1998-06-30"]
     assert {s["unique_id"] for s in summary["series"]} >= {"purchase|inflow|all", "post-purchase|inflow|all"}

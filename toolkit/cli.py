@@ -50,7 +50,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
     dataset = pipeline.load(args.data_dir, args.config)
     view = pipeline.journey(dataset)
-    cash = pipeline.forecast_cash(dataset, horizon=args.horizon, backend=args.backend)
+    cash = pipeline.forecast_cash(dataset, horizon=args.horizon, **_execution(args))
     export.write_tables(args.out, pipeline.forecast_tables(cash, view))
     summary = pipeline.forecast_summary(dataset, cash)
     export.write_summary(args.out, summary)
@@ -73,7 +73,7 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     if args.pseudonymise and not key:
         raise JourneycastError(f"--pseudonymise needs a secret key in ${PSEUDONYM_KEY_VARIABLE}")
     dataset = pipeline.load(args.data_dir, args.config)
-    cash = pipeline.forecast_cash(dataset, backend=args.backend)
+    cash = pipeline.forecast_cash(dataset, **_execution(args))
     found = pipeline.opportunities(dataset)
     targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity, args.discount,
                                             args.cost_per_contact, args.start_week,
@@ -135,6 +135,22 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
                    help="configuration file (default: DATA_DIR/journeycast.yml)")
 
 
+def _backend_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the forecasts run."""
+    p.add_argument("--backend", default="local", choices=("local", "serial", "dask"),
+                   help="local: a process pool over all cores; dask: a Dask cluster (started "
+                        "here unless --scheduler-address is given); serial: one by one")
+    p.add_argument("--scheduler-address", default=None,
+                   help="address of a running Dask scheduler, with --backend dask")
+
+
+def _execution(args: argparse.Namespace) -> dict:
+    options = {"backend": args.backend}
+    if args.scheduler_address:
+        options["scheduler_address"] = args.scheduler_address
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeycast",
@@ -157,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forecast", help="forecast stage cash flows and the cash position")
     _data_arguments(p)
     p.add_argument("--horizon", type=int, default=None, help="periods to forecast (default: the config's)")
-    p.add_argument("--backend", default="local", help="local (all cores) or serial")
+    _backend_arguments(p)
     p.add_argument("--out", type=Path, default=Path("reports/forecast"), help="output directory")
     p.set_defaults(func=_cmd_forecast)
 
@@ -171,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed-cost", type=float, default=0.0,
                    help="money out at launch whatever the target's size (creative, agency, platform)")
     p.add_argument("--start-week", type=int, default=1, help="launch week (1 = the week after the data)")
-    p.add_argument("--backend", default="local", help="forecast backend: local (all cores) or serial")
+    _backend_arguments(p)
     p.add_argument("--pseudonymise", action="store_true",
                    help=f"replace customer ids in the CSVs by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
     p.set_defaults(func=_cmd_opportunities)

@@ -166,7 +166,7 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
 
 
 #: Forecaster options that change how, not what, is computed: not part of a stored forecast's key.
-_EXECUTION_OPTIONS = ("backend", "n_jobs", "progress")
+_EXECUTION_OPTIONS = ("backend", "n_jobs", "progress", "scheduler_address")
 
 
 def _fit_predict(series: pd.DataFrame, settings: dict[str, Any],
