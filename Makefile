@@ -15,7 +15,11 @@ export MPLCONFIGDIR        := $(CURDIR)/.cache/matplotlib
 export PYTENSOR_FLAGS      := base_compiledir=$(CURDIR)/.cache/pytensor
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: report test install browser clean
+.PHONY: report test install browser clean state
+
+# The folders the runtime state goes to must exist before IPython looks at them.
+state:
+	@mkdir -p .cache/ipython .cache/jupyter/runtime .cache/matplotlib .cache/pytensor
 
 install: $(STAMP)
 
@@ -29,10 +33,10 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-report: $(STAMP)
+report: $(STAMP) state
 	$(BIN)/journeycast report data/sample
 
-test: $(STAMP) browser
+test: $(STAMP) state browser
 	$(BIN)/python -m pytest
 
 clean:
