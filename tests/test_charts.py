@@ -372,7 +372,7 @@ def test_campaign_timing_draws_a_campaign_evaluation():
     launches = pd.DataFrame(
         {"start": weeks, "shortfall_probability": [0.08, 0.04, 0.02], "within_risk_limit": [False, True, True]}
     )
-    evaluation = CampaignEvaluation(expected_net_gain=5_000.0, payback_date=None, shortfall_before=0.01,
+    evaluation = CampaignEvaluation(expected_net_gain=5_000.0, upfront_cost=500.0, payback_date=None, shortfall_before=0.01,
                                     shortfall_after=0.08, earliest_safe_start=weeks[1],
                                     launches=launches, flows=pd.DataFrame())
     frame = evaluation.launch_weeks()

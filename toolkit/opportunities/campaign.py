@@ -116,6 +116,7 @@ class CampaignEvaluation:
     """
 
     expected_net_gain: float
+    upfront_cost: float
     payback_date: pd.Timestamp | None
     shortfall_before: float
     shortfall_after: float
@@ -191,6 +192,7 @@ def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataF
     paid_back = cumulative.index[cumulative.to_numpy() >= 0]
     return CampaignEvaluation(
         expected_net_gain=float(flows.sum().mean()),
+        upfront_cost=campaign.upfront_cost,
         payback_date=paid_back[0] if len(paid_back) else None,
         shortfall_before=float(risk[BASELINE]),
         shortfall_after=float(risk["as planned"]),
