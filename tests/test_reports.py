@@ -149,6 +149,33 @@ def test_every_chart_renders_offline_in_headless_chromium(sample_report, tmp_pat
     assert "Chart not shown" not in done.stdout.replace('"Chart not shown: "', "")
 
 
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """The README's main job: every notebook of ``journeycast report data/sample``."""
+    out = tmp_path_factory.mktemp("full")
+    done = _journeycast("report", "data/sample", "--out", str(out))
+    return done, (out / "latest").resolve()
+
+
+def test_full_report_renders_every_chart_of_every_page_offline(full_report, tmp_path):
+    done, run_dir = full_report
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    names = sorted(p.stem for p in (PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    summary = _summary(run_dir)
+    assert [nb["name"] for nb in summary["notebooks"]] == names
+    assert {nb["status"] for nb in summary["notebooks"]} == {"succeeded"}
+    for name in names:
+        executed = nbformat.read(run_dir / f"{name}.ipynb", as_version=4)
+        expected = sum('class="journeycast-chart"' in output.get("data", {}).get("text/html", "")
+                       for cell in executed.cells for output in cell.get("outputs", []))
+        assert expected >= 1, f"{name} shows no chart"
+        html = (run_dir / f"{name}.html").read_text(encoding="utf-8")
+        assert not re.search(r"<script[^>]*\ssrc\s*=", html, re.I), f"{name} loads a script"
+        dom = _chromium("--dump-dom", (run_dir / f"{name}.html").as_uri(), profile=tmp_path / name).stdout
+        drawn = _drawn_charts(dom)
+        assert len(drawn) == expected and all(drawn.values()), (name, expected, drawn)
+
+
 # --- failures, parameters, concurrency -------------------------------------------------
 
 def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path):
