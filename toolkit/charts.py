@@ -33,7 +33,7 @@ import pandas as pd
 import vl_convert as vlc
 from babel.numbers import get_currency_symbol
 
-from toolkit.errors import JourneycastError
+from toolkit.errors import JourneycastError, require_columns
 
 __all__ = [
     "THEME",
@@ -189,12 +189,7 @@ def _date_text(value: pd.Timestamp) -> str:
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ChartDataError(
-            f"{what}: required column {missing[0]!r} missing "
-            f"(expected {list(columns)}, got {list(frame.columns)})"
-        )
+    require_columns(frame, columns, what, ChartDataError)
     if frame.empty:
         raise ChartDataError(f"{what}: the frame has no rows to draw")
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import JourneycastError
+from toolkit.errors import JourneycastError, require_columns
 from toolkit.journey import first_touch, is_refund, is_sale, period_grid, period_label
 from toolkit.schema import COST_STAGES
 
@@ -220,9 +220,7 @@ def net_flow(series: pd.DataFrame) -> pd.DataFrame:
     ``series`` needs ``ds, y, direction`` (``stage_flows`` output); amounts are
     magnitudes and the direction gives the sign, so ``net = inflow - outflow``.
     """
-    missing = [c for c in ("ds", "y", "direction") if c not in series.columns]
-    if missing:
-        raise FlowsError(f"series: required columns {missing} missing")
+    require_columns(series, ("ds", "y", "direction"), "series", FlowsError)
     bad = sorted(set(series["direction"].unique()) - set(DIRECTIONS))
     if bad:
         raise FlowsError(f"series: direction must be one of {list(DIRECTIONS)}, found {bad}")

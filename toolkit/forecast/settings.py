@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import JourneycastError
+from toolkit.errors import JourneycastError, require_columns
 
 __all__ = [
     "MODELS",
@@ -141,10 +141,7 @@ def split_series(series: pd.DataFrame) -> list[tuple[str, pd.DataFrame, dict[str
     first row, to be carried into the outputs. Series keep the order in which
     they first appear.
     """
-    for column in SERIES_COLUMNS:
-        if column not in series.columns:
-            raise ForecastError(f"required column '{column}' missing from the series "
-                                f"(have: {', '.join(map(str, series.columns))})")
+    require_columns(series, SERIES_COLUMNS, "series", ForecastError)
     if series.empty:
         raise ForecastError("no series to forecast: the frame has no rows")
     if not pd.api.types.is_numeric_dtype(series["y"]):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from toolkit import errors
 from toolkit.errors import JourneycastError
 
 __all__ = [
@@ -39,9 +40,7 @@ class OpportunityError(JourneycastError):
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
     """Raise an :class:`OpportunityError` naming the first required column that is missing."""
-    for column in columns:
-        if column not in frame.columns:
-            raise OpportunityError(f"required column '{column}' missing from {table}")
+    errors.require_columns(frame, columns, table, OpportunityError)
 
 
 def purchases(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.DataFrame:
