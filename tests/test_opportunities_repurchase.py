@@ -151,3 +151,17 @@ def test_sample_fit_in_days_lands_near_the_planted_process(sample_tables):
     assert params["r"] / params["alpha"] == pytest.approx(effective_rate, rel=0.25)
     planted_dropout = sample.DROPOUT_A / (sample.DROPOUT_A + sample.DROPOUT_B)
     assert params["a"] / (params["a"] + params["b"]) == pytest.approx(planted_dropout, rel=0.4)
+
+
+def test_probability_alive_matrix_covers_the_grid_and_falls_with_silence(cdnow_model):
+    from toolkit.opportunities import probability_alive_matrix
+
+    matrix = probability_alive_matrix(cdnow_model, recency_steps=10)
+    most = int(cdnow_model.summary_["frequency"].max())
+    assert len(matrix) == (most + 1) * matrix.recency.nunique()
+    assert matrix.probability_alive.between(0, 1).all()
+    # a customer who never bought again is certainly alive in BG/NBD; a frequent buyer who went
+    # quiet long ago is the likeliest to have dropped out, and buying lately makes alive likelier
+    assert (matrix[matrix.frequency == 0].probability_alive == 1).all()
+    frequent = matrix[matrix.frequency == most].sort_values("recency").probability_alive
+    assert frequent.is_monotonic_increasing and frequent.iloc[0] < 0.05

@@ -56,7 +56,6 @@ __all__ = [
     "journey",
     "load",
     "opportunities",
-    "probability_alive_matrix",
     "recorded",
     "what_if",
 ]
@@ -352,25 +351,6 @@ def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None
         upsell=offers.merge(segment_of, on="customer_id", how="left"),
         upsell_check=check, model=model,
     )
-
-
-def probability_alive_matrix(found: Opportunities, recency_steps: int = 20) -> pd.DataFrame:
-    """P(active) over repeat purchases (0 to the most seen) and days from first to last purchase.
-
-    Every cell is a customer whose first purchase was as long ago as the
-    longest-standing customer's: ``frequency, recency, probability_alive``.
-    """
-    summary = found.model.summary_
-    age = float(summary["T"].max())
-    frequency = np.arange(int(summary["frequency"].max()) + 1)
-    recency = np.unique(np.round(np.linspace(0, age, recency_steps)))
-    grid = pd.DataFrame([(f, r) for f in frequency for r in recency if f > 0 or r == 0],
-                        columns=["frequency", "recency"])
-    grid = pd.concat([grid, pd.DataFrame({"frequency": 0, "recency": recency[1:]})], ignore_index=True)
-    grid = grid.assign(customer_id=[f"cell-{i}" for i in range(len(grid))], T=age,
-                       monetary_value=0.0)
-    grid["probability_alive"] = found.model.probability_alive(grid).to_numpy()
-    return grid[["frequency", "recency", "probability_alive"]]
 
 
 def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float,

@@ -11,7 +11,7 @@ Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 
 from toolkit.opportunities.campaign import Campaign, CampaignEvaluation, evaluate_campaign
 from toolkit.opportunities.repurchase import (HoldoutCheck, RepurchaseModel, holdout_check,
-                                              summary_from_orders)
+                                              probability_alive_matrix, summary_from_orders)
 from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityError, SegmentRule,
                                             assign_segments, customer_segments, net_spend,
                                             purchases, rfm_table, value_tiers)
@@ -40,6 +40,7 @@ __all__ = [
     "evaluate_upsell",
     "holdout_check",
     "net_spend",
+    "probability_alive_matrix",
     "product_tiers",
     "purchases",
     "recent_signals",

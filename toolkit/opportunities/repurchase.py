@@ -291,6 +291,25 @@ class RepurchaseModel:
         return pd.concat(parts, axis=1).reset_index()
 
 
+def probability_alive_matrix(model: RepurchaseModel, recency_steps: int = 20) -> pd.DataFrame:
+    """P(active) over repeat purchases (0 to the most seen) and time from first to last purchase.
+
+    Every cell is a customer whose first purchase was as long ago as the
+    longest-standing fitted customer's: ``frequency, recency, probability_alive``.
+    The classic picture of a BG/NBD fit: who bought often but not lately has
+    most likely dropped out.
+    """
+    summary = model.summary_
+    age = float(summary["T"].max())
+    frequency, recency = np.meshgrid(np.arange(int(summary["frequency"].max()) + 1),
+                                     np.unique(np.round(np.linspace(0, age, recency_steps))),
+                                     indexing="ij")
+    grid = pd.DataFrame({"customer_id": np.arange(frequency.size), "frequency": frequency.ravel(),
+                         "recency": recency.ravel(), "T": age, "monetary_value": 0.0})
+    grid["probability_alive"] = model.probability_alive(grid).to_numpy()
+    return grid[["frequency", "recency", "probability_alive"]]
+
+
 @dataclass(frozen=True)
 class HoldoutCheck:
     """Predicted against actual repeat purchases in a holdout period.
