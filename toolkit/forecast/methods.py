@@ -9,6 +9,8 @@ finished paths, so intervals, paths and their sums agree with each other.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -16,8 +18,8 @@ from toolkit.forecast.baselines import BASELINES, baseline_forecast
 from toolkit.forecast.settings import ForecastSettings
 from toolkit.forecast.stan_io import FastJsonModel, quiet_logging
 
-quiet_logging()
-from prophet import Prophet  # noqa: E402  (after silencing its import-time plotly notice)
+if TYPE_CHECKING:
+    from prophet import Prophet
 
 __all__ = ["finish", "fit_prophet", "forecast_with", "interval", "prophet_forecast"]
 
@@ -33,6 +35,9 @@ def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
     leaves the choice to Prophet, which turns yearly seasonality on only with
     at least two years of history.
     """
+    quiet_logging()  # before Prophet's import-time plotly notice
+    from prophet import Prophet  # imported here: reading a stored forecast does not need it
+
     train = history[["ds", "y"]]
     if closed:
         train = train[~(train["ds"].dt.day_of_week.isin(closed) & (train["y"] == 0))]

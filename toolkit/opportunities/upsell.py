@@ -21,12 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from toolkit.opportunities.segments import OpportunityError, purchases, require_columns, rfm_table
 
@@ -168,6 +162,13 @@ class UpsellModel:
 
     def fit(self, features: pd.DataFrame, labels: pd.Series) -> UpsellModel:
         """Fit on features and a boolean label per customer (missing labels count as no upsell)."""
+        # scikit-learn is imported on first use: notebooks that only read stored scores skip it
+        from sklearn.compose import ColumnTransformer
+        from sklearn.ensemble import GradientBoostingClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
         y = labels.reindex(features.index).fillna(False).astype(bool).to_numpy()
         if y.all() or not y.any():
             raise OpportunityError("upsell training data needs customers with and without upsells")
@@ -225,6 +226,8 @@ def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
     upsells in the ``horizon_days`` after it, so nothing from the test period
     leaks into the model.
     """
+    from sklearn.metrics import roc_auc_score
+
     cutoff = pd.Timestamp(cutoff).normalize()
     train_day = cutoff - pd.Timedelta(days=horizon_days)
     train = upsell_features(orders, train_day, events)
