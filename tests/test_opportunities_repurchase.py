@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,3 +167,13 @@ def test_probability_alive_matrix_covers_the_grid_and_falls_with_silence(cdnow_m
     assert (matrix[matrix.frequency == 0].probability_alive == 1).all()
     frequent = matrix[matrix.frequency == most].sort_values("recency").probability_alive
     assert frequent.is_monotonic_increasing and frequent.iloc[0] < 0.05
+
+
+def test_a_pickled_model_predicts_the_same_and_rebuilds_pymc_only_when_used(cdnow_model):
+    """The result store pickles fitted models; the pymc models travel as their InferenceData."""
+    copy = pickle.loads(pickle.dumps(cdnow_model))
+    assert "purchase_model_" not in vars(copy) and copy.params_ == cdnow_model.params_
+    pd.testing.assert_frame_equal(copy.predict(days=91), cdnow_model.predict(days=91))
+    assert "purchase_model_" in vars(copy)  # rebuilt on first use
+    again = pickle.loads(pickle.dumps(copy))
+    pd.testing.assert_series_equal(again.customer_value(365), cdnow_model.customer_value(365))

@@ -150,20 +150,69 @@ def test_what_if_changes_only_what_the_sliders_say(sample_config):
     assert late.summary()["ending_p50"] == pytest.approx(ending - 300)
 
 
-def test_forecast_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_path, monkeypatch):
-    from toolkit.pipeline import forecast_cash, forecast_store, load
+def test_result_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_path, monkeypatch):
+    from toolkit.pipeline import forecast_cash, load, result_store
 
     monkeypatch.chdir(tmp_path)  # the store lives under the working directory
     dataset = load(SAMPLE_DIR)
     options = dict(horizon=14, uncertainty_samples=50, backtest_folds=0, progress=False)
     first = forecast_cash(dataset, backend="local", **options)
-    stored = list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))
+    stored = list((tmp_path / ".cache" / "results").rglob("output.pkl"))
     assert len(stored) == 1
     again = forecast_cash(dataset, backend="serial", **options)  # how it runs is not part of the key
-    assert len(list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))) == 1
+    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 1
     pd.testing.assert_frame_equal(first.result.paths, again.result.paths)
     other = forecast_cash(dataset, **{**options, "horizon": 7})
-    assert len(list((tmp_path / ".cache" / "forecasts").rglob("output.pkl"))) == 2
+    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 2
     assert other.result.forecast.ds.nunique() == 7
-    monkeypatch.setenv("JOURNEYCAST_FORECAST_STORE", "off")
-    assert forecast_store() is None
+    monkeypatch.setenv("JOURNEYCAST_STORE", "off")
+    assert result_store() is None
+
+
+def test_stored_opportunities_equal_a_fresh_scoring(tmp_path, monkeypatch):
+    from toolkit.pipeline import load, opportunities
+
+    monkeypatch.chdir(tmp_path)
+    dataset = load(SAMPLE_DIR)
+    stored = opportunities(dataset, horizon=30)
+    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 1
+    served = opportunities(dataset, horizon=30)  # read back from the store
+    monkeypatch.setenv("JOURNEYCAST_STORE", "off")
+    fresh = opportunities(dataset, horizon=30)
+    for found in (served, fresh):
+        for table in ("customers", "repurchase", "upsell"):
+            pd.testing.assert_frame_equal(getattr(found, table), getattr(stored, table))
+        assert found.model.params_ == stored.model.params_
+    assert served.model.probability_alive().equals(fresh.model.probability_alive())
+
+
+def _counted_sum(log: str, values: tuple[int, ...]) -> int:
+    """Sum ``values`` slowly, leaving a line in ``log`` per computation."""
+    import time
+    from pathlib import Path
+
+    with Path(log).open("a") as out:
+        out.write("computed\n")
+    time.sleep(3)  # long enough for the other process to ask meanwhile
+    return sum(values)
+
+
+def _stored_sum(root: str, log: str) -> int:
+    import os
+
+    from toolkit.pipeline import computed_once
+
+    os.chdir(root)
+    return computed_once(_counted_sum, log, (1, 2, 3), ignore=("log",))
+
+
+def test_two_processes_asking_for_the_same_result_compute_it_once(tmp_path):
+    """The second process waits for the first one's result instead of computing it too."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    log = tmp_path / "computations.log"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_stored_sum, [str(tmp_path)] * 2, [str(log)] * 2))
+    assert results == [6, 6]
+    assert log.read_text().splitlines() == ["computed"]

@@ -47,7 +47,7 @@ __all__ = [
     "forecast_cash",
     "forecast_from_record",
     "forecast_record",
-    "forecast_store",
+    "computed_once",
     "forecast_summary",
     "forecast_tables",
     "forecast_variance",
@@ -57,6 +57,7 @@ __all__ = [
     "load",
     "opportunities",
     "recorded",
+    "result_store",
     "what_if",
 ]
 
@@ -154,9 +155,7 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     settings = {"horizon": config.horizon, "freq": config.frequency,
                 "holiday_country": config.holiday_country, "seed": config.seed, **forecaster_options}
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
-    store = forecast_store()
-    fit_predict = store.cache(_fit_predict, ignore=["execution"]) if store else _fit_predict
-    result = fit_predict(series, settings, execution)
+    result = computed_once(_fit_predict, series, settings, execution, ignore=("execution",))
     outlook = cash_position(series, result.paths, config.opening_balance, config.minimum_cash)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
     comparison = compare_scenarios(series, result.paths, dated,
@@ -173,22 +172,41 @@ def _fit_predict(series: pd.DataFrame, settings: dict[str, Any],
     return StageForecaster(**settings, **execution).fit(series).predict()
 
 
-def forecast_store(root: str | Path | None = None) -> joblib.Memory | None:
-    """Where finished forecasts are kept, so the notebooks of one report share one fit.
+def result_store(root: str | Path | None = None) -> joblib.Memory | None:
+    """Where finished forecasts and opportunity scores are kept, so a report's notebooks share one fit.
 
-    A forecast is found again only for the same series and forecaster settings
-    (joblib hashes both) and the same toolkit source (the folder is named after
-    its hash), so a code or data change never serves an old forecast. The store
-    sits in ``.cache/forecasts`` under ``root`` (default: the working directory);
-    ``JOURNEYCAST_FORECAST_STORE=off`` turns it off.
+    A result is found again only for the same inputs and settings (joblib
+    hashes them) and the same toolkit source (the folder is named after its
+    hash), so a code or data change never serves an old result. The store sits
+    in ``.cache/results`` under ``root`` (default: the working directory);
+    ``JOURNEYCAST_STORE=off`` turns it off.
     """
-    if os.environ.get("JOURNEYCAST_FORECAST_STORE", "on") == "off":
+    if os.environ.get("JOURNEYCAST_STORE", "on") == "off":
         return None
     source = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         source.update(path.read_bytes())
-    folder = Path(root or Path.cwd()) / ".cache" / "forecasts" / source.hexdigest()[:16]
+    folder = Path(root or Path.cwd()) / ".cache" / "results" / source.hexdigest()[:16]
     return joblib.Memory(folder, verbose=0)
+
+
+def computed_once(func: Callable[..., Any], *args: Any, ignore: Iterable[str] = ()) -> Any:
+    """``func(*args)`` from the result store, computed there by one process at a time.
+
+    The notebooks of a report run side by side; a file lock per function makes
+    the second one that needs a forecast wait for the first one's result instead
+    of fitting it again. ``ignore`` names arguments that change how, not what,
+    is computed (left out of the key). Without a store, just ``func(*args)``.
+    """
+    store = result_store()
+    if store is None:
+        return func(*args)
+    from filelock import FileLock
+
+    stored = store.cache(func, ignore=list(ignore))
+    Path(store.location).mkdir(parents=True, exist_ok=True)
+    with FileLock(Path(store.location) / f"{func.__name__}.lock"):
+        return stored(*args)
 
 
 _SCENARIO_DATES = ("start", "end", "date")
@@ -323,16 +341,20 @@ def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None
 
     The upsell model is checked on a time split ending ``horizon`` days before
     the data does (the latest period with known outcomes), then refitted with
-    those outcomes to score every customer as of the last day.
+    those outcomes to score every customer as of the last day. Kept in the
+    result store (``computed_once``), so a report scores its customers once.
     """
     config = dataset.config
-    days = horizon or config.horizon
-    seed = config.seed if seed is None else seed
-    orders, events = dataset.tables["orders"], dataset.tables.get("events")
-    as_of = dataset.period[1].normalize()
+    return computed_once(
+        _score_customers, dataset.tables["orders"], dataset.tables.get("events"),
+        dataset.period[1].normalize(), horizon or config.horizon,
+        config.seed if seed is None else seed, config.discount_rate, config.gross_margin)
+
+
+def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp, days: int,
+                     seed: int, discount_rate: float, gross_margin: float) -> Opportunities:
     segments = customer_segments(orders, as_of)
-    model = RepurchaseModel(discount_rate=config.discount_rate, seed=seed).fit(
-        summary_from_orders(orders, as_of))
+    model = RepurchaseModel(discount_rate=discount_rate, seed=seed).fit(summary_from_orders(orders, as_of))
     predictions = model.predict(days)
     customers = segments.merge(predictions.drop(columns=["window_start_days", "window_end_days"]),
                                on="customer_id", how="left")
@@ -343,7 +365,7 @@ def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None
     upsell_model = UpsellModel(seed=seed).fit(upsell_features(orders, start, events),
                                               upsell_labels(orders, start, days))
     propensity = upsell_model.predict_proba(upsell_features(orders, as_of, events))
-    offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=config.gross_margin,
+    offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=gross_margin,
                             horizon_days=days)
     return Opportunities(
         as_of=as_of, days=days, customers=customers,

@@ -199,6 +199,33 @@ class RepurchaseModel:
         self._lib = lib
         return self
 
+    # A fitted model travels (pickle, the pipeline's result store) as its fits' InferenceData:
+    # the pymc models and their compiled functions do not pickle. They are rebuilt on first
+    # use, so reading stored scores that never call the model does not import pymc at all.
+    _FITTED_MODELS = ("purchase_model_", "spend_model_")
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in (*self._FITTED_MODELS, "_lib")}
+        if "purchase_model_" in self.__dict__:
+            state["_fits"] = {name: None if self.__dict__[name] is None
+                              else (type(self.__dict__[name]).__name__, self.__dict__[name].idata)
+                              for name in self._FITTED_MODELS}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, name: str):
+        fits = self.__dict__.get("_fits")
+        if fits is None or name not in (*self._FITTED_MODELS, "_lib"):
+            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+        lib = _clv_library()
+        for attribute, fit in fits.items():
+            self.__dict__[attribute] = None if fit is None else getattr(lib, fit[0]).build_from_idata(fit[1])
+        self.__dict__["_lib"] = lib
+        del self.__dict__["_fits"]
+        return self.__dict__[name]
+
     def _data(self, summary: pd.DataFrame | None) -> pd.DataFrame:
         if not hasattr(self, "params_"):
             raise OpportunityError("fit the repurchase model before predicting")
