@@ -214,6 +214,29 @@ def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path)
     assert not (out / "latest").exists(), "a failed run must not become 'latest'"
 
 
+def test_notebooks_of_a_run_execute_side_by_side_and_are_listed_in_name_order(tmp_path):
+    """Each notebook waits for the other to have started: only two kernels at once finish both."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    for me, other in (("b", "a"), ("a", "b")):
+        _write_notebook(
+            notebooks / f"0{1 if me == 'a' else 2}_{me}.ipynb",
+            "import time\nfrom pathlib import Path\n"
+            f"here = Path({str(meeting)!r})\n(here / {me!r}).touch()\n"
+            "deadline = time.monotonic() + 120\n"
+            f"while not (here / {other!r}).exists():\n"
+            "    assert time.monotonic() < deadline, 'the other notebook never started'\n"
+            "    time.sleep(0.1)\n"
+            f"record('met', {other!r})")
+    out = tmp_path / "reports"
+
+    run = run_report("data/sample", out_dir=out, notebooks=str(notebooks / "*.ipynb"), jobs=2, progress=False)
+    assert run.status == "succeeded", [nb.error for nb in run.notebooks]
+    assert [(nb.name, nb.records) for nb in run.notebooks] == [("01_a", {"met": "b"}), ("02_b", {"met": "a"})]
+
+
 def test_two_concurrent_runs_both_complete_and_the_next_run_sees_the_last(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()

@@ -119,12 +119,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     parameters = load_parameters_file(args.params_file) if args.params_file else {}
     parameters.update({name: parse_parameter_value(value) for name, value in args.parameter})
-    run = run_report(args.data_dir, args.config, parameters, out_dir=args.out, notebooks=args.notebooks)
+    run = run_report(args.data_dir, args.config, parameters, out_dir=args.out, notebooks=args.notebooks,
+                     jobs=args.jobs)
     for nb in run.notebooks:
         line = f"{nb.status:<9} {nb.name} ({nb.duration_s:.1f} s)"
         print(line + (f": {nb.error}" if nb.error else ""))
     print(run.index)
     return 0 if run.status == "succeeded" else 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
@@ -200,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="where runs are published")
     p.add_argument("--notebooks", default=None, metavar="GLOB",
                    help="which notebooks to run (default: notebooks/NN_*.ipynb)")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="notebooks run at once, each in its own kernel (default: one per core, at most 2)")
     p.set_defaults(func=_cmd_report)
 
     return parser

@@ -5,10 +5,11 @@
 1. Parameters are checked against every notebook's ``parameters`` cell before
    anything runs: a name no notebook declares, or a value of the wrong type, is a
    ``ReportError`` that says which notebooks accept what.
-2. Each ``notebooks/NN_*.ipynb`` runs in order with papermill, in a fresh kernel
-   of this environment (``python3`` from the project's venv), with the project
-   root as working directory. A failing notebook does not stop the others; its
-   executed copy keeps the traceback.
+2. Each ``notebooks/NN_*.ipynb`` runs with papermill in a fresh kernel of
+   this environment (``python3`` from the project's venv), with the project
+   root as working directory, two at a time on two cores (``jobs``), started
+   in name order. A failing notebook does not stop the others; its executed
+   copy keeps the traceback.
 3. Each executed notebook becomes an HTML page with code hidden and no remote
    scripts (``toolkit/templates/journeycast``), headed by the run's parameters
    and data period. ``index.html`` links them with status and duration;
@@ -58,6 +59,7 @@ __all__ = [
     "REPORTS_DIR_PARAMETER",
     "ReportError",
     "ReportRun",
+    "default_jobs",
     "load_parameters_file",
     "notebook_parameters",
     "parse_parameter_value",
@@ -296,6 +298,16 @@ def _latest_dir(out_dir: Path) -> Path | None:
     return target if target.is_dir() else None
 
 
+def default_jobs() -> int:
+    """Notebooks run at once by default: one per core, at most two.
+
+    A report's notebooks are mostly single-threaded (kernel start, imports,
+    charts), so two at a time nearly halve a run on two cores; more would
+    mostly contend for the same cores and memory.
+    """
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _new_run_id() -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
@@ -476,6 +488,7 @@ def run_report(
     notebooks: str | Sequence[str | Path] | None = None,
     progress: bool = True,
     notebooks_dir: str | Path | None = None,
+    jobs: int | None = None,
 ) -> ReportRun:
     """Run the report notebooks on ``data_dir`` and publish them under ``out_dir/<run-id>``.
 
@@ -499,6 +512,9 @@ def run_report(
         Show a progress bar over the notebooks (on stderr).
     notebooks_dir
         Where the notebooks are; default the project's ``notebooks/``.
+    jobs
+        How many notebooks run at once (each in its own kernel); default
+        ``default_jobs()``, one per core up to two.
 
     Returns
     -------
@@ -543,7 +559,8 @@ def run_report(
     quiet = _RunParameterNotice()
     logging.getLogger("papermill").addFilter(quiet)
     try:
-        executed = _execute_all(paths, tmp, declared, per_notebook, inputs, run_values, progress)
+        executed = _execute_all(paths, tmp, declared, per_notebook, inputs, run_values, progress,
+                                jobs or default_jobs())
         run = _write_run(
             tmp, run_id, executed, {**inputs, **parameters}, config.model_dump(mode="json"),
             previous, started, started_clock,
@@ -567,28 +584,41 @@ def run_report(
 def _execute_all(
     paths: Iterable[Path], tmp: Path, declared: Mapping[str, Mapping[str, NotebookParameter]],
     per_notebook: Mapping[str, dict[str, Any]], inputs: dict[str, Any], run_values: dict[str, Any],
-    progress: bool,
+    progress: bool, jobs: int,
 ) -> list[dict[str, Any]]:
+    """Run the notebooks, ``jobs`` at a time in name order; results in name order.
+
+    Each notebook has its own kernel, so running them side by side changes no
+    result; what two of them need alike (a forecast, the opportunity scores)
+    is computed once by whichever asks first (``pipeline.computed_once``).
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
-    paths = list(paths)
-    results = []
-    bar = tqdm(paths, desc="report", unit="notebook", disable=not progress, file=sys.stderr)
-    for path in bar:
-        bar.set_postfix_str(path.stem)
+    def run(path: Path) -> dict[str, Any]:
         own = declared[path.stem]
         params = {k: v for k, v in inputs.items() if k in own}
         params.update(per_notebook[path.stem])
         started = time.perf_counter()
         status, error = _execute(path, tmp / path.name, {**params, **run_values})
-        results.append({
+        return {
             "name": path.stem, "status": status, "error": error,
             "duration_s": round(time.perf_counter() - started, 2),
             "notebook": path.name if (tmp / path.name).exists() else None,
             "parameters": params,
-        })
-    bar.close()
-    return results
+        }
+
+    paths = list(paths)
+    results = {}
+    with tqdm(total=len(paths), desc="report", unit="notebook", disable=not progress,
+              file=sys.stderr) as bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {pool.submit(run, path): path.stem for path in paths}
+        for done in as_completed(running):
+            results[running[done]] = done.result()
+            bar.set_postfix_str(running[done])
+            bar.update()
+    return [results[path.stem] for path in paths]
 
 
 def _write_run(
