@@ -165,6 +165,9 @@ def test_result_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_
     other = forecast_cash(dataset, **{**options, "horizon": 7})
     assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 2
     assert other.result.forecast.ds.nunique() == 7
+    monkeypatch.setenv("JOURNEYCAST_STORE", str(tmp_path / "elsewhere"))
+    forecast_cash(dataset, **options)
+    assert len(list((tmp_path / "elsewhere").rglob("output.pkl"))) == 1
     monkeypatch.setenv("JOURNEYCAST_STORE", "off")
     assert result_store() is None
 

@@ -178,16 +178,18 @@ def result_store(root: str | Path | None = None) -> joblib.Memory | None:
     A result is found again only for the same inputs and settings (joblib
     hashes them) and the same toolkit source (the folder is named after its
     hash), so a code or data change never serves an old result. The store sits
-    in ``.cache/results`` under ``root`` (default: the working directory);
-    ``JOURNEYCAST_STORE=off`` turns it off.
+    in ``.cache/results`` under ``root`` (default: the working directory), or
+    in the directory ``$JOURNEYCAST_STORE`` names; ``JOURNEYCAST_STORE=off``
+    turns it off.
     """
-    if os.environ.get("JOURNEYCAST_STORE", "on") == "off":
+    where = os.environ.get("JOURNEYCAST_STORE")
+    if where == "off":
         return None
     source = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         source.update(path.read_bytes())
-    folder = Path(root or Path.cwd()) / ".cache" / "results" / source.hexdigest()[:16]
-    return joblib.Memory(folder, verbose=0)
+    base = Path(where) if where else Path(root or Path.cwd()) / ".cache" / "results"
+    return joblib.Memory(base / source.hexdigest()[:16], verbose=0)
 
 
 def computed_once(func: Callable[..., Any], *args: Any, ignore: Iterable[str] = ()) -> Any:
