@@ -31,30 +31,41 @@ from prophet import Prophet  # noqa: E402
 
 HORIZON, SAMPLES, SEED = 90, 1000, 42
 
+#: The forecaster's enhancements off: each series is a plain ``Prophet()`` fit, same forecasts.
+PLAIN = dict(holiday_country=None, closed_days=False, non_negative=False, calibrate=False,
+             select_best=False, backtest_folds=0)
 
-def make_series(n: int, days: int = 3 * 365) -> pd.DataFrame:
-    """``n`` daily cash-flow-like series: trend, weekly and yearly cycles, noise (deterministic)."""
+
+def make_series(n: int, days: int = 3 * 365, names: list[str] | None = None) -> pd.DataFrame:
+    """``n`` daily cash-flow-like series: trend, weekly and yearly cycles, noise (deterministic).
+
+    Series ``i`` is called ``names[i]``, by default ``series-<i>``; its values depend on ``i`` only.
+    """
     ds = pd.date_range("2023-01-01", periods=days, freq="D")
     t = np.arange(days)
-    frames = []
+    values = []
     for i in range(n):
         rng = np.random.default_rng(i)
         level = rng.uniform(500, 5000)
         weekly = 1 + 0.2 * np.sin(2 * np.pi * (t + rng.integers(7)) / 7)
         yearly = 1 + 0.25 * np.cos(2 * np.pi * (t - rng.integers(365)) / 365.25)
         trend = 1 + rng.uniform(-0.1, 0.3) * t / 365.25
-        y = level * trend * weekly * yearly * rng.lognormal(0, 0.15, days)
-        frames.append(pd.DataFrame({"unique_id": f"series-{i:02d}", "ds": ds, "y": y}))
-    return pd.concat(frames, ignore_index=True)
+        values.append(level * trend * weekly * yearly * rng.lognormal(0, 0.15, days))
+    # Whole columns, the ids repeated inside Arrow: thousands of small frames or a
+    # column of Python strings would cost many times the memory of the data.
+    names = pd.array(names or [f"series-{i:02d}" for i in range(n)], dtype="str")
+    return pd.DataFrame({"unique_id": names.take(np.repeat(np.arange(n), days)),
+                         "ds": np.tile(ds.to_numpy(), n), "y": np.concatenate(values)})
 
 
-def plain_loop(series: pd.DataFrame) -> pd.DataFrame:
+def plain_loop(series: pd.DataFrame, horizon: int = HORIZON, samples: int = SAMPLES,
+               seed: int = SEED) -> pd.DataFrame:
     """What one would write by hand: fit and predict each series in turn."""
     out = []
     for uid, frame in series.groupby("unique_id", sort=False):
-        model = Prophet(uncertainty_samples=SAMPLES).fit(frame[["ds", "y"]])
-        future = model.make_future_dataframe(periods=HORIZON, include_history=False)
-        np.random.seed(series_seed(SEED, uid))
+        model = Prophet(uncertainty_samples=samples).fit(frame[["ds", "y"]])
+        future = model.make_future_dataframe(periods=horizon, include_history=False)
+        np.random.seed(series_seed(seed, uid))
         fc = model.predict(future)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
         out.append(fc.assign(unique_id=uid))
     return pd.concat(out, ignore_index=True)
@@ -76,9 +87,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     series = make_series(args.series)
-    plain_settings = dict(horizon=HORIZON, uncertainty_samples=SAMPLES, seed=SEED, holiday_country=None,
-                          closed_days=False, non_negative=False, calibrate=False, select_best=False,
-                          backtest_folds=0, progress=False)
+    plain_settings = dict(horizon=HORIZON, uncertainty_samples=SAMPLES, seed=SEED, progress=False,
+                          **PLAIN)
 
     runs = {
         "plain": lambda: plain_loop(series),

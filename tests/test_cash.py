@@ -20,10 +20,12 @@ from toolkit.cash import (
     Scenario,
     apply_scenario,
     cash_position,
+    cash_position_from_net_flow,
     compare_scenarios,
     scenario_from_dict,
 )
 from toolkit.errors import JourneycastError
+from toolkit.forecast import net_flow_draws
 
 HISTORY_START = pd.Timestamp("2026-10-22")
 HORIZON_START = pd.Timestamp("2026-11-01")  # the day after the last actual day
@@ -250,6 +252,37 @@ def test_row_order_of_paths_and_repeated_runs_give_identical_results(history, mi
         pd.testing.assert_frame_equal(first.shortfall, other.shortfall)
         pd.testing.assert_frame_equal(first.balance_draws, other.balance_draws, rtol=1e-12)
         assert first.summary() == other.summary()
+
+
+def test_the_net_flow_of_a_stored_forecast_gives_the_same_outlook_as_its_paths(history, mixed_paths):
+    net = net_flow_draws(mixed_paths)
+    # inflows minus outflows, day by day and draw by draw
+    signs = {"inflow": 1.0, "outflow": -1.0}
+    by_hand = sum(signs[uid.split("|")[1]] * mixed_paths.loc[uid]
+                  for uid in mixed_paths.index.unique(level="unique_id"))
+    np.testing.assert_allclose(net.to_numpy(), by_hand.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert list(net.columns) == list(mixed_paths.columns) and net.index.name == "ds"
+
+    from_net = cash_position_from_net_flow(history, net, 0, 400)
+    from_paths = cash_position(history, mixed_paths, 0, 400)
+    for field in ("bands", "shortfall", "breach_distribution", "balance_draws"):
+        pd.testing.assert_frame_equal(getattr(from_net, field), getattr(from_paths, field))
+    assert from_net.summary() == from_paths.summary()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda n: n.assign(draw_0=np.nan), "finite"),
+        (lambda n: n.assign(total=1.0), "draw columns"),
+        (lambda n: n.reset_index(drop=True), "indexed by the forecast dates"),
+        (lambda n: n.iloc[::-1], "in date order"),
+        (lambda n: n.iloc[:0], "no rows"),
+    ],
+)
+def test_bad_net_flow_is_a_clear_error(history, mixed_paths, change, message):
+    with pytest.raises(CashError, match=message):
+        cash_position_from_net_flow(history, change(net_flow_draws(mixed_paths)), 0, 0)
 
 
 def test_inputs_are_never_modified(history, mixed_paths):

@@ -106,6 +106,34 @@ def test_a_task_failing_on_its_worker_is_retried_then_flagged_and_the_others_kep
     assert max(stories.values()) == 1 + DASK_RETRIES
 
 
+def test_a_stored_forecast_on_dask_equals_the_in_memory_one_with_a_failing_series(
+        series, cluster, tmp_path):
+    directions = {"weekly": "inflow", "trend": "outflow", "closed": "inflow", "zero": "outflow",
+                  "short": "inflow", "undated": "inflow"}
+    undated = pd.DataFrame({"unique_id": "undated", "ds": pd.to_datetime([pd.NaT] * 5),
+                            "y": np.arange(5.0), "stage": "stage-of-undated"})
+    flows = pd.concat([series, undated], ignore_index=True)
+    flows["unique_id"] = flows["stage"] + "|" + flows["unique_id"].map(directions) + "|all"
+    failing = "stage-of-undated|inflow|all"
+    in_memory = StageForecaster(backend="local", n_jobs=2, **QUICK).fit(
+        flows[flows["unique_id"] != failing]).predict()
+
+    forecaster = StageForecaster(backend="dask", scheduler_address=cluster.scheduler_address,
+                                 store=tmp_path, **QUICK).fit(flows)
+    stored = forecaster.predict()
+
+    diagnostics = stored.diagnostics.set_index("unique_id")
+    assert diagnostics.loc[failing, "status"] == "failed"
+    assert diagnostics.loc[failing, "reason"].startswith("the task failed on its worker: ValueError")
+    forecast = stored.forecast.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(forecast, in_memory.forecast.sort_values(["unique_id", "ds"])
+                                  .reset_index(drop=True))
+    pd.testing.assert_frame_equal(diagnostics.drop(index=failing).sort_index(),
+                                  in_memory.diagnostics.set_index("unique_id").sort_index())
+    np.testing.assert_allclose(forecaster.net_flow_.to_numpy(), in_memory.net_flow.to_numpy(),
+                               rtol=1e-12, atol=1e-9)
+
+
 def test_a_task_whose_worker_dies_gets_the_fallback_and_the_others_their_results():
     def die_on_three(x: int) -> int:
         if x == 3:

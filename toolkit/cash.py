@@ -9,6 +9,11 @@ probabilities. Summing each series' P90 instead would assume every series hits
 its worst case on the same day, which overstates the spread by roughly the
 square root of the number of independent series.
 
+A forecast of thousands of series stored at scale keeps only that net flow
+per day and draw (``toolkit.forecast.net_flow_draws``), not the paths:
+``cash_position_from_net_flow`` takes it, and ``cash_position`` sums the paths
+into the same frame and continues there, so both give the same outlook.
+
 What-if scenarios change the per-series paths before they are summed
 (``apply_scenario``); every scenario is evaluated on the same draws as the
 baseline, so differences between scenarios come from the adjustments alone and
@@ -46,7 +51,9 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import JourneycastError
-from toolkit.flows import DIRECTIONS, net_flow
+from toolkit.flows import net_flow as actual_net_flow
+from toolkit.forecast.net import net_flow_draws, stage_and_direction
+from toolkit.forecast.settings import ForecastError
 from toolkit.schema import COST_STAGES
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "Scenario",
     "apply_scenario",
     "cash_position",
+    "cash_position_from_net_flow",
     "compare_scenarios",
     "scenario_from_dict",
 ]
@@ -126,13 +134,10 @@ def _stage(value: Any, what: str) -> str:
 
 def _split_unique_id(unique_id: str) -> tuple[str, str]:
     """(stage, direction) of a series id ``stage|direction|segment``."""
-    parts = str(unique_id).split("|", 2)
-    if len(parts) != 3 or parts[1] not in DIRECTIONS:
-        raise CashError(
-            f"series id {unique_id!r} is not 'stage|direction|segment' with direction "
-            f"one of {list(DIRECTIONS)}"
-        )
-    return parts[0], parts[1]
+    try:
+        return stage_and_direction(unique_id)
+    except ForecastError as exc:
+        raise CashError(str(exc)) from None
 
 
 def _check_paths(paths: pd.DataFrame) -> None:
@@ -150,12 +155,32 @@ def _check_paths(paths: pd.DataFrame) -> None:
         raise CashError(f"paths may only hold draw columns ('{_DRAW_PREFIX}0', ...), found {list(others)}")
     if not pd.api.types.is_datetime64_any_dtype(paths.index.levels[1]):
         raise CashError("paths' 'ds' index level must hold dates (datetime64)")
+    for unique_id in paths.index.unique(level="unique_id"):
+        _split_unique_id(unique_id)
     if paths.index.has_duplicates:
         dup = paths.index[paths.index.duplicated()][0]
         raise CashError(f"paths has more than one row for series {dup[0]!r} on {dup[1]:%Y-%m-%d}")
     values = paths.to_numpy()
     if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
         raise CashError("paths' draw columns must hold finite numbers (no NaN)")
+
+
+def _check_net_flow(net_flow: pd.DataFrame) -> None:
+    """Raise CashError unless ``net_flow`` holds finite net amounts per forecast day and draw."""
+    if not isinstance(net_flow, pd.DataFrame):
+        raise CashError(f"net_flow must be a DataFrame, got {type(net_flow).__name__}")
+    if not isinstance(net_flow.index, pd.DatetimeIndex):
+        raise CashError("net_flow must be indexed by the forecast dates (a DatetimeIndex 'ds')")
+    if net_flow.empty:
+        raise CashError("net_flow has no rows or no draw columns: nothing to forecast the balance from")
+    others = net_flow.columns[~net_flow.columns.astype(str).str.startswith(_DRAW_PREFIX)]
+    if len(others):
+        raise CashError(f"net_flow may only hold draw columns ('{_DRAW_PREFIX}0', ...), found {list(others)}")
+    if not net_flow.index.is_monotonic_increasing or net_flow.index.has_duplicates:
+        raise CashError("net_flow must have one row per forecast day, in date order")
+    values = net_flow.to_numpy()
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        raise CashError("net_flow's draw columns must hold finite numbers (no NaN)")
 
 
 @dataclass(frozen=True)
@@ -612,38 +637,9 @@ def _actual_balance(history: pd.DataFrame, opening_balance: float) -> pd.Series:
         raise CashError("history has no rows: the balance needs at least one actual day")
     if "y" in history.columns and not np.isfinite(history["y"].to_numpy(dtype=float)).all():
         raise CashError("history: y must hold finite amounts (no NaN)")
-    daily = net_flow(history)
+    daily = actual_net_flow(history)
     ds = pd.DatetimeIndex(daily["ds"]).astype("datetime64[ns]")
     return pd.Series(opening_balance + daily["net"].cumsum().to_numpy(), index=ds)
-
-
-def _forecast_net(paths: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Forecast dates and net flow (inflows minus outflows), dates x draws, summed draw by draw."""
-    # Series are added in the order of their ids, so the row order of ``paths``
-    # cannot change a single bit of the result.
-    series, uniques = pd.factorize(paths.index.get_level_values("unique_id"), sort=True)
-    inflow = np.array([_split_unique_id(u)[1] == "inflow" for u in uniques])
-    day, dates = pd.factorize(paths.index.get_level_values("ds"), sort=True)
-    values = paths.to_numpy(dtype=float)
-    net = np.zeros((len(dates), values.shape[1]))
-    # One vectorised add per series. A series has at most one row a day, so its
-    # day positions are distinct and plain fancy-index assignment accumulates
-    # correctly (no np.add.at). Series stored as one run of rows over
-    # consecutive days (what the forecast delivers) are added as slices,
-    # about ten times faster than gathering and scattering rows.
-    order = np.argsort(series, kind="stable")
-    bounds = np.searchsorted(series[order], np.arange(len(uniques) + 1))
-    for s in range(len(uniques)):
-        rows = order[bounds[s] : bounds[s + 1]]
-        block = values[rows[0] : rows[-1] + 1] if rows[-1] - rows[0] + 1 == len(rows) else values[rows]
-        at = day[rows]
-        if at[-1] - at[0] + 1 == len(at) and np.all(at[1:] > at[:-1]):
-            at = slice(at[0], at[-1] + 1)
-        if inflow[s]:
-            net[at] += block
-        else:
-            net[at] -= block
-    return pd.DatetimeIndex(dates).astype("datetime64[ns]"), net
 
 
 def cash_position(
@@ -670,12 +666,39 @@ def cash_position(
     minimum_cash
         The balance cash must not fall below.
     """
+    _check_paths(paths)
+    return cash_position_from_net_flow(history, net_flow_draws(paths), opening_balance, minimum_cash)
+
+
+def cash_position_from_net_flow(
+    history: pd.DataFrame,
+    net_flow: pd.DataFrame,
+    opening_balance: float,
+    minimum_cash: float,
+) -> CashOutlook:
+    """The balance with uncertainty from the net cash flow already summed across series.
+
+    What a forecast stored at scale keeps instead of every series' paths
+    (``StageForecaster(store=...)``: ``predict().net_flow``); ``cash_position``
+    sums the paths into the same frame and continues here, so both give the
+    same outlook from the same draws.
+
+    Parameters
+    ----------
+    history, opening_balance, minimum_cash
+        As for :func:`cash_position`.
+    net_flow
+        Inflows minus outflows of all series, one row per forecast day (index
+        ``ds``) and one column per draw (``draw_0..draw_{n-1}``). The first
+        forecast day must come after the last actual day.
+    """
     opening_balance = _number(opening_balance, "opening_balance")
     minimum_cash = _number(minimum_cash, "minimum_cash")
-    _check_paths(paths)
+    _check_net_flow(net_flow)
     actual = _actual_balance(history, opening_balance)
     as_of = actual.index[-1]
-    dates, net = _forecast_net(paths)
+    dates = pd.DatetimeIndex(net_flow.index).astype("datetime64[ns]")
+    net = net_flow.to_numpy(dtype=float)
     if dates[0] <= as_of:
         raise CashError(
             f"the forecast starts on {dates[0]:%Y-%m-%d} but the actual history runs to "
@@ -709,7 +732,7 @@ def cash_position(
             {"ds": dates, "first_breach_probability": first, "cumulative_probability": np.cumsum(first)}
         ),
         balance_draws=pd.DataFrame(
-            balance, index=dates.rename("ds"), columns=paths.columns, copy=False
+            balance, index=dates.rename("ds"), columns=net_flow.columns, copy=False
         ),
         shortfall_probability=float(ever.mean()),
         first_breach_date=first_breach_date,

@@ -9,41 +9,63 @@ as stage, direction and segment, carried into the outputs). Typical use::
     result.paths         # (unique_id, ds) x draw_0..draw_{n-1}, for cash positions
     result.diagnostics   # per series: status, model served, reason, backtest scores
 
+At scale (thousands of series) give the forecaster a directory: the tables are
+written to Parquet as series finish and the sample paths are summed into the
+net cash flow per day and draw instead of kept::
+
+    stored = StageForecaster(horizon=90, store="forecast/").fit(series).predict()
+    stored.forecast      # read from forecast/forecast.parquet
+    stored.net_flow      # ds x draw_0..draw_{n-1}: what cash_position_from_net_flow takes
+
 Modules: :mod:`.model` (the forecaster and the per-series task),
 :mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
 :mod:`.methods` (one method's forecast and the finishing steps),
-:mod:`.backends` (serial, process pool or Dask cluster), :mod:`.settings`, :mod:`.stan_io`.
+:mod:`.backends` (serial, process pool or Dask cluster), :mod:`.net` (net cash flow of
+paths), :mod:`.store` (the stored forecast), :mod:`.settings`, :mod:`.stan_io`.
 """
 
-from toolkit.forecast.backends import BACKENDS, BackendError, run_tasks
+from toolkit.forecast.backends import BACKENDS, BackendError, run_tasks, stream_tasks
 from toolkit.forecast.backtest import backtest
 from toolkit.forecast.baselines import BASELINES, baseline_forecast
 from toolkit.forecast.methods import fit_prophet, prophet_forecast
 from toolkit.forecast.model import (
+    ChunkOutcome,
     ForecastResult,
     StageForecaster,
     calibration_factor,
+    failed_chunk,
     failed_series,
+    forecast_chunk,
     forecast_series,
 )
+from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, series_seed
+from toolkit.forecast.store import STORED_TABLES, StoredForecast
 
 __all__ = [
     "BACKENDS",
     "BASELINES",
     "BackendError",
+    "ChunkOutcome",
     "MODELS",
     "ForecastError",
     "ForecastResult",
     "ForecastSettings",
+    "STORED_TABLES",
     "StageForecaster",
+    "StoredForecast",
     "backtest",
     "baseline_forecast",
     "calibration_factor",
+    "failed_chunk",
     "failed_series",
     "fit_prophet",
+    "forecast_chunk",
     "forecast_series",
+    "net_flow_draws",
     "prophet_forecast",
     "run_tasks",
     "series_seed",
+    "stage_and_direction",
+    "stream_tasks",
 ]

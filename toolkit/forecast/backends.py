@@ -21,6 +21,10 @@ backend never changes a number.
 
 On ``"local"`` and ``"serial"`` a failing task raises, so the error surfaces
 where it happened.
+
+:func:`run_tasks` returns every result, in the order of the tasks;
+:func:`stream_tasks` yields each one as its task finishes and keeps none, for
+callers that write results away as they come (the stored forecast).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from tqdm import tqdm
 from toolkit.errors import JourneycastError
 from toolkit.forecast.stan_io import quiet_logging
 
-__all__ = ["BACKENDS", "DASK_RETRIES", "BackendError", "run_tasks"]
+__all__ = ["BACKENDS", "DASK_RETRIES", "BackendError", "run_tasks", "stream_tasks"]
 
 BACKENDS = ("local", "serial", "dask")
 
@@ -71,48 +75,75 @@ def run_tasks(func: Callable[[Any], T], tasks: Sequence[Any], backend: str = "lo
         a task that still failed after its retries (run in this process); without
         it the error is raised.
     """
+    results: list[Any] = [None] * len(tasks)
+    with tqdm(total=len(tasks), desc=desc, unit="series", disable=not progress) as bar:
+        for position, result in stream_tasks(func, tasks, backend, n_jobs, scheduler_address,
+                                             retries, on_failure):
+            results[position] = result
+            bar.update()
+    return results
+
+
+def stream_tasks(func: Callable[[Any], T], tasks: Sequence[Any], backend: str = "local",
+                 n_jobs: int | None = None, scheduler_address: str | None = None,
+                 retries: int = DASK_RETRIES,
+                 on_failure: Callable[[Any, BaseException], T] | None = None
+                 ) -> Iterator[tuple[int, T]]:
+    """``(position, func(task))`` for every task, in the order the tasks finish.
+
+    The parameters are those of :func:`run_tasks`. Nothing keeps a result once
+    it is yielded, so a caller that writes each one away holds only the
+    results still in flight. Closing the generator early (or an error) cancels
+    the tasks not yet started.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if scheduler_address is not None and backend != "dask":
         raise ValueError(f"scheduler_address needs backend='dask', got backend={backend!r}")
     workers = min(n_jobs or os.cpu_count() or 1, len(tasks))
-    bar = tqdm(total=len(tasks), desc=desc, unit="series", disable=not progress)
+    if backend == "dask":
+        yield from _stream_dask(func, tasks, max(workers, 1), scheduler_address, retries, on_failure)
+    elif backend == "serial" or workers <= 1:
+        for position, task in enumerate(tasks):
+            yield position, func(task)
+    else:
+        yield from _stream_pool(func, tasks, workers)
+
+
+def _stream_pool(func: Callable[[Any], T], tasks: Sequence[Any], workers: int
+                 ) -> Iterator[tuple[int, T]]:
+    """Run the tasks on a process pool; yield each result as it finishes."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=quiet_logging)
     try:
-        if backend == "dask":
-            return _run_dask(func, tasks, bar, max(workers, 1), scheduler_address, retries, on_failure)
-        if backend == "serial" or workers <= 1:
-            results = []
-            for task in tasks:
-                results.append(func(task))
-                bar.update()
-            return results
-        with ProcessPoolExecutor(max_workers=workers, initializer=quiet_logging) as pool:
-            futures = [pool.submit(func, task) for task in tasks]
-            for _ in as_completed(futures):
-                bar.update()
-            return [future.result() for future in futures]
+        positions = {pool.submit(func, task): k for k, task in enumerate(tasks)}
+        for future in as_completed(positions):
+            yield positions.pop(future), future.result()
     finally:
-        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(func: Callable[[Any], T], tasks: Sequence[Any], bar: tqdm, workers: int,
-              scheduler_address: str | None, retries: int,
-              on_failure: Callable[[Any, BaseException], T] | None) -> list[T]:
-    """Submit every task to a Dask cluster, tick the bar as they finish, collect in order."""
+def _stream_dask(func: Callable[[Any], T], tasks: Sequence[Any], workers: int,
+                 scheduler_address: str | None, retries: int,
+                 on_failure: Callable[[Any, BaseException], T] | None) -> Iterator[tuple[int, T]]:
+    """Submit every task to a Dask cluster; yield each result (or its fallback) as it finishes."""
     distributed = _import_distributed()
     with _dask_client(distributed, scheduler_address, workers) as client:
-        futures = [client.submit(_quietly, func, task, retries=retries, pure=False) for task in tasks]
-        for _ in distributed.as_completed(futures, loop=client.loop):
-            bar.update()
-        results = []
-        for future, task in zip(futures, tasks):
-            try:
-                results.append(future.result())
-            except Exception as error:
-                if on_failure is None:
-                    raise
-                results.append(on_failure(task, error))
-        return results
+        positions = {client.submit(_quietly, func, task, retries=retries, pure=False): k
+                     for k, task in enumerate(tasks)}
+        try:
+            for future in distributed.as_completed(list(positions), loop=client.loop):
+                position = positions.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:
+                    if on_failure is None:
+                        raise
+                    result = on_failure(tasks[position], error)
+                future.release()
+                yield position, result
+        finally:
+            if positions:
+                client.cancel(list(positions))
 
 
 def _import_distributed() -> Any:

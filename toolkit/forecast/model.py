@@ -23,20 +23,32 @@ diagnostics name every such choice, and ``select_best=False`` keeps Prophet
 Each series is forecast by the pure function :func:`forecast_series`, which the
 backend maps over the series; seeds come from the run's seed and the series id,
 so results do not depend on the backend or the number of workers.
+
+At scale (``store=`` a directory) the backend maps :func:`forecast_chunk` over
+chunks of series instead: each chunk sums its sample paths into the net cash
+flow per day and draw on its worker (:func:`toolkit.forecast.net.net_flow_draws`)
+and returns that with its forecast rows, which are written to Parquet as the
+chunks finish (:mod:`.store`). The process that called ``fit`` holds one
+days x draws sum and the chunks in flight, never the paths of all series.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from toolkit.forecast.backends import run_tasks
+from toolkit.forecast.backends import run_tasks, stream_tasks
 from toolkit.forecast.backtest import SCORE_COLUMNS, FoldForecast, backtest_series
 from toolkit.forecast.baselines import BASELINES
 from toolkit.forecast.methods import finish, forecast_with, interval
+from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
     MODELS,
     ForecastSettings,
@@ -46,20 +58,29 @@ from toolkit.forecast.settings import (
     series_seed,
     split_series,
 )
+from toolkit.forecast.store import STORED_TABLES, StoredForecast, StoreWriter
 
 __all__ = [
     "CALIBRATION_LIMITS",
+    "CHUNK_SERIES",
+    "ChunkOutcome",
     "ForecastResult",
     "SeriesOutcome",
     "StageForecaster",
     "calibration_factor",
+    "failed_chunk",
     "failed_series",
+    "forecast_chunk",
     "forecast_series",
 ]
 
 #: The calibration factor is kept within these bounds: a handful of backtest
 #: windows should not shrink a spread to nothing or blow it up without limit.
 CALIBRATION_LIMITS = (0.25, 8.0)
+
+#: Most series in one chunk of a stored forecast; chunks are smaller when
+#: there are fewer than four chunks per worker, so the workers stay busy.
+CHUNK_SERIES = 20
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -103,6 +124,26 @@ class ForecastResult:
     paths: pd.DataFrame
     diagnostics: pd.DataFrame
     backtest: pd.DataFrame
+
+    @property
+    def net_flow(self) -> pd.DataFrame:
+        """Net cash flow of all series (inflows minus outflows) per forecast day and draw."""
+        return net_flow_draws(self.paths)
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What :func:`forecast_chunk` sends back for a chunk of series: no sample paths.
+
+    ``forecast``, ``diagnostics`` and ``backtest`` are the chunk's rows of the
+    tables of :class:`ForecastResult`; ``net_flow`` is the sum of the chunk's
+    paths, inflows minus outflows, per forecast day (index ``ds``) and draw.
+    """
+
+    forecast: pd.DataFrame
+    diagnostics: pd.DataFrame
+    backtest: pd.DataFrame
+    net_flow: pd.DataFrame
 
 
 def _needed_scale(fold: FoldForecast) -> np.ndarray:
@@ -284,6 +325,76 @@ def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseE
                          pd.DataFrame(columns=SCORE_COLUMNS))
 
 
+Chunk = tuple[Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], ForecastSettings]
+
+
+def _assemble(outcomes: Sequence[SeriesOutcome], extras: pd.DataFrame) -> ForecastResult:
+    """The result tables of some series' outcomes, with their extra columns (``unique_id`` first)."""
+    ids = np.concatenate([np.repeat(o.unique_id, len(o.dates)) for o in outcomes])
+    dates = np.concatenate([o.dates.to_numpy() for o in outcomes])
+    forecast = pd.DataFrame({
+        "unique_id": pd.array(ids, dtype="str"), "ds": dates,
+        "yhat": np.concatenate([o.point for o in outcomes]),
+        "yhat_lower": np.concatenate([o.lower for o in outcomes]),
+        "yhat_upper": np.concatenate([o.upper for o in outcomes]),
+        "model": np.concatenate([np.repeat(o.model, len(o.dates)) for o in outcomes]),
+    })
+    draws = outcomes[0].paths.shape[1]
+    paths = pd.DataFrame(np.vstack([o.paths for o in outcomes]),
+                         index=pd.MultiIndex.from_arrays([forecast["unique_id"], forecast["ds"]]),
+                         columns=[f"draw_{k}" for k in range(draws)])
+    diagnostics = pd.DataFrame([o.diagnostics for o in outcomes])
+    if len(extras.columns) > 1:
+        forecast = forecast.merge(extras, on="unique_id", how="left")
+        diagnostics = diagnostics.merge(extras, on="unique_id", how="left")
+    scored = [o.scores for o in outcomes if not o.scores.empty]
+    scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=SCORE_COLUMNS)
+    return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores)
+
+
+def _extras(parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> pd.DataFrame:
+    """``unique_id`` and the extra columns of each series, one row per series."""
+    return pd.DataFrame([{"unique_id": uid, **extra} for uid, _, extra in parts])
+
+
+def _reduced(outcomes: Sequence[SeriesOutcome],
+             parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> ChunkOutcome:
+    """A chunk's tables, its paths summed into the net cash flow and dropped."""
+    result = _assemble(outcomes, _extras(parts))
+    return ChunkOutcome(result.forecast, result.diagnostics, result.backtest, result.net_flow)
+
+
+def forecast_chunk(task: Chunk) -> ChunkOutcome:
+    """Forecast a chunk of series and sum their paths: the task of a stored forecast.
+
+    ``task`` is ``(parts, settings)`` with ``parts`` as from
+    :func:`~toolkit.forecast.settings.split_series`. A series whose own task
+    raises is served by :func:`failed_series` here, on every backend, so one
+    unusable series never costs the rest of a long run.
+    """
+    parts, settings = task
+    outcomes = []
+    for unique_id, frame, _ in parts:
+        try:
+            outcomes.append(forecast_series((unique_id, frame, settings)))
+        except Exception as error:
+            outcomes.append(failed_series((unique_id, frame, settings), error))
+    return _reduced(outcomes, parts)
+
+
+def failed_chunk(task: Chunk, error: BaseException) -> ChunkOutcome:
+    """The fallback for a chunk whose task failed on a cluster: every series of it ``failed``."""
+    parts, settings = task
+    return _reduced([failed_series((uid, frame, settings), error) for uid, frame, _ in parts], parts)
+
+
+def _chunks(parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], settings: ForecastSettings,
+            workers: int) -> list[Chunk]:
+    """Consecutive chunks of at most ``CHUNK_SERIES`` series, at least four per worker."""
+    size = max(1, min(CHUNK_SERIES, math.ceil(len(parts) / (4 * workers))))
+    return [(parts[k:k + size], settings) for k in range(0, len(parts), size)]
+
+
 class StageForecaster:
     """Forecast many cash-flow series at once, with paths, backtests and fallbacks.
 
@@ -318,6 +429,15 @@ class StageForecaster:
     min_history : fewest observations to fit Prophet (default: four seasons).
     progress : show a progress bar over the series.
     prophet_kwargs : passed to every ``Prophet(...)``.
+    store : a directory to write the forecast to as series finish (for
+        thousands of series): ``fit`` writes forecasts, diagnostics and
+        backtest scores to Parquet there and keeps only the net cash flow per
+        day and draw (``net_flow_``), not every series' sample paths;
+        ``predict`` then returns a :class:`~toolkit.forecast.store.StoredForecast`.
+        Series ids must be ``stage|direction|segment``. Same numbers as in
+        memory (the net flow up to the rounding of a sum taken chunk by chunk).
+        A series whose task raises is flagged ``failed`` and served by
+        :func:`failed_series` on every backend instead of stopping the run.
 
     With ``holiday_country=None, closed_days=False, non_negative=False,
     calibrate=False, select_best=False, backtest_folds=0`` each series is a
@@ -335,7 +455,8 @@ class StageForecaster:
                  non_negative: bool = True, calibrate: bool = True, select_best: bool = True,
                  min_history: int | None = None, progress: bool = True,
                  prophet_kwargs: dict[str, Any] | None = None,
-                 scheduler_address: str | None = None) -> None:
+                 scheduler_address: str | None = None,
+                 store: str | os.PathLike[str] | None = None) -> None:
         self.horizon = horizon
         self.freq = freq
         self.holiday_country = holiday_country
@@ -355,6 +476,7 @@ class StageForecaster:
         self.progress = progress
         self.prophet_kwargs = prophet_kwargs
         self.scheduler_address = scheduler_address
+        self.store = store
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "StageForecaster":
@@ -374,37 +496,45 @@ class StageForecaster:
         """Backtest, fit and sample every series of a long frame (``unique_id, ds, y``, extras)."""
         settings = self.settings()
         parts = split_series(series)
+        self.extras_ = _extras(parts)
+        if self.store is not None:
+            return self._fit_stored(parts, settings)
         tasks = [(uid, frame, settings) for uid, frame, _ in parts]
         self.outcomes_ = run_tasks(forecast_series, tasks, backend=self.backend,
                                    n_jobs=self.n_jobs, progress=self.progress,
                                    scheduler_address=self.scheduler_address,
                                    on_failure=failed_series)
-        self.extras_ = pd.DataFrame([{"unique_id": uid, **extra} for uid, _, extra in parts])
         return self
 
-    def predict(self) -> ForecastResult:
-        """The forecasts, sample paths, diagnostics and backtest scores of the fitted series."""
+    def _fit_stored(self, parts: list[tuple[str, pd.DataFrame, dict[str, Any]]],
+                    settings: ForecastSettings) -> "StageForecaster":
+        """Forecast chunk by chunk, writing the tables to ``store`` and summing the net flow."""
+        for unique_id, _, _ in parts:
+            stage_and_direction(unique_id)  # before hours of work, not after
+        chunks = _chunks(parts, settings, self.n_jobs or os.cpu_count() or 1)
+        net_flow = None
+        with StoreWriter(self.store) as writer, tqdm(total=len(parts), desc="forecast", unit="series",
+                                                     disable=not self.progress) as bar:
+            for position, outcome in stream_tasks(forecast_chunk, chunks, self.backend, self.n_jobs,
+                                                  self.scheduler_address, on_failure=failed_chunk):
+                for table in STORED_TABLES:
+                    writer.append(table, getattr(outcome, table))
+                net_flow = (outcome.net_flow if net_flow is None
+                            else net_flow.add(outcome.net_flow, fill_value=0.0))
+                bar.update(len(chunks[position][0]))
+            writer.write_net_flow(net_flow)
+        self.net_flow_ = net_flow
+        self.stored_ = writer.stored
+        return self
+
+    def predict(self) -> ForecastResult | StoredForecast:
+        """The forecasts, sample paths, diagnostics and backtest scores of the fitted series.
+
+        With ``store`` set: the :class:`~toolkit.forecast.store.StoredForecast`
+        written by ``fit`` (tables read from disk, ``net_flow`` instead of paths).
+        """
+        if hasattr(self, "stored_") and self.store is not None:
+            return self.stored_
         if not hasattr(self, "outcomes_"):
             raise RuntimeError("call fit(series) before predict()")
-        outcomes = self.outcomes_
-        ids = np.concatenate([np.repeat(o.unique_id, len(o.dates)) for o in outcomes])
-        dates = np.concatenate([o.dates.to_numpy() for o in outcomes])
-        forecast = pd.DataFrame({
-            "unique_id": pd.array(ids, dtype="str"), "ds": dates,
-            "yhat": np.concatenate([o.point for o in outcomes]),
-            "yhat_lower": np.concatenate([o.lower for o in outcomes]),
-            "yhat_upper": np.concatenate([o.upper for o in outcomes]),
-            "model": np.concatenate([np.repeat(o.model, len(o.dates)) for o in outcomes]),
-        })
-        draws = outcomes[0].paths.shape[1]
-        paths = pd.DataFrame(np.vstack([o.paths for o in outcomes]),
-                             index=pd.MultiIndex.from_arrays([forecast["unique_id"], forecast["ds"]]),
-                             columns=[f"draw_{k}" for k in range(draws)])
-        diagnostics = pd.DataFrame([o.diagnostics for o in outcomes])
-        extras = self.extras_
-        if len(extras.columns) > 1:
-            forecast = forecast.merge(extras, on="unique_id", how="left")
-            diagnostics = diagnostics.merge(extras, on="unique_id", how="left")
-        scored = [o.scores for o in outcomes if not o.scores.empty]
-        scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=SCORE_COLUMNS)
-        return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores)
+        return _assemble(self.outcomes_, self.extras_)
