@@ -9,6 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "data" / "sample"
 TEST_DATA = Path(__file__).resolve().parent / "data"
+#: Forecaster settings for quick tests on short series: two weeks ahead, one backtest window.
+SHORT_FORECAST = dict(horizon=14, uncertainty_samples=100, backtest_folds=1, backtest_horizon=14,
+                      progress=False)
 
 
 @pytest.fixture(scope="session")

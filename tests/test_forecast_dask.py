@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 
+from conftest import SHORT_FORECAST
 from toolkit.forecast import (
     BackendError,
     ForecastSettings,
@@ -24,8 +25,6 @@ from toolkit.forecast import (
 from toolkit.forecast.backends import DASK_RETRIES
 from toolkit.forecast.settings import future_dates, regular_history
 
-QUICK = dict(horizon=14, uncertainty_samples=100, backtest_folds=1, backtest_horizon=14,
-             progress=False)
 
 
 def _long(**series: np.ndarray) -> pd.DataFrame:
@@ -57,13 +56,13 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def local_result(series):
-    return StageForecaster(backend="local", n_jobs=2, **QUICK).fit(series).predict()
+    return StageForecaster(backend="local", n_jobs=2, **SHORT_FORECAST).fit(series).predict()
 
 
 @pytest.fixture(scope="module")
 def dask_result(series, cluster):
     return StageForecaster(backend="dask", scheduler_address=cluster.scheduler_address,
-                           **QUICK).fit(series).predict()
+                           **SHORT_FORECAST).fit(series).predict()
 
 
 def test_dask_gives_the_local_backends_numbers(local_result, dask_result):
@@ -83,10 +82,10 @@ def test_a_task_failing_on_its_worker_is_retried_then_flagged_and_the_others_kep
                             "y": np.arange(5.0), "stage": "stage-of-undated"})
     with_undated = pd.concat([undated, series], ignore_index=True)
     with pytest.raises(ValueError, match="NaT"):
-        StageForecaster(backend="serial", **QUICK).fit(with_undated)
+        StageForecaster(backend="serial", **SHORT_FORECAST).fit(with_undated)
 
     result = StageForecaster(backend="dask", scheduler_address=cluster.scheduler_address,
-                             **QUICK).fit(with_undated).predict()
+                             **SHORT_FORECAST).fit(with_undated).predict()
 
     flagged = result.diagnostics.set_index("unique_id").loc["undated"]
     assert flagged["status"] == "failed"
@@ -115,11 +114,11 @@ def test_a_stored_forecast_on_dask_equals_the_in_memory_one_with_a_failing_serie
     flows = pd.concat([series, undated], ignore_index=True)
     flows["unique_id"] = flows["stage"] + "|" + flows["unique_id"].map(directions) + "|all"
     failing = "stage-of-undated|inflow|all"
-    in_memory = StageForecaster(backend="local", n_jobs=2, **QUICK).fit(
+    in_memory = StageForecaster(backend="local", n_jobs=2, **SHORT_FORECAST).fit(
         flows[flows["unique_id"] != failing]).predict()
 
     forecaster = StageForecaster(backend="dask", scheduler_address=cluster.scheduler_address,
-                                 store=tmp_path, **QUICK).fit(flows)
+                                 store=tmp_path, **SHORT_FORECAST).fit(flows)
     stored = forecaster.predict()
 
     diagnostics = stored.diagnostics.set_index("unique_id")
@@ -146,7 +145,7 @@ def test_a_task_whose_worker_dies_gets_the_fallback_and_the_others_their_results
 
 
 def test_failed_series_is_served_by_the_weekday_mean_of_its_history(series):
-    settings = ForecastSettings(**{k: v for k, v in QUICK.items() if k != "progress"})
+    settings = ForecastSettings(**{k: v for k, v in SHORT_FORECAST.items() if k != "progress"})
     frame = series.loc[series["unique_id"] == "weekly", ["ds", "y"]].reset_index(drop=True)
     outcome = failed_series(("weekly", frame, settings), MemoryError("worker killed"))
 
@@ -172,7 +171,7 @@ def test_tasks_run_with_cmdstanpy_silenced_on_workers_this_process_did_not_start
 def test_dask_without_address_runs_its_own_cluster_and_closes_it(series, local_result):
     before = set(multiprocessing.active_children())
     two = series[series["unique_id"].isin(["weekly", "short"])]
-    result = StageForecaster(backend="dask", n_jobs=2, **QUICK).fit(two).predict()
+    result = StageForecaster(backend="dask", n_jobs=2, **SHORT_FORECAST).fit(two).predict()
 
     assert set(multiprocessing.active_children()) <= before
     expected = local_result.forecast[local_result.forecast["unique_id"].isin(["weekly", "short"])]

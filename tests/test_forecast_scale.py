@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SHORT_FORECAST
 from toolkit.cash import cash_position, cash_position_from_net_flow
 from toolkit.forecast import (
     STORED_TABLES,
@@ -20,8 +21,6 @@ from toolkit.forecast import (
 )
 from toolkit.forecast.settings import split_series
 
-QUICK = dict(horizon=14, uncertainty_samples=100, backtest_folds=1, backtest_horizon=14,
-             progress=False)
 LAST_DAY = pd.Timestamp("2025-04-30")
 
 
@@ -54,7 +53,7 @@ def series() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def in_memory(series):
-    return StageForecaster(backend="serial", **QUICK).fit(series).predict()
+    return StageForecaster(backend="serial", **SHORT_FORECAST).fit(series).predict()
 
 
 def _by_series(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -86,7 +85,7 @@ def _assert_same_tables(stored: StoredForecast, expected, drop: str | None = Non
 
 @pytest.mark.parametrize("backend", ["serial", "local"])
 def test_stored_forecast_equals_the_in_memory_one(series, in_memory, backend, tmp_path):
-    forecaster = StageForecaster(backend=backend, n_jobs=2, store=tmp_path, **QUICK).fit(series)
+    forecaster = StageForecaster(backend=backend, n_jobs=2, store=tmp_path, **SHORT_FORECAST).fit(series)
     stored = forecaster.predict()
 
     assert isinstance(stored, StoredForecast) and not hasattr(forecaster, "outcomes_")
@@ -113,7 +112,7 @@ def test_a_failing_series_is_flagged_and_the_others_stored_complete(series, in_m
     undated = pd.DataFrame({"unique_id": "purchase|inflow|undated", "ds": pd.to_datetime([pd.NaT] * 5),
                             "y": np.arange(5.0), "direction": "inflow"})
     with_undated = pd.concat([series.iloc[:300], undated, series.iloc[300:]], ignore_index=True)
-    forecaster = StageForecaster(backend="local", n_jobs=2, store=tmp_path, **QUICK).fit(with_undated)
+    forecaster = StageForecaster(backend="local", n_jobs=2, store=tmp_path, **SHORT_FORECAST).fit(with_undated)
 
     stored = StoredForecast(tmp_path)  # read back as another process would
     files = {p.name for p in tmp_path.iterdir()}
@@ -134,7 +133,7 @@ def test_a_failing_series_is_flagged_and_the_others_stored_complete(series, in_m
 
 
 def test_a_chunk_task_returns_its_net_flow_not_its_paths(series, in_memory):
-    settings = StageForecaster(**QUICK).settings()
+    settings = StageForecaster(**SHORT_FORECAST).settings()
     parts = split_series(series)[:5]
     outcome = forecast_chunk((parts, settings))
 
@@ -154,5 +153,5 @@ def test_series_ids_without_a_direction_are_refused_before_any_work(tmp_path):
     plain = pd.DataFrame({"unique_id": "sales", "ds": pd.date_range("2025-01-01", periods=30),
                           "y": np.arange(30.0)})
     with pytest.raises(ForecastError, match=re.escape("'sales' is not 'stage|direction|segment'")):
-        StageForecaster(backend="serial", store=tmp_path, **QUICK).fit(plain)
+        StageForecaster(backend="serial", store=tmp_path, **SHORT_FORECAST).fit(plain)
     assert not any(tmp_path.iterdir())

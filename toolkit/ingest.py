@@ -219,14 +219,19 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _read_csv(path: Path, label: str, config: Config) -> _Raw:
-    """Parse a delimited text file once with DuckDB, every value as text."""
+def _csv_encoding(path: Path, label: str, config: Config) -> str:
+    """The configured encoding's canonical name; an error for an empty file or an unknown encoding."""
     if path.stat().st_size == 0:
         raise IngestError(f"{label}: the file is empty (expected a header line and rows)")
     try:
-        encoding = codecs.lookup(config.encoding).name
+        return codecs.lookup(config.encoding).name
     except LookupError:
         raise IngestError(f"encoding '{config.encoding}' in journeycast.yml is not a known encoding") from None
+
+
+def _read_csv(path: Path, label: str, config: Config) -> _Raw:
+    """Parse a delimited text file once with DuckDB, every value as text."""
+    encoding = _csv_encoding(path, label, config)
     with tempfile.TemporaryDirectory(prefix="journeycast-") as scratch:
         read_path = path
         if encoding not in _DUCKDB_ENCODINGS:
