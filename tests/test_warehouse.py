@@ -274,3 +274,30 @@ def test_parquet_with_zoned_timestamps_and_a_bad_row(tmp_path):
     # 23:30 UTC on Mar 30 is 00:30 on Mar 31 in Berlin
     sales = result.series[result.series.y > 0].set_index("ds")["y"]
     assert sales.to_dict() == {pd.Timestamp("2024-03-31"): 10.0, pd.Timestamp("2024-04-01"): 20.0}
+
+
+def test_validate_command_in_duckdb_counts_and_rejects_as_the_pandas_engine(tmp_path, monkeypatch, capsys):
+    from toolkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text("order_id,customer_id,ts,amount\n"
+                                     "O1,C1,2024-01-05,10\nO2,C1,2024-01-06,x\nO3,C2,2024-01-07,12.5\n")
+    printed = {}
+    for engine in ("pandas", "duckdb"):
+        rejects = tmp_path / engine / "rejects.csv"
+        assert main(["validate", str(data), "--engine", engine, "--rejects", str(rejects)]) == 0
+        printed[engine] = capsys.readouterr().out.splitlines()
+        assert pd.read_csv(rejects)[["row", "column", "reason"]].values.tolist() == [
+            [3, "amount", "amount is not a number"]]
+    assert printed["duckdb"][0] == printed["pandas"][0].split(";")[0]  # "3 rows in, 2 accepted, 1 rejected"
+    assert "3 rows in, 2 accepted, 1 rejected" in printed["duckdb"][0]
+    assert printed["duckdb"][1] == printed["pandas"][1]  # the reason and its count
+    assert printed["duckdb"][2].startswith("wrote 1 reject lines to ")
+    (data / "orders.csv").write_text("order_id,customer_id,ts,amount\nO1,C1,2024-01-05,x\n")
+    assert main(["validate", str(data), "--engine", "duckdb"]) == 2
+    assert "no usable orders remain; the rejects in" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "reports" / "validate" / "rejects.csv")["reason"].tolist() == [
+        "amount is not a number"]
+    assert sorted(p.name for p in data.iterdir()) == ["orders.csv"]

@@ -28,21 +28,45 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from toolkit.config import load_config
-    from toolkit.ingest import load_tables
 
     config = load_config(args.data_dir, args.config)
     rejects_path = args.rejects.resolve()
     if rejects_path.is_relative_to(args.data_dir.resolve()):
         raise JourneycastError(f"{args.rejects}: refusing to write into the data directory {args.data_dir}")
-    ingested = load_tables(args.data_dir, config)
-    print(ingested.format_summary())
-    rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    ingested.rejects.to_csv(rejects_path, index=False)
-    print(f"wrote {len(ingested.rejects):,} reject lines to {args.rejects}")
-    if not len(ingested.tables["orders"]):
+    check = _check_in_duckdb if args.engine == "duckdb" else _check_in_pandas
+    summary, rejected, usable_orders = check(args, config, rejects_path)
+    print(summary)
+    print(f"wrote {rejected:,} reject lines to {args.rejects}")
+    if not usable_orders:
         print("journeycast validate: no usable orders remain", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_in_pandas(args: argparse.Namespace, config, rejects_path: Path) -> tuple[str, int, int]:
+    """Summary, rejects written and usable orders of ``load_tables`` (any source)."""
+    from toolkit.ingest import load_tables
+
+    ingested = load_tables(args.data_dir, config)
+    rejects_path.parent.mkdir(parents=True, exist_ok=True)
+    ingested.rejects.to_csv(rejects_path, index=False)
+    return ingested.format_summary(), len(ingested.rejects), len(ingested.tables["orders"])
+
+
+def _check_in_duckdb(args: argparse.Namespace, config, rejects_path: Path) -> tuple[str, int, int]:
+    """The same, checked and counted inside DuckDB: CSV/Parquet sources too large for pandas."""
+    from toolkit.warehouse import WarehouseLimits, warehouse_flows
+
+    found = warehouse_flows(args.data_dir, config, rejects_file=rejects_path,
+                            limits=WarehouseLimits(memory_limit=args.memory_limit))
+    lines = []
+    for name, count in found.counts.items():
+        lines.append(f"{name:<7} {found.files[name]}: {count['rows_in']:,} rows in, "
+                     f"{count['accepted']:,} accepted, {count['rejected']:,} rejected")
+        reasons = found.rejects_by_reason[found.rejects_by_reason["table"] == name]
+        lines += [f"          {row.problems:>8,}  {row.reason}" for row in reasons.itertuples()]
+    rejected = int(found.rejects_by_reason["problems"].sum())
+    return "\n".join(lines), rejected, found.counts.get("orders", {}).get("accepted", 0)
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
@@ -175,7 +199,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check the data directory and write the rejected rows")
     _data_arguments(p)
     p.add_argument("--rejects", type=Path, default=Path("reports/validate/rejects.csv"),
-                   help="where to write the rejected rows (never inside DATA_DIR)")
+                   help="where to write the rejected rows (never inside DATA_DIR; "
+                        "with --engine duckdb: Parquet unless the name ends in .csv)")
+    p.add_argument("--engine", choices=("pandas", "duckdb"), default="pandas",
+                   help="pandas: rows into memory (any source); duckdb: checked and counted inside "
+                        "DuckDB, for CSV/Parquet sources of tens of millions of rows")
+    p.add_argument("--memory-limit", default="1GB",
+                   help="with --engine duckdb: DuckDB's memory limit; beyond it, it spills to .cache/warehouse/")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("forecast", help="forecast stage cash flows and the cash position")

@@ -45,7 +45,6 @@ sources are.
 
 from __future__ import annotations
 
-import codecs
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -67,6 +66,7 @@ from toolkit.ingest import (
     _blank_lines,
     _business_now,
     _canonical_names,
+    _csv_encoding,
     _encoding_error,
     _header_delimiter,
     _sql_string,
@@ -183,6 +183,9 @@ def warehouse_flows(data_dir: str | Path, config: Config, freq: str = "D", segme
         counts = {name: _counts(con, name) for name in tables}
         rejects_file.parent.mkdir(parents=True, exist_ok=True)
         by_reason = _write_rejects(con, list(tables.values()), rejects_file)
+        if not counts.get("orders", {}).get("accepted"):
+            raise IngestError(f"{tables['orders'].label if 'orders' in tables else data_dir}: no usable "
+                              f"orders remain; the rejects in {rejects_file} say why")
         totals = _daily_totals(con, tables, segment is not None)
         touch = (con.sql("SELECT date_trunc('day', ts) AS ts, stage, count(*) AS y FROM events_ok "
                          "GROUP BY ALL").df() if "events" in tables else None)
@@ -255,12 +258,7 @@ def _parquet_scan(path: Path) -> str:
 
 def _csv_scan(name: str, path: Path, label: str, config: Config, scratch: Path) -> str:
     """The file as text columns plus ``idx`` (0-based row position); unreadable lines go aside."""
-    if path.stat().st_size == 0:
-        raise IngestError(f"{label}: the file is empty (expected a header line and rows)")
-    try:
-        encoding = codecs.lookup(config.encoding).name
-    except LookupError:
-        raise IngestError(f"encoding '{config.encoding}' in journeycast.yml is not a known encoding") from None
+    encoding = _csv_encoding(path, label, config)
     if encoding not in _DUCKDB_ENCODINGS:
         path = _transcode(path, label, encoding, scratch / f"{name}.csv")
         encoding = "utf-8"
