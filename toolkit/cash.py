@@ -140,6 +140,20 @@ def _split_unique_id(unique_id: str) -> tuple[str, str]:
         raise CashError(str(exc)) from None
 
 
+def _check_draw_columns(frame: pd.DataFrame, name: str) -> None:
+    if frame.empty:
+        raise CashError(f"{name} has no rows or no draw columns: nothing to forecast the balance from")
+    others = frame.columns[~frame.columns.astype(str).str.startswith(_DRAW_PREFIX)]
+    if len(others):
+        raise CashError(f"{name} may only hold draw columns ('{_DRAW_PREFIX}0', ...), found {list(others)}")
+
+
+def _check_finite(frame: pd.DataFrame, whose: str) -> None:
+    values = frame.to_numpy()
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        raise CashError(f"{whose} draw columns must hold finite numbers (no NaN)")
+
+
 def _check_paths(paths: pd.DataFrame) -> None:
     """Raise CashError unless ``paths`` follows the sample-path contract."""
     if not isinstance(paths, pd.DataFrame):
@@ -148,11 +162,7 @@ def _check_paths(paths: pd.DataFrame) -> None:
         raise CashError(
             f"paths must be indexed by {list(_INDEX_NAMES)}, got {list(paths.index.names)}"
         )
-    if paths.empty:
-        raise CashError("paths has no rows or no draw columns: nothing to forecast the balance from")
-    others = paths.columns[~paths.columns.astype(str).str.startswith(_DRAW_PREFIX)]
-    if len(others):
-        raise CashError(f"paths may only hold draw columns ('{_DRAW_PREFIX}0', ...), found {list(others)}")
+    _check_draw_columns(paths, "paths")
     if not pd.api.types.is_datetime64_any_dtype(paths.index.levels[1]):
         raise CashError("paths' 'ds' index level must hold dates (datetime64)")
     for unique_id in paths.index.unique(level="unique_id"):
@@ -160,9 +170,7 @@ def _check_paths(paths: pd.DataFrame) -> None:
     if paths.index.has_duplicates:
         dup = paths.index[paths.index.duplicated()][0]
         raise CashError(f"paths has more than one row for series {dup[0]!r} on {dup[1]:%Y-%m-%d}")
-    values = paths.to_numpy()
-    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
-        raise CashError("paths' draw columns must hold finite numbers (no NaN)")
+    _check_finite(paths, "paths'")
 
 
 def _check_net_flow(net_flow: pd.DataFrame) -> None:
@@ -171,16 +179,10 @@ def _check_net_flow(net_flow: pd.DataFrame) -> None:
         raise CashError(f"net_flow must be a DataFrame, got {type(net_flow).__name__}")
     if not isinstance(net_flow.index, pd.DatetimeIndex):
         raise CashError("net_flow must be indexed by the forecast dates (a DatetimeIndex 'ds')")
-    if net_flow.empty:
-        raise CashError("net_flow has no rows or no draw columns: nothing to forecast the balance from")
-    others = net_flow.columns[~net_flow.columns.astype(str).str.startswith(_DRAW_PREFIX)]
-    if len(others):
-        raise CashError(f"net_flow may only hold draw columns ('{_DRAW_PREFIX}0', ...), found {list(others)}")
+    _check_draw_columns(net_flow, "net_flow")
     if not net_flow.index.is_monotonic_increasing or net_flow.index.has_duplicates:
         raise CashError("net_flow must have one row per forecast day, in date order")
-    values = net_flow.to_numpy()
-    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
-        raise CashError("net_flow's draw columns must hold finite numbers (no NaN)")
+    _check_finite(net_flow, "net_flow's")
 
 
 @dataclass(frozen=True)

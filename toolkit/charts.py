@@ -41,6 +41,7 @@ __all__ = [
     "backtest_scores",
     "campaign_timing",
     "cash_balance",
+    "cash_outlook",
     "cash_opportunities_linked",
     "cash_title",
     "cohort_retention",
@@ -442,6 +443,16 @@ def cash_balance(
     return alt.layer(*layers).properties(
         title=alt.Title(title, subtitle="Solid: actual · dashed: median forecast · band: P10–P90")
     )
+
+
+def cash_outlook(outlook: Any, currency: str = "USD", history_days: int | None = 180) -> alt.LayerChart:
+    """:func:`cash_balance` of a ``toolkit.cash.CashOutlook``, zoomed by :func:`recent_history`.
+
+    ``outlook`` needs ``bands``, ``minimum_cash``, ``first_breach_date`` and
+    ``shortfall_probability`` (a what-if's outlook has them too).
+    """
+    return cash_balance(recent_history(outlook.bands, history_days), outlook.minimum_cash,
+                        outlook.first_breach_date, outlook.shortfall_probability, currency=currency)
 
 
 def shortfall_probability(

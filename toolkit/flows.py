@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import JourneycastError, require_columns
-from toolkit.journey import first_touch, is_refund, is_sale, period_grid, period_label
+from toolkit.journey import data_period, first_touch, is_refund, is_sale, period_grid, period_label
 from toolkit.schema import COST_STAGES
 
 __all__ = [
@@ -148,13 +148,11 @@ def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
     return rows
 
 
-def _data_period(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    stamps = [t["ts"] for t in tables.values() if t is not None and len(t)]
-    if not stamps:
+def _data_days(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    period = data_period(tables)
+    if period is None:
         raise FlowsError("the tables hold no rows: there is no period to build series over")
-    first = min(s.min() for s in stamps)
-    last = max(s.max() for s in stamps)
-    return pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    return pd.Timestamp(period[0]).normalize(), pd.Timestamp(period[1]).normalize()
 
 
 def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str | None = None,
@@ -187,7 +185,7 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
         raise FlowsError("the tables have no 'orders' table")
     if segment is not None and segment not in SEGMENT_DIMENSIONS:
         raise FlowsError(f"cannot split flows by {segment!r}; choose one of {list(SEGMENT_DIMENSIONS)}")
-    first, last = _data_period(tables)
+    first, last = _data_days(tables)
     try:
         grid = period_grid(first, last, freq)
     except ValueError as exc:

@@ -46,6 +46,7 @@ __all__ = [
     "is_refund",
     "is_sale",
     "kpis",
+    "data_period",
     "period_grid",
     "period_label",
     "time_to_convert",
@@ -96,6 +97,14 @@ def period_label(ts: pd.Series, freq: str) -> pd.Series:
     else:
         label = ts.dt.to_period("M").dt.start_time
     return label.astype("datetime64[ns]")
+
+
+def data_period(tables: dict[str, pd.DataFrame | None]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last ``ts`` across the non-empty tables; None when every table is empty."""
+    stamps = [t["ts"] for t in tables.values() if t is not None and len(t)]
+    if not stamps:
+        return None
+    return min(s.min() for s in stamps), max(s.max() for s in stamps)
 
 
 def period_grid(first: pd.Timestamp, last: pd.Timestamp, freq: str) -> pd.DatetimeIndex:

@@ -289,11 +289,10 @@ def record_data_period(tables: dict[str, pd.DataFrame]) -> dict[str, str | None]
 
     The report shows this period beside its parameters.
     """
-    firsts = [t.ts.min() for t in tables.values() if len(t)]
-    lasts = [t.ts.max() for t in tables.values() if len(t)]
-    period = {
-        "start": f"{min(firsts):%Y-%m-%d}" if firsts else None,
-        "end": f"{max(lasts):%Y-%m-%d}" if lasts else None,
-    }
+    from toolkit.journey import data_period
+
+    found = data_period(tables)
+    period = {"start": f"{found[0]:%Y-%m-%d}", "end": f"{found[1]:%Y-%m-%d}"} if found else {
+        "start": None, "end": None}
     record("data_period", period)
     return period

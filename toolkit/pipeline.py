@@ -30,7 +30,8 @@ from toolkit.export import plain
 from toolkit.flows import stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.ingest import Ingested, load_tables
-from toolkit.journey import TimeToConvert, cohort_retention, customer_stages, funnel, kpis, time_to_convert
+from toolkit.journey import (TimeToConvert, cohort_retention, customer_stages, data_period, funnel, kpis,
+                             time_to_convert)
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, evaluate_campaign, evaluate_upsell,
                                    repurchase_opportunities, suggest_offers, summary_from_orders,
@@ -78,8 +79,7 @@ class Dataset:
     @property
     def period(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last timestamp across the tables."""
-        stamps = [t.ts for t in self.tables.values() if len(t)]
-        return min(s.min() for s in stamps), max(s.max() for s in stamps)
+        return data_period(self.tables)
 
 
 def load(data_dir: str | Path, config_file: str | Path | None = None,
@@ -364,8 +364,8 @@ def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: p
     repurchase = repurchase_opportunities(predictions, as_of, events, orders, horizon_days=days)
     start = as_of - pd.Timedelta(days=days)
     check = evaluate_upsell(orders, start, events, horizon_days=days, seed=seed)
-    upsell_model = UpsellModel(seed=seed).fit(upsell_features(orders, start, events),
-                                              upsell_labels(orders, start, days))
+    # refitted on the checked period's features and outcomes (the check computed both)
+    upsell_model = UpsellModel(seed=seed).fit(check.features, check.scores["upsell"])
     propensity = upsell_model.predict_proba(upsell_features(orders, as_of, events))
     offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=gross_margin,
                             horizon_days=days)

@@ -236,11 +236,8 @@ class ScenarioExplorer(_Explorer):
     def chart_for(self, values: dict[str, Any]) -> alt.VConcatChart:
         """Recompute the outlook for ``values`` and draw balance and comparison."""
         outlook, comparison = self.recompute(**values)
-        balance = charts.cash_balance(
-            charts.recent_history(outlook.bands), outlook.minimum_cash, outlook.first_breach_date,
-            shortfall_probability=outlook.shortfall_probability, currency=self.currency,
-        )
-        return alt.vconcat(balance, charts.scenario_comparison(comparison, currency=self.currency))
+        return alt.vconcat(charts.cash_outlook(outlook, currency=self.currency),
+                           charts.scenario_comparison(comparison, currency=self.currency))
 
     def static(self) -> alt.VConcatChart:
         """The chart for the default controls (no change: the baseline)."""

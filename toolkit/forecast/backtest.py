@@ -29,7 +29,7 @@ from toolkit.forecast.settings import (
     split_series,
 )
 
-__all__ = ["SCORE_COLUMNS", "FoldForecast", "backtest", "backtest_series", "seasonal_naive_scale"]
+__all__ = ["SCORE_COLUMNS", "FoldForecast", "backtest", "backtest_series", "fold_scores", "seasonal_naive_scale"]
 
 #: Columns of :func:`backtest`'s result.
 SCORE_COLUMNS = ["unique_id", "model", "fold", "cutoff", "n", "mae", "mase", "coverage", "error"]
@@ -113,10 +113,15 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
     return out
 
 
+def fold_scores(unique_id: str, folds: list[FoldForecast]) -> pd.DataFrame:
+    """One row of scores per fold and model (columns ``SCORE_COLUMNS``)."""
+    return pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
+
+
 def _backtest_task(task: tuple[str, pd.DataFrame, ForecastSettings, tuple[str, ...]]) -> pd.DataFrame:
     unique_id, frame, settings, models = task
-    folds = backtest_series(regular_history(frame, settings.freq), settings, unique_id, models)
-    return pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
+    return fold_scores(unique_id, backtest_series(regular_history(frame, settings.freq), settings, unique_id,
+                                                  models))
 
 
 def backtest(series: pd.DataFrame, horizon: int = 28, folds: int = 3,

@@ -45,7 +45,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from toolkit.forecast.backends import run_tasks, stream_tasks
-from toolkit.forecast.backtest import SCORE_COLUMNS, FoldForecast, backtest_series
+from toolkit.forecast.backtest import SCORE_COLUMNS, FoldForecast, backtest_series, fold_scores
 from toolkit.forecast.baselines import BASELINES
 from toolkit.forecast.methods import finish, forecast_with, interval
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
@@ -190,10 +190,9 @@ def calibration_factor(folds: list[FoldForecast], width: float) -> tuple[float, 
     return factor_from(needed), (covered / total if total else np.nan)
 
 
-def _summary(folds: list[FoldForecast]) -> pd.DataFrame:
-    """Mean backtest scores per model."""
-    rows = pd.DataFrame([f.scores() for f in folds], columns=SCORE_COLUMNS[1:])
-    return rows.groupby("model")[["mae", "mase", "coverage"]].mean()
+def _summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean backtest scores per model, from :func:`~toolkit.forecast.backtest.fold_scores`."""
+    return scores.groupby("model")[["mae", "mase", "coverage"]].mean()
 
 
 def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | None, str]:
@@ -247,6 +246,7 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     seed = series_seed(settings.seed, unique_id)
 
     folds: list[FoldForecast] = []
+    scores = fold_scores(unique_id, folds)
     summary = pd.DataFrame(columns=["mae", "mase", "coverage"], dtype=float)
     reason = _unfit_reason(y, settings)
     if reason is not None:
@@ -257,7 +257,8 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
         status, model, reason = "ok", "prophet", ""
         if settings.backtest_folds:
             folds = backtest_series(history, settings, unique_id)
-            summary = _summary(folds)
+            scores = fold_scores(unique_id, folds)
+            summary = _summary(scores)
         prophet_errors = [f.error for f in folds if f.model == "prophet" and f.error]
         if prophet_errors:
             status, reason = "failed-over", f"Prophet failed in the backtest: {prophet_errors[0]}"
@@ -286,7 +287,6 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
 
     diagnostics = _diagnostics(unique_id, status, model, reason, int(finite.sum()), closed, clip,
                                summary, factor, coverage_calibrated)
-    scores = pd.DataFrame([{"unique_id": unique_id, **f.scores()} for f in folds], columns=SCORE_COLUMNS)
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics, scores)
 
 
@@ -322,7 +322,7 @@ def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseE
     diagnostics = _diagnostics(unique_id, "failed", model, reason, n_obs, closed, clip,
                                summary, 1.0, np.nan)
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics,
-                         pd.DataFrame(columns=SCORE_COLUMNS))
+                         fold_scores(unique_id, []))
 
 
 Chunk = tuple[Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], ForecastSettings]
@@ -488,7 +488,7 @@ class StageForecaster:
     def settings(self) -> ForecastSettings:
         """The per-series settings these parameters describe."""
         names = {f.name for f in fields(ForecastSettings)}
-        params = {k: v for k, v in vars(self).items() if k in names and not k.endswith("_")}
+        params = {k: v for k, v in vars(self).items() if k in names}
         params["prophet_kwargs"] = dict(self.prophet_kwargs or {})
         return ForecastSettings(**params)
 

@@ -204,7 +204,9 @@ class UpsellEvaluation:
     """How well upsell propensity ranked and calibrated on a later period.
 
     ``calibration`` has one row per bin of predicted propensity: predicted
-    (mean), observed (upsell rate) and customers.
+    (mean), observed (upsell rate) and customers. ``features`` are the
+    customers' features as of the cutoff and ``scores["upsell"]`` their
+    outcomes: together, the training data of a model refitted up to the cutoff.
     """
 
     auc: float
@@ -214,6 +216,7 @@ class UpsellEvaluation:
     customers: int
     model: UpsellModel
     scores: pd.DataFrame
+    features: pd.DataFrame
 
 
 def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
@@ -246,7 +249,7 @@ def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
         auc=float(roc_auc_score(actual, score)),
         top_decile_lift=float(actual[top].mean() / base_rate) if base_rate > 0 else float("nan"),
         base_rate=base_rate, calibration=calibration, customers=len(test), model=model,
-        scores=pd.DataFrame({"propensity": score, "upsell": actual}))
+        scores=pd.DataFrame({"propensity": score, "upsell": actual}), features=test)
 
 
 def addon_bundles(orders: pd.DataFrame, bundle_size: int = 2) -> pd.DataFrame:
