@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from toolkit.export import plain
 from toolkit.flows import stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.ingest import Ingested, load_tables
+from toolkit.notes import Note
 from toolkit.journey import (TimeToConvert, cohort_retention, customer_stages, data_period, funnel, kpis,
                              time_to_convert)
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
@@ -70,6 +71,7 @@ class Dataset:
     data_dir: Path
     config: Config
     ingested: Ingested
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -109,6 +111,7 @@ class JourneyView:
     time_to_purchase: TimeToConvert
     retention: pd.DataFrame
     kpis: pd.DataFrame
+    notes: list[Note] = field(default_factory=list)
 
 
 def journey(dataset: Dataset, freq: str = "MS", by: str | None = None) -> JourneyView:
@@ -133,6 +136,7 @@ class CashForecast:
     result: ForecastResult
     outlook: CashOutlook
     scenarios: pd.DataFrame
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def cost_stages(self) -> list[str]:
@@ -336,6 +340,7 @@ class Opportunities:
     upsell: pd.DataFrame
     upsell_check: UpsellEvaluation
     model: RepurchaseModel
+    notes: list[Note] = field(default_factory=list)
 
 
 def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None = None) -> Opportunities:

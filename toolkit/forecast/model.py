@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -59,6 +59,7 @@ from toolkit.forecast.settings import (
     split_series,
 )
 from toolkit.forecast.store import STORED_TABLES, StoredForecast, StoreWriter
+from toolkit.notes import Note
 
 __all__ = [
     "CALIBRATION_LIMITS",
@@ -124,6 +125,7 @@ class ForecastResult:
     paths: pd.DataFrame
     diagnostics: pd.DataFrame
     backtest: pd.DataFrame
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def net_flow(self) -> pd.DataFrame:
