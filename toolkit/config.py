@@ -64,6 +64,8 @@ class Source(_Strict):
     query: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     required: bool = False
+    cancellation_prefix: str | None = Field(
+        default=None, description="orders: ids starting with this mark cancellation/return lines (e.g. 'C')")
 
     @model_validator(mode="after")
     def _one_location(self) -> "Source":
@@ -84,6 +86,18 @@ def _default_sources() -> dict[str, Source]:
     }
 
 
+class CampaignSettings(_Strict):
+    """The campaign an analyst plans by default; the CLI and every notebook start from these."""
+
+    target_threshold: float = Field(default=0.25, ge=0, le=1,
+                                    description="contact customers whose propensity reaches this")
+    discount: float = Field(default=0.10, ge=0, lt=1, description="share of the offer price given up")
+    cost_per_contact: float = Field(default=2.0, ge=0, description="money per contacted customer")
+    fixed_cost: float = Field(default=0.0, ge=0, description="money at launch (creative, agency, platform)")
+    start_week: int = Field(default=1, ge=1, description="launch week (1: the week after the data)")
+    duration_days: int = Field(default=28, ge=1, description="days the offer stays open")
+
+
 class Config(_Strict):
     """The run configuration: data layout, business facts and model settings."""
 
@@ -98,17 +112,23 @@ class Config(_Strict):
         default="UTC", description="business-local zone; aware timestamps are converted to it"
     )
     currency: str = "USD"
-    opening_balance: float = Field(default=0.0, description="cash at the start of the data")
+    opening_balance: float | None = Field(
+        default=None, description="cash at the start of the data; None: unknown, pages show flows, not a balance")
     minimum_cash: float = Field(default=0.0, description="the balance cash must not fall below")
-    holiday_country: str | None = "US"
+    holiday_country: str | None = Field(
+        default="auto", description="ISO country of the public holidays; 'auto': from currency and timezone; "
+                                    "None: no holidays")
     horizon: int = Field(default=90, ge=1, le=1095, description="forecast horizon in periods")
     frequency: Literal["D", "W", "MS"] = "D"
     conversion_window_days: int = Field(default=90, ge=1)
     risk_limit: float = Field(default=0.05, gt=0, lt=1, description="max shortfall probability")
     discount_rate: float = Field(default=0.10, ge=0, lt=1, description="annual, for CLV")
-    gross_margin: float = Field(
-        default=1.0, gt=0, le=1, description="share of a sale left after goods and shipping"
-    )
+    gross_margin: float | None = Field(
+        default=None, gt=0, le=1,
+        description="share of a sale left after goods and shipping; None: unknown (said where it matters)")
+    max_reject_share: float = Field(
+        default=0.05, ge=0, le=1, description="more rejected rows than this share is an error")
+    campaign: CampaignSettings = Field(default_factory=CampaignSettings)
     seed: int = 42
 
     @model_validator(mode="after")

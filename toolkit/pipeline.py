@@ -157,13 +157,13 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     if horizon is not None:
         forecaster_options["horizon"] = horizon
     settings = {"horizon": config.horizon, "freq": config.frequency,
-                "holiday_country": config.holiday_country, "seed": config.seed, **forecaster_options}
+                "holiday_country": None if config.holiday_country == "auto" else config.holiday_country, "seed": config.seed, **forecaster_options}
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
     result = computed_once(_fit_predict, series, settings, execution, ignore=("execution",))
-    outlook = cash_position(series, result.paths, config.opening_balance, config.minimum_cash)
+    outlook = cash_position(series, result.paths, config.opening_balance or 0.0, config.minimum_cash)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
     comparison = compare_scenarios(series, result.paths, dated,
-                                   config.opening_balance, config.minimum_cash)
+                                   config.opening_balance or 0.0, config.minimum_cash)
     return CashForecast(config, series, result, outlook, comparison)
 
 
@@ -261,9 +261,9 @@ def what_if(dataset: Dataset, cash: CashForecast) -> Callable[..., tuple[CashOut
                                         DemandShock(demand_shock_pct, start),
                                         ReceiptDelay(receipt_delay_days)))
         outlook = cash_position(cash.series, apply_scenario(cash.result.paths, scenario),
-                                config.opening_balance, config.minimum_cash)
+                                config.opening_balance or 0.0, config.minimum_cash)
         comparison = compare_scenarios(cash.series, cash.result.paths, [scenario],
-                                       config.opening_balance, config.minimum_cash)
+                                       config.opening_balance or 0.0, config.minimum_cash)
         return outlook, comparison
 
     return recompute
@@ -355,7 +355,7 @@ def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None
     return computed_once(
         _score_customers, dataset.tables["orders"], dataset.tables.get("events"),
         dataset.period[1].normalize(), horizon or config.horizon,
-        config.seed if seed is None else seed, config.discount_rate, config.gross_margin)
+        config.seed if seed is None else seed, config.discount_rate, config.gross_margin or 1.0)
 
 
 def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp, days: int,
@@ -408,8 +408,8 @@ def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_
     start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (start_week - 1))
     plan = Campaign(targets, cost_per_contact=cost_per_contact, discount=discount, start=start,
                     duration_days=duration_days, fixed_cost=fixed_cost,
-                    margin_share=config.gross_margin)
-    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, config.opening_balance,
+                    margin_share=config.gross_margin or 1.0)
+    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, config.opening_balance or 0.0,
                                    config.minimum_cash, config.risk_limit,
                                    seed=config.seed if seed is None else seed)
     return targets, evaluation
