@@ -48,3 +48,24 @@ def test_planted_shape_of_the_sample():
     # weekly seasonality: Mondays busier than Saturdays
     by_weekday = orders[orders.amount > 0].groupby(orders.ts.dt.day_of_week).size()
     assert by_weekday[0] > 1.3 * by_weekday[5]
+
+
+def test_messy_export_carries_what_real_exports_do(tmp_path):
+    assert main(["sample", "--messy", "--out", str(tmp_path), "--customers", "2000", "--seed", "3"]) == 0
+    export = pd.read_csv(tmp_path / "orders.csv", dtype=str, keep_default_na=False)
+    assert (tmp_path / "journeycast.yml").exists() and not (tmp_path / "costs.csv").exists()
+    ts = pd.to_datetime(export["InvoiceDate"], format="%d/%m/%Y %H:%M")
+    # one year, day-first dates, a closed Christmas week and a last day cut off mid-morning
+    assert ts.min() >= sample.MESSY_START and ts.max() < sample.END + pd.Timedelta(hours=sample.MESSY_CUTOFF_HOUR)
+    assert not ts.between(*sample.MESSY_CLOSURE).any()
+    assert (ts.dt.day > 12).any()
+    # order lines: orders with several lines; guests; cancellations as C-invoices with negative quantities
+    assert export["InvoiceNo"].duplicated().any()
+    assert (export["CustomerID"] == "").any() and (export["CustomerID"] != "").any()
+    returns = export["InvoiceNo"].str.startswith("C")
+    assert returns.any() and (export.loc[returns, "Quantity"].astype(int) < 0).all()
+    assert (export.loc[~returns, "Quantity"].astype(int) > 0).all()
+    # the same arguments give the same file
+    again = tmp_path / "again"
+    assert main(["sample", "--messy", "--out", str(again), "--customers", "2000", "--seed", "3"]) == 0
+    assert filecmp.cmp(tmp_path / "orders.csv", again / "orders.csv", shallow=False)

@@ -18,9 +18,10 @@ PSEUDONYM_KEY_VARIABLE = "JOURNEYCAST_PSEUDONYM_KEY"
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from toolkit.sample import write_sample
+    from toolkit.sample import write_messy_shop, write_sample
 
-    paths = write_sample(args.out, customers=args.customers, seed=args.seed)
+    write = write_messy_shop if args.messy else write_sample
+    paths = write(args.out, customers=args.customers, seed=args.seed)
     for name, path in paths.items():
         print(f"wrote {path}")
     return 0
@@ -194,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("data/sample"), help="output directory")
     p.add_argument("--customers", type=int, default=9000, help="people entering the journey")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--messy", action="store_true",
+                   help="instead, the shop's last year as a raw order-line export: guests, cancellations, "
+                        "European dates, a closed week, a partial last day, no events or costs")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("validate", help="check the data directory and write the rejected rows")

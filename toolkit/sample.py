@@ -332,3 +332,90 @@ def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> d
         paths[name] = out / f"{name}.csv"
         frame.to_csv(paths[name], index=False, float_format="%.2f", lineterminator="\n")
     return paths
+
+
+# --------------------------------------------------------------------------- the messy export
+
+#: The messy export's last year: what a shop that only keeps one year of order lines hands over.
+MESSY_START = END - pd.Timedelta(days=364)
+#: Days the messy shop was closed (no orders at all): its Christmas break.
+MESSY_CLOSURE = (pd.Timestamp("2025-12-24"), pd.Timestamp("2026-01-01"))
+#: The export was taken at this time on its last day, so that day holds only its morning.
+MESSY_CUTOFF_HOUR = 11
+MESSY_GUEST_SHARE = 0.4  # of one-off buyers' orders, placed as guests (no customer id)
+MESSY_EXTRA_LINE_SHARE = 0.35  # of orders that carry add-on lines beside their main product
+
+
+def messy_export(customers: int = 9000, seed: int = 7) -> tuple[pd.DataFrame, dict]:
+    """The sample shop's last year as a raw order-line export, with its ``journeycast.yml`` settings.
+
+    What real exports look like and the sample does not: one row per order line
+    (add-ons on lines of their own), quantity and unit price but no line amount,
+    guests without a customer id, refunds and cancellations as ``C``-prefixed
+    invoices with negative quantities, a closed week at Christmas, a last day cut
+    off mid-morning, European day-first dates, the shop's own column names, and
+    no events or costs. Returns the export (columns as the shop names them) and
+    the configuration that maps it.
+    """
+    orders = generate(customers, seed)["orders"]
+    rng = np.random.default_rng(seed + 1)
+    orders = orders[orders["ts"] >= MESSY_START]
+    closed = orders["ts"].between(MESSY_CLOSURE[0], MESSY_CLOSURE[1] + pd.Timedelta(days=1), inclusive="left")
+    cut = orders["ts"] >= END + pd.Timedelta(hours=MESSY_CUTOFF_HOUR)
+    orders = orders[~closed & ~cut].reset_index(drop=True)
+
+    sales = orders[orders["status"] != "refunded"].copy()
+    sales["invoice"] = sales["order_id"].str.slice(1).astype(int)
+    sales["unit_price"] = (sales["amount"] / sales["quantity"]).round(2)
+    one_off = sales["customer_id"].map(sales["customer_id"].value_counts()) == 1
+    guest = one_off & (rng.random(len(sales)) < MESSY_GUEST_SHARE)
+    sales["customer"] = sales["customer_id"].str.slice(1).astype(int).astype("str").where(~guest, "")
+
+    extra = sales[rng.random(len(sales)) < MESSY_EXTRA_LINE_SHARE]
+    addons = extra.assign(sku=[f"ADD-{k:02d}" for k in rng.integers(1, 4, len(extra))],
+                          quantity=1, unit_price=ADDON_PRICE)
+    # a refund or cancellation comes back as an invoice of its own: 'C' + the order, negative quantities
+    refunds = orders[orders["status"] == "refunded"].assign(
+        invoice=lambda f: f["order_id"].str.slice(1).astype(int))
+    refunds = refunds.merge(sales[["invoice", "unit_price", "customer"]], on="invoice", how="inner")
+    cancelled = sales[sales["status"] == "cancelled"]
+    returns = pd.concat([refunds, cancelled], ignore_index=True).assign(quantity=lambda f: -f["quantity"].abs())
+
+    lines = pd.concat([sales.assign(prefix=""), addons.assign(prefix=""), returns.assign(prefix="C")],
+                      ignore_index=True)
+    lines = lines.sort_values(["ts", "invoice", "prefix", "sku"], kind="stable", ignore_index=True)
+    export = pd.DataFrame({
+        "InvoiceNo": lines["prefix"] + lines["invoice"].astype("str"),
+        "StockCode": lines["sku"],
+        "Quantity": lines["quantity"].astype(int),
+        "InvoiceDate": lines["ts"].dt.strftime("%d/%m/%Y %H:%M"),
+        "UnitPrice": lines["unit_price"].map("{:.2f}".format),
+        "CustomerID": lines["customer"],
+        "Country": "Germany",
+    })
+    settings = {
+        "sources": {"orders": {"path": "orders.csv", "cancellation_prefix": "C", "columns": {
+            "InvoiceNo": "order_id", "StockCode": "sku", "Quantity": "quantity", "InvoiceDate": "ts",
+            "UnitPrice": "unit_price", "CustomerID": "customer_id"}}},
+        "date_format": "%d/%m/%Y %H:%M",
+        "currency": "EUR",
+        "timezone": "Europe/Berlin",
+        "gross_margin": 0.55,
+    }
+    return export, settings
+
+
+def write_messy_shop(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> dict[str, Path]:
+    """Write ``messy_export`` as ``orders.csv`` and its ``journeycast.yml`` in ``out_dir``."""
+    import yaml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    export, settings = messy_export(customers, seed)
+    paths = {"orders": out / "orders.csv", "config": out / "journeycast.yml"}
+    export.to_csv(paths["orders"], index=False, lineterminator="\n")
+    paths["config"].write_text(
+        "# A one-year order-line export with guests, cancellations and European dates\n"
+        "# (journeycast sample --messy). No events, no costs, no opening balance.\n"
+        + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return paths
