@@ -523,7 +523,7 @@ def test_compare_scenarios_puts_the_baseline_first_and_matches_each_position(his
 
     assert table["scenario"].tolist() == [BASELINE, "marketing push", "slow payers"]
     assert list(table.columns) == [
-        "scenario", "shortfall_probability", "first_breach_date", "runway_days",
+        "scenario", "balance_known", "shortfall_probability", "first_breach_date", "runway_days",
         "ending_p10", "ending_p50", "ending_p90", "lowest_p50", "lowest_p50_date",
     ]
     scenarios = [Scenario(BASELINE), scenario_from_dict(push), delay]

@@ -35,6 +35,14 @@ Definitions used throughout:
   the P50 balance stays at or above the minimum: one less than the days until
   ``first_breach_date``, or the length of the horizon in days if the P50
   balance never falls below the minimum.
+
+Without an opening balance there is no balance to speak of: the same sums
+start from zero on the first actual day and are the *cumulative net cash flow*
+since then (the change in cash, still worth seeing), and nothing is compared
+with a minimum. Without a minimum (``minimum_cash=None``: e.g. when no
+outflow is known, so the balance would only ever grow) the bands are kept and
+the shortfall figures are None. A page must never show a shortfall risk that
+was computed from money in alone.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from toolkit.errors import JourneycastError
 from toolkit.flows import net_flow as actual_net_flow
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import ForecastError
+from toolkit.notes import Note
 from toolkit.schema import COST_STAGES
 
 __all__ = [
@@ -65,6 +74,7 @@ __all__ = [
     "CashOutlook",
     "DemandShock",
     "ExtraFlows",
+    "MissingSeriesError",
     "OneOffCost",
     "OutflowChange",
     "ReceiptDelay",
@@ -73,6 +83,7 @@ __all__ = [
     "cash_position",
     "cash_position_from_net_flow",
     "compare_scenarios",
+    "compare_scenarios_with_notes",
     "scenario_from_dict",
 ]
 
@@ -93,6 +104,10 @@ _INDEX_NAMES = ("unique_id", "ds")
 
 class CashError(JourneycastError, ValueError):
     """Cash-position inputs or a scenario are invalid."""
+
+
+class MissingSeriesError(CashError):
+    """An adjustment changes money the forecast does not have (e.g. the costs of a stage with no costs)."""
 
 
 # ---------------------------------------------------------------- inputs
@@ -249,7 +264,23 @@ class Adjustment(ABC):
 
     @abstractmethod
     def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
-        """A new paths frame with the adjustment applied; ``paths`` is left unchanged."""
+        """A new paths frame with the adjustment applied; ``paths`` is left unchanged.
+
+        Raises ``MissingSeriesError`` when ``missing(paths)`` names something.
+        """
+
+    def missing(self, paths: pd.DataFrame) -> str | None:
+        """What the forecast lacks for this adjustment to mean anything (None: nothing).
+
+        A data set without costs has no outflow to raise; such an adjustment is
+        left out of a comparison with a note rather than failing the run.
+        """
+        return None
+
+    def _require_series(self, paths: pd.DataFrame) -> None:
+        lacking = self.missing(paths)
+        if lacking is not None:
+            raise MissingSeriesError(f"{self.kind}: {lacking}")
 
 
 @dataclass(frozen=True)
@@ -266,11 +297,17 @@ class OutflowChange(Adjustment):
         object.__setattr__(self, "pct", _percent(self.pct, "outflow_change: pct"))
         object.__setattr__(self, "start", _timestamp(self.start, "outflow_change: start"))
 
+    def missing(self, paths: pd.DataFrame) -> str | None:
+        rows = _Rows.of(paths)
+        if ((rows.direction == "outflow") & (rows.stage == self.stage)).any():
+            return None
+        return (f"the forecast has no outflow series for stage {self.stage!r} "
+                f"(the data holds no money going out at that stage)")
+
     def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
+        self._require_series(paths)
         rows = _Rows.of(paths)
         mask = (rows.direction == "outflow") & (rows.stage == self.stage)
-        if not mask.any():
-            raise CashError(f"outflow_change: the forecast has no outflow series for stage {self.stage!r}")
         mask &= rows.ds >= self.start
         if not mask.any():
             raise CashError(
@@ -346,13 +383,21 @@ class DemandShock(Adjustment):
                 raise CashError("demand_shock: stages is empty; leave it out to shock every inflow")
             object.__setattr__(self, "stages", stages)
 
-    def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
-        rows = _Rows.of(paths)
+    def _inflows(self, rows: _Rows) -> np.ndarray:
         mask = rows.direction == "inflow"
         if self.stages is not None:
             mask &= np.isin(rows.stage, self.stages)
-        if not mask.any():
-            raise CashError(f"demand_shock: the forecast has no inflow series for stages {self.stages}")
+        return mask
+
+    def missing(self, paths: pd.DataFrame) -> str | None:
+        if self._inflows(_Rows.of(paths)).any():
+            return None
+        return f"the forecast has no inflow series for stages {list(self.stages or COST_STAGES)}"
+
+    def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
+        self._require_series(paths)
+        rows = _Rows.of(paths)
+        mask = self._inflows(rows)
         mask &= rows.ds >= self.start
         if self.end is not None:
             mask &= rows.ds <= self.end
@@ -385,10 +430,14 @@ class ReceiptDelay(Adjustment):
             raise CashError(f"receipt_delay: days must be a whole number >= 0, got {self.days!r}")
         object.__setattr__(self, "days", int(self.days))
 
+    def missing(self, paths: pd.DataFrame) -> str | None:
+        if (_Rows.of(paths).direction == "inflow").any():
+            return None
+        return "the forecast has no inflow series to delay"
+
     def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
+        self._require_series(paths)
         inflow = _Rows.of(paths).direction == "inflow"
-        if not inflow.any():
-            raise CashError("receipt_delay: the forecast has no inflow series to delay")
         moved = paths[inflow]
         ds = moved.index.get_level_values("ds") + pd.Timedelta(days=self.days)
         inside = np.asarray(ds <= _horizon(paths)[1])
@@ -502,7 +551,7 @@ def apply_scenario(paths: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
         for adjustment in scenario.adjustments:
             paths = adjustment.apply(paths)
     except CashError as exc:
-        raise CashError(f"scenario {scenario.name!r}: {exc}") from None
+        raise type(exc)(f"scenario {scenario.name!r}: {exc}") from None
     return paths
 
 
@@ -580,46 +629,82 @@ class CashOutlook:
         One row per day of history and horizon: ``ds, p10, p50, p90, actual,
         is_forecast``. ``actual`` is the balance on history days; the quantiles
         are filled on forecast days and, so that bands join the actual line, on
-        the last actual day (where all three equal the known balance).
+        the last actual day (where all three equal the known balance). Without
+        an opening balance these are the cumulative net cash flow since
+        ``start`` instead (see ``balance_known``).
     shortfall
         One row per forecast day: ``ds, probability`` of a balance below
-        ``minimum_cash`` that day.
+        ``minimum_cash`` that day (NaN when the risk is not assessed).
     breach_distribution
         One row per forecast day: ``ds, first_breach_probability`` (share of
         draws that first fall below the minimum that day) and
         ``cumulative_probability`` (share that has fallen below it by that day;
-        its last value is ``shortfall_probability``).
+        its last value is ``shortfall_probability``); NaN when not assessed.
     balance_draws
         The simulated balance, one row per forecast day (index ``ds``) and one
         column per draw.
     shortfall_probability
-        Share of draws that fall below the minimum on at least one forecast day.
+        Share of draws that fall below the minimum on at least one forecast
+        day; None when the risk is not assessed (no opening balance or no
+        minimum).
     first_breach_date
-        First forecast day with a shortfall probability >= 0.5, None if none.
+        First forecast day with a shortfall probability >= 0.5, None if none
+        or not assessed.
     runway_days
         Calendar days after ``as_of`` on which the P50 balance stays at or above
-        the minimum (the horizon length in days if it never falls below).
+        the minimum (the horizon length in days if it never falls below); None
+        when not assessed.
     as_of
         The last day of actual history.
+    opening_balance
+        Cash before the first actual day; None when unknown.
+    minimum_cash
+        The minimum the balance was checked against; None when it was not.
+    start
+        The first day of actual history (where the cumulative flow starts).
     """
 
     bands: pd.DataFrame
     shortfall: pd.DataFrame
     breach_distribution: pd.DataFrame
     balance_draws: pd.DataFrame
-    shortfall_probability: float
+    shortfall_probability: float | None
     first_breach_date: pd.Timestamp | None
-    runway_days: int
+    runway_days: int | None
     as_of: pd.Timestamp
-    opening_balance: float
-    minimum_cash: float
+    opening_balance: float | None
+    minimum_cash: float | None
+    start: pd.Timestamp
+
+    @property
+    def balance_known(self) -> bool:
+        """Whether ``bands`` hold a balance (opening balance known) or only the cumulative net flow."""
+        return self.opening_balance is not None
+
+    @property
+    def risk_assessed(self) -> bool:
+        """Whether the balance was checked against a minimum (shortfall figures are numbers)."""
+        return self.shortfall_probability is not None
+
+    @property
+    def measure(self) -> str:
+        """What ``bands`` hold, in words for a title or an axis."""
+        if self.balance_known:
+            return "cash balance"
+        return f"cumulative net cash flow since {self.start:%d %b %Y}"
 
     def summary(self) -> dict[str, Any]:
-        """The headline figures: the columns of a ``compare_scenarios`` row."""
+        """The headline figures: the columns of a ``compare_scenarios`` row.
+
+        ``ending_*`` and ``lowest_p50`` are balances when ``balance_known``,
+        cumulative net flows since ``start`` otherwise; the shortfall figures
+        are None when the risk is not assessed.
+        """
         forecast = self.bands[self.bands["is_forecast"]]
         ending = forecast.iloc[-1]
         lowest = forecast.loc[forecast["p50"].idxmin()]
         return {
+            "balance_known": self.balance_known,
             "shortfall_probability": self.shortfall_probability,
             "first_breach_date": self.first_breach_date,
             "runway_days": self.runway_days,
@@ -644,11 +729,51 @@ def _actual_balance(history: pd.DataFrame, opening_balance: float) -> pd.Series:
     return pd.Series(opening_balance + daily["net"].cumsum().to_numpy(), index=ds)
 
 
+@dataclass(frozen=True)
+class _Risk:
+    """The shortfall figures of a set of simulated balances against a minimum."""
+
+    shortfall: pd.DataFrame
+    breach_distribution: pd.DataFrame
+    probability: float | None
+    first_breach_date: pd.Timestamp | None
+    runway_days: int | None
+
+    @classmethod
+    def of(cls, balance: np.ndarray, dates: pd.DatetimeIndex, as_of: pd.Timestamp,
+           minimum_cash: float | None) -> _Risk:
+        """The figures of ``balance`` (days x draws); all missing without a minimum."""
+        if minimum_cash is None:
+            nothing = np.full(len(dates), np.nan)
+            return cls(
+                shortfall=pd.DataFrame({"ds": dates, "probability": nothing}),
+                breach_distribution=pd.DataFrame({"ds": dates, "first_breach_probability": nothing,
+                                                  "cumulative_probability": nothing}),
+                probability=None, first_breach_date=None, runway_days=None,
+            )
+        below = balance < minimum_cash
+        daily_probability = below.mean(axis=1)
+        ever = below.any(axis=0)
+        first = np.bincount(below.argmax(axis=0)[ever], minlength=len(dates)) / below.shape[1]
+        breach_days = np.flatnonzero(daily_probability >= 0.5)
+        first_breach_date = dates[breach_days[0]] if len(breach_days) else None
+        end = first_breach_date if first_breach_date is not None else dates[-1] + pd.Timedelta(days=1)
+        return cls(
+            shortfall=pd.DataFrame({"ds": dates, "probability": daily_probability}),
+            breach_distribution=pd.DataFrame(
+                {"ds": dates, "first_breach_probability": first, "cumulative_probability": np.cumsum(first)}
+            ),
+            probability=float(ever.mean()),
+            first_breach_date=first_breach_date,
+            runway_days=(end - as_of).days - 1,
+        )
+
+
 def cash_position(
     history: pd.DataFrame,
     paths: pd.DataFrame,
-    opening_balance: float,
-    minimum_cash: float,
+    opening_balance: float | None,
+    minimum_cash: float | None,
 ) -> CashOutlook:
     """The balance with uncertainty: actual to date, sample paths over the horizon.
 
@@ -664,9 +789,11 @@ def cash_position(
         series without a row on a forecast day moves no money that day. The
         first forecast day must come after the last actual day.
     opening_balance
-        Cash before the first actual day.
+        Cash before the first actual day; None when unknown: the outlook is
+        then the cumulative net cash flow and no shortfall risk is assessed.
     minimum_cash
-        The balance cash must not fall below.
+        The balance cash must not fall below; None: the risk is not assessed
+        (say why where the outlook is shown).
     """
     _check_paths(paths)
     return cash_position_from_net_flow(history, net_flow_draws(paths), opening_balance, minimum_cash)
@@ -675,8 +802,8 @@ def cash_position(
 def cash_position_from_net_flow(
     history: pd.DataFrame,
     net_flow: pd.DataFrame,
-    opening_balance: float,
-    minimum_cash: float,
+    opening_balance: float | None,
+    minimum_cash: float | None,
 ) -> CashOutlook:
     """The balance with uncertainty from the net cash flow already summed across series.
 
@@ -694,10 +821,15 @@ def cash_position_from_net_flow(
         ``ds``) and one column per draw (``draw_0..draw_{n-1}``). The first
         forecast day must come after the last actual day.
     """
-    opening_balance = _number(opening_balance, "opening_balance")
-    minimum_cash = _number(minimum_cash, "minimum_cash")
+    if opening_balance is not None:
+        opening_balance = _number(opening_balance, "opening_balance")
+    if minimum_cash is not None:
+        minimum_cash = _number(minimum_cash, "minimum_cash")
+    if opening_balance is None:
+        # a minimum means nothing to a flow that starts from an unknown balance
+        minimum_cash = None
     _check_net_flow(net_flow)
-    actual = _actual_balance(history, opening_balance)
+    actual = _actual_balance(history, opening_balance or 0.0)
     as_of = actual.index[-1]
     dates = pd.DatetimeIndex(net_flow.index).astype("datetime64[ns]")
     net = net_flow.to_numpy(dtype=float)
@@ -708,14 +840,7 @@ def cash_position_from_net_flow(
         )
     balance = actual.iloc[-1] + np.cumsum(net, axis=0)
     p10, p50, p90 = np.quantile(balance, _QUANTILES, axis=1, method=_QUANTILE_METHOD)
-
-    below = balance < minimum_cash
-    daily_probability = below.mean(axis=1)
-    ever = below.any(axis=0)
-    first = np.bincount(below.argmax(axis=0)[ever], minlength=len(dates)) / below.shape[1]
-    breach_days = np.flatnonzero(daily_probability >= 0.5)
-    first_breach_date = dates[breach_days[0]] if len(breach_days) else None
-    end = first_breach_date if first_breach_date is not None else dates[-1] + pd.Timedelta(days=1)
+    risk = _Risk.of(balance, dates, as_of, minimum_cash)
 
     # The last actual day carries its known balance in the bands so that they join the line.
     known = np.full(len(actual), np.nan)
@@ -729,19 +854,18 @@ def cash_position_from_net_flow(
     )
     return CashOutlook(
         bands=pd.concat([history_bands, forecast_bands], ignore_index=True),
-        shortfall=pd.DataFrame({"ds": dates, "probability": daily_probability}),
-        breach_distribution=pd.DataFrame(
-            {"ds": dates, "first_breach_probability": first, "cumulative_probability": np.cumsum(first)}
-        ),
+        shortfall=risk.shortfall,
+        breach_distribution=risk.breach_distribution,
         balance_draws=pd.DataFrame(
             balance, index=dates.rename("ds"), columns=net_flow.columns, copy=False
         ),
-        shortfall_probability=float(ever.mean()),
-        first_breach_date=first_breach_date,
-        runway_days=(end - as_of).days - 1,
+        shortfall_probability=risk.probability,
+        first_breach_date=risk.first_breach_date,
+        runway_days=risk.runway_days,
         as_of=as_of,
         opening_balance=opening_balance,
         minimum_cash=minimum_cash,
+        start=actual.index[0],
     )
 
 
@@ -749,17 +873,36 @@ def compare_scenarios(
     history: pd.DataFrame,
     paths: pd.DataFrame,
     scenarios: Iterable[Scenario | Mapping[str, Any]],
-    opening_balance: float,
-    minimum_cash: float,
+    opening_balance: float | None,
+    minimum_cash: float | None,
 ) -> pd.DataFrame:
     """One row per scenario, the baseline (no adjustments) first.
 
-    Columns: ``scenario, shortfall_probability, first_breach_date,
-    runway_days, ending_p10, ending_p50, ending_p90, lowest_p50,
-    lowest_p50_date`` (see ``CashOutlook``; no breach shows as NaT). Scenarios
-    may be given as ``Scenario`` objects or as mappings for
-    ``scenario_from_dict``. All are evaluated on the same draws, so differences
-    come from the adjustments only.
+    Columns: ``scenario, balance_known, shortfall_probability,
+    first_breach_date, runway_days, ending_p10, ending_p50, ending_p90,
+    lowest_p50, lowest_p50_date`` (see ``CashOutlook``; no breach shows as
+    NaT, a risk not assessed as NaN). Scenarios may be given as ``Scenario``
+    objects or as mappings for ``scenario_from_dict``. All are evaluated on
+    the same draws, so differences come from the adjustments only. A scenario
+    that changes money the forecast does not have is left out (see
+    :func:`compare_scenarios_with_notes` for the note saying so).
+    """
+    return compare_scenarios_with_notes(history, paths, scenarios, opening_balance, minimum_cash)[0]
+
+
+def compare_scenarios_with_notes(
+    history: pd.DataFrame,
+    paths: pd.DataFrame,
+    scenarios: Iterable[Scenario | Mapping[str, Any]],
+    opening_balance: float | None,
+    minimum_cash: float | None,
+) -> tuple[pd.DataFrame, list[Note]]:
+    """:func:`compare_scenarios`, and a note for each scenario left out and why.
+
+    A scenario is left out when one of its adjustments changes money the
+    forecast does not have (``Adjustment.missing``): raising the awareness
+    spend of a business whose data holds no awareness costs would compare
+    nothing with nothing. Every other invalid scenario is still an error.
     """
     chosen = [Scenario(BASELINE)] + [
         s if isinstance(s, Scenario) else scenario_from_dict(s) for s in scenarios
@@ -770,12 +913,19 @@ def compare_scenarios(
         raise CashError(
             f"scenario names must be unique and {BASELINE!r} is reserved; repeated: {duplicated}"
         )
-    rows = [
-        {"scenario": s.name}
-        | cash_position(history, apply_scenario(paths, s), opening_balance, minimum_cash).summary()
-        for s in chosen
-    ]
+    _check_paths(paths)
+    rows, notes = [], []
+    for scenario in chosen:
+        lacking = [reason for a in scenario.adjustments if (reason := a.missing(paths)) is not None]
+        if lacking:
+            notes.append(Note("scenarios", f"Scenario {scenario.name!r} is left out: {'; '.join(lacking)}.",
+                              "missing"))
+            continue
+        outlook = cash_position(history, apply_scenario(paths, scenario), opening_balance, minimum_cash)
+        rows.append({"scenario": scenario.name} | outlook.summary())
     table = pd.DataFrame(rows)
-    # None (no breach) becomes NaT so that the column keeps a date dtype.
+    # None (no breach) becomes NaT so that the column keeps a date dtype; a risk not assessed, NaN.
     table["first_breach_date"] = pd.to_datetime(table["first_breach_date"]).astype("datetime64[ns]")
-    return table
+    for column in ("shortfall_probability", "runway_days"):
+        table[column] = pd.to_numeric(table[column])
+    return table, notes
