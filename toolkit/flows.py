@@ -11,7 +11,9 @@ awareness                                                  acquisition and brand
 consideration                                              promotions and discounts
                                                            (costs of stage consideration)
 evaluation                                                 trials and demos (costs of stage evaluation)
-purchase      first orders (order_type ``new``)            fulfilment (costs of stage purchase)
+purchase      first orders (order_type ``new``) and        fulfilment (costs of stage purchase);
+              guest checkouts (``guest``: no customer id)  without costs, the estimated cost of
+                                                           goods (see below)
 post-purchase repeat and upsell orders                     refunds; retention, support and loyalty
                                                            (costs of stage post-purchase)
 operations                                                 payroll, rent ... (costs of stage operations)
@@ -23,6 +25,17 @@ Money moves only on sales (completed, positive amount: money in) and refunds
 negative inflows, so every series holds non-negative amounts and the direction
 gives the sign. A negative cost (a rebate or credit note) is money coming back
 to its stage: an inflow of that stage.
+
+Guest money (order lines without a customer id) counts in every series like
+any other sale; split by channel, it goes to the ``"unknown"`` channel, as a
+guest has no first touch.
+
+Without a costs table nothing says what the business pays out. Given the
+share of a sale left after goods and shipping (``gross_margin``),
+``stage_flows`` estimates the cost of goods as ``(1 - gross_margin) x sales``
+on the day of each sale: the purchase-stage outflow series of segment
+``"estimated"`` (``purchase|outflow|estimated``), so every table and chart
+shows it is an estimate. Without both, only money in is known.
 
 Series are long format (``unique_id, ds, y`` plus ``stage, direction,
 segment``), ``unique_id = "stage|direction|segment"``, on one full grid of
@@ -40,17 +53,20 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import JourneycastError, require_columns
-from toolkit.journey import data_period, first_touch, is_refund, is_sale, period_grid, period_label
+from toolkit.journey import (UNKNOWN_CHANNEL, data_period, first_touch, is_refund, is_sale, period_grid,
+                             period_label)
 from toolkit.schema import COST_STAGES
 
 __all__ = [
     "ALL",
     "DEFAULT_MAPPING",
     "DIRECTIONS",
+    "ESTIMATED",
     "SEGMENT_DIMENSIONS",
     "SERIES_COLUMNS",
     "FlowMapping",
     "FlowsError",
+    "has_costs",
     "net_flow",
     "stage_flows",
 ]
@@ -63,6 +79,9 @@ ALL = "all"
 
 #: Dimensions ``stage_flows`` can split series by.
 SEGMENT_DIMENSIONS: tuple[str, ...] = ("channel",)
+
+#: Segment label of the outflow series estimated from the gross margin (no costs in the data).
+ESTIMATED = "estimated"
 
 #: Columns of every series frame.
 SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y", "stage", "direction", "segment")
@@ -87,7 +106,7 @@ class FlowMapping:
     """
 
     revenue: Mapping[str, str] = field(default_factory=lambda: {
-        "new": "purchase", "repeat": "post-purchase", "upsell": "post-purchase"})
+        "new": "purchase", "guest": "purchase", "repeat": "post-purchase", "upsell": "post-purchase"})
     refunds: str = "post-purchase"
     costs: Mapping[str, str] = field(default_factory=lambda: {s: s for s in COST_STAGES})
 
@@ -112,8 +131,24 @@ def _stage_of(keys: pd.Series, table: Mapping[str, str], what: str) -> pd.Series
     return stage
 
 
+def has_costs(tables: dict[str, pd.DataFrame]) -> bool:
+    """Whether the tables hold any cost booking (else outflows are unknown or estimated)."""
+    costs = tables.get("costs")
+    return costs is not None and len(costs) > 0
+
+
+def _cost_of_goods(sales: pd.DataFrame, gross_margin: float) -> pd.DataFrame:
+    """The estimated cost of goods of each sale: ``(1 - gross_margin) x amount``, as money out."""
+    if not 0 < gross_margin <= 1:
+        raise FlowsError(f"gross_margin is the share of a sale left after goods and must lie in (0, 1], "
+                         f"got {gross_margin!r}")
+    return pd.DataFrame({"ts": sales["ts"], "stage": "purchase", "direction": "outflow",
+                         "customer_id": sales["customer_id"], "y": (1 - gross_margin) * sales["amount"],
+                         "segment": ESTIMATED})
+
+
 def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
-                mapping: FlowMapping) -> pd.DataFrame:
+                mapping: FlowMapping, gross_margin: float | None) -> pd.DataFrame:
     """Every movement of money as ``ts, stage, direction, segment, y`` (y >= 0)."""
     orders = tables["orders"]
     sales = orders[is_sale(orders)]
@@ -129,9 +164,10 @@ def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
     if segment == "channel":
         channel = first_touch(tables)["channel"]
         for part in parts:
-            part["segment"] = part["customer_id"].map(channel)
-    costs = tables.get("costs")
-    if costs is not None and len(costs):
+            # guests have no first touch, like customers without events
+            part["segment"] = part["customer_id"].map(channel).fillna(UNKNOWN_CHANNEL)
+    if has_costs(tables):
+        costs = tables["costs"]
         costs = costs[costs["amount"] != 0]
         parts.append(pd.DataFrame({
             "ts": costs["ts"], "stage": _stage_of(costs["stage"], mapping.costs, "cost stages"),
@@ -139,9 +175,11 @@ def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
             "y": costs["amount"].abs(),
             **({"segment": costs["channel"]} if channel is not None else {}),
         }))
+    elif gross_margin is not None:
+        parts.append(_cost_of_goods(sales, gross_margin))
     rows = pd.concat(parts, ignore_index=True).drop(columns="customer_id")
     if channel is None:
-        rows["segment"] = ALL
+        rows["segment"] = rows["segment"].fillna(ALL) if "segment" in rows else ALL
     else:
         # '|' separates the parts of a series id
         rows["segment"] = rows["segment"].astype("str").str.replace("|", "/", regex=False)
@@ -156,7 +194,7 @@ def _data_days(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timest
 
 
 def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str | None = None,
-                mapping: FlowMapping = DEFAULT_MAPPING) -> pd.DataFrame:
+                mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None) -> pd.DataFrame:
     """Money in and out per stage (and segment) and period, as long series.
 
     Parameters
@@ -172,6 +210,10 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
         becomes ``/``, as ``|`` separates the parts of a series id).
     mapping
         Which money belongs to which stage; ``DEFAULT_MAPPING`` by default.
+    gross_margin
+        Share of a sale left after goods and shipping. Used only when the
+        tables hold no costs: the cost of goods is then estimated from it as
+        the series ``purchase|outflow|estimated`` (see the module docstring).
 
     Returns
     -------
@@ -190,7 +232,7 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
         grid = period_grid(first, last, freq)
     except ValueError as exc:
         raise FlowsError(str(exc)) from None
-    rows = _money_rows(tables, segment, mapping)
+    rows = _money_rows(tables, segment, mapping, gross_margin)
     rows["ds"] = period_label(rows["ts"], freq)
     keys = ["stage", "direction", "segment"]
     wide = rows.groupby(["ds", *keys])["y"].sum().unstack(keys, fill_value=0.0)

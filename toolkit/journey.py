@@ -3,17 +3,25 @@
 Pure functions over the canonical tables (``toolkit.schema``). Definitions a
 reader of the numbers should know:
 
+* Orders come as order lines: several rows may share an ``order_id`` and are
+  one order, so orders are counted as distinct ``order_id``, never as rows.
 * A **sale** is an order row with status ``completed`` and a positive amount; a
   **refund** is a row that is not cancelled and is either marked ``refunded``
   or has a negative amount (money out: its absolute amount). Cancelled orders
   moved no money and count for nothing but a customer's first touch.
+* A **guest** row has no customer id (a guest checkout). Guest money counts in
+  every money figure (revenue, sales, orders); the per-customer measures
+  (customers, stages, funnel, repeat purchase, lifetime value) cannot follow a
+  guest and leave guest rows out.
 * A customer's **first touch** is their earliest event or order row; their
   **channel** is the channel of their earliest event (``"unknown"`` without
   events); their **cohort** is the month of the first touch.
-* **Purchase** is the customer's first sale, taken from orders, the ledger of
-  money: a purchase event for a cancelled order is not a purchase.
-  **Post-purchase** is the earlier of the customer's second sale (a repeat or
-  upsell order) and their first post-purchase event at or after the purchase.
+* **Purchase** is the customer's first completed order, taken from orders, the
+  ledger of money: a purchase event for a cancelled order is not a purchase,
+  while a deal closed at zero is one (it brought no money, so it is no sale).
+  **Post-purchase** is the earlier of the customer's second completed order (a
+  repeat or upsell order) and their first post-purchase event at or after the
+  purchase.
   The earlier stages come from the events of that stage.
 * A stage no customer reached in the data is *absent*, not 0%: with orders
   alone only purchase and post-purchase are observed, and the funnel reports
@@ -37,24 +45,34 @@ from toolkit.schema import STAGES
 
 __all__ = [
     "FIRST_TOUCH",
+    "UNKNOWN_CHANNEL",
     "JourneyError",
+    "MonthComparison",
     "TimeToConvert",
     "cohort_retention",
+    "COMPARED",
+    "compare_months",
     "customer_stages",
     "first_touch",
     "funnel",
+    "guest_sales",
+    "is_guest",
+    "is_purchase",
     "is_refund",
     "is_sale",
     "kpis",
     "data_period",
+    "period_coverage",
     "period_grid",
     "period_label",
     "time_to_convert",
+    "zero_amount_orders",
 ]
 
 #: Name of the moment a customer entered the journey, usable as a ``from_stage``.
 FIRST_TOUCH = "first_touch"
 
+#: Channel of a customer (or guest) without events.
 UNKNOWN_CHANNEL = "unknown"
 
 _DAY = pd.Timedelta(days=1)
@@ -125,10 +143,40 @@ def is_refund(orders: pd.DataFrame) -> pd.Series:
     ) & (orders["amount"] != 0)
 
 
+def is_purchase(orders: pd.DataFrame) -> pd.Series:
+    """Order rows that made a purchase: completed and not negative (a deal closed at 0 is one)."""
+    return (orders["status"] == "completed") & (orders["amount"] >= 0)
+
+
+def is_guest(orders: pd.DataFrame) -> pd.Series:
+    """Order rows without a customer id: guest checkouts."""
+    return orders["customer_id"].isna()
+
+
+def guest_sales(orders: pd.DataFrame) -> tuple[float, float]:
+    """Sales of guest rows and their share of all sales (0.0 when nothing was sold)."""
+    sold = orders.loc[is_sale(orders)]
+    guests = float(sold.loc[is_guest(sold), "amount"].sum())
+    total = float(sold["amount"].sum())
+    return guests, guests / total if total else 0.0
+
+
+def zero_amount_orders(orders: pd.DataFrame) -> int:
+    """Completed orders (distinct ``order_id``) whose lines add up to exactly zero: deals closed at 0."""
+    completed = orders.loc[orders["status"] == "completed", ["order_id", "amount"]]
+    totals = completed.groupby("order_id")["amount"].sum()
+    return int((totals == 0).sum())
+
+
 def _orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if "orders" not in tables:
         raise JourneyError("the tables have no 'orders' table (the one table every analysis needs)")
     return tables["orders"]
+
+
+def _customer_rows(orders: pd.DataFrame) -> pd.DataFrame:
+    """The order rows of known customers (guest rows left out)."""
+    return orders.loc[~is_guest(orders)]
 
 
 def _events(tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -143,7 +191,7 @@ def first_touch(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     order row) and ``channel`` (of the earliest event; ties go to the row that
     comes first in the table; ``"unknown"`` for customers without events).
     """
-    orders = _orders(tables)
+    orders = _customer_rows(_orders(tables))
     events = _events(tables)
     touches = [orders.groupby("customer_id")["ts"].min()]
     channel = pd.Series(dtype="str")
@@ -158,11 +206,13 @@ def first_touch(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     }).rename_axis("customer_id")
 
 
-def _sales_in_order(orders: pd.DataFrame) -> pd.DataFrame:
-    """Sales sorted by customer and time, with each one's rank in the customer's history."""
-    sales = orders.loc[is_sale(orders), ["customer_id", "ts"]]
-    sales = sales.sort_values(["customer_id", "ts"], kind="stable")
-    return sales.assign(rank=sales.groupby("customer_id").cumcount())
+def _purchases_in_order(orders: pd.DataFrame) -> pd.DataFrame:
+    """Each customer's purchases (one row per order, at its first line) with their rank in time."""
+    bought = _customer_rows(orders.loc[is_purchase(orders), ["order_id", "customer_id", "ts"]])
+    # the lines of one order are one purchase, not several
+    bought = bought.groupby(["customer_id", "order_id"], as_index=False)["ts"].min()
+    bought = bought.sort_values(["customer_id", "ts"], kind="stable")
+    return bought.assign(rank=bought.groupby("customer_id").cumcount())
 
 
 # --------------------------------------------------------------------------- stages
@@ -181,9 +231,9 @@ def customer_stages(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     touch = first_touch(tables)
     reached = pd.DataFrame(index=touch.index, columns=list(STAGES), dtype="datetime64[ns]")
 
-    sales = _sales_in_order(orders)
-    purchase = sales[sales["rank"] == 0].set_index("customer_id")["ts"]
-    repeat = sales[sales["rank"] == 1].set_index("customer_id")["ts"]
+    bought = _purchases_in_order(orders)
+    purchase = bought[bought["rank"] == 0].set_index("customer_id")["ts"]
+    repeat = bought[bought["rank"] == 1].set_index("customer_id")["ts"]
     reached["purchase"] = purchase.reindex(touch.index)
     post = repeat.reindex(touch.index)
 
@@ -378,9 +428,10 @@ def cohort_retention(orders: pd.DataFrame, freq: str = "MS") -> pd.DataFrame:
     ``buyers`` (of them, bought in that period) and ``retention``
     (buyers / customers). Every cohort runs to the last period of the data.
     """
-    sales = orders.loc[is_sale(orders), ["customer_id", "ts"]]
+    sales = _customer_rows(orders.loc[is_sale(orders), ["customer_id", "ts"]])
     if sales.empty:
-        raise JourneyError("no completed sales in the orders: retention needs at least one buyer")
+        raise JourneyError("no completed sales to known customers in the orders: retention needs at "
+                           "least one buyer with a customer id")
     label = period_label(sales["ts"], freq)
     grid = period_grid(sales["ts"].min(), sales["ts"].max(), freq)
     position = pd.Series(grid.get_indexer(label), index=sales.index)
@@ -398,6 +449,33 @@ def cohort_retention(orders: pd.DataFrame, freq: str = "MS") -> pd.DataFrame:
     return out[["cohort", "period", "customers", "buyers", "retention"]]
 
 
+def period_coverage(labels: pd.DatetimeIndex, freq: str, first: pd.Timestamp,
+                    last: pd.Timestamp) -> pd.DataFrame:
+    """How many days of each period the data covers, from its ``first`` to its ``last`` day.
+
+    ``labels`` are period labels (``period_label``). Returns, indexed like
+    ``labels``: ``days_in_period``, ``days_covered`` and ``complete`` (every
+    day of the period lies within the data). Only the first and the last
+    period of the data can be partial; comparing a 9-day month with a full
+    one says nothing about the business.
+    """
+    offset = _check_freq(freq)
+    labels = pd.DatetimeIndex(labels)
+    if isinstance(offset, Day):
+        start, end = labels, labels
+    elif isinstance(offset, Week):
+        # weeks are labelled by their last day
+        start, end = labels - 6 * _DAY, labels
+    else:
+        start, end = labels, labels + pd.offsets.MonthEnd(1)
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    in_period = np.asarray((end - start).days, dtype=np.int64) + 1
+    overlap = end.where(end < last, last) - start.where(start > first, first)
+    covered = np.clip(np.asarray(overlap.days, dtype=np.int64) + 1, 0, None)
+    return pd.DataFrame({"days_in_period": in_period, "days_covered": covered,
+                         "complete": covered == in_period}, index=labels)
+
+
 def kpis(tables: dict[str, pd.DataFrame], freq: str = "MS",
          conversion_window_days: int = 90) -> pd.DataFrame:
     """The business's headline figures per period, on a full grid of periods.
@@ -405,22 +483,27 @@ def kpis(tables: dict[str, pd.DataFrame], freq: str = "MS",
     Columns (money in the orders' currency):
 
     * ``revenue``: sales minus refunds (cancelled orders moved no money);
-      ``sales`` and ``refunds`` (positive) are given too;
-    * ``orders``: number of sales; ``customers``: distinct buyers;
-      ``average_order_value``: sales / orders;
+      ``sales`` and ``refunds`` (positive) are given too; guest money counts;
+    * ``orders``: number of orders with a sale (distinct ``order_id``: the
+      lines of one order are one order); ``customers``: distinct buyers with a
+      customer id; ``average_order_value``: sales / orders;
     * ``new_customers`` / ``returning_customers``: buyers whose first sale
       falls in / before the period; ``repeat_purchase_rate``: returning
-      customers / customers; ``new_revenue`` / ``returning_revenue``: revenue
-      of the two groups (they add up to ``revenue``);
+      customers / customers; ``new_revenue`` / ``returning_revenue`` /
+      ``guest_revenue``: revenue of the two groups and of guest checkouts
+      (the three add up to ``revenue``);
     * ``entered``: people whose first touch falls in the period;
       ``conversion_rate``: of those, the share who made a first purchase within
       ``conversion_window_days`` of their first touch (NaN without events,
       where the first touch *is* the purchase; the latest periods have had less
       time to convert);
-    * ``historical_clv``: revenue to the end of the period divided by the
-      customers acquired to the end of the period, the average a customer has
-      brought in so far;
-    * ``satisfaction``: mean rating of ``review`` events (NaN without any).
+    * ``historical_clv``: revenue of known customers to the end of the period
+      divided by the customers acquired to the end of the period, the average
+      a customer has brought in so far (guests left out);
+    * ``satisfaction``: mean rating of ``review`` events (NaN without any);
+    * ``days_in_period``, ``days_covered``, ``complete``: how much of the
+      period the data covers (``period_coverage``). The first and last period
+      may be partial: compare periods only where ``complete`` is True.
     """
     orders = _orders(tables)
     events = _events(tables)
@@ -435,32 +518,37 @@ def kpis(tables: dict[str, pd.DataFrame], freq: str = "MS",
 
     period = period_label(money["ts"], freq)
     cash = money["amount"].where(sale[money.index], -money["amount"].abs())
-    first_sale = orders.loc[sale].groupby("customer_id")["ts"].min()
+    first_sale = _customer_rows(orders.loc[sale]).groupby("customer_id")["ts"].min()
     first_period = period_label(first_sale, freq).reindex(money["customer_id"]).to_numpy()
+    guest = is_guest(money).to_numpy()
     # a refund of a customer with no sale in the data refunds a sale from before it: returning
-    returning = pd.Series(~(first_period >= period.to_numpy()), index=money.index)
+    returning = pd.Series(~guest & ~(first_period >= period.to_numpy()), index=money.index)
     is_sold = sale[money.index]
 
-    frame = pd.DataFrame({"ds": period, "cash": cash, "customer_id": money["customer_id"],
+    frame = pd.DataFrame({"ds": period, "cash": cash, "order_id": money["order_id"],
+                          "customer_id": money["customer_id"], "guest": guest,
                           "returning": returning, "sale": is_sold})
     sold = frame[frame["sale"]]
+    new = frame[~frame["returning"] & ~frame["guest"]]
     out = pd.DataFrame(index=grid)
     out["revenue"] = frame.groupby("ds")["cash"].sum()
     out["sales"] = sold.groupby("ds")["cash"].sum()
     out["refunds"] = -frame.loc[~frame["sale"]].groupby("ds")["cash"].sum()
-    out["orders"] = sold.groupby("ds").size()
+    out["orders"] = sold.groupby("ds")["order_id"].nunique()
     out["customers"] = sold.groupby("ds")["customer_id"].nunique()
-    out["new_customers"] = sold[~sold["returning"]].groupby("ds")["customer_id"].nunique()
+    out["new_customers"] = new[new["sale"]].groupby("ds")["customer_id"].nunique()
     out["returning_customers"] = sold[sold["returning"]].groupby("ds")["customer_id"].nunique()
-    out["new_revenue"] = frame[~frame["returning"]].groupby("ds")["cash"].sum()
+    out["new_revenue"] = new.groupby("ds")["cash"].sum()
     out["returning_revenue"] = frame[frame["returning"]].groupby("ds")["cash"].sum()
+    out["guest_revenue"] = frame[frame["guest"]].groupby("ds")["cash"].sum()
     out = out.fillna(0.0)
     for column in ("orders", "customers", "new_customers", "returning_customers"):
         out[column] = out[column].astype(np.int64)
     out["average_order_value"] = out["sales"] / out["orders"].replace(0, np.nan)
     out["repeat_purchase_rate"] = out["returning_customers"] / out["customers"].replace(0, np.nan)
     acquired = out["new_customers"].cumsum()
-    out["historical_clv"] = out["revenue"].cumsum() / acquired.replace(0, np.nan)
+    customer_revenue = out["new_revenue"] + out["returning_revenue"]
+    out["historical_clv"] = customer_revenue.cumsum() / acquired.replace(0, np.nan)
 
     stages = customer_stages(tables)
     entered_in = period_label(stages[FIRST_TOUCH], freq)
@@ -476,4 +564,77 @@ def kpis(tables: dict[str, pd.DataFrame], freq: str = "MS",
     else:
         out["conversion_rate"] = np.nan
         out["satisfaction"] = np.nan
+    out = out.join(period_coverage(grid, freq, stamps.min(), stamps.max()))
     return out.reset_index()
+
+
+#: The figures ``compare_months`` compares by default.
+COMPARED: tuple[str, ...] = ("revenue", "orders", "customers", "average_order_value")
+
+
+@dataclass(frozen=True)
+class MonthComparison:
+    """The last complete month beside the month before and the same month a year before.
+
+    ``figures`` is indexed by measure with columns ``month``,
+    ``previous_month``, ``year_before`` (the values; NaN where that month is
+    not fully covered by the data) and ``change_vs_previous_month``,
+    ``change_vs_year_before`` (relative changes: 0.1 is +10%; NaN where there
+    is nothing to compare with or it was zero).
+    """
+
+    month: pd.Timestamp
+    previous_month: pd.Timestamp | None
+    year_before: pd.Timestamp | None
+    figures: pd.DataFrame
+
+    def summary(self) -> dict:
+        """The months and the figures as one flat mapping (for a report or summary.json)."""
+        out: dict = {"month": self.month, "previous_month": self.previous_month,
+                     "year_before": self.year_before}
+        for measure, row in self.figures.iterrows():
+            out |= {f"{measure}_{column}": float(value) for column, value in row.items()}
+        return out
+
+
+def compare_months(monthly_kpis: pd.DataFrame, measures: tuple[str, ...] = COMPARED) -> MonthComparison | None:
+    """The headline comparison: the last complete month vs the month before and vs a year before.
+
+    ``monthly_kpis`` is ``kpis(tables, freq="MS")``. Only months the data
+    covers in full are compared (a month the export cut short is not a drop in
+    sales); a month not covered in full is left out (NaN, its date None).
+    Returns None when the data covers no month in full.
+    """
+    required = ["ds", "complete", *measures]
+    missing = [c for c in required if c not in monthly_kpis.columns]
+    if missing:
+        raise JourneyError(f"monthly KPIs lack columns {missing}; build them with kpis(tables, freq='MS')")
+    table = monthly_kpis.set_index("ds")
+    if not (pd.DatetimeIndex(table.index) == period_label(pd.Series(table.index), "MS").to_numpy()).all():
+        raise JourneyError("compare_months needs monthly KPIs: kpis(tables, freq='MS')")
+    complete = table[table["complete"].astype(bool)]
+    if complete.empty:
+        return None
+    month = complete.index.max()
+
+    def covered(when: pd.Timestamp) -> pd.Timestamp | None:
+        return when if when in complete.index else None
+
+    previous = covered(month - pd.DateOffset(months=1))
+    year_before = covered(month - pd.DateOffset(years=1))
+
+    def values(when: pd.Timestamp | None) -> pd.Series:
+        if when is None:
+            return pd.Series(np.nan, index=list(measures))
+        return complete.loc[when, list(measures)].astype(float)
+
+    now = values(month)
+
+    def change(before: pd.Series) -> pd.Series:
+        return (now - before) / before.where(before != 0)
+
+    figures = pd.DataFrame({"month": now, "previous_month": values(previous),
+                            "year_before": values(year_before)}).rename_axis("measure")
+    figures["change_vs_previous_month"] = change(figures["previous_month"])
+    figures["change_vs_year_before"] = change(figures["year_before"])
+    return MonthComparison(month=month, previous_month=previous, year_before=year_before, figures=figures)
