@@ -82,9 +82,15 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     outlook = summary["cash"]
     print(f"{len(summary['series'])} series forecast {summary['horizon']} days ahead; "
           f"{sum(s['fallback'] for s in summary['series'])} on a fallback")
-    print(f"P(balance < minimum) within the horizon: {outlook['shortfall_probability']:.1%}; "
-          f"first likely breach: {outlook['first_breach_date'] or 'none'}; "
-          f"runway: {outlook['runway_days']} days")
+    if outlook["shortfall_probability"] is None:
+        print(f"{outlook['measure']}: median {outlook['ending_p50']:,.0f} {summary['currency']} at the horizon; "
+              "shortfall risk not assessed")
+    else:
+        print(f"P(balance < minimum) within the horizon: {outlook['shortfall_probability']:.1%}; "
+              f"first likely breach: {outlook['first_breach_date'] or 'none'}; "
+              f"runway: {outlook['runway_days']} days")
+    for note in summary["notes"]:
+        print(f"note ({note['level']}): {note['text']}")
     print(f"wrote {args.out}")
     return 0
 

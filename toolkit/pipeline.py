@@ -22,17 +22,18 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from toolkit.cash import (CashOutlook, DemandShock, OutflowChange, ReceiptDelay, Scenario, apply_scenario,
-                          cash_position, compare_scenarios)
+from toolkit.cash import (Adjustment, CashOutlook, DemandShock, OutflowChange, ReceiptDelay, Scenario,
+                          apply_scenario, cash_position, compare_scenarios, compare_scenarios_with_notes)
 from toolkit.config import Config, config_from_dict, load_config
 from toolkit.errors import JourneycastError
 from toolkit.export import plain
-from toolkit.flows import stage_flows
+from toolkit.flows import has_costs, stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
+from toolkit.forecast.calendar import infer_holiday_country
 from toolkit.ingest import Ingested, load_tables
-from toolkit.notes import Note
-from toolkit.journey import (TimeToConvert, cohort_retention, customer_stages, data_period, funnel, kpis,
-                             time_to_convert)
+from toolkit.notes import Note, notes_frame
+from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
+                             data_period, funnel, guest_sales, kpis, time_to_convert, zero_amount_orders)
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, evaluate_campaign, evaluate_upsell,
                                    repurchase_opportunities, suggest_offers, summary_from_orders,
@@ -46,6 +47,7 @@ __all__ = [
     "campaign",
     "campaign_planner",
     "dated_scenario",
+    "cash_figure_names",
     "forecast_cash",
     "forecast_from_record",
     "forecast_record",
@@ -104,7 +106,12 @@ def load(data_dir: str | Path, config_file: str | Path | None = None,
 
 @dataclass
 class JourneyView:
-    """How customers move through the stages, and the business's KPIs over time."""
+    """How customers move through the stages, and the business's KPIs over time.
+
+    ``kpis`` marks partial periods (``complete``); ``comparison`` is the last
+    complete month beside the month before and a year before (None when the
+    data covers no month in full): the one to quote as "revenue up x%".
+    """
 
     stages: pd.DataFrame
     funnel: pd.DataFrame
@@ -112,24 +119,72 @@ class JourneyView:
     retention: pd.DataFrame
     kpis: pd.DataFrame
     notes: list[Note] = field(default_factory=list)
+    comparison: MonthComparison | None = None
 
 
 def journey(dataset: Dataset, freq: str = "MS", by: str | None = None) -> JourneyView:
     """Funnel (within the conversion window), time from first touch to purchase, cohorts, KPIs."""
     window = dataset.config.conversion_window_days
-    stages = customer_stages(dataset.tables)
+    tables = dataset.tables
+    stages = customer_stages(tables)
+    figures = kpis(tables, freq=freq, conversion_window_days=window)
+    monthly = figures if freq == "MS" else kpis(tables, freq="MS", conversion_window_days=window)
+    comparison = compare_months(monthly)
     return JourneyView(
         stages=stages,
         funnel=funnel(stages, window, by=by),
         time_to_purchase=time_to_convert(stages, "first_touch", "purchase", window),
-        retention=cohort_retention(dataset.tables["orders"], freq=freq),
-        kpis=kpis(dataset.tables, freq=freq, conversion_window_days=window),
+        retention=cohort_retention(tables["orders"], freq=freq),
+        kpis=figures,
+        notes=_journey_notes(tables["orders"], figures, comparison, dataset.config.currency),
+        comparison=comparison,
     )
+
+
+def _journey_notes(orders: pd.DataFrame, figures: pd.DataFrame, comparison: MonthComparison | None,
+                   currency: str) -> list[Note]:
+    """What the journey figures leave out or assume: guests, deals at zero, partial periods."""
+    notes = []
+    guest_amount, guest_share = guest_sales(orders)
+    if guest_amount:
+        notes.append(Note(
+            "guests",
+            f"Guest checkouts (orders without a customer id) brought {guest_share:.0%} of sales "
+            f"({currency} {guest_amount:,.0f}): they count in revenue, orders and cash flows but not in "
+            "customers, the funnel, repeat purchase or lifetime value; export a customer id with every "
+            "order to include them.", "missing"))
+    zero = zero_amount_orders(orders)
+    if zero:
+        notes.append(Note(
+            "zero-amount orders",
+            f"{zero:,} completed orders add up to zero: they count as purchases in the funnel and the "
+            "customer stages, but bring no revenue.", "assumed"))
+    partial = figures[~figures["complete"]]
+    if len(partial):
+        periods = ", ".join(f"{row.ds:%d %b %Y} ({row.days_covered} of {row.days_in_period} days)"
+                            for row in partial.itertuples())
+        notes.append(Note(
+            "periods",
+            f"Periods the data covers only in part: {periods}; their figures are not comparable with "
+            "full periods and period-on-period changes leave them out.", "warning"))
+    if comparison is None:
+        notes.append(Note("periods", "The data covers no calendar month in full: there is no month to "
+                                     "compare with the one before.", "missing"))
+    return notes
+
+
+#: Where the outflows of a cash forecast come from: the costs table, the gross margin, or nowhere.
+COST_BASES: tuple[str, ...] = ("actual", "estimated", "none")
 
 
 @dataclass
 class CashForecast:
-    """Stage series, their forecasts, and the cash position they add up to."""
+    """Stage series, their forecasts, and the cash position they add up to.
+
+    ``costs`` says where the outflows come from: ``"actual"`` (the costs
+    table), ``"estimated"`` (cost of goods from ``gross_margin``) or
+    ``"none"`` (only money in is known: no shortfall risk is assessed).
+    """
 
     config: Config
     series: pd.DataFrame
@@ -137,11 +192,57 @@ class CashForecast:
     outlook: CashOutlook
     scenarios: pd.DataFrame
     notes: list[Note] = field(default_factory=list)
+    costs: str = "actual"
 
     @property
     def cost_stages(self) -> list[str]:
-        """Stages with money going out, in journey order (what a cost what-if can change)."""
+        """Stages with money going out, in journey order (what a cost what-if can change); may be empty."""
         return list(dict.fromkeys(self.series.loc[self.series["direction"] == "outflow", "stage"]))
+
+    @property
+    def measure(self) -> str:
+        """What the outlook's bands hold, in words for a title or an axis."""
+        if self.costs == "none":
+            return f"{self.outlook.measure}, money in only (no cost data)"
+        return self.outlook.measure
+
+
+def _cost_basis(dataset: Dataset) -> str:
+    """Where the outflows come from (see ``CashForecast.costs``)."""
+    if has_costs(dataset.tables):
+        return "actual"
+    return "none" if dataset.config.gross_margin is None else "estimated"
+
+
+def _holiday_calendar(config: Config, country: str | None) -> tuple[str | None, list[Note]]:
+    """The holiday country to forecast with, ``"auto"`` resolved from currency and timezone, and a note."""
+    if country != "auto":
+        return country, []
+    inferred = infer_holiday_country(config.currency, config.timezone)
+    source = f"currency {config.currency} and timezone {config.timezone}"
+    if inferred is None:
+        return None, [Note("holidays", f"No holiday calendar: none follows from {source}; set "
+                                       "holiday_country in journeycast.yml to model public holidays.", "missing")]
+    return inferred, [Note("holidays", f"Holidays: {inferred}, from {source}; set holiday_country in "
+                                       "journeycast.yml to use another calendar.", "assumed")]
+
+
+def _cash_notes(config: Config, costs: str) -> list[Note]:
+    """What the cash position lacks or assumes: the opening balance, the costs."""
+    notes = []
+    if config.opening_balance is None:
+        notes.append(Note("cash", "No opening balance: the chart shows the cumulative net cash flow, not a "
+                                  "balance; set opening_balance in journeycast.yml to see the balance and the "
+                                  "shortfall risk.", "missing"))
+    if costs == "estimated":
+        notes.append(Note("costs", f"No cost data: outflows are estimated as the cost of goods, (1 - gross_margin "
+                                   f"{config.gross_margin:g}) x sales, from journeycast.yml; add a costs file to "
+                                   "use real costs.", "assumed"))
+    elif costs == "none":
+        notes.append(Note("costs", "No cost data and no gross_margin: only money in is forecast; shortfall risk "
+                                   "is not computed. Add a costs file, or set gross_margin in journeycast.yml to "
+                                   "estimate the cost of goods.", "missing"))
+    return notes
 
 
 def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | None = None,
@@ -151,20 +252,30 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
 
     ``forecaster_options`` go to ``StageForecaster`` (e.g. ``backend``,
     ``progress``, ``uncertainty_samples``); the configuration gives the rest.
+    Without costs the cost of goods is estimated from ``gross_margin``;
+    without either, or without an opening balance, no shortfall risk is
+    assessed. ``notes`` says so, after the forecast's own notes.
     """
     config = dataset.config
-    series = stage_flows(dataset.tables, freq=config.frequency, segment=segment)
+    costs = _cost_basis(dataset)
+    series = stage_flows(dataset.tables, freq=config.frequency, segment=segment,
+                         gross_margin=config.gross_margin if costs == "estimated" else None)
     if horizon is not None:
         forecaster_options["horizon"] = horizon
-    settings = {"horizon": config.horizon, "freq": config.frequency,
-                "holiday_country": None if config.holiday_country == "auto" else config.holiday_country, "seed": config.seed, **forecaster_options}
+    holidays, holiday_notes = _holiday_calendar(
+        config, forecaster_options.pop("holiday_country", config.holiday_country))
+    settings = {"horizon": config.horizon, "freq": config.frequency, "holiday_country": holidays,
+                "seed": config.seed, **forecaster_options}
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
     result = computed_once(_fit_predict, series, settings, execution, ignore=("execution",))
-    outlook = cash_position(series, result.paths, config.opening_balance or 0.0, config.minimum_cash)
+    # a minimum checked against money in alone would always look safe
+    minimum = None if costs == "none" else config.minimum_cash
+    outlook = cash_position(series, result.paths, config.opening_balance, minimum)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
-    comparison = compare_scenarios(series, result.paths, dated,
-                                   config.opening_balance or 0.0, config.minimum_cash)
-    return CashForecast(config, series, result, outlook, comparison)
+    comparison, skipped = compare_scenarios_with_notes(series, result.paths, dated,
+                                                       config.opening_balance, minimum)
+    notes = [*result.notes, *_cash_notes(config, costs), *holiday_notes, *skipped]
+    return CashForecast(config, series, result, outlook, comparison, notes, costs)
 
 
 #: Forecaster options that change how, not what, is computed: not part of a stored forecast's key.
@@ -250,20 +361,23 @@ def what_if(dataset: Dataset, cash: CashForecast) -> Callable[..., tuple[CashOut
     The returned function takes ``stage, outflow_change_pct, demand_shock_pct,
     receipt_delay_days`` (changes from the first forecast day on) and returns
     the what-if's ``CashOutlook`` and its comparison with the baseline, both on
-    the forecast's own draws.
+    the forecast's own draws, against the same opening balance and minimum as
+    ``cash.outlook``. ``stage`` may be None (a forecast without outflows has
+    no stage to change); a change to money the forecast does not have is
+    left out, so the demand and timing sliders work whatever the data holds.
     """
-    config = dataset.config
     start = cash.outlook.as_of + pd.Timedelta(days=1)
+    paths = cash.result.paths
+    opening, minimum = cash.outlook.opening_balance, cash.outlook.minimum_cash
 
-    def recompute(stage: str, outflow_change_pct: float, demand_shock_pct: float,
+    def recompute(stage: str | None, outflow_change_pct: float, demand_shock_pct: float,
                   receipt_delay_days: int) -> tuple[CashOutlook, pd.DataFrame]:
-        scenario = Scenario("what-if", (OutflowChange(stage, outflow_change_pct, start),
-                                        DemandShock(demand_shock_pct, start),
-                                        ReceiptDelay(receipt_delay_days)))
-        outlook = cash_position(cash.series, apply_scenario(cash.result.paths, scenario),
-                                config.opening_balance or 0.0, config.minimum_cash)
-        comparison = compare_scenarios(cash.series, cash.result.paths, [scenario],
-                                       config.opening_balance or 0.0, config.minimum_cash)
+        changes: list[Adjustment] = [DemandShock(demand_shock_pct, start), ReceiptDelay(receipt_delay_days)]
+        if stage is not None:
+            changes.insert(0, OutflowChange(stage, outflow_change_pct, start))
+        scenario = Scenario("what-if", tuple(a for a in changes if a.missing(paths) is None))
+        outlook = cash_position(cash.series, apply_scenario(paths, scenario), opening, minimum)
+        comparison = compare_scenarios(cash.series, paths, [scenario], opening, minimum)
         return outlook, comparison
 
     return recompute
@@ -306,8 +420,10 @@ def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
         "data_period": [f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"],
         "horizon": int(cash.result.forecast.ds.nunique()),
         "currency": dataset.config.currency,
-        "cash": {k: plain(v) for k, v in cash.outlook.summary().items()},
+        "cash": {"measure": cash.measure, "costs": cash.costs}
+                | {k: plain(v) for k, v in cash.outlook.summary().items()},
         "series": series,
+        "notes": notes_frame(cash.notes),
     }
 
 
@@ -506,14 +622,18 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
     """The run's headline figures by their names in the report, JSON-ready (dates as ISO days).
 
     Cash figures always; re-purchase figures with ``found``; the campaign's with ``evaluation``.
+    The cash figures are named after what they are (``cash_figure_names``):
+    a balance only with an opening balance and known costs; the shortfall
+    figures are None when the risk was not assessed.
     """
     outlook = cash.outlook
     figures = outlook.summary()
+    last_day, at_horizon, lowest = cash_figure_names(cash)
     out: dict[str, Any] = {
         "data through": plain(outlook.as_of),
-        "cash on the last day": float(outlook.bands["actual"].dropna().iloc[-1]),
-        "median balance at the horizon": figures["ending_p50"],
-        "lowest median balance": figures["lowest_p50"],
+        last_day: float(outlook.bands["actual"].dropna().iloc[-1]),
+        at_horizon: figures["ending_p50"],
+        lowest: figures["lowest_p50"],
         "shortfall probability": figures["shortfall_probability"],
         "first likely breach": plain(figures["first_breach_date"]),
         "runway (days)": figures["runway_days"],
@@ -526,6 +646,22 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
         out["campaign shortfall probability"] = evaluation.shortfall_after
         out["earliest feasible launch"] = plain(evaluation.earliest_safe_start)
     return out
+
+
+def cash_figure_names(cash: CashForecast) -> tuple[str, str, str]:
+    """Names of the cash figures on the last day, at the horizon (median) and at the lowest median.
+
+    "cash ..." only when it is cash: an opening balance and known (or
+    estimated) costs. Without an opening balance the figures are a cumulative
+    net cash flow; without costs, money in only.
+    """
+    if cash.outlook.balance_known and cash.costs != "none":
+        return "cash on the last day", "median balance at the horizon", "lowest median balance"
+    if cash.outlook.balance_known:
+        what = "balance before costs"
+    else:
+        what = "cumulative net cash flow" if cash.costs != "none" else "cumulative money in"
+    return f"{what} on the last day", f"median {what} at the horizon", f"lowest median {what}"
 
 
 def headline_changes(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> pd.DataFrame:
