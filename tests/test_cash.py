@@ -22,6 +22,7 @@ from toolkit.cash import (
     cash_position,
     cash_position_from_net_flow,
     compare_scenarios,
+    compare_scenarios_with_notes,
     scenario_from_dict,
 )
 from toolkit.errors import JourneycastError
@@ -112,6 +113,42 @@ def test_constant_flows_give_the_exact_balance_breach_and_runway(history):
     assert (daily[daily.index < breach] == 0).all() and (daily[daily.index >= breach] == 1).all()
     first = outlook.breach_distribution.set_index("ds")["first_breach_probability"]
     assert first[breach] == 1.0 and first.sum() == 1.0
+
+
+def test_without_an_opening_balance_the_outlook_is_the_cumulative_net_flow_and_no_risk(history):
+    # History: 10 days of +100 -40 -> +600 since the first day; forecast: -30 a day.
+    paths = make_paths(
+        {"purchase|inflow|all": constant(50, 30, 5), "operations|outflow|all": constant(80, 30, 5)}
+    )
+    outlook = cash_position(history, paths, opening_balance=None, minimum_cash=1000)
+    known = cash_position(history, paths, opening_balance=1000, minimum_cash=1000)
+
+    assert not outlook.balance_known and known.balance_known
+    assert outlook.measure == "cumulative net cash flow since 22 Oct 2026"
+    assert known.measure == "cash balance"
+    past = outlook.bands[~outlook.bands["is_forecast"]]
+    np.testing.assert_allclose(past["actual"], 60 * np.arange(1, 11))
+    # the same path as with a balance, less the opening balance
+    for column in ("actual", "p10", "p50", "p90"):
+        np.testing.assert_allclose(outlook.bands[column], known.bands[column] - 1000)
+    # a minimum means nothing against a flow: no shortfall figures at all
+    assert outlook.minimum_cash is None and outlook.opening_balance is None
+    assert (outlook.shortfall_probability, outlook.first_breach_date, outlook.runway_days) == (None, None, None)
+    assert not outlook.risk_assessed
+    assert outlook.shortfall["probability"].isna().all()
+    assert outlook.breach_distribution["cumulative_probability"].isna().all()
+    summary = outlook.summary()
+    assert summary["balance_known"] is False and summary["shortfall_probability"] is None
+    assert summary["ending_p50"] == pytest.approx(600 - 30 * 30)
+    assert known.summary()["shortfall_probability"] == 1.0
+
+
+def test_without_a_minimum_the_balance_is_kept_and_the_risk_is_not_assessed(history):
+    paths = make_paths({"purchase|inflow|all": constant(50, 30, 5)})
+    outlook = cash_position(history, paths, opening_balance=1000, minimum_cash=None)
+    assert outlook.balance_known and not outlook.risk_assessed
+    assert outlook.runway_days is None and outlook.first_breach_date is None
+    assert outlook.bands["p50"].iloc[-1] == pytest.approx(1600 + 50 * 30)
 
 
 def test_no_breach_gives_the_whole_horizon_as_runway(history):
@@ -539,6 +576,37 @@ def test_compare_scenarios_puts_the_baseline_first_and_matches_each_position(his
     future = cash_position(history, mixed_paths, 0, 400).bands.query("is_forecast")
     assert table.loc[0, "lowest_p50"] == future["p50"].min()
     assert table.loc[0, "lowest_p50_date"] == future.loc[future["p50"].idxmin(), "ds"]
+
+
+def test_scenarios_on_money_the_forecast_lacks_are_left_out_with_a_note(history):
+    """No awareness costs and no inflow of stage evaluation: those what-ifs compare nothing."""
+    paths = make_paths({"purchase|inflow|all": constant(50, 30, 5), "operations|outflow|all": constant(20, 30, 5)})
+    push = {"name": "marketing push", "adjustments": [
+        {"type": "outflow_change", "stage": "awareness", "pct": 30, "start": "2026-11-01"}]}
+    trials = Scenario("trial sales", (DemandShock(10, "2026-11-01", stages=("evaluation",)),))
+    slow = Scenario("slow payers", (ReceiptDelay(7),))
+    table, notes = compare_scenarios_with_notes(history, paths, [push, trials, slow], 1000, 0)
+
+    assert table["scenario"].tolist() == [BASELINE, "slow payers"]
+    assert [n.level for n in notes] == ["missing", "missing"]
+    assert "'marketing push' is left out" in notes[0].text and "stage 'awareness'" in notes[0].text
+    assert "'trial sales' is left out" in notes[1].text and "evaluation" in notes[1].text
+    assert compare_scenarios(history, paths, [push, slow], 1000, 0)["scenario"].tolist() == [
+        BASELINE, "slow payers"]
+    # applied on its own, the same change is still an error that names it
+    with pytest.raises(CashError, match="no outflow series for stage 'awareness'"):
+        apply_scenario(paths, scenario_from_dict(push))
+
+
+def test_compare_scenarios_without_an_opening_balance_leaves_the_risk_empty(history, mixed_paths):
+    delay = Scenario("slow payers", (ReceiptDelay(5),))
+    table = compare_scenarios(history, mixed_paths, [delay], None, 400)
+    assert not table["balance_known"].any()
+    assert table["shortfall_probability"].isna().all() and table["runway_days"].isna().all()
+    assert table["shortfall_probability"].dtype == float and table["first_breach_date"].isna().all()
+    with_balance = compare_scenarios(history, mixed_paths, [delay], 0, 400)
+    # the same flows, only the starting point differs
+    np.testing.assert_allclose(table["ending_p50"], with_balance["ending_p50"])
 
 
 def test_compare_scenarios_rejects_repeated_names(history, mixed_paths):
