@@ -111,6 +111,49 @@ def test_negative_cost_is_money_back(small_shop_tables):
     assert flows.net_flow(series)["net"].sum() == pytest.approx(-94 + 15)
 
 
+def _with_guest_lines(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The small shop plus one guest checkout of two lines (30 + 20) on Jan 8 and a returned line (-20)."""
+    guest = pd.DataFrame({
+        "order_id": ["G1", "G1", "G1-R"], "customer_id": pd.array([pd.NA] * 3, dtype="str"),
+        "ts": [T("2024-01-08 10:00"), T("2024-01-08 10:00"), T("2024-01-09 10:00")],
+        "amount": [30.0, 20.0, -20.0], "order_type": ["guest"] * 3, "sku": ["ESS-01", "ESS-02", "ESS-02"],
+        "quantity": [1, 1, -1], "status": ["completed", "completed", "refunded"]})
+    return {**tables, "orders": pd.concat([tables["orders"], guest], ignore_index=True)}
+
+
+def test_guest_money_is_purchase_money_in_every_flow(small_shop_tables):
+    tables = _with_guest_lines(small_shop_tables)
+    totals = _totals(flows.stage_flows(tables))
+    assert totals["purchase|inflow|all"] == 370 + 50
+    assert totals["post-purchase|outflow|all"] == 80 + 14 + 20  # the returned line
+    by_channel = _totals(flows.stage_flows(tables, segment="channel"))
+    # a guest has no first touch: the unknown channel, like a customer without events
+    assert by_channel["purchase|inflow|unknown"] == 50
+    assert by_channel["post-purchase|outflow|unknown"] == 20
+    assert sum(v for k, v in by_channel.items() if k.startswith("purchase|inflow|")) == 420
+
+
+def test_without_costs_the_cost_of_goods_is_estimated_from_the_gross_margin(small_shop_tables):
+    orders_only = {"orders": small_shop_tables["orders"], "events": small_shop_tables["events"]}
+    series = flows.stage_flows(orders_only, gross_margin=0.6)
+    estimated = series[series["unique_id"] == "purchase|outflow|estimated"].set_index("ds")["y"]
+    sales = series[series["direction"] == "inflow"].groupby("ds")["y"].sum()
+    # (1 - 0.6) x sales, on the day of each sale
+    assert estimated.to_numpy() == pytest.approx(0.4 * sales.reindex(estimated.index).to_numpy())
+    assert estimated.sum() == pytest.approx(0.4 * 620)
+    assert set(series["segment"]) == {"all", flows.ESTIMATED}
+    by_channel = flows.stage_flows(orders_only, segment="channel", gross_margin=0.6)
+    assert _totals(by_channel)["purchase|outflow|estimated"] == pytest.approx(0.4 * 620)
+    # real costs win: the margin is not used when the data has costs
+    assert _totals(flows.stage_flows(small_shop_tables, gross_margin=0.6)) == _totals(
+        flows.stage_flows(small_shop_tables))
+    # without a margin only money in (and refunds) is known
+    assert "purchase|outflow|estimated" not in _totals(flows.stage_flows(orders_only))
+    assert flows.has_costs(small_shop_tables) and not flows.has_costs(orders_only)
+    with pytest.raises(flows.FlowsError, match="gross_margin"):
+        flows.stage_flows(orders_only, gross_margin=1.5)
+
+
 def test_bad_parameters(small_shop_tables):
     with pytest.raises(flows.FlowsError, match="region"):
         flows.stage_flows(small_shop_tables, segment="region")
