@@ -237,3 +237,106 @@ def test_sample_retention_starts_at_one(sample_tables):
     assert (table.loc[table["period"] == 0, "retention"] == 1).all()
     assert table["retention"].between(0, 1).all()
     assert table.drop_duplicates("cohort")["customers"].sum() == _buyers(sample_tables["orders"])
+
+
+# --------------------------------------------------------------------------- order lines, guests, periods
+
+
+def _lines(rows: list[tuple]) -> pd.DataFrame:
+    """Order lines ``(order_id, customer_id or None, ts, amount, order_type, status)``."""
+    frame = pd.DataFrame(rows, columns=["order_id", "customer_id", "ts", "amount", "order_type", "status"])
+    frame["customer_id"] = frame["customer_id"].astype("str")
+    frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[ns]")
+    frame["sku"] = "SKU"
+    frame["quantity"] = np.where(frame["amount"] < 0, -1, 1)
+    return frame[["order_id", "customer_id", "ts", "amount", "order_type", "sku", "quantity", "status"]]
+
+
+@pytest.fixture
+def lines_and_guests(small_shop_tables):
+    """The small shop's orders plus a second line on A's first order (25), a guest checkout of two
+    lines (30 + 20) with one line returned (-20), and F's deal closed at zero."""
+    extra = _lines([
+        ("O1", "A", "2024-01-05 10:00", 25.0, "new", "completed"),
+        ("G1", None, "2024-01-08 10:00", 30.0, "guest", "completed"),
+        ("G1", None, "2024-01-08 10:00", 20.0, "guest", "completed"),
+        ("G1-R", None, "2024-01-09 10:00", -20.0, "guest", "refunded"),
+        ("Z1", "F", "2024-01-15 10:00", 0.0, "new", "completed"),
+    ])
+    return {"orders": pd.concat([small_shop_tables["orders"], extra], ignore_index=True)}
+
+
+def test_kpis_count_orders_not_lines_and_keep_guest_money_apart(lines_and_guests):
+    table = journey.kpis(lines_and_guests, freq="MS").set_index("ds")
+    jan = table.loc[T("2024-01-01")]
+    assert jan["sales"] == 100 + 25 + 80 + 30 + 20
+    assert jan["revenue"] == 255 - 80 - 20
+    assert jan["orders"] == 3  # O1 (two lines), O3, G1 (two lines); F's zero deal is no sale
+    assert jan["average_order_value"] == pytest.approx(255 / 3)
+    assert (jan["customers"], jan["new_customers"]) == (2, 2)  # the guest is no customer
+    assert jan["guest_revenue"] == 30
+    assert (table["new_revenue"] + table["returning_revenue"] + table["guest_revenue"]).to_numpy() == (
+        pytest.approx(table["revenue"].to_numpy()))
+    # lifetime value per known customer: guest money left out
+    assert jan["historical_clv"] == pytest.approx((155 - 30) / 2)
+    # all sales of the shop: 255 in January, then 120 + 50 + 200 + 70
+    assert journey.guest_sales(lines_and_guests["orders"]) == pytest.approx((50.0, 50 / 695))
+
+
+def test_stages_count_an_order_of_many_lines_once_and_a_zero_deal_as_a_purchase(lines_and_guests):
+    stages = journey.customer_stages(lines_and_guests).set_index("customer_id")
+    assert list(stages.index) == ["A", "B", "D", "E", "F"]  # guests cannot be followed
+    # A's second line is the same order: post-purchase comes with the repeat order in February
+    assert stages.loc["A", "post-purchase"] == T("2024-02-10 09:00")
+    assert stages.loc["F", "purchase"] == T("2024-01-15 10:00")
+    table = journey.funnel(stages.reset_index(), 200).set_index("stage")
+    assert table.loc["purchase", "customers"] == 5
+    assert journey.zero_amount_orders(lines_and_guests["orders"]) == 1
+    retention = journey.cohort_retention(lines_and_guests["orders"])
+    assert retention.drop_duplicates("cohort")["customers"].sum() == 4  # buyers with money: A, B, D, E
+
+
+def test_partial_periods_are_marked(small_shop_tables):
+    # the data runs from Jan 1 09:00 to May 3
+    monthly = journey.kpis(small_shop_tables, freq="MS").set_index("ds")
+    assert monthly["complete"].tolist() == [True, True, True, True, False]
+    assert (monthly.loc[T("2024-05-01"), "days_covered"], monthly.loc[T("2024-05-01"), "days_in_period"]) == (3, 31)
+    assert monthly.loc[T("2024-02-01"), "days_in_period"] == 29
+    weekly = journey.kpis(small_shop_tables, freq="W").set_index("ds")
+    # Monday Jan 1 .. Sunday Jan 7 is whole; Apr 29 .. May 5 has 5 days of data
+    assert weekly["complete"].iloc[0] and weekly["days_covered"].iloc[-1] == 5
+    assert weekly["complete"].iloc[1:-1].all() and not weekly["complete"].iloc[-1]
+    assert journey.kpis(small_shop_tables, freq="D")["complete"].all()
+
+
+def _daily_orders(first: str, last: str, amount: float = 10.0) -> dict[str, pd.DataFrame]:
+    days = pd.date_range(first, last, freq="D")
+    return {"orders": _lines([(f"O{i}", f"C{i % 7}", f"{d:%Y-%m-%d} 12:00", amount, "repeat", "completed")
+                              for i, d in enumerate(days)])}
+
+
+def test_month_comparison_uses_complete_months_only():
+    # 10 a day to 9 March: the 9-day March is no 70% drop
+    monthly = journey.kpis(_daily_orders("2023-01-10", "2024-03-09"), freq="MS")
+    march = monthly.set_index("ds").loc[T("2024-03-01")]
+    assert not march["complete"] and march["days_covered"] == 9
+    result = journey.compare_months(monthly)
+    assert (result.month, result.previous_month, result.year_before) == (
+        T("2024-02-01"), T("2024-01-01"), T("2023-02-01"))
+    revenue = result.figures.loc["revenue"]
+    assert (revenue["month"], revenue["previous_month"], revenue["year_before"]) == (290, 310, 280)
+    assert revenue["change_vs_previous_month"] == pytest.approx(290 / 310 - 1)
+    assert revenue["change_vs_year_before"] == pytest.approx(290 / 280 - 1)
+    assert result.summary()["revenue_change_vs_year_before"] == pytest.approx(290 / 280 - 1)
+    assert result.figures.loc["orders", "month"] == 29
+
+
+def test_month_comparison_says_what_the_data_does_not_cover():
+    # January 2023 starts on the 10th: February has no complete month before it a year back
+    short = journey.compare_months(journey.kpis(_daily_orders("2024-01-01", "2024-03-09"), freq="MS"))
+    assert short.month == T("2024-02-01") and short.year_before is None
+    assert short.figures["change_vs_year_before"].isna().all()
+    assert short.figures.loc["revenue", "change_vs_previous_month"] == pytest.approx(290 / 310 - 1)
+    assert journey.compare_months(journey.kpis(_daily_orders("2024-01-10", "2024-02-20"), freq="MS")) is None
+    with pytest.raises(journey.JourneyError, match="monthly"):
+        journey.compare_months(journey.kpis(_daily_orders("2024-01-01", "2024-03-09"), freq="W"))
