@@ -219,3 +219,138 @@ def test_two_processes_asking_for_the_same_result_compute_it_once(tmp_path):
         results = list(pool.map(_stored_sum, [str(tmp_path)] * 2, [str(log)] * 2))
     assert results == [6, 6]
     assert log.read_text().splitlines() == ["computed"]
+
+
+# ---------------------------------------------------------------- exports without costs or a balance
+
+
+def _orders_only_dataset(**settings):
+    """CDNOW's 1/10 sample as canonical orders: no events, no costs, only what the settings say."""
+    from pathlib import Path
+
+    from conftest import TEST_DATA
+    from toolkit.config import config_from_dict
+    from toolkit.ingest import Ingested
+    from toolkit.pipeline import Dataset
+
+    raw = pd.read_csv(TEST_DATA / "cdnow" / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["master_id", "customer", "date", "cds", "dollars"])
+    orders = pd.DataFrame({
+        "order_id": [f"T{i:05d}" for i in range(len(raw))],
+        "customer_id": raw["customer"].astype(str).astype("str"),
+        "ts": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d").astype("datetime64[ns]"),
+        "amount": raw["dollars"].astype(float), "sku": "CD", "quantity": raw["cds"].astype("int64"),
+        "status": "completed",
+    })
+    orders.insert(4, "order_type", np.where(orders.groupby("customer_id").cumcount() == 0, "new", "repeat"))
+    config = config_from_dict({"currency": "GBP", "timezone": "Europe/London", **settings})
+    return Dataset(Path("."), config, Ingested({"orders": orders}, rejects=pd.DataFrame()))
+
+
+#: The scenarios notebook 04 compares by default (dates as days after the data).
+DEFAULT_SCENARIOS = [
+    {"name": "marketing push +30%",
+     "adjustments": [{"type": "outflow_change", "stage": "awareness", "pct": 30, "start": 1}]},
+    {"name": "slow winter: sales -20%", "adjustments": [{"type": "demand_shock", "pct": -20, "start": 5}]},
+    {"name": "customers pay a week late", "adjustments": [{"type": "receipt_delay", "days": 7}]},
+]
+
+
+@pytest.fixture(scope="module")
+def orders_only_forecasts():
+    """The same orders forecast twice: with nothing configured, and with a gross margin and a balance."""
+    from conftest import SHORT_FORECAST
+    from toolkit.pipeline import forecast_cash
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOURNEYCAST_STORE", "off")
+        bare = _orders_only_dataset()
+        known = _orders_only_dataset(gross_margin=0.6, opening_balance=10000, minimum_cash=5000)
+        options = {**SHORT_FORECAST, "backtest_folds": 0}
+        return ((bare, forecast_cash(bare, scenarios=DEFAULT_SCENARIOS, **options)),
+                (known, forecast_cash(known, scenarios=DEFAULT_SCENARIOS, **options)))
+
+
+def test_without_balance_or_costs_the_cash_page_shows_money_in_and_no_risk(orders_only_forecasts):
+    from toolkit.pipeline import forecast_summary, headline, what_if
+
+    (dataset, cash), _ = orders_only_forecasts
+    sales = dataset.tables["orders"]["amount"].sum()
+    assert cash.costs == "none" and cash.cost_stages == []
+    assert not cash.outlook.balance_known and cash.outlook.shortfall_probability is None
+    assert cash.measure == "cumulative net cash flow since 01 Jan 1997, money in only (no cost data)"
+    figures = headline(cash)
+    assert "cash on the last day" not in figures
+    assert figures["cumulative money in on the last day"] == pytest.approx(sales)
+    assert figures["shortfall probability"] is None and figures["runway (days)"] is None
+    texts = {n.text: n.level for n in cash.notes}
+    assert texts[("No opening balance: the chart shows the cumulative net cash flow, not a balance; set "
+                  "opening_balance in journeycast.yml to see the balance and the shortfall risk.")] == "missing"
+    assert any(t.startswith("No cost data and no gross_margin: only money in is forecast; shortfall risk is "
+                            "not computed") and level == "missing" for t, level in texts.items())
+    assert texts[("Holidays: GB, from currency GBP and timezone Europe/London; set holiday_country in "
+                  "journeycast.yml to use another calendar.")] == "assumed"
+    # the forecast's own notes come first
+    assert cash.notes[:len(cash.result.notes)] == cash.result.notes
+    # no awareness costs: the marketing push is left out, the others are compared
+    assert cash.scenarios["scenario"].tolist() == ["baseline", "slow winter: sales -20%",
+                                                   "customers pay a week late"]
+    assert any("'marketing push +30%' is left out" in t for t in texts)
+    assert cash.scenarios["shortfall_probability"].isna().all()
+    # what-if sliders work without any outflow to change
+    outlook, comparison = what_if(dataset, cash)(None, 0, -50, 0)
+    assert outlook.summary()["ending_p50"] < cash.outlook.summary()["ending_p50"]
+    assert comparison["scenario"].tolist() == ["baseline", "what-if"]
+    summary = json.loads(json.dumps(forecast_summary(dataset, cash), default=str))
+    assert summary["cash"]["balance_known"] is False and summary["cash"]["costs"] == "none"
+    assert len(summary["notes"]) == len(set(cash.notes))
+
+
+def test_a_gross_margin_and_an_opening_balance_give_cash_and_its_risk(orders_only_forecasts):
+    from toolkit.pipeline import headline, what_if
+
+    _, (dataset, cash) = orders_only_forecasts
+    sales = dataset.tables["orders"]["amount"].sum()
+    assert cash.costs == "estimated" and cash.cost_stages == ["purchase"]
+    estimated = cash.series[cash.series["unique_id"] == "purchase|outflow|estimated"]
+    assert estimated["y"].sum() == pytest.approx(0.4 * sales)
+    figures = headline(cash)
+    assert figures["cash on the last day"] == pytest.approx(10000 + 0.6 * sales)
+    assert 0 <= figures["shortfall probability"] <= 1 and figures["runway (days)"] is not None
+    assert cash.outlook.minimum_cash == 5000 and cash.measure == "cash balance"
+    levels = {n.topic: n.level for n in cash.notes}
+    assert levels["costs"] == "assumed" and "cash" not in levels
+    assert any("(1 - gross_margin 0.6) x sales" in n.text for n in cash.notes)
+    # the estimated costs are real outflows to a what-if; awareness still has none
+    assert "marketing push +30%" not in cash.scenarios["scenario"].tolist()
+    ending = cash.outlook.summary()["ending_p50"]
+    costlier, _ = what_if(dataset, cash)("purchase", 50, 0, 0)
+    assert costlier.summary()["ending_p50"] < ending
+
+
+def test_journey_notes_guests_zero_deals_and_partial_months():
+    from toolkit.pipeline import journey
+
+    dataset = _orders_only_dataset()
+    orders = dataset.tables["orders"]
+    # two guest checkouts of two lines each, and a deal closed at zero
+    guests = pd.DataFrame({
+        "order_id": ["G1", "G1", "G2", "G2", "Z1"],
+        "customer_id": pd.array([pd.NA] * 4 + ["zero"], dtype="str"),
+        "ts": pd.to_datetime(["1997-03-01"] * 2 + ["1997-04-01"] * 2 + ["1997-05-01"]).astype("datetime64[ns]"),
+        "amount": [100.0, 50.0, 20.0, 30.0, 0.0], "order_type": ["guest"] * 4 + ["new"], "sku": "CD",
+        "quantity": 1, "status": "completed"})
+    dataset.ingested.tables["orders"] = pd.concat([orders, guests], ignore_index=True)
+    view = journey(dataset)
+    notes = {n.topic: n for n in view.notes}
+    share = 200 / (orders["amount"].sum() + 200)
+    assert notes["guests"].level == "missing" and f"brought {share:.0%} of sales (GBP 200)" in notes["guests"].text
+    zero = int((orders["amount"] == 0).sum()) + 1  # CDNOW's own purchases of 0 dollars and Z1
+    assert f"add up to zero (deals closed at 0): {zero};" in notes["zero-amount orders"].text
+    assert "zero" in set(view.stages["customer_id"]) and view.stages["customer_id"].notna().all()
+    # CDNOW runs 1 Jan 1997 to 30 Jun 1998: every month is whole, June 1998 the last complete one
+    assert "periods" not in notes
+    assert view.comparison.month == pd.Timestamp("1998-06-01")
+    assert view.comparison.year_before == pd.Timestamp("1997-06-01")
+    # orders are sales: CDNOW's purchases with money and the two guest orders (four lines)
+    assert view.kpis["orders"].sum() == len(orders) - (zero - 1) + 2

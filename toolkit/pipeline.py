@@ -157,8 +157,8 @@ def _journey_notes(orders: pd.DataFrame, figures: pd.DataFrame, comparison: Mont
     if zero:
         notes.append(Note(
             "zero-amount orders",
-            f"{zero:,} completed orders add up to zero: they count as purchases in the funnel and the "
-            "customer stages, but bring no revenue.", "assumed"))
+            f"Completed orders that add up to zero (deals closed at 0): {zero:,}; they count as purchases in "
+            "the funnel and the customer stages, but bring no revenue.", "assumed"))
     partial = figures[~figures["complete"]]
     if len(partial):
         periods = ", ".join(f"{row.ds:%d %b %Y} ({row.days_covered} of {row.days_in_period} days)"
