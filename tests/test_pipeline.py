@@ -272,7 +272,7 @@ def orders_only_forecasts():
 
 
 def test_without_balance_or_costs_the_cash_page_shows_money_in_and_no_risk(orders_only_forecasts):
-    from toolkit.pipeline import forecast_summary, headline, what_if
+    from toolkit.pipeline import forecast_summary, forecast_tables, headline, journey, what_if
 
     (dataset, cash), _ = orders_only_forecasts
     sales = dataset.tables["orders"]["amount"].sum()
@@ -304,6 +304,11 @@ def test_without_balance_or_costs_the_cash_page_shows_money_in_and_no_risk(order
     summary = json.loads(json.dumps(forecast_summary(dataset, cash), default=str))
     assert summary["cash"]["balance_known"] is False and summary["cash"]["costs"] == "none"
     assert len(summary["notes"]) == len(set(cash.notes))
+    published = forecast_tables(cash, journey(dataset))
+    months = published["month_comparison"].set_index("measure")
+    assert months.loc["revenue", "month"] == pytest.approx(
+        dataset.tables["orders"].loc[lambda o: o["ts"] >= "1998-06-01", "amount"].sum())
+    assert published["kpis"]["complete"].all()
 
 
 def test_a_gross_margin_and_an_opening_balance_give_cash_and_its_risk(orders_only_forecasts):

@@ -402,6 +402,8 @@ def forecast_tables(cash: CashForecast, view: JourneyView | None = None) -> dict
     }
     if view is not None:
         tables |= {"funnel": view.funnel, "kpis": view.kpis, "retention": view.retention}
+        if view.comparison is not None:
+            tables["month_comparison"] = view.comparison.figures.reset_index()
     return tables
 
 
