@@ -44,13 +44,13 @@ from toolkit.errors import JourneycastError
 from toolkit.schema import STAGES
 
 __all__ = [
+    "COMPARED",
     "FIRST_TOUCH",
     "UNKNOWN_CHANNEL",
     "JourneyError",
     "MonthComparison",
     "TimeToConvert",
     "cohort_retention",
-    "COMPARED",
     "compare_months",
     "customer_stages",
     "first_touch",
@@ -427,6 +427,7 @@ def cohort_retention(orders: pd.DataFrame, freq: str = "MS") -> pd.DataFrame:
     ready for a heatmap: ``cohort, period, customers`` (cohort size),
     ``buyers`` (of them, bought in that period) and ``retention``
     (buyers / customers). Every cohort runs to the last period of the data.
+    Guest rows are left out: a guest cannot be followed from one order to the next.
     """
     sales = _customer_rows(orders.loc[is_sale(orders), ["customer_id", "ts"]])
     if sales.empty:
