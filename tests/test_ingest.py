@@ -124,7 +124,7 @@ def test_whole_file_problems_are_clear_errors(orders, settings, message):
 
 def test_wrong_delimiter_names_the_expected_columns():
     config = config_from_dict({"sources": {"orders": {"path": "orders_semicolon.csv"}}, "delimiter": ","})
-    with pytest.raises(IngestError, match="expected columns order_id, customer_id, ts, amount"):
+    with pytest.raises(IngestError, match="expected columns customer_id, ts, amount"):
         load_tables(BAD, config, now=NOW)
 
 
@@ -133,12 +133,16 @@ def test_wrong_delimiter_names_the_expected_columns():
 
 def test_wrong_types_are_rejected_with_line_and_value():
     result = _load_bad("orders_wrong_types.csv")
-    assert list(result.tables["orders"].order_id) == ["O1", "O7"]
+    orders = result.tables["orders"]
+    # line 6 has no customer id: a guest's order, kept
+    assert list(orders.order_id) == ["O1", "O5", "O7"]
+    guest = orders.set_index("order_id").loc["O5"]
+    assert pd.isna(guest.customer_id) and guest.order_type == "guest"
     rejects = result.rejects.set_index("row")
+    assert sorted(rejects.index) == [3, 4, 5, 7]
     assert rejects.loc[3, "value"] == "forty" and rejects.loc[3, "reason"] == "amount is not a number"
     assert rejects.loc[4, "reason"] == "missing order_id"
     assert rejects.loc[5, "column"] == "quantity" and rejects.loc[5, "value"] == "two"
-    assert rejects.loc[6, "reason"] == "missing customer_id"
     assert rejects.loc[7, "value"] == "$12"
 
 
@@ -168,14 +172,14 @@ def test_mixed_time_zones_convert_aware_and_reject_naive():
     assert result.rejects.reason.str.contains("without UTC offset").all()
 
 
-def test_duplicate_order_ids_keep_the_first():
+def test_repeated_lines_are_duplicates_and_shared_order_ids_are_lines_of_one_order():
     result = _load_bad("orders_duplicate_ids.csv")
-    assert list(result.tables["orders"].order_id) == ["O1", "O2", "O3"]
-    assert result.tables["orders"].set_index("order_id").loc["O2", "customer_id"] == "C2"
-    assert _rejected(result) == {4: "duplicate order_id (first at line 2)",
-                                 6: "duplicate order_id (first at line 3)",
-                                 7: "duplicate order_id (first at line 2)"}
-    assert result.summary()["orders"]["rejects_by_reason"] == {"duplicate order_id": 3}
+    # lines 4 and 7 repeat line 2 exactly; line 6 is a second line of order O2
+    assert list(result.tables["orders"].order_id) == ["O1", "O2", "O3", "O2"]
+    assert _rejected(result) == {4: "duplicate line (same as line 2)", 7: "duplicate line (same as line 2)"}
+    summary = result.summary()["orders"]
+    assert summary["rejects_by_reason"] == {"duplicate line": 2}
+    assert summary["orders"] == 3 and summary["accepted"] == 4
 
 
 def test_negative_amounts_are_kept_as_refunds():
@@ -210,11 +214,11 @@ def test_ragged_lines_are_rejects_with_their_line_numbers():
 
 
 def test_later_rows_keep_their_line_numbers_after_blank_and_ragged_lines(tmp_path):
-    text = "order_id,customer_id,ts,amount\n\nO1,C1,2024-01-05,1\nbad\n\n\nO2,,2024-01-06,2\n"
+    text = "order_id,customer_id,ts,amount\n\nO1,C1,2024-01-05,1\nbad\n\n\nO2,C1,,2\n"
     (tmp_path / "orders.csv").write_text(text)
     result = load_tables(tmp_path, config_from_dict({}), now=NOW)
     assert _rejected(result) == {4: "unreadable line (Expected Number of Columns: 4 Found: 1)",
-                                 7: "missing customer_id"}
+                                 7: "missing ts"}
 
 
 def test_decimal_commas_are_rejected_not_misread():
@@ -395,4 +399,4 @@ def test_validate_reports_config_errors_and_reasons(tmp_path, monkeypatch, capsy
     config.write_text("sources:\n  orders:\n    path: orders_duplicate_ids.csv\n")
     assert main(["validate", str(BAD), "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "6 rows in, 3 accepted, 3 rejected" in out and "3  duplicate order_id" in out
+    assert "6 rows in, 4 accepted, 2 rejected" in out and "2  duplicate line" in out

@@ -140,7 +140,7 @@ def shop_with_one_bad_row_of_each_kind(tmp_path):
         "order_id,customer_id,ts,amount,order_type,quantity,status\n"
         "O1,C1,2024-01-05 10:00:00,100,new,1,completed\n"       # 2 fine
         ",C1,2024-01-06 10:00:00,10,repeat,1,completed\n"       # 3
-        "O3,,2024-01-06 10:00:00,10,repeat,1,completed\n"       # 4
+        "O3,,2024-01-06 10:00:00,10,repeat,1,completed\n"       # 4 fine: a guest's order
         "O4,C1,,10,repeat,1,completed\n"                        # 5
         "O5,C1,2024-01-32,10,repeat,1,completed\n"              # 6
         "O6,C1,2027-01-01,10,repeat,1,completed\n"              # 7
@@ -150,8 +150,10 @@ def shop_with_one_bad_row_of_each_kind(tmp_path):
         "O10,C1,2024-01-07,10,repeat,1.5,completed\n"           # 11
         "O11,C1,2024-01-07,10,repeat,1,lost\n"                  # 12
         "O12,C1,2024-01-07,10,gift,1,completed\n"               # 13
-        "O1,C2,2024-01-08,50,new,1,completed\n"                 # 14
+        "O1,C1,2024-01-05 10:00:00,100,new,1,completed\n"       # 14 line 2 again
         "O13,C2,2024-01-09,-50,new,1,Refund\n"                  # 15 fine: a refund
+        "O14,C1,0001-01-01,10,repeat,1,completed\n"             # 16
+        "O15,C1,9999-12-31 23:59:59,10,repeat,1,completed\n"    # 17
     )
     (data / "events.csv").write_text(
         "customer_id,ts,event_type,stage,channel,value\n"
@@ -179,17 +181,18 @@ def test_each_covered_rule_rejects_its_row_with_its_reason(shop_with_one_bad_row
     found = {(t, r): reason for t, r, reason in zip(rejects.table, rejects.row, rejects.reason)}
     assert found == {
         ("orders", 3): "missing order_id",
-        ("orders", 4): "missing customer_id",
         ("orders", 5): "missing ts",
         ("orders", 6): "unparseable timestamp (expected ISO 8601; set `date_format:`)",
         ("orders", 7): "timestamp after now (2026-11-01 00:00)",
         ("orders", 8): "missing amount",
         ("orders", 9): "amount is not a number",
         ("orders", 10): "amount beyond 1,000,000,000 in absolute value (unit or entry error?)",
-        ("orders", 11): "quantity is not a whole number >= 0",
+        ("orders", 11): "quantity is not a whole number",
         ("orders", 12): "unknown status (expected one of completed, refunded, cancelled)",
-        ("orders", 13): "unknown order_type (expected one of new, repeat, upsell)",
-        ("orders", 14): "duplicate order_id (first at line 2)",
+        ("orders", 13): "unknown order_type (expected one of new, repeat, upsell, guest)",
+        ("orders", 14): "duplicate line (same as line 2)",
+        ("orders", 16): "timestamp before 1970-01-01 (entry error?)",
+        ("orders", 17): "timestamp after now (2026-11-01 00:00)",
         ("events", 3): "missing event_type",
         ("events", 4): "unknown event_type (add it to stage_map in journeycast.yml)",
         ("events", 5): "unknown stage (expected one of awareness, consideration, evaluation, purchase, "
@@ -199,14 +202,16 @@ def test_each_covered_rule_rejects_its_row_with_its_reason(shop_with_one_bad_row
                       "post-purchase, operations)",
         ("costs", 4): "missing amount",
     }
-    assert result.counts == {"orders": {"rows_in": 14, "accepted": 2, "rejected": 12},
+    assert result.counts == {"orders": {"rows_in": 16, "accepted": 3, "rejected": 13},
                              "events": {"rows_in": 6, "accepted": 2, "rejected": 4},
                              "costs": {"rows_in": 4, "accepted": 2, "rejected": 2}}
     by_reason = result.rejects_by_reason.set_index(["table", "reason"])["problems"]
-    assert by_reason.loc[("orders", "duplicate order_id")] == 1 and by_reason.sum() == len(rejects)
-    # money: 100 sale (C1, search) and the 50 refund of C2 (first touch social); costs 30 + 500
+    assert by_reason.loc[("orders", "duplicate line")] == 1 and by_reason.sum() == len(rejects)
+    # money: 100 sale (C1, search), the guest's 10 (no first touch), the 50 refund of C2 (first touch
+    # social); costs 30 + 500
     series = result.series.groupby("unique_id")["y"].sum()
     assert series.to_dict() == {"awareness|outflow|search": 30.0, "purchase|inflow|search": 100.0,
+                                "purchase|inflow|unknown": 10.0,
                                 "post-purchase|outflow|social": 50.0, "operations|outflow|bank": 500.0}
 
 

@@ -1,29 +1,58 @@
 """Read the business's sources into the canonical tables, keeping every reject.
 
 ``load_tables`` reads orders (required), events and costs (optional) from the
-sources named in the run configuration -- CSV, Parquet, a DuckDB database file
-or any SQL database SQLAlchemy can reach -- maps their columns to the canonical
-names (``toolkit.schema``), coerces types in one vectorised pass, derives what
-the source does not carry, and validates the result with pandera.
+sources named in the run configuration -- CSV or other delimited text
+(whitespace-separated included), Parquet, a DuckDB database file or any SQL
+database SQLAlchemy can reach -- maps their columns to the canonical names
+(``toolkit.schema``), converts and checks every row, and derives what the
+source does not carry.
+
+One engine checks every source: each source is scanned by DuckDB (files
+directly, database results as a registered frame) and the row rules of
+``RULES`` -- one table, one line per rule -- run over it as SQL. The same
+engine serves ``load_tables`` (the accepted rows come back to pandas) and
+``toolkit.warehouse`` (the rows stay in DuckDB, for sources too large for
+pandas), so both paths accept, reject and count exactly alike.
 
 Nothing is dropped silently. A problem with a whole file (missing, empty,
-unreadable, wrong delimiter, a required column absent) is an ``IngestError``
-that names the file. A problem with a row puts the row in ``Ingested.rejects``
-with its file, row number, column, value and the reason, and keeps it out of
-the canonical tables. For CSV files the row number is the line number (the
-header is line 1; a quoted value spanning several lines counts as one line);
-for other sources it is the 1-based position in the result. Input files are
-opened read-only and never modified.
+unreadable, wrong delimiter, a required column absent, dates whose day and
+month cannot be told apart) is an ``IngestError`` that names the file. A
+problem with a row puts the row in ``Ingested.rejects`` with its file, row
+number, column, value and reason, and keeps it out of the canonical tables.
+For text files the row number is the line number (the header is line 1; a
+quoted value spanning several lines counts as one line); for other sources it
+is the 1-based position in the result. Input files are opened read-only and
+never modified. ``Ingested.reject_share_error`` says when too many rows were
+rejected to trust the rest (``Config.max_reject_share``).
 
 Decisions a reader of the results should know:
 
+* Only columns the mapping names, or that carry a canonical name already
+  (case-insensitive), are read; a canonical name the mapping gives to one
+  column is never taken from another column that merely looks like it.
+* Orders are order lines: the rows sharing an ``order_id`` are one order. A
+  line's ``amount`` is quantity x unit price when the source has no amount,
+  and its ``unit_price`` is amount / quantity when it has none. Without an
+  ``order_id`` column, a customer's lines at one timestamp are one order
+  (``<customer>@<timestamp>``) and a guest's line is an order of its own.
+* A line repeated exactly (every column read equal, in a source that has
+  order ids) is rejected as a duplicate of its first appearance; map a line
+  number column to ``line_id`` when an export repeats identical lines on
+  purpose.
+* A line with a negative amount or quantity, or whose order id starts with
+  ``Source.cancellation_prefix``, is a refund or cancellation: its amount and
+  quantity are made negative, its status is ``refunded`` unless the source
+  says ``cancelled``, and ``refund_of`` names the order it reverses when that
+  order id (without the prefix) is in the data. Such lines are never rejected.
+* A line without a customer id is a guest checkout: kept, with ``customer_id``
+  missing and ``order_type`` ``guest``.
 * Timestamps without an offset are business-local time. Values with a UTC
   offset (``...Z``, ``...+02:00``) are converted to ``Config.timezone`` and made
   naive. In a column where some values carry an offset and others do not, the
   ones without are rejected: their zone is unknown, and guessing would shift
-  them by hours.
-* ``orders.status``, when the source has none, is ``refunded`` for negative
-  amounts and ``completed`` otherwise. A source status is normalised
+  them by hours. Timestamps before ``EARLIEST_TS`` or after now are rejected.
+* ``orders.status``, when the source has none, is ``refunded`` for refund
+  lines and ``completed`` otherwise. A source status is normalised
   (``canceled``/``void`` -> cancelled, ``refund``/``returned`` -> refunded, ...).
 * ``orders.order_type``, when the source has none, see ``derive_order_types``.
 * A cost with no stage (no stage column, or a blank value) belongs to
@@ -49,6 +78,7 @@ from toolkit.config import Config, Source
 from toolkit.errors import JourneycastError
 from toolkit.schema import (
     COST_STAGES,
+    EARLIEST_TS,
     MAX_ABS_AMOUNT,
     ORDER_STATUSES,
     ORDER_TYPES,
@@ -57,7 +87,8 @@ from toolkit.schema import (
     STAGES,
 )
 
-__all__ = ["IngestError", "Ingested", "REJECT_COLUMNS", "derive_order_types", "load_tables"]
+__all__ = ["IngestError", "Ingested", "REJECT_COLUMNS", "RULES", "RejectShareError", "Rule", "checked_sources",
+           "derive_order_types", "load_tables", "reject_share_error", "split_data_path"]
 
 #: Columns of ``Ingested.rejects``.
 REJECT_COLUMNS = ("table", "file", "row", "column", "value", "reason")
@@ -65,6 +96,10 @@ REJECT_COLUMNS = ("table", "file", "row", "column", "value", "reason")
 #: A later order is an upsell when its unit price is at least this multiple of
 #: the highest unit price the customer paid before.
 UPSELL_PRICE_RATIO = 1.2
+
+#: A source column mapped to this name tells identical lines apart (a line
+#: number); it is read for the duplicate check only.
+LINE_ID = "line_id"
 
 _STATUS_WORDS = {
     "completed": "completed", "complete": "completed", "paid": "completed",
@@ -75,11 +110,120 @@ _STATUS_WORDS = {
 }
 _DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1"}
 _DELIMITERS = (",", ";", "\t", "|")
+#: ``delimiter: whitespace``: fields separated by runs of spaces or tabs (fixed-width-like exports).
+WHITESPACE = "whitespace"
 _READ_ONLY_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(select|with)\b", re.I | re.S)
+_TABLES = ("orders", "events", "costs")
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+_FLOATS = ("FLOAT", "DOUBLE", "DECIMAL")
+_NAIVE_TIMES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+# what str.strip() removes, as DuckDB trim() characters
+_BLANKS = "' \t\n\x0b\x0c\r'"
 
 
 class IngestError(JourneycastError):
     """A source cannot be read as a whole (missing, empty, unreadable, wrong layout)."""
+
+
+class RejectShareError(IngestError):
+    """More of a table's rows were rejected than ``Config.max_reject_share`` allows."""
+
+
+# --------------------------------------------------------------------------- the rules
+
+#: How each source column is read: ``text`` (stripped, blank is missing),
+#: ``number`` or ``time``. Columns a table does not list are not read.
+COLUMN_KINDS: dict[str, dict[str, str]] = {
+    "orders": {"order_id": "text", "customer_id": "text", "ts": "time", "amount": "number", "sku": "text",
+               "quantity": "number", "unit_price": "number", "status": "text", "order_type": "text",
+               LINE_ID: "text"},
+    "events": {"customer_id": "text", "ts": "time", "event_type": "text", "stage": "text", "channel": "text",
+               "value": "number"},
+    "costs": {"ts": "time", "stage": "text", "category": "text", "channel": "text", "amount": "number"},
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row rule: a row for which ``test`` (SQL, true = problem) holds is rejected with ``reason``.
+
+    ``column`` is the canonical column the problem is reported on (its source
+    value goes to the rejects); the rule applies only when the source has the
+    column ``needs`` (None: always). ``test`` reads the converted row: text
+    columns by name (``order_id``), numbers as ``_n_<column>`` with
+    ``_blank_<column>`` and ``_nan_<column>`` (given but not a number), the
+    timestamp as ``ts`` with ``_ts_text``, and the derived columns of the table.
+    ``{now}``, ``{hint}`` and the like in ``reason`` and ``test`` are filled in
+    per run.
+    """
+
+    table: str
+    column: str
+    reason: str
+    test: str
+    needs: str | None = None
+
+
+def _timestamp_rules(table: str) -> tuple[Rule, ...]:
+    return (
+        Rule(table, "ts", "missing ts", "_ts_text IS NULL AND _ts_missing"),
+        Rule(table, "ts", "timestamp without UTC offset in a column whose other timestamps have one "
+                          "(its time zone is unknown)", "_ts_text IS NOT NULL AND {offsets} AND NOT _offset"),
+        Rule(table, "ts", "unparseable timestamp (expected {hint})",
+             "_ts_text IS NOT NULL AND _offset = {offsets} AND ts IS NULL"),
+        Rule(table, "ts", f"timestamp before {EARLIEST_TS} (entry error?)", f"ts < TIMESTAMP '{EARLIEST_TS}'"),
+        Rule(table, "ts", "timestamp after now ({now:%Y-%m-%d %H:%M})", "ts > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S.%f}'"),
+    )
+
+
+def _number_rules(table: str, column: str, required: bool = False) -> tuple[Rule, ...]:
+    rules = [Rule(table, column, f"{column} is not a number", f"_nan_{column}", needs=column)]
+    if required:
+        rules.append(Rule(table, column, f"missing {column}", f"_blank_{column}", needs=column))
+    rules.append(Rule(table, column, f"{column} beyond {MAX_ABS_AMOUNT:,.0f} in absolute value (unit or entry error?)",
+                      f"abs(_n_{column}) > {MAX_ABS_AMOUNT}", needs=column))
+    return tuple(rules)
+
+
+def _one_of(values) -> str:
+    return ", ".join(values)
+
+
+#: Every row rule of every table, in the order problems are reported.
+RULES: tuple[Rule, ...] = (
+    Rule("orders", "order_id", "missing order_id", "order_id IS NULL", needs="order_id"),
+    *_timestamp_rules("orders"),
+    *_number_rules("orders", "amount", required=True),
+    # without an amount column, the amount is quantity x unit_price
+    Rule("orders", "unit_price", "missing unit_price (no amount to take instead)",
+         "amount IS NULL AND _blank_unit_price AND NOT _nan_quantity", needs="unit_price"),
+    *_number_rules("orders", "quantity"),
+    Rule("orders", "quantity", "quantity is not a whole number", "_n_quantity % 1 <> 0", needs="quantity"),
+    *_number_rules("orders", "unit_price"),
+    Rule("orders", "status", f"unknown status (expected one of {_one_of(ORDER_STATUSES)})",
+         "_status IS NOT NULL AND _status_word IS NULL", needs="status"),
+    Rule("orders", "order_type", f"unknown order_type (expected one of {_one_of(ORDER_TYPES)})",
+         "order_type IS NOT NULL AND order_type NOT IN {order_types}", needs="order_type"),
+    Rule("events", "customer_id", "missing customer_id", "customer_id IS NULL"),
+    *_timestamp_rules("events"),
+    Rule("events", "event_type", "missing event_type", "event_type IS NULL"),
+    Rule("events", "stage", f"unknown stage (expected one of {_one_of(STAGES)})",
+         "_stage IS NOT NULL AND _stage NOT IN {stages}", needs="stage"),
+    Rule("events", "event_type", "unknown event_type (add it to stage_map in journeycast.yml)",
+         "event_type IS NOT NULL AND stage IS NULL"),
+    *_number_rules("events", "value"),
+    *_timestamp_rules("costs"),
+    *_number_rules("costs", "amount", required=True),
+    Rule("costs", "stage", f"unknown cost stage (expected one of {_one_of(COST_STAGES)})",
+         "stage NOT IN {cost_stages}"),
+)
+
+#: Reason of a line repeated exactly; checked across rows, after ``RULES``.
+DUPLICATE_LINE = "duplicate line (same as line {line})"
+
+
+# --------------------------------------------------------------------------- results
 
 
 @dataclass
@@ -96,18 +240,24 @@ class Ingested:
     counts: dict[str, dict] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
+    def rejects_by_reason(self) -> pd.DataFrame:
+        """Problems per table and reason (details in parentheses dropped), most frequent first."""
+        return _by_reason(self.rejects)
+
     def summary(self) -> dict:
-        """Per table: file, counts, date range, customers and rejects by reason."""
+        """Per table: file, counts, date range, customers, orders, guests and rejects by reason."""
         out = {}
-        reasons = self.rejects.assign(reason=self.rejects.reason.str.replace(r" \(.*\)$", "", regex=True))
+        by_reason = self.rejects_by_reason()
         for name, frame in self.tables.items():
             info = {"file": self.files[name], **self.counts[name]}
             info["first"] = frame.ts.min() if len(frame) else None
             info["last"] = frame.ts.max() if len(frame) else None
             if "customer_id" in frame:
                 info["customers"] = int(frame.customer_id.nunique())
-            by_reason = reasons[reasons.table == name].groupby("reason").size()
-            info["rejects_by_reason"] = {k: int(v) for k, v in by_reason.sort_values(ascending=False).items()}
+            if name == "orders":
+                info |= _order_summary(frame)
+            reasons = by_reason[by_reason.table == name]
+            info["rejects_by_reason"] = dict(zip(reasons.reason, reasons.problems.astype(int)))
             out[name] = info
         return out
 
@@ -121,19 +271,72 @@ class Ingested:
                     f"{info['accepted']:,} accepted, {info['rejected']:,} rejected; {period}")
             if "customers" in info:
                 line += f"; {info['customers']:,} customers"
+            if name == "orders":
+                line += f"; {info['orders']:,} orders"
+                if info["guest_lines"]:
+                    line += (f"; {info['guest_lines']:,} guest lines "
+                             f"({info['guest_revenue_share']:.1%} of revenue)")
             lines.append(line)
             lines += [f"          {count:>8,}  {reason}" for reason, count in info["rejects_by_reason"].items()]
         return "\n".join(lines)
 
+    def reject_share_error(self, limit: float) -> str | None:
+        """The message when a table lost more than ``limit`` of its rows, else None."""
+        return reject_share_error(self.counts, self.rejects_by_reason(), self.files, limit)
 
-@dataclass
-class _Raw:
-    """One source as read: its columns unconverted, the row numbers, structural rejects."""
 
-    frame: pd.DataFrame
-    rows: np.ndarray
-    label: str
-    unreadable: list[dict]
+def _order_summary(orders: pd.DataFrame) -> dict:
+    """Orders (distinct ids), guest lines and the guests' share of the revenue (completed sales)."""
+    guest = orders.customer_id.isna()
+    sales = orders.amount.where((orders.status == "completed") & (orders.amount > 0), 0.0)
+    revenue = float(sales.sum())
+    return {"orders": int(orders.order_id.nunique()), "guest_lines": int(guest.sum()),
+            "guest_revenue_share": float(sales[guest].sum()) / revenue if revenue > 0 else 0.0}
+
+
+def _by_reason(rejects: pd.DataFrame) -> pd.DataFrame:
+    reasons = rejects.assign(reason=rejects.reason.str.replace(r" \(.*\)$", "", regex=True))
+    counts = reasons.groupby(["table", "reason"]).size().rename("problems").reset_index()
+    return counts.sort_values(["problems", "table", "reason"], ascending=[False, True, True], ignore_index=True)
+
+
+def reject_share_error(counts: dict[str, dict], by_reason: pd.DataFrame, files: dict[str, str],
+                       limit: float) -> str | None:
+    """One line naming each table that lost more than ``limit`` of its rows, its share and top reasons.
+
+    ``by_reason`` has columns table, reason, problems. None when every table is within the limit.
+    """
+    found = []
+    for name, count in counts.items():
+        if not count["rows_in"] or count["rejected"] <= limit * count["rows_in"]:
+            continue
+        reasons = by_reason[by_reason["table"] == name].head(3)
+        top = ", ".join(f"{r.reason} ({r.problems:,})" for r in reasons.itertuples())
+        found.append(f"{name} ({files[name]}): {count['rejected'] / count['rows_in']:.1%} of "
+                     f"{count['rows_in']:,} rows rejected, above max_reject_share {limit:.0%}; "
+                     f"top reasons: {top}")
+    if not found:
+        return None
+    return ("; ".join(found) + ". Fix the mapping in journeycast.yml (see the rejects), or accept the "
+            "loss with --accept-rejects (accept_rejects=True)")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def split_data_path(data_path: str | Path) -> tuple[Path, str | None]:
+    """The data directory, and the orders file's name when ``data_path`` is a file rather than a folder."""
+    data_path = Path(data_path)
+    if data_path.is_file():
+        return data_path.parent, data_path.name
+    return data_path, None
+
+
+def _with_orders_file(config: Config, name: str) -> Config:
+    """The configuration with the orders read from the file ``name`` (its column mapping kept)."""
+    orders = config.sources["orders"].model_copy(update={"path": name, "database": None, "table": None,
+                                                         "query": None})
+    return config.model_copy(update={"sources": {**config.sources, "orders": orders}})
 
 
 def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None = None) -> Ingested:
@@ -142,7 +345,9 @@ def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None =
     Parameters
     ----------
     data_dir
-        Directory that relative source paths (and DuckDB/sqlite files) are read from.
+        Directory that relative source paths (and DuckDB/sqlite files) are read
+        from, or the orders file itself (CSV, text or Parquet; the other
+        sources are then read from its folder).
     config
         The run configuration: sources, column mapping, delimiter, encoding,
         date format, business time zone and stage map.
@@ -155,31 +360,44 @@ def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None =
     IngestError
         When a whole source is unusable; rows with problems are rejects instead.
     """
-    data_dir = Path(data_dir)
-    now = _business_now(now, config.timezone)
-    tables, counts, files, rejects = {}, {}, {}, []
-    for name in ("orders", "events", "costs"):
-        source = config.sources.get(name)
-        if source is None:
-            continue
-        raw = _read_source(name, source, data_dir, config)
-        if raw is None:
-            continue
-        frame = _canonical_names(name, raw.frame, source, raw.label)
-        problems = _Problems(name, raw, frame)
-        table = _BUILDERS[name](frame, problems, config, now)
-        try:
-            tables[name] = SCHEMAS[name].validate(table)
-        except pandera.errors.SchemaError as exc:
-            raise IngestError(f"{raw.label}: canonical {name} table failed validation: {exc}") from None
-        found = problems.frame()
-        rejected = len(raw.unreadable) + int(problems.bad.sum())
-        counts[name] = {"rows_in": len(raw.frame) + len(raw.unreadable),
-                        "accepted": len(table), "rejected": rejected}
-        files[name] = raw.label
-        rejects.append(found)
-    rejects_frame = pd.concat(rejects, ignore_index=True) if rejects else _empty_rejects()
-    return Ingested(tables=tables, rejects=rejects_frame, counts=counts, files=files)
+    with tempfile.TemporaryDirectory(prefix="journeycast-") as scratch, duckdb.connect() as con:
+        checked = checked_sources(con, data_dir, config, now, Path(scratch))
+        tables = {}
+        for name in checked.files:
+            table = _fetch(con, name)
+            try:
+                tables[name] = SCHEMAS[name].validate(table)
+            except pandera.errors.SchemaError as exc:
+                raise IngestError(f"{checked.files[name]}: canonical {name} table failed validation: {exc}") from None
+        rejects = con.sql(f"SELECT {', '.join(chr(34) + c + chr(34) for c in REJECT_COLUMNS)} FROM rejects").df()
+    rejects = rejects.astype({"table": "str", "file": "str", "row": "int64", "column": "str", "value": "str",
+                              "reason": "str"})
+    return Ingested(tables=tables, rejects=rejects, counts=checked.counts, files=checked.files)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    """The accepted rows of one table as the canonical pandas frame, in source order."""
+    columns = list(SCHEMAS[name].columns)
+    frame = con.sql(f"SELECT {', '.join(columns)} FROM {name}_ok ORDER BY idx").df()
+    for column, spec in SCHEMAS[name].columns.items():
+        dtype = str(spec.dtype)
+        frame[column] = frame[column].astype("datetime64[ns]" if column == "ts" else
+                                             "str" if dtype in ("str", "string") else dtype)
+    return frame
+
+
+@dataclass
+class Checked:
+    """What ``checked_sources`` left in its DuckDB connection.
+
+    Views ``<table>_ok`` hold the accepted rows of each table read (the
+    canonical columns plus ``idx``, the 0-based source position), the table
+    ``rejects`` every problem (``REJECT_COLUMNS``, in file order);
+    ``counts`` and ``files`` as in ``Ingested``.
+    """
+
+    counts: dict[str, dict]
+    files: dict[str, str]
 
 
 def _business_now(now: pd.Timestamp | None, timezone: str) -> pd.Timestamp:
@@ -189,34 +407,113 @@ def _business_now(now: pd.Timestamp | None, timezone: str) -> pd.Timestamp:
     return now.tz_convert(timezone).tz_localize(None) if now.tzinfo else now
 
 
+def checked_sources(con: duckdb.DuckDBPyConnection, data_dir: str | Path, config: Config,
+                    now: pd.Timestamp | None, scratch: Path) -> Checked:
+    """Scan every configured source into ``con`` and run ``RULES`` over it (see ``Checked``).
+
+    ``scratch`` holds transcoded copies of text files DuckDB cannot read as
+    they are. Raises ``IngestError`` for a source unusable as a whole.
+    """
+    data_dir, orders_file = split_data_path(data_dir)
+    if orders_file:
+        config = _with_orders_file(config, orders_file)
+    now = _business_now(now, config.timezone)
+    tables: dict[str, _Table] = {}
+    for name in _TABLES:
+        source = config.sources.get(name)
+        if source is not None:
+            table = _load(con, name, source, data_dir, config, now, scratch)
+            if table is not None:
+                tables[name] = table
+    if "orders" in tables:
+        _mark_duplicate_lines(con, tables["orders"])
+        _order_view(con, tables["orders"].source.cancellation_prefix)
+    for name in tables:
+        if name != "orders":
+            con.sql(f"CREATE TEMP VIEW {name}_ok AS SELECT * FROM {name}_rows WHERE NOT bad")
+    _rejects_table(con, list(tables.values()))
+    counts = {name: _counts(con, name) for name in tables}
+    return Checked(counts=counts, files={name: table.label for name, table in tables.items()})
+
+
 # --------------------------------------------------------------------------- reading
 
 
-def _read_source(name: str, source: Source, data_dir: Path, config: Config) -> _Raw | None:
-    """Read one source as it is, or None when an optional source is absent."""
-    required = source.required or name == "orders"
-    if source.database:
-        if "://" in source.database:
-            return _read_sql(source, data_dir)
-        path = data_dir / source.database
-        if not path.exists():
-            if required:
-                raise IngestError(f"{path}: {name} database not found")
-            return None
-        return _read_duckdb(path, source)
-    path = data_dir / source.path
-    if not path.exists():
-        if required:
-            raise IngestError(f"{path}: {name} file not found (set sources.{name} in journeycast.yml)")
-        return None
-    label = source.path
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(path, label)
-    return _read_csv(path, label, config)
+@dataclass
+class _Table:
+    """One source as scanned into DuckDB: where it came from and how to number its rows."""
+
+    name: str
+    label: str
+    source: Source
+    columns: dict[str, str]  # canonical -> source column
+    rules: list[Rule]
+    line: str = "idx + 1"  # SQL: the reported row number of 0-based position ``idx``
 
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: Path, config: Config,
+          now: pd.Timestamp, scratch: Path) -> _Table | None:
+    """Check one source into the DuckDB table ``<name>_rows``; None when an optional one is absent."""
+    required = source.required or name == "orders"
+    text_file = None
+    if source.database:
+        found = _database_frame(name, source, data_dir, required)
+        if found is None:
+            return None
+        frame, label = found
+        con.register(f"{name}_frame", frame.assign(idx=np.arange(len(frame))))
+        scan = f"{name}_frame"
+    else:
+        path = data_dir / source.path
+        if not path.exists():
+            if required:
+                raise IngestError(f"{path}: {name} file not found (set sources.{name} in journeycast.yml)")
+            return None
+        label = source.path
+        if path.suffix.lower() in (".parquet", ".pq"):
+            scan = (f"(SELECT * EXCLUDE (file_row_number), file_row_number AS idx "
+                    f"FROM read_parquet({_sql_string(str(path))}, file_row_number=true))")
+        else:
+            scan, text_file = _text_scan(name, path, label, config, scratch)
+    try:
+        types = {row[0]: row[1] for row in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    except duckdb.Error as exc:
+        raise _read_error(exc, label, config, text_file is not None) from None
+    columns = _column_sources(name, [c for c in types if c != "idx"], source, label)
+    table = _Table(name=name, label=label, source=source, columns=columns,
+                   rules=[r for r in RULES if r.table == name and (r.needs is None or r.needs in columns)])
+    q = _Columns(columns, types)
+    try:
+        if "ts" in columns and q.is_text("ts"):
+            _check_date_format(con, scan, q, config, label)
+        fixed = bool(config.date_format and ("%z" in config.date_format or "%Z" in config.date_format))
+        offsets = _create_rows(con, table, scan, q, config, now, fixed)
+        if offsets and not fixed:
+            # some timestamps carry a UTC offset: read again, converting those and rejecting the rest
+            _create_rows(con, table, scan, q, config, now, True)
+    except duckdb.Error as exc:
+        raise _read_error(exc, label, config, text_file is not None) from None
+    if text_file is not None:
+        table.line = _text_lines(con, name, text_file, label, config)
+    else:
+        con.sql(f"CREATE TEMP TABLE {name}_unreadable (line BIGINT, csv_line VARCHAR, error_message VARCHAR)")
+    rows = con.sql(f"SELECT (SELECT count(*) FROM {name}_rows) + (SELECT count(*) FROM {name}_unreadable)"
+                   ).fetchall()[0][0]
+    if rows == 0:
+        raise IngestError(f"{label}: the file has a header but no rows" if text_file else f"{label}: no rows")
+    return table
+
+
+def _read_error(exc: duckdb.Error, label: str, config: Config, text: bool) -> IngestError:
+    message = str(exc)
+    if text and "unicode" in message.lower():
+        line = re.search(r"[Ll]ine:? (\d+)", message)
+        return _encoding_error(label, line.group(1) if line else "?", config.encoding)
+    return IngestError(f"{label}: cannot read the file: {message.splitlines()[0]}")
 
 
 def _csv_encoding(path: Path, label: str, config: Config) -> str:
@@ -229,83 +526,68 @@ def _csv_encoding(path: Path, label: str, config: Config) -> str:
         raise IngestError(f"encoding '{config.encoding}' in journeycast.yml is not a known encoding") from None
 
 
-def _read_csv(path: Path, label: str, config: Config) -> _Raw:
-    """Parse a delimited text file once with DuckDB, every value as text."""
+def _text_scan(name: str, path: Path, label: str, config: Config, scratch: Path) -> tuple[str, Path]:
+    """SQL scanning a delimited text file as text columns plus ``idx``; the file DuckDB reads.
+
+    Unreadable lines go to ``<name>_reject_errors``. Files in an encoding
+    DuckDB does not read, and whitespace-separated files, are read from a
+    UTF-8, tab-separated copy in ``scratch`` with the same lines.
+    """
     encoding = _csv_encoding(path, label, config)
-    with tempfile.TemporaryDirectory(prefix="journeycast-") as scratch:
-        read_path = path
-        if encoding not in _DUCKDB_ENCODINGS:
-            read_path = _transcode(path, label, encoding, Path(scratch) / "utf8.csv")
-            encoding = "utf-8"
-        con = duckdb.connect()
-        try:
-            return _scan_csv(con, read_path, label, config, _DUCKDB_ENCODINGS[encoding])
-        finally:
-            con.close()
+    delimiter = config.delimiter or _header_delimiter(path, encoding)
+    if delimiter == WHITESPACE:
+        path = _whitespace_to_tabs(path, label, encoding, scratch / f"{name}.tsv")
+        delimiter, encoding = "\t", "utf-8"
+    elif encoding not in _DUCKDB_ENCODINGS:
+        path = _transcode(path, label, encoding, scratch / f"{name}.csv")
+        encoding = "utf-8"
+    # row_number() OVER () streams: file order without holding the file
+    scan = (f"(SELECT row_number() OVER () - 1 AS idx, * FROM read_csv({_sql_string(str(path))}, "
+            f"header=true, all_varchar=true, delim={_sql_string(delimiter)}, "
+            f"encoding={_sql_string(_DUCKDB_ENCODINGS[encoding])}, store_rejects=true, "
+            f"rejects_table='{name}_reject_errors', rejects_scan='{name}_reject_scans'))")
+    return scan, path
 
 
-def _scan_csv(con: duckdb.DuckDBPyConnection, path: Path, label: str, config: Config,
-              encoding: str) -> _Raw:
-    quoted = _sql_string(str(path))
-    try:
-        delimiter = config.delimiter or _header_delimiter(path)
-        relation = con.sql(
-            f"SELECT * FROM read_csv({quoted}, header=true, all_varchar=true, "
-            f"delim={_sql_string(delimiter)}, encoding={_sql_string(encoding)}, store_rejects=true)"
-        )
-        columns = relation.columns
-        # through Arrow: about twice as fast as .df() for text columns
-        frame = relation.to_arrow_table().to_pandas()
-        problems = con.sql(
-            "SELECT line, column_name, error_type, csv_line, error_message "
-            "FROM reject_errors ORDER BY line"
-        ).df()
-    except duckdb.Error as exc:
-        message = str(exc)
-        if "unicode" in message.lower():
-            line = re.search(r"[Ll]ine:? (\d+)", message)
-            raise _encoding_error(label, line.group(1) if line else "?", config.encoding) from None
-        raise IngestError(f"{label}: cannot read the file: {message.splitlines()[0]}") from None
-    frame.columns = columns
-    encoding_errors = problems[problems.error_type == "INVALID ENCODING"]
-    if len(encoding_errors):
-        raise _encoding_error(label, int(encoding_errors.line.iloc[0]), config.encoding)
-    if len(frame) == 0 and len(problems) == 0:
-        raise IngestError(f"{label}: the file has a header but no rows")
-    problems = problems.drop_duplicates("line")
-    unreadable = [
-        {"row": int(p.line), "column": None, "value": str(p.csv_line).strip(),
-         "reason": f"unreadable line ({p.error_message})"}
-        for p in problems.itertuples()
-    ]
-    rows = _data_line_numbers(path, len(frame), problems.line.to_numpy(dtype=np.int64))
-    return _Raw(frame=frame, rows=rows, label=label, unreadable=unreadable)
+def _header_delimiter(path: Path, encoding: str) -> str:
+    """The candidate delimiter that splits the header line most often; else whitespace or ','.
+
+    Column names rarely contain delimiters, so the header is a surer guide than
+    sniffing data lines, which ragged rows or decimal commas can mislead. A
+    header of several words with none of the candidates is whitespace-separated.
+    """
+    with path.open("rb") as handle:
+        header = handle.readline(1 << 16).decode(encoding, errors="replace")
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        return best
+    return WHITESPACE if len(header.split()) > 1 else ","
+
+
+def _text_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path, label: str, config: Config) -> str:
+    """Store the unreadable lines; the SQL giving the line number of row position ``idx``.
+
+    A row's line is the idx-th line after the header that is neither
+    unreadable nor blank. With ``t_1 < t_2 < ...`` those skipped lines and
+    ``u_j = t_j - (j - 1)``, row ``idx`` is on line ``idx + 2 + #{j: u_j <= idx + 2}``.
+    """
+    con.sql(f"CREATE TEMP TABLE {name}_unreadable AS SELECT DISTINCT ON (line) line, error_type, "
+            f"trim(csv_line, {_BLANKS}) AS csv_line, error_message FROM {name}_reject_errors ORDER BY line")
+    encoding = con.sql(f"SELECT min(line) FROM {name}_unreadable WHERE error_type = 'INVALID ENCODING'"
+                       ).fetchall()[0][0]
+    if encoding is not None:
+        raise _encoding_error(label, encoding, config.encoding)
+    unreadable = [row[0] for row in con.sql(f"SELECT line FROM {name}_unreadable").fetchall()]
+    skipped = sorted({*unreadable, *(int(line) for line in _blank_lines(path))})
+    shifts = [line - j for j, line in enumerate(skipped)]
+    con.sql(f"CREATE TEMP TABLE {name}_skipped AS SELECT unnest(?::BIGINT[]) AS u", params=[shifts])
+    return f"(idx + 2 + (SELECT count(*) FROM {name}_skipped WHERE u <= idx + 2))"
 
 
 def _encoding_error(label: str, line: int | str, encoding: str) -> IngestError:
     return IngestError(f"{label}: line {line} has bytes that are not valid {encoding}; "
                        "set `encoding:` in journeycast.yml to the file's encoding (e.g. cp1252, latin-1)")
-
-
-def _header_delimiter(path: Path) -> str:
-    """The candidate delimiter that splits the header line most often (',' if none does).
-
-    Column names rarely contain delimiters, so the header is a surer guide than
-    sniffing data lines, which ragged rows or decimal commas can mislead.
-    """
-    with path.open("rb") as handle:
-        header = handle.readline(1 << 16)
-    counts = {d: header.count(d.encode()) for d in _DELIMITERS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
-
-
-def _data_line_numbers(path: Path, n_rows: int, skipped: np.ndarray) -> np.ndarray:
-    """Line numbers of the parsed rows: after the header, minus unreadable and blank lines."""
-    blank = _blank_lines(path)
-    taken = np.union1d(skipped, blank)
-    candidates = np.arange(2, 2 + n_rows + len(taken), dtype=np.int64)
-    return np.setdiff1d(candidates, taken, assume_unique=True)[:n_rows]
 
 
 def _blank_lines(path: Path) -> np.ndarray:
@@ -321,22 +603,28 @@ def _blank_lines(path: Path) -> np.ndarray:
         return np.asarray(lines, dtype=np.int64)
 
 
-def _transcode(path: Path, label: str, encoding: str, target: Path) -> Path:
-    """Write a UTF-8 copy of a file in an encoding DuckDB does not read itself.
+def _transcode(path: Path, label: str, encoding: str, target: Path, line=lambda text: text) -> Path:
+    """Write a UTF-8 copy of a text file, each line passed through ``line``, line for line.
 
-    A second pass over the file, paid only for such encodings (DuckDB reads
-    UTF-8, UTF-16 and Latin-1 directly).
+    A second pass over the file, paid only where DuckDB cannot read the file
+    as it is (encodings other than UTF-8, UTF-16 and Latin-1; whitespace-separated fields).
     """
     try:
         with path.open("r", encoding=encoding, newline="") as src, \
                 target.open("w", encoding="utf-8", newline="") as dst:
             for text in src:
-                dst.write(text)
+                dst.write(line(text))
     except UnicodeDecodeError:
         with path.open("rb") as src:
-            line = next(n for n, raw in enumerate(src, start=1) if not _decodes(raw, encoding))
-        raise _encoding_error(label, line, encoding) from None
+            bad = next(n for n, raw in enumerate(src, start=1) if not _decodes(raw, encoding))
+        raise _encoding_error(label, bad, encoding) from None
     return target
+
+
+def _whitespace_to_tabs(path: Path, label: str, encoding: str, target: Path) -> Path:
+    """A tab-separated copy of a file whose fields are separated by runs of blanks (leading ones dropped)."""
+    encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+    return _transcode(path, label, encoding, target, line=lambda text: "\t".join(text.split()) + "\n")
 
 
 def _decodes(raw: bytes, encoding: str) -> bool:
@@ -347,21 +635,22 @@ def _decodes(raw: bytes, encoding: str) -> bool:
     return True
 
 
-def _read_parquet(path: Path, label: str) -> _Raw:
-    con = duckdb.connect()
-    try:
-        frame = con.sql(f"SELECT * FROM read_parquet({_sql_string(str(path))})").df()
-    except duckdb.Error as exc:
-        raise IngestError(f"{label}: cannot read the Parquet file: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
-    return _result(frame, label)
+def _database_frame(name: str, source: Source, data_dir: Path, required: bool) -> tuple[pd.DataFrame, str] | None:
+    """The rows of a database source (DuckDB file or SQLAlchemy URL) and its label."""
+    if "://" in source.database:
+        return _read_sql(source, data_dir)
+    path = data_dir / source.database
+    if not path.exists():
+        if required:
+            raise IngestError(f"{path}: {name} database not found")
+        return None
+    return _read_duckdb(path, source)
 
 
-def _result(frame: pd.DataFrame, label: str) -> _Raw:
+def _result(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
     if len(frame) == 0:
         raise IngestError(f"{label}: no rows")
-    return _Raw(frame=frame, rows=np.arange(1, len(frame) + 1), label=label, unreadable=[])
+    return frame, label
 
 
 def _checked_query(query: str, label: str) -> str:
@@ -376,7 +665,7 @@ def _quoted_table(table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
 
 
-def _read_duckdb(path: Path, source: Source) -> _Raw:
+def _read_duckdb(path: Path, source: Source) -> tuple[pd.DataFrame, str]:
     label = f"{source.database}:{source.table or 'query'}"
     query = (_checked_query(source.query, label) if source.query
              else f"SELECT * FROM {_quoted_table(source.table)}")
@@ -393,7 +682,7 @@ def _read_duckdb(path: Path, source: Source) -> _Raw:
     return _result(frame, label)
 
 
-def _read_sql(source: Source, data_dir: Path) -> _Raw:
+def _read_sql(source: Source, data_dir: Path) -> tuple[pd.DataFrame, str]:
     url = sa.make_url(source.database)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         # Open the file itself read-only; relative paths are relative to the data directory.
@@ -417,259 +706,394 @@ def _read_sql(source: Source, data_dir: Path) -> _Raw:
     return _result(frame, label)
 
 
-def _canonical_names(name: str, frame: pd.DataFrame, source: Source, label: str) -> pd.DataFrame:
-    """Rename source columns to canonical ones; a missing required column is an error."""
-    columns = [str(c).strip() for c in frame.columns]
-    canonical = set(SCHEMAS[name].columns)
-    renamed = []
-    for column in columns:
-        target = source.columns.get(column, column)
-        if target not in canonical and target.lower() in canonical:
-            target = target.lower()
-        renamed.append(target)
-    frame = frame.set_axis(renamed, axis=1)
-    frame = frame.loc[:, [c in canonical for c in renamed]]
-    frame = frame.loc[:, ~frame.columns.duplicated()]
-    missing = [c for c in REQUIRED_COLUMNS[name] if c not in frame.columns]
+def _column_sources(name: str, source_columns: list[str], source: Source, label: str) -> dict[str, str]:
+    """Canonical column -> the source column it is read from.
+
+    A column is read when the mapping names it or when its own name is a
+    canonical one (case and surrounding blanks ignored); a canonical name the
+    mapping gives to one column is never taken from another. A required
+    column absent is an error that names what was found.
+    """
+    kinds = COLUMN_KINDS[name]
+    stripped = {str(c).strip(): c for c in source_columns}
+    unknown = sorted(t for t in source.columns.values() if t not in kinds)
+    if unknown:
+        raise IngestError(f"{label}: sources.{name}.columns maps to {unknown[0]!r}, which is not a "
+                          f"{name} column (expected one of {', '.join(kinds)})")
+    picked = {target: stripped[column] for column, target in source.columns.items() if column in stripped}
+    mapped = set(source.columns)
+    for column, original in stripped.items():
+        target = column.lower()
+        if target in kinds and target not in picked and column not in mapped:
+            picked[target] = original
+    missing = [c for c in REQUIRED_COLUMNS[name] if c not in picked
+               and not (name == "orders" and c == "amount" and "unit_price" in picked)]
     if missing:
+        found = list(stripped)
         expected = ", ".join(REQUIRED_COLUMNS[name])
-        if any(d in column for column in columns for d in _DELIMITERS):
+        if any(d in column for column in found for d in _DELIMITERS):
             raise IngestError(
-                f"{label}: the header did not split into columns (found {columns[:3]}); "
+                f"{label}: the header did not split into columns (found {found[:3]}); "
                 f"expected columns {expected}. Check the file's delimiter or set `delimiter:` "
                 "in journeycast.yml")
-        raise IngestError(f"{label}: required column '{missing[0]}' missing (found: {', '.join(columns)}); "
+        also = " (or quantity and unit_price)" if missing[0] == "amount" else ""
+        raise IngestError(f"{label}: required column '{missing[0]}'{also} missing (found: {', '.join(found)}); "
                           f"expected at least {expected}, or map yours under sources.{name}.columns")
-    return frame
+    return picked
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def _check_date_format(con: duckdb.DuckDBPyConnection, scan: str, q: _Columns, config: Config,
+                       label: str) -> None:
+    """Refuse dates whose day and month the configured format (or ISO 8601) would read the wrong way.
+
+    With a format that has both ``%d`` and ``%m``: when the swapped format
+    reads more of the values, the file is the other way round. Without a
+    format, when most values are not ISO 8601 but read as day-first or
+    month-first dates, the file needs a ``date_format``; which one is said
+    when only one reading fits, and the ambiguity when both do.
+    """
+    where = f"column '{q.columns['ts']}'"
+    values = f"(SELECT {q.text('ts')} AS t FROM (SELECT {q.source()} FROM {scan}) WHERE t IS NOT NULL)"
+    fmt = config.date_format
+    if fmt:
+        if "%d" not in fmt or "%m" not in fmt:
+            return
+        swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+        total, given, other = con.sql(
+            f"SELECT count(*), count(try_strptime(t, {_sql_string(fmt)})), "
+            f"count(try_strptime(t, {_sql_string(swapped)})) FROM {values}").fetchall()[0]
+        if other > given:
+            raise IngestError(
+                f"{label}: {where}: only {given / total:.0%} of the dates read as date_format '{fmt}' but "
+                f"{other / total:.0%} read as '{swapped}' (day and month the other way round); "
+                f"set date_format: '{swapped}'")
+        return
+    total, iso = con.sql(f"SELECT count(*), count(TRY_CAST(t AS TIMESTAMPTZ)) FROM {values}").fetchall()[0]
+    if iso * 2 >= total:
+        return
+    sample = f"(SELECT t FROM {values} WHERE TRY_CAST(t AS TIMESTAMPTZ) IS NULL LIMIT 10000)"
+    candidates = [f"{a}{sep}{b}{sep}{year}{time}" for sep in "/.-" for year in ("%Y", "%y")
+                  for a, b in (("%d", "%m"), ("%m", "%d")) for time in ("", " %H:%M", " %H:%M:%S")]
+    counts = con.sql("SELECT count(*), " + ", ".join(
+        f"count(try_strptime(t, {_sql_string(c)}))" for c in candidates) + f" FROM {sample}").fetchall()[0]
+    fitting = [c for c, n in zip(candidates, counts[1:]) if n == counts[0]]
+    example = con.sql(f"SELECT t FROM {sample} LIMIT 1").fetchall()[0][0]
+    if len(fitting) > 1:
+        raise IngestError(f"{label}: {where}: dates like '{example}' are not ISO 8601 and read both as "
+                          f"'{fitting[0]}' and as '{fitting[1]}' (no day above 12); set date_format: to "
+                          "the one the export uses")
+    if fitting:
+        raise IngestError(f"{label}: {where}: dates like '{example}' are not ISO 8601; "
+                          f"set date_format: '{fitting[0]}'")
 
 
 # --------------------------------------------------------------------------- checking
 
 
-class _Problems:
-    """Collects row problems of one table; a row with any problem is rejected."""
+class _Columns:
+    """SQL for the source columns of one table: raw, as text, as numbers."""
 
-    def __init__(self, table: str, raw: _Raw, frame: pd.DataFrame):
-        self.table, self.raw, self.source = table, raw, frame
-        self.bad = np.zeros(len(frame), dtype=bool)
-        self._found: list[pd.DataFrame] = []
+    def __init__(self, columns: dict[str, str], types: dict[str, str]):
+        self.columns, self.types = columns, types
 
-    def add(self, mask: pd.Series | np.ndarray, column: str, reason: str | pd.Series) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
-        self.bad |= mask
-        values = self.source[column] if column in self.source else pd.Series(pd.NA, index=self.source.index)
-        reasons = reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason
-        self._found.append(pd.DataFrame({
-            "table": self.table, "file": self.raw.label, "row": self.raw.rows[mask],
-            "column": column, "value": values[mask].astype("str").to_numpy(), "reason": reasons,
-        }))
+    def __contains__(self, column: str) -> bool:
+        return column in self.columns
 
-    def frame(self) -> pd.DataFrame:
-        unreadable = pd.DataFrame(self.raw.unreadable, columns=["row", "column", "value", "reason"])
-        unreadable = unreadable.assign(table=self.table, file=self.raw.label)
-        parts = [p for p in (unreadable, *self._found) if len(p)]
-        if not parts:
-            return _empty_rejects()
-        found = pd.concat(parts, ignore_index=True)[list(REJECT_COLUMNS)]
-        return found.sort_values(["row", "column"], kind="stable", ignore_index=True).astype(
-            {"row": "int64", "column": "str", "value": "str", "reason": "str"})
+    def source(self) -> str:
+        """The source columns under the names ``raw`` uses, and ``idx``."""
+        return ", ".join(["idx", *('"' + source.replace('"', '""') + f'" AS _raw_{column}'
+                                   for column, source in self.columns.items())])
 
+    def raw(self, column: str) -> str:
+        return f"_raw_{column}" if column in self.columns else "NULL"
 
-def _empty_rejects() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else "str") for c in REJECT_COLUMNS})
+    def type(self, column: str) -> str:
+        return self.types.get(self.columns.get(column, ""), "VARCHAR")
 
+    def value(self, column: str) -> str:
+        """The value as reported in the rejects file."""
+        return f"CAST({self.raw(column)} AS VARCHAR)"
 
-def _accepted(table: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
-    """The rows without problems (the table itself when all are fine: no copy)."""
-    return table if keep.all() else table[keep].reset_index(drop=True)
+    def text(self, column: str) -> str:
+        """Stripped text; blank is NULL (``trim`` only where an end is blank: it is slow).
 
+        Whole numbers stored as floats (ids in a database result) read without ``.0``.
+        """
+        if self.type(column).startswith(_FLOATS):
+            raw = self.raw(column)
+            return (f"CASE WHEN isnan({raw}) THEN NULL WHEN {raw} = trunc({raw}) "
+                    f"THEN CAST(CAST({raw} AS HUGEINT) AS VARCHAR) ELSE CAST({raw} AS VARCHAR) END")
+        value = self.value(column)
+        return (f"NULLIF(CASE WHEN ascii({value}) <= 32 OR ascii({value}[-1]) <= 32 "
+                f"THEN trim({value}, {_BLANKS}) ELSE {value} END, '')")
 
-def _text(series: pd.Series) -> pd.Series:
-    """Values as stripped text; blanks become missing."""
-    if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
-        series = series.astype("Int64")
-    text = series.astype("str").str.strip()
-    return text.mask(text == "")
+    def is_text(self, column: str) -> bool:
+        return not self.type(column).startswith(_NUMERIC)
+
+    def number(self, column: str) -> str:
+        converted = (f"TRY_CAST({self.text(column)} AS DOUBLE)" if self.is_text(column)
+                     else f"CAST({self.raw(column)} AS DOUBLE)")
+        return f"NULLIF({converted}, 'NaN'::DOUBLE)"  # NaN is missing, as in pandas
 
 
-def _required_text(frame: pd.DataFrame, column: str, problems: _Problems) -> pd.Series:
-    text = _text(frame[column])
-    problems.add(text.isna(), column, f"missing {column}")
-    return text
+def _in(values) -> str:
+    return "(" + ", ".join(_sql_string(v) for v in values) + ")"
 
 
-def _optional_text(frame: pd.DataFrame, column: str, default: str) -> pd.Series:
-    if column not in frame:
-        return pd.Series(default, index=frame.index, dtype="str")
-    return _text(frame[column]).fillna(default)
+def _lookup(expression: str, table: dict[str, str]) -> str:
+    cases = " ".join(f"WHEN {_sql_string(k)} THEN {_sql_string(v)}" for k, v in table.items())
+    return f"(CASE {expression} {cases} END)" if table else "NULL"
 
 
-def _timestamps(frame: pd.DataFrame, problems: _Problems, config: Config, now: pd.Timestamp) -> pd.Series:
-    """Business-local naive timestamps; unparseable, offset-less-among-offsets and future rows rejected."""
-    values = frame["ts"]
-    if pd.api.types.is_datetime64_any_dtype(values):
-        ts = values.dt.tz_convert(config.timezone).dt.tz_localize(None) if values.dt.tz else values
-        problems.add(ts.isna(), "ts", "missing ts")
+def _base(q: _Columns, name: str) -> dict[str, str]:
+    """The source columns of one table converted by kind (``COLUMN_KINDS``); absent ones as missing."""
+    base = {}
+    for column, kind in COLUMN_KINDS[name].items():
+        if kind == "text":
+            base[column] = q.text(column) if column in q else "NULL::VARCHAR"
+        elif kind == "number":
+            present = column in q
+            base[f"_n_{column}"] = q.number(column) if present else "NULL::DOUBLE"
+            blank = (f"{q.text(column)} IS NULL" if q.is_text(column) else f"{q.raw(column)} IS NULL")
+            base[f"_blank_{column}"] = blank if present else "true"
+            base[f"_nan_{column}"] = (f"NOT {blank} AND _n_{column} IS NULL"
+                                      if present and q.is_text(column) else "false")
+    return base
+
+
+def _timestamp(q: _Columns, config: Config, offsets: bool) -> tuple[dict[str, str], str, str]:
+    """Base columns, the converted ``ts`` expression and the format hint of unparseable values.
+
+    ``offsets``: timestamps with a UTC offset are converted to the business
+    zone and those without one rejected; otherwise none is expected to carry one.
+    """
+    zone = _sql_string(config.timezone)
+    kind = q.type("ts")
+    typed = {"_ts_text": "NULL::VARCHAR", "_offset": str(offsets).lower(), "_ts_missing": f"{q.raw('ts')} IS NULL"}
+    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
+        return typed, f"timezone({zone}, {q.raw('ts')})", ""
+    if kind in _NAIVE_TIMES:
+        return typed, f"CAST({q.raw('ts')} AS TIMESTAMP)", ""
+    base = {"_ts_text": q.text("ts"), "_ts_missing": "true"}
+    if config.date_format:
+        base["_offset"] = "true" if offsets else "false"
+        parsed = f"try_strptime(_ts_text, {_sql_string(config.date_format)})"
+        aware, naive = f"timezone({zone}, {parsed})", f"CAST({parsed} AS TIMESTAMP)"
+        hint = f"format {config.date_format}"
     else:
-        text = _text(values)
-        problems.add(text.isna(), "ts", "missing ts")
-        if config.date_format:
-            has_offset = pd.Series("%z" in config.date_format or "%Z" in config.date_format, index=text.index)
-        else:
-            # ISO 8601: after "YYYY-MM-DD", a "Z", "+" or "-" can only start a UTC offset
-            tail = text.str.slice(start=10)
-            has_offset = (tail.str.endswith("Z") | tail.str.contains("+", regex=False)
-                          | tail.str.contains("-", regex=False)).fillna(False).astype(bool)
-        fmt = config.date_format or "ISO8601"
-        ts = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-        naive = text.notna() & ~has_offset
-        if has_offset.any():
-            aware = pd.to_datetime(text[has_offset], format=fmt, errors="coerce", utc=True)
-            ts[has_offset] = aware.dt.tz_convert(config.timezone).dt.tz_localize(None)
-            problems.add(naive, "ts", "timestamp without UTC offset in a column whose other "
-                         "timestamps have one (its time zone is unknown)")
-        else:
-            ts[naive] = pd.to_datetime(text[naive], format=fmt, errors="coerce")
-        hint = f"format {config.date_format}" if config.date_format else "ISO 8601; set `date_format:`"
-        problems.add(text.notna() & ts.isna() & ~(naive & has_offset.any()), "ts",
-                     f"unparseable timestamp (expected {hint})")
-    ts = ts.astype("datetime64[ns]")
-    problems.add(ts > now, "ts", f"timestamp after now ({now:%Y-%m-%d %H:%M})")
-    return ts
+        # ISO 8601: after "YYYY-MM-DD", a "Z", "+" or "-" can only start a UTC offset
+        tail = "substr(_ts_text, 11)"
+        base["_offset"] = (f"coalesce(suffix({tail}, 'Z') OR contains({tail}, '+') "
+                           f"OR contains({tail}, '-'), false)")
+        aware = f"timezone({zone}, TRY_CAST(_ts_text AS TIMESTAMPTZ))"
+        naive = "TRY_CAST(_ts_text AS TIMESTAMP)"
+        hint = "ISO 8601; set `date_format:`"
+    converted = f"CASE WHEN _offset THEN {aware} END" if offsets else f"CASE WHEN NOT _offset THEN {naive} END"
+    return base, converted, hint
 
 
-def _amounts(frame: pd.DataFrame, column: str, problems: _Problems, required: bool) -> pd.Series:
-    """Numbers; non-numeric and implausibly large values rejected."""
-    values = frame[column]
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        number = values.astype("float64")
-        blank = number.isna()
-    else:
-        text = _text(values)
-        blank = text.isna()
-        number = pd.to_numeric(text, errors="coerce").astype("float64")
-        problems.add(~blank & number.isna(), column, f"{column} is not a number")
-    if required:
-        problems.add(blank, column, f"missing {column}")
-    problems.add(number.abs() > MAX_ABS_AMOUNT, column,
-                 f"{column} beyond {MAX_ABS_AMOUNT:,.0f} in absolute value (unit or entry error?)")
-    return number
+def _derived(name: str, q: _Columns, config: Config, prefix: str | None) -> dict[str, str]:
+    """The canonical columns computed from the converted source columns."""
+    if name == "events":
+        stage = _lookup("event_type", config.stage_map)
+        if "stage" in q:
+            stage = f"coalesce(_stage, {stage})"
+        return {"stage": stage, "channel": "coalesce(channel, 'unknown')", "value": "_n_value"}
+    if name == "costs":
+        return {"amount": "_n_amount", "stage": "lower(coalesce(stage, 'operations'))",
+                "category": "coalesce(category, 'other')", "channel": "coalesce(channel, 'unknown')"}
+    cancelled = f"coalesce(starts_with(order_id, {_sql_string(prefix)}), false)" if prefix else "false"
+    units = "coalesce(_n_quantity, 1)"
+    amount = "_n_amount" if "amount" in q else f"{units} * _n_unit_price"
+    order_id = ("order_id" if "order_id" in q else
+                "coalesce(customer_id, 'guest line ' || (idx + 1)) || '@' || strftime(ts, '%Y-%m-%d %H:%M:%S')")
+    return {
+        # computed a layer earlier: the columns below read it
+        "_first": {"_refund": f"(coalesce(_n_amount < 0, false) OR coalesce(_n_quantity < 0, false) OR {cancelled})"},
+        "order_id": order_id,
+        "amount": f"CASE WHEN _refund THEN -abs({amount}) ELSE {amount} END",
+        "quantity": f"CAST(CASE WHEN _refund THEN -abs({units}) ELSE {units} END AS BIGINT)",
+        "unit_price": f"coalesce(abs(_n_unit_price), abs({amount}) / CASE WHEN {units} = 0 THEN 1 "
+                      f"ELSE abs({units}) END)",
+        "sku": "coalesce(sku, 'unknown')",
+        "status": "CASE WHEN _status_word IS NULL THEN (CASE WHEN _refund THEN 'refunded' ELSE 'completed' END) "
+                  "WHEN _refund AND _status_word = 'completed' THEN 'refunded' ELSE _status_word END",
+    }
 
 
-# --------------------------------------------------------------------------- tables
+def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _Columns, config: Config,
+                 now: pd.Timestamp, offsets: bool) -> bool:
+    """Convert and check every row into ``<table>_rows``; whether any timestamp had a UTC offset.
+
+    Columns: ``idx``, the source values (``_raw_<column>``), the converted and
+    derived columns, ``bad`` and, for bad rows, ``problems``: the broken rules
+    (position in ``table.rules``) with the source value.
+    """
+    name = table.name
+    base = _base(q, name)
+    ts_base, ts, hint = _timestamp(q, config, offsets)
+    base |= ts_base
+    extra = {}
+    if name == "orders":
+        base["order_type"] = f"lower({base['order_type']})"
+        base["_status"] = f"lower({base['status']})"
+        extra["_status_word"] = _lookup("_status", _STATUS_WORDS)
+    if name == "events":
+        base["_stage"] = f"lower({base['stage']})"
+    derived = _derived(name, q, config, table.source.cancellation_prefix)
+    context = {"now": now, "hint": hint, "offsets": str(offsets).lower(), "order_types": _in(ORDER_TYPES),
+               "stages": _in(STAGES), "cost_stages": _in(COST_STAGES)}
+    tests = [f"coalesce({rule.test.format(**context)}, false)" for rule in table.rules]
+    table.rules = [Rule(r.table, r.column, r.reason.format(**context), r.test, r.needs) for r in table.rules]
+    problems = ", ".join(
+        f"CASE WHEN {test} THEN {{'rule': {i}, 'value': {q.value(rule.column)}}} END"
+        for i, (test, rule) in enumerate(zip(tests, table.rules)))
+    layers = [base | extra, {"ts": ts, **derived.pop("_first", {})}, derived]
+    select, known = f"SELECT {q.source()} FROM {scan}", set()
+    for layer in layers:
+        replaced = ", ".join(f"{v} AS {k}" for k, v in layer.items() if k in known)
+        added = "".join(f", {v} AS {k}" for k, v in layer.items() if k not in known)
+        select = f"SELECT *{f' REPLACE ({replaced})' if replaced else ''}{added} FROM ({select})"
+        known |= set(layer)
+    con.sql(f"""
+        CREATE OR REPLACE TEMP TABLE {name}_rows AS
+        SELECT *, CASE WHEN bad THEN list_filter([{problems}], lambda p: p IS NOT NULL) END AS problems
+        FROM (SELECT *, ({' OR '.join(tests) or 'false'}) AS bad FROM ({select}))
+    """)
+    return (not offsets and q.is_text("ts") and not config.date_format and con.sql(
+        f"SELECT coalesce(bool_or(_offset), false) FROM {name}_rows").fetchall()[0][0])
 
 
-def _orders(frame: pd.DataFrame, problems: _Problems, config: Config,
-            now: pd.Timestamp) -> pd.DataFrame:
-    order_id = _required_text(frame, "order_id", problems)
-    customer_id = _required_text(frame, "customer_id", problems)
-    ts = _timestamps(frame, problems, config, now)
-    amount = _amounts(frame, "amount", problems, required=True)
-    quantity = pd.Series(1.0, index=frame.index)
-    if "quantity" in frame:
-        quantity = _amounts(frame, "quantity", problems, required=False).fillna(1.0)
-        problems.add((quantity < 0) | (quantity % 1 != 0), "quantity", "quantity is not a whole number >= 0")
-    derived_status = pd.Series(np.where(amount < 0, "refunded", "completed"), index=frame.index, dtype="str")
-    status = derived_status
-    if "status" in frame:
-        given = _text(frame["status"]).str.lower()
-        status = given.map(_STATUS_WORDS).fillna(derived_status).astype("str")
-        problems.add(given.notna() & ~given.isin(list(_STATUS_WORDS)), "status",
-                     f"unknown status (expected one of {', '.join(ORDER_STATUSES)})")
-    given_type = pd.Series(pd.NA, index=frame.index, dtype="str")
-    if "order_type" in frame:
-        given_type = _text(frame["order_type"]).str.lower()
-        problems.add(given_type.notna() & ~given_type.isin(ORDER_TYPES), "order_type",
-                     f"unknown order_type (expected one of {', '.join(ORDER_TYPES)})")
-    usable = pd.Series(~problems.bad, index=frame.index)
-    duplicate = usable & order_id.where(usable).duplicated()
-    if duplicate.any():
-        first = usable & ~duplicate & order_id.isin(order_id[duplicate])
-        first_line = order_id[duplicate].map(pd.Series(problems.raw.rows[first], index=order_id[first]))
-        first_line = first_line.reindex(frame.index).astype("Int64").astype("str")
-        problems.add(duplicate, "order_id", "duplicate order_id (first at line " + first_line + ")")
-    keep = ~problems.bad
-    orders = _accepted(pd.DataFrame({
-        "order_id": order_id, "customer_id": customer_id, "ts": ts, "amount": amount,
-        "order_type": given_type,
-        "sku": _optional_text(frame, "sku", "unknown"),
-        "quantity": quantity, "status": status,
-    }), keep)
-    orders["quantity"] = orders.quantity.astype("int64")
-    if orders.order_type.isna().any():
-        orders["order_type"] = orders.order_type.fillna(derive_order_types(orders))
-    orders["order_type"] = orders.order_type.astype("str")
-    return orders
+def _mark_duplicate_lines(con: duckdb.DuckDBPyConnection, table: _Table) -> None:
+    """``orders_checked``: the rows plus ``first_idx``, set on a later usable copy of a line.
+
+    Only sources with order ids: without them a row is a purchase of its own,
+    and two equal purchases on one day are plausible (CDNOW has hundreds).
+    """
+    if "order_id" not in table.columns:
+        con.sql("CREATE TEMP VIEW orders_checked AS SELECT *, NULL::BIGINT AS first_idx FROM orders_rows")
+        return
+    same = ", ".join(f"_raw_{column}" for column in table.columns)
+    con.sql(f"""
+        CREATE TEMP TABLE orders_checked AS
+        SELECT *, CASE WHEN NOT bad AND row_number() OVER same > 1 THEN first_value(idx) OVER same END
+                  AS first_idx
+        FROM orders_rows WINDOW same AS (PARTITION BY bad, {same} ORDER BY idx)
+    """)
+
+
+def _order_view(con: duckdb.DuckDBPyConnection, prefix: str | None) -> None:
+    """``orders_ok``: the accepted lines, each with ``refund_of`` and its order's type."""
+    refund_of = "NULL::VARCHAR"
+    if prefix:
+        original = f"substr(order_id, {len(prefix) + 1})"
+        refund_of = (f"CASE WHEN starts_with(order_id, {_sql_string(prefix)}) AND {original} IN "
+                     f"(SELECT order_id FROM orders_checked WHERE NOT bad AND first_idx IS NULL) "
+                     f"THEN {original} END")
+    con.sql(f"""CREATE TEMP TABLE orders_linked AS SELECT *, {refund_of} AS refund_of
+                FROM orders_checked WHERE NOT bad AND first_idx IS NULL""")
+    con.sql(f"""
+        CREATE TEMP VIEW orders_ok AS
+        SELECT l.* REPLACE (CASE WHEN l.customer_id IS NULL THEN 'guest'
+                                 ELSE coalesce(l.order_type, t.order_type) END AS order_type)
+        FROM orders_linked l LEFT JOIN ({_order_types_sql('orders_linked')}) t USING (order_id)
+    """)
+
+
+def _order_types_sql(lines: str) -> str:
+    """SQL giving each order (``order_id``) of the lines ``lines`` its type; see ``derive_order_types``."""
+    history = "PARTITION BY customer_id ORDER BY ts, idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    return f"""
+        WITH orders AS (
+            SELECT order_id, max(customer_id) AS customer_id, min(ts) AS ts, min(idx) AS idx,
+                   bool_or(status = 'completed' AND amount > 0) AS sale,
+                   bool_and(status = 'refunded') AS refund,
+                   max(CASE WHEN amount >= 0 THEN unit_price END) AS unit, max(refund_of) AS refund_of
+            FROM {lines} GROUP BY order_id),
+        labelled AS (
+            SELECT *, CASE WHEN best_before IS NULL THEN 'new'
+                           WHEN unit >= {UPSELL_PRICE_RATIO} * best_before THEN 'upsell'
+                           ELSE 'repeat' END AS kind
+            FROM (SELECT *, max(CASE WHEN sale THEN unit END) OVER ({history}) AS best_before
+                  FROM orders WHERE customer_id IS NOT NULL)),
+        with_last AS (
+            SELECT *, last_value(CASE WHEN sale THEN kind END IGNORE NULLS) OVER ({history}) AS last_sale
+            FROM labelled)
+        SELECT o.order_id, CASE WHEN o.refund THEN coalesce(r.kind, o.last_sale, 'repeat') ELSE o.kind END
+                           AS order_type
+        FROM with_last o LEFT JOIN labelled r ON r.order_id = o.refund_of
+    """
 
 
 def derive_order_types(orders: pd.DataFrame) -> pd.Series:
-    """Label each order new, repeat or upsell from the customer's own history.
+    """Label each order line new, repeat, upsell or guest from its order and the customer's history.
 
-    A customer's history is their completed sales with a positive amount, in
-    time order (file order breaks ties). An order placed before any such sale
-    is ``new``; a later one is ``upsell`` when its unit price (amount /
-    quantity) is at least ``UPSELL_PRICE_RATIO`` times the highest unit price
-    the customer paid before, else ``repeat``. Cancelled orders are labelled by
-    the same rule but do not enter the history. A refund takes the label of the
-    customer's latest sale before it, or ``repeat`` when the refunded sale is
-    older than the data.
+    The lines sharing an ``order_id`` are one order and share its label. A
+    customer's history is their orders with a completed sale line, in time
+    order (file order breaks ties). An order placed before any such order is
+    ``new``; a later one is ``upsell`` when its highest line unit price is at
+    least ``UPSELL_PRICE_RATIO`` times the highest unit price the customer
+    paid before, else ``repeat``. Cancelled orders are labelled by the same
+    rule but do not enter the history. A refund takes the label of the order
+    it reverses (``refund_of``) or else of the customer's latest sale before
+    it, or ``repeat`` when the refunded sale is older than the data. A line
+    without a customer id is ``guest``: there is no history to place it in.
     """
-    codes = pd.factorize(orders.customer_id)[0]
-    order = np.lexsort((np.arange(len(orders)), orders.ts.to_numpy(), codes))
-    customer = codes[order]
-    sale = pd.Series(((orders.status == "completed") & (orders.amount > 0)).to_numpy()[order])
-    unit = pd.Series((orders.amount / orders.quantity.clip(lower=1)).to_numpy()[order])
-    best = unit.where(sale).groupby(customer).cummax().groupby(customer).ffill()
-    best_before = best.groupby(customer).shift()
-    kind = pd.Series(np.where(best_before.isna(), "new",
-                              np.where(unit >= UPSELL_PRICE_RATIO * best_before, "upsell", "repeat")))
-    latest_sale = kind.where(sale).groupby(customer).ffill()
-    refund = (orders.status == "refunded").to_numpy()[order]
-    kind[refund] = latest_sale[refund].fillna("repeat")
-    labels = np.empty(len(orders), dtype=object)
-    labels[order] = kind.to_numpy()
-    return pd.Series(labels, index=orders.index, dtype="str")
+    units = orders["quantity"].abs().clip(lower=1) if "quantity" in orders else 1
+    lines = pd.DataFrame({
+        "order_id": orders["order_id"].to_numpy(), "customer_id": orders["customer_id"].to_numpy(),
+        "ts": orders["ts"].to_numpy(), "idx": np.arange(len(orders)), "amount": orders["amount"].to_numpy(),
+        "status": orders["status"].to_numpy(),
+        "unit_price": (orders["unit_price"] if "unit_price" in orders else orders["amount"].abs() / units).to_numpy(),
+        "refund_of": (orders["refund_of"] if "refund_of" in orders
+                      else pd.Series(pd.NA, index=orders.index, dtype="str")).to_numpy(),
+    })
+    with duckdb.connect() as con:
+        con.register("lines", lines)
+        types = con.sql(_order_types_sql("lines")).df()
+    labels = orders["order_id"].map(pd.Series(types["order_type"].to_numpy(), index=types["order_id"]))
+    return labels.where(orders["customer_id"].notna(), "guest").astype("str")
 
 
-def _events(frame: pd.DataFrame, problems: _Problems, config: Config,
-            now: pd.Timestamp) -> pd.DataFrame:
-    customer_id = _required_text(frame, "customer_id", problems)
-    ts = _timestamps(frame, problems, config, now)
-    event_type = _required_text(frame, "event_type", problems)
-    stage = event_type.map(config.stage_map)
-    if "stage" in frame:
-        given = _text(frame["stage"]).str.lower()
-        problems.add(given.notna() & ~given.isin(STAGES), "stage",
-                     f"unknown stage (expected one of {', '.join(STAGES)})")
-        stage = given.fillna(stage)
-    problems.add(event_type.notna() & stage.isna(), "event_type",
-                 "unknown event_type (add it to stage_map in journeycast.yml)")
-    value = (_amounts(frame, "value", problems, required=False) if "value" in frame
-             else pd.Series(np.nan, index=frame.index))
-    keep = ~problems.bad
-    events = _accepted(pd.DataFrame({
-        "customer_id": customer_id, "ts": ts, "event_type": event_type,
-        "stage": stage.astype("str"), "channel": _optional_text(frame, "channel", "unknown"),
-        "value": value,
-    }), keep)
-    return events
+def _rejects_table(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> None:
+    """The table ``rejects``: every rejected row's problems (``REJECT_COLUMNS``), in file order."""
+    parts = []
+    for order, table in enumerate(tables):
+        name = table.name
+        checked = "orders_checked" if name == "orders" else f"{name}_rows"
+        rules = ", ".join(f"({i}, {_sql_string(r.column)}, {_sql_string(r.reason)})"
+                          for i, r in enumerate(table.rules))
+        parts.append(f"""
+            SELECT {order} AS part, {table.line} AS "row", r."column", p.value, r.reason, r.rule AS position
+            FROM (SELECT idx, unnest(problems) AS p FROM {checked} WHERE bad)
+            JOIN (VALUES {rules}) r(rule, "column", reason) ON r.rule = p.rule""")
+        parts.append(f"""
+            SELECT {order}, line, NULL, csv_line, 'unreadable line (' || error_message || ')', 0
+            FROM {name}_unreadable""")
+        if name == "orders":
+            first = table.line.replace("idx", "first_idx")
+            reason = DUPLICATE_LINE.replace("{line}", "' || " + first + " || '")
+            parts.append(f"""
+                SELECT {order}, {table.line}, 'order_id', order_id, '{reason}', {len(table.rules)}
+                FROM orders_checked WHERE first_idx IS NOT NULL""")
+    names = ", ".join(f"({i}, {_sql_string(t.name)}, {_sql_string(t.label)})" for i, t in enumerate(tables))
+    columns = ", ".join(f'CAST("{c}" AS BIGINT) AS "{c}"' if c == "row" else f'"{c}"' for c in REJECT_COLUMNS)
+    con.sql(f"""
+        CREATE TEMP TABLE rejects AS
+        SELECT {columns}
+        FROM ({' UNION ALL '.join(parts)}) found JOIN (VALUES {names}) tables(part, "table", file) USING (part)
+        ORDER BY part, "row", "column" NULLS LAST, position
+    """)
 
 
-def _costs(frame: pd.DataFrame, problems: _Problems, config: Config,
-           now: pd.Timestamp) -> pd.DataFrame:
-    ts = _timestamps(frame, problems, config, now)
-    amount = _amounts(frame, "amount", problems, required=True)
-    stage = _optional_text(frame, "stage", "operations").str.lower()
-    problems.add(~stage.isin(COST_STAGES), "stage",
-                 f"unknown cost stage (expected one of {', '.join(COST_STAGES)})")
-    keep = ~problems.bad
-    costs = _accepted(pd.DataFrame({
-        "ts": ts, "stage": stage, "category": _optional_text(frame, "category", "other"),
-        "channel": _optional_text(frame, "channel", "unknown"), "amount": amount,
-    }), keep)
-    return costs
-
-
-_BUILDERS = {"orders": _orders, "events": _events, "costs": _costs}
+def _counts(con: duckdb.DuckDBPyConnection, name: str) -> dict:
+    """rows_in, accepted and rejected of one table (``rows_in = accepted + rejected``)."""
+    checked, duplicate = ("orders_checked", "OR first_idx IS NOT NULL") if name == "orders" else (f"{name}_rows", "")
+    rows_in, rejected = con.sql(
+        f"SELECT count(*) + (SELECT count(*) FROM {name}_unreadable), "
+        f"count(*) FILTER (WHERE bad {duplicate}) + (SELECT count(*) FROM {name}_unreadable) "
+        f"FROM {checked}").fetchall()[0]
+    return {"rows_in": int(rows_in), "accepted": int(rows_in - rejected), "rejected": int(rejected)}
