@@ -13,6 +13,11 @@ spec is obtained with ``chart.to_dict(format="vega")`` (a custom notebook
 renderer must compile with ``altair.utils.display.compile_with_vegafusion``);
 :func:`to_svg` and :func:`to_png` render a chart offline with vl-convert.
 
+A builder given no rows to draw (no forecast, no cohorts, no customer to
+contact) returns :func:`nothing_to_show`: a small chart saying "Nothing to show"
+and why, so a page on thin data still renders; ``ChartDataError`` is kept for
+misuse (a column missing).
+
 Titles state the finding (e.g. "Cash stays above the $100k minimum with 97%
 probability"); every builder accepts ``title`` to override the computed one.
 Money axes and tooltips carry the run's currency symbol (``currency`` is the
@@ -21,10 +26,11 @@ ISO code from the run configuration).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import altair as alt
@@ -52,6 +58,7 @@ __all__ = [
     "kpi_small_multiples",
     "money_markdown",
     "money_text",
+    "nothing_to_show",
     "opportunity_weeks",
     "probability_alive_matrix",
     "rejects_by_reason",
@@ -87,7 +94,15 @@ HEIGHT = 240
 
 
 class ChartDataError(JourneycastError, ValueError):
-    """A frame handed to a chart builder lacks a column or rows it needs."""
+    """A frame handed to a chart builder lacks a column it needs."""
+
+
+class _NothingToDraw(Exception):
+    """Raised inside a builder whose frame has no rows; its decorator draws :func:`nothing_to_show`."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 @alt.theme.register(THEME, enable=True)
@@ -137,17 +152,20 @@ def currency_symbol(currency: str) -> str:
     return get_currency_symbol(currency.upper(), locale="en_US")
 
 
-def money_text(value: float, currency: str = "USD", compact: bool = True) -> str:
-    """Format an amount for a title: ``$100k``, ``-$1.2M``, ``$950``."""
+def money_text(value: float, currency: str = "USD", compact: bool = True, decimals: int = 0) -> str:
+    """Format an amount for a title or a table: ``$100k``, ``-$1.2M``, ``$950``, ``$1,234.50``.
+
+    ``compact`` shortens thousands, millions and billions; ``decimals`` applies otherwise.
+    """
     symbol = currency_symbol(currency)
-    sign = "-" if value < 0 else ""
     amount = abs(value)
+    sign = "-" if value < 0 and round(amount, decimals) > 0 else ""
     if compact:
         for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
             if amount >= limit:
                 scaled = f"{amount / limit:.1f}".rstrip("0").rstrip(".")
                 return f"{sign}{symbol}{scaled}{suffix}"
-    return f"{sign}{symbol}{amount:,.0f}"
+    return f"{sign}{symbol}{amount:,.{decimals}f}"
 
 
 def money_markdown(value: float, currency: str = "USD", compact: bool = True) -> str:
@@ -189,10 +207,31 @@ def _date_text(value: pd.Timestamp) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str, why: str) -> None:
+    """Columns missing are misuse (``ChartDataError``); no rows is thin data, said as ``why``."""
     require_columns(frame, columns, what, ChartDataError)
     if frame.empty:
-        raise ChartDataError(f"{what}: the frame has no rows to draw")
+        raise _NothingToDraw(why)
+
+
+def nothing_to_show(why: str, title: str | None = None) -> alt.Chart:
+    """A small chart in place of one that has no data: "Nothing to show: ``why``"."""
+    data = pd.DataFrame({"text": [f"Nothing to show: {why}"]})
+    chart = alt.Chart(data).mark_text(align="left", baseline="middle", fontSize=13, color="#4b5563").encode(
+        text="text:N", x=alt.value(0), y=alt.value(15))
+    return chart.properties(width=WIDTH, height=30, **({"title": title} if title else {}))
+
+
+def _or_nothing_to_show(builder: Callable[..., Any]) -> Callable[..., Any]:
+    """Let ``builder`` return :func:`nothing_to_show` when a frame it needs has no rows."""
+    @functools.wraps(builder)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return builder(*args, **kwargs)
+        except _NothingToDraw as empty:
+            return nothing_to_show(empty.why)
+
+    return build
 
 
 # ---------------------------------------------------------------- rendering
@@ -211,6 +250,7 @@ def to_png(chart: alt.TopLevelMixin, scale: float = 1.0) -> bytes:
 # ---------------------------------------------------------------- forecasts
 
 
+@_or_nothing_to_show
 def forecast_bands(
     series: pd.DataFrame,
     forecast: pd.DataFrame,
@@ -234,12 +274,13 @@ def forecast_bands(
     history_days
         Days of actuals shown before the forecast starts (None: all).
     """
-    _require(series, ["unique_id", "ds", "y"], "forecast_bands series")
-    _require(forecast, ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"], "forecast_bands forecast")
+    _require(series, ["unique_id", "ds", "y"], "forecast_bands series", "no stage series in the data")
+    _require(forecast, ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"], "forecast_bands forecast",
+             "no series could be forecast")
     ids = list(unique_ids) if unique_ids is not None else list(dict.fromkeys(forecast["unique_id"]))
     fc = forecast[forecast["unique_id"].isin(ids)]
     if fc.empty:
-        raise ChartDataError(f"forecast_bands: no forecast rows for {ids}")
+        raise _NothingToDraw(f"no forecast for {', '.join(ids) or 'any series'}")
     hist = series.loc[series["unique_id"].isin(ids), ["unique_id", "ds", "y"]]
     start = fc["ds"].min()
     hist = hist[hist["ds"] < start]
@@ -311,17 +352,24 @@ def forecast_bands(
 
 
 def cash_title(
-    minimum_cash: float,
+    minimum_cash: float | None,
     shortfall_probability: float | None = None,
     first_breach_date: pd.Timestamp | None = None,
     currency: str = "USD",
+    balance_known: bool = True,
 ) -> str:
     """A title stating the cash finding.
 
     ``shortfall_probability`` is the chance the balance falls below the minimum
     within the horizon; ``first_breach_date`` the first date the outlook marks
-    as a breach (None: no breach).
+    as a breach (None: no breach). Without a minimum, or without an opening
+    balance (``balance_known`` False: the line is a cumulative net cash flow),
+    there is no finding about the minimum to state.
     """
+    if not balance_known:
+        return "Cumulative net cash flow since the data starts: actual and forecast"
+    if minimum_cash is None:
+        return "Cash balance: actual and forecast"
     minimum = money_text(minimum_cash, currency)
     if first_breach_date is not None and not pd.isna(first_breach_date):
         risk = (
@@ -329,19 +377,21 @@ def cash_title(
         )
         breach = _date_text(pd.Timestamp(first_breach_date))
         return f"Cash may fall below the {minimum} minimum from {breach}{risk}"
-    if shortfall_probability is not None:
+    if shortfall_probability is not None and not pd.isna(shortfall_probability):
         return f"Cash stays above the {minimum} minimum with {1 - shortfall_probability:.0%} probability"
     return f"Cash stays above the {minimum} minimum"
 
 
 def _balance_layers(
     bands: pd.DataFrame,
-    minimum_cash: float,
+    minimum_cash: float | None,
     first_breach_date: pd.Timestamp | None,
     currency: str,
+    balance_known: bool = True,
 ) -> list[alt.Chart]:
-    """Band, past (solid) and future (dashed) balance, minimum rule, breach marker."""
-    _require(bands, ["ds", "p10", "p50", "p90", "actual", "is_forecast"], "cash_balance bands")
+    """Band, past (solid) and future (dashed) balance, minimum rule (when given), breach marker."""
+    _require(bands, ["ds", "p10", "p50", "p90", "actual", "is_forecast"], "cash_balance bands",
+             "no cash balance could be computed")
     frame = bands.sort_values("ds").reset_index(drop=True)
     future_mask = frame["is_forecast"].astype(bool)
     past = frame.loc[~future_mask].assign(balance=lambda f: f["actual"], part="actual")
@@ -354,7 +404,7 @@ def _balance_layers(
 
     base = _money_labels(alt.Chart(data), currency, "balance", "p10", "p90")
     x = alt.X("ds:T", title=None)
-    y_axis = _money_axis(currency, "Cash balance")
+    y_axis = _money_axis(currency, "Cash balance" if balance_known else "Cumulative net cash flow")
     tooltip = [
         alt.Tooltip("ds:T", title="Date"),
         alt.Tooltip("balance_label:N", title="Balance (median ahead)"),
@@ -376,8 +426,11 @@ def _balance_layers(
         .mark_line(color=FORECAST, strokeDash=FUTURE_DASH)
         .encode(x=x, y="balance:Q", tooltip=tooltip)
     )
+    layers = [band, solid, dashed]
+    if minimum_cash is None or not balance_known:
+        return layers
     label = f"Minimum cash {money_text(minimum_cash, currency, compact=False)}"
-    layers = [band, solid, dashed, *_labelled_rule("minimum_cash", minimum_cash, label, DANGER)]
+    layers += _labelled_rule("minimum_cash", minimum_cash, label, DANGER)
     if first_breach_date is not None and not pd.isna(first_breach_date):
         breach_at = pd.Timestamp(first_breach_date)
         marker = alt.Chart(
@@ -407,21 +460,23 @@ def recent_history(bands: pd.DataFrame, history_days: int | None = 180) -> pd.Da
     ``bands`` as for :func:`cash_balance`; None keeps the whole history. Zooms
     the balance chart onto the forecast when years of history would squeeze it.
     """
-    _require(bands, ["ds", "is_forecast"], "recent_history")
-    if history_days is None:
+    require_columns(bands, ["ds", "is_forecast"], "recent_history", ChartDataError)
+    if history_days is None or bands.empty:
         return bands
     past = bands.loc[~bands["is_forecast"].astype(bool), "ds"]
     start = past.max() - pd.Timedelta(days=history_days) if len(past) else bands["ds"].min()
     return bands[bands["ds"] > start].reset_index(drop=True)
 
 
+@_or_nothing_to_show
 def cash_balance(
     bands: pd.DataFrame,
-    minimum_cash: float,
+    minimum_cash: float | None,
     first_breach_date: pd.Timestamp | None = None,
     shortfall_probability: float | None = None,
     currency: str = "USD",
     title: str | None = None,
+    balance_known: bool = True,
 ) -> alt.LayerChart:
     """The cash balance: solid in the past, dashed median ahead, P10-P90 band.
 
@@ -431,30 +486,37 @@ def cash_balance(
         ``ds, p10, p50, p90, actual, is_forecast`` (CashOutlook.bands): ``actual``
         is drawn for past rows, ``p50`` for forecast rows.
     minimum_cash
-        Drawn as a red rule with its value as label.
+        Drawn as a red rule with its value as label (None: no minimum to draw).
     first_breach_date
         Marked with a red triangle on the minimum line (None: no breach).
     shortfall_probability
         Probability of falling below the minimum, used in the default title.
+    balance_known
+        False when the opening balance is unknown: the line is then the
+        cumulative net cash flow, drawn without the minimum.
     """
-    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency)
+    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency, balance_known)
     if title is None:
-        title = cash_title(minimum_cash, shortfall_probability, first_breach_date, currency)
+        title = cash_title(minimum_cash, shortfall_probability, first_breach_date, currency, balance_known)
     return alt.layer(*layers).properties(
         title=alt.Title(title, subtitle="Solid: actual · dashed: median forecast · band: P10–P90")
     )
 
 
+@_or_nothing_to_show
 def cash_outlook(outlook: Any, currency: str = "USD", history_days: int | None = 180) -> alt.LayerChart:
     """:func:`cash_balance` of a ``toolkit.cash.CashOutlook``, zoomed by :func:`recent_history`.
 
     ``outlook`` needs ``bands``, ``minimum_cash``, ``first_breach_date`` and
-    ``shortfall_probability`` (a what-if's outlook has them too).
+    ``shortfall_probability`` (a what-if's outlook has them too), and may say
+    ``balance_known`` (default True).
     """
     return cash_balance(recent_history(outlook.bands, history_days), outlook.minimum_cash,
-                        outlook.first_breach_date, outlook.shortfall_probability, currency=currency)
+                        outlook.first_breach_date, outlook.shortfall_probability, currency=currency,
+                        balance_known=getattr(outlook, "balance_known", True))
 
 
+@_or_nothing_to_show
 def shortfall_probability(
     shortfall: pd.DataFrame, risk_limit: float | None = None, title: str | None = None
 ) -> alt.LayerChart:
@@ -462,7 +524,9 @@ def shortfall_probability(
 
     ``shortfall``: ``ds, probability``. ``risk_limit`` (e.g. 0.05) is drawn as a rule.
     """
-    _require(shortfall, ["ds", "probability"], "shortfall_probability")
+    _require(shortfall, ["ds", "probability"], "shortfall_probability", "no shortfall risk was computed")
+    if shortfall["probability"].isna().all():
+        raise _NothingToDraw("the shortfall risk was not assessed (it needs an opening balance and a minimum cash)")
     peak = shortfall.loc[shortfall["probability"].idxmax()]
     if title is None:
         limit = f" (limit {risk_limit:.0%})" if risk_limit is not None else ""
@@ -491,6 +555,7 @@ def shortfall_probability(
     return alt.layer(*layers).properties(title=title)
 
 
+@_or_nothing_to_show
 def scenario_comparison(
     comparison: pd.DataFrame, currency: str = "USD", title: str | None = None
 ) -> alt.HConcatChart:
@@ -504,14 +569,17 @@ def scenario_comparison(
         "scenario", "shortfall_probability", "first_breach_date", "runway_days",
         "ending_p10", "ending_p50", "ending_p90",
     ]
-    _require(comparison, cols, "scenario_comparison")
+    _require(comparison, cols, "scenario_comparison", "no scenario could be compared")
     data = comparison[cols].rename(columns=lambda c: c.removeprefix("ending_"))
     data["scenario"] = data["scenario"].astype(str)
     data["breach"] = [
         _date_text(pd.Timestamp(d)) if not pd.isna(d) else "none" for d in data["first_breach_date"]
     ]
-    data["runway"] = [f"runway {r:,.0f} days" for r in data["runway_days"]]
+    data["runway"] = [f"runway {r:,.0f} days" if not pd.isna(r) else "runway not assessed"
+                      for r in data["runway_days"]]
     data = data.drop(columns="first_breach_date")
+    if title is None and data["shortfall_probability"].isna().all():
+        title = "Where each scenario leaves cash at the end of the horizon"
     if title is None:
         baseline = data.iloc[0]
         worst = data.loc[data["shortfall_probability"].idxmax()]
@@ -564,11 +632,14 @@ def scenario_comparison(
 # ---------------------------------------------------------------- journey
 
 
+@_or_nothing_to_show
 def rows_per_month(tables: dict[str, pd.DataFrame], title: str | None = None) -> alt.Chart:
     """Accepted rows per month and table: a month near zero usually means a missing export.
 
     ``tables``: the canonical tables by name (each with a ``ts`` column).
     """
+    if not any(len(table) for table in tables.values()):
+        raise _NothingToDraw("no table holds an accepted row")
     counts = pd.concat(
         [table["ts"].dt.to_period("M").dt.to_timestamp().value_counts().rename_axis("month")
          .rename("rows").reset_index().assign(table=name)
@@ -606,6 +677,7 @@ def rejects_by_reason(summary: dict[str, dict], title: str | None = None) -> alt
     ).properties(width=520)
 
 
+@_or_nothing_to_show
 def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Customers reaching each stage, in journey order, with step conversion.
 
@@ -615,8 +687,10 @@ def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     show (no customer count) are left out.
     """
     cols = ["stage", "customers", "stage_conversion", "overall_conversion", "drop_off"]
-    _require(frame, cols, "funnel")
+    _require(frame, cols, "funnel", "no stage was reached")
     data = frame.loc[frame["customers"].notna(), cols].reset_index(drop=True)
+    if data.empty:
+        raise _NothingToDraw("the data shows no stage's customers")
     data = data.rename(columns={"stage_conversion": "conversion"})
     data["stage"] = data["stage"].astype(str)
     data["label"] = [
@@ -654,13 +728,14 @@ def _period_encoding(values: pd.Series, field: str, title: str | None) -> alt.X:
     return alt.X(f"{field}:O", title=title)
 
 
+@_or_nothing_to_show
 def cohort_retention(retention: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Retention heatmap: cohorts (rows) by periods since first purchase (columns).
 
     ``retention``: ``cohort, period`` (int, periods since first purchase),
     ``retention`` (share of the cohort buying in that period).
     """
-    _require(retention, ["cohort", "period", "retention"], "cohort_retention")
+    _require(retention, ["cohort", "period", "retention"], "cohort_retention", "no customer cohort yet")
     data = retention[["cohort", "period", "retention"]].copy()
     if pd.api.types.is_datetime64_any_dtype(data["cohort"]):
         data["cohort"] = data["cohort"].dt.strftime("%Y-%m")
@@ -722,6 +797,7 @@ KPI_FORMATS: dict[str, tuple[str, str, str]] = {
 }
 
 
+@_or_nothing_to_show
 def kpi_small_multiples(
     kpis: pd.DataFrame, currency: str = "USD", columns: int = 3, title: str | None = None
 ) -> alt.ConcatChart:
@@ -733,7 +809,7 @@ def kpi_small_multiples(
     satisfaction``.
     """
     present = [k for k in KPI_FORMATS if k in kpis.columns]
-    _require(kpis, ["ds"], "kpi_small_multiples")
+    _require(kpis, ["ds"], "kpi_small_multiples", "no period with key figures")
     if not present:
         raise ChartDataError(f"kpi_small_multiples: no KPI column found (expected some of {list(KPI_FORMATS)})")
     data = kpis[["ds", *present]].rename(columns={"ds": "period"}).sort_values("period").reset_index(drop=True)
@@ -769,6 +845,7 @@ def kpi_small_multiples(
     return alt.concat(*panels, columns=columns).properties(title=title or "Key figures by period")
 
 
+@_or_nothing_to_show
 def time_to_convert(histogram: pd.DataFrame, median_days: float | None = None,
                     to_stage: str = "purchase", title: str | None = None) -> alt.LayerChart:
     """How many days converted customers took to reach a stage, as a histogram.
@@ -776,7 +853,8 @@ def time_to_convert(histogram: pd.DataFrame, median_days: float | None = None,
     ``histogram``: ``from_day, to_day, customers, share`` (``toolkit.journey.TimeToConvert.histogram``);
     ``median_days`` is drawn as a rule and stated in the default title.
     """
-    _require(histogram, ["from_day", "to_day", "customers", "share"], "time_to_convert")
+    _require(histogram, ["from_day", "to_day", "customers", "share"], "time_to_convert",
+             "nobody reached the stage within the window")
     data = histogram[["from_day", "to_day", "customers", "share"]]
     if title is None:
         title = (f"Half of those who reach {to_stage} get there within {median_days:.0f} days of their first touch"
@@ -804,13 +882,16 @@ def time_to_convert(histogram: pd.DataFrame, median_days: float | None = None,
     return alt.layer(*layers).properties(title=title, width=WIDTH, height=HEIGHT)
 
 
+@_or_nothing_to_show
 def historical_clv(kpis: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.Chart:
     """Revenue so far per customer acquired so far, period by period.
 
     ``kpis``: ``ds, historical_clv`` (``toolkit.journey.kpis``).
     """
-    _require(kpis, ["ds", "historical_clv"], "historical_clv")
+    _require(kpis, ["ds", "historical_clv"], "historical_clv", "no period with customer value")
     data = kpis[["ds", "historical_clv"]].dropna().rename(columns={"ds": "period"})
+    if data.empty:
+        raise _NothingToDraw("no customer was won yet")
     if title is None and not data.empty:
         title = (f"A customer has brought in {money_text(data['historical_clv'].iloc[-1], currency)} "
                  "on average so far")
@@ -826,12 +907,13 @@ def historical_clv(kpis: pd.DataFrame, currency: str = "USD", title: str | None 
 # ---------------------------------------------------------------- opportunities
 
 
+@_or_nothing_to_show
 def segment_value(scores: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.HConcatChart:
     """Customers and expected opportunity value per RFM segment.
 
     ``scores``: ``customer_id, segment, expected_value`` (one row per customer).
     """
-    _require(scores, ["customer_id", "segment", "expected_value"], "segment_value")
+    _require(scores, ["customer_id", "segment", "expected_value"], "segment_value", "no customer was scored")
     totals = (
         scores.groupby("segment", observed=True)
         .agg(customers=("customer_id", "nunique"), expected_value=("expected_value", "sum"))
@@ -866,6 +948,7 @@ def segment_value(scores: pd.DataFrame, currency: str = "USD", title: str | None
     return alt.hconcat(customers, value).properties(title=title)
 
 
+@_or_nothing_to_show
 def rfm_scatter(scores: pd.DataFrame, currency: str = "USD", title: str | None = None) -> alt.Chart:
     """Customers by recency and frequency, coloured by RFM segment, sized by spend.
 
@@ -873,7 +956,7 @@ def rfm_scatter(scores: pd.DataFrame, currency: str = "USD", title: str | None =
     ``probability_alive``, ``clv`` shown in tooltips when present).
     """
     cols = ["customer_id", "segment", "recency", "frequency", "monetary"]
-    _require(scores, cols, "rfm_scatter")
+    _require(scores, cols, "rfm_scatter", "no customer was scored")
     extra = [c for c in ("probability_alive", "clv") if c in scores.columns]
     data = scores[cols + extra].copy()
     data["segment"] = data["segment"].astype(str)
@@ -905,12 +988,14 @@ def _sparse_ticks(values: pd.Series, most: int = 15) -> list:
     return [v.item() if hasattr(v, "item") else v for v in unique[::step]]
 
 
+@_or_nothing_to_show
 def probability_alive_matrix(matrix: pd.DataFrame, title: str | None = None) -> alt.Chart:
     """Heatmap of P(active) over purchase frequency (rows) and recency (columns).
 
     ``matrix``: ``frequency, recency, probability_alive`` (one row per cell).
     """
-    _require(matrix, ["frequency", "recency", "probability_alive"], "probability_alive_matrix")
+    _require(matrix, ["frequency", "recency", "probability_alive"], "probability_alive_matrix",
+             "no repeat-buying model was fitted")
     data = matrix[["frequency", "recency", "probability_alive"]]
     if title is None:
         top = data["frequency"].max()
@@ -945,7 +1030,8 @@ def opportunity_weeks(scores: pd.DataFrame, freq: str = "W-SUN") -> pd.DataFrame
     ``customer_id, segment, window_start, expected_value``. Returns ``ds,
     segment, expected_value, customers``.
     """
-    _require(scores, ["customer_id", "segment", "window_start", "expected_value"], "opportunity_weeks")
+    require_columns(scores, ["customer_id", "segment", "window_start", "expected_value"], "opportunity_weeks",
+                    ChartDataError)
     weeks = pd.to_datetime(scores["window_start"]).dt.to_period(freq).dt.start_time
     return (
         scores.assign(ds=weeks, segment=scores["segment"].astype(str))
@@ -978,6 +1064,7 @@ def _opportunity_bars(weekly: pd.DataFrame, currency: str, x_title: str | None) 
     )
 
 
+@_or_nothing_to_show
 def campaign_timing(
     evaluations: pd.DataFrame,
     risk_limit: float,
@@ -995,7 +1082,7 @@ def campaign_timing(
         "launch_week", "shortfall_probability_before", "shortfall_probability_after",
         "expected_net_gain", "feasible",
     ]
-    _require(evaluations, cols, "campaign_timing")
+    _require(evaluations, cols, "campaign_timing", "no launch week was evaluated")
     data = evaluations[cols].sort_values("launch_week").reset_index(drop=True)
     data["feasible"] = data["feasible"].astype(bool)
     data["week_end"] = data["launch_week"] + pd.Timedelta(days=7)
@@ -1089,6 +1176,7 @@ def _campaign_title(
     )
 
 
+@_or_nothing_to_show
 def upsell_timing(
     targets: pd.DataFrame,
     evaluations: pd.DataFrame,
@@ -1104,22 +1192,27 @@ def upsell_timing(
     Both panels share the time axis, so the weeks where value opens line up with
     the weeks a launch is feasible.
     """
-    timing = campaign_timing(evaluations, risk_limit, selected_week, currency, title)
-    bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
-        height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
-    )
+    timing = campaign_timing.__wrapped__(evaluations, risk_limit, selected_week, currency, title)
+    if targets.empty:
+        bars = nothing_to_show("no customer reaches the target threshold")
+    else:
+        bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
+            height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
+        )
     return alt.vconcat(bars, *timing.vconcat).resolve_scale(x="shared", color="independent").properties(
         title=timing.title
     )
 
 
+@_or_nothing_to_show
 def cash_opportunities_linked(
     bands: pd.DataFrame,
     scores: pd.DataFrame,
-    minimum_cash: float,
+    minimum_cash: float | None,
     first_breach_date: pd.Timestamp | None = None,
     currency: str = "USD",
     title: str | None = None,
+    balance_known: bool = True,
 ) -> alt.VConcatChart:
     """Brush a period on the balance chart to see the opportunities opening in it.
 
@@ -1128,20 +1221,22 @@ def cash_opportunities_linked(
     :func:`cash_balance`; ``scores`` as for :func:`opportunity_weeks`.
     """
     brush = alt.selection_interval(encodings=["x"], name="period")
-    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency)
+    layers = _balance_layers(bands, minimum_cash, first_breach_date, currency, balance_known)
     layers[0] = layers[0].add_params(brush)
     upper = alt.layer(*layers).properties(
         title=alt.Title(
-            title or cash_title(minimum_cash, None, first_breach_date, currency),
+            title or cash_title(minimum_cash, None, first_breach_date, currency, balance_known),
             subtitle="Drag across the balance to pick a period; the bars below follow",
         )
     )
-    weekly = opportunity_weeks(scores)
-    lower = (
-        _opportunity_bars(weekly, currency, "Week the buying window opens")
-        .transform_filter(brush)
-        .properties(height=160, title="Opportunities opening in the selected period (all when none)")
-    )
+    if scores.empty:
+        lower = nothing_to_show("no customer is likely to buy again within the horizon")
+    else:
+        lower = (
+            _opportunity_bars(opportunity_weeks(scores), currency, "Week the buying window opens")
+            .transform_filter(brush)
+            .properties(height=160, title="Opportunities opening in the selected period (all when none)")
+        )
     return alt.vconcat(upper, lower).resolve_scale(color="independent")
 
 
@@ -1150,6 +1245,7 @@ def cash_opportunities_linked(
 _SCORE_COLUMN = re.compile(r"^(.+)_(mae|mase|coverage)$")
 
 
+@_or_nothing_to_show
 def backtest_scores(
     diagnostics: pd.DataFrame, nominal_coverage: float = 0.8, title: str | None = None
 ) -> alt.HConcatChart:
@@ -1160,7 +1256,7 @@ def backtest_scores(
     metrics ``mase`` and ``coverage`` (``mae`` optional), e.g.
     ``prophet_mase, seasonal_naive_mase, prophet_coverage``.
     """
-    _require(diagnostics, ["unique_id", "model"], "backtest_scores")
+    _require(diagnostics, ["unique_id", "model"], "backtest_scores", "no series was forecast")
     score_cols = [c for c in diagnostics.columns if _SCORE_COLUMN.match(c)]
     if not any(c.endswith("_mase") for c in score_cols):
         raise ChartDataError(
@@ -1174,6 +1270,8 @@ def backtest_scores(
     long["is_served"] = np.where(long["candidate"] == long["served"], "served", "not served")
     long = long.dropna(subset=["value"]).drop(columns="score")
     mase = long[long["metric"] == "mase"]
+    if mase.empty:
+        raise _NothingToDraw("no series had enough history to be tried on the past")
     if title is None:
         medians = mase.groupby("candidate")["value"].median().sort_values()
         listed = ", ".join(f"{m} {v:.2f}" for m, v in medians.items())

@@ -9,6 +9,10 @@ lives here. Every explorer exposes
 - ``chart``: the chart currently shown (updated on every redraw);
 - ``static()``: the chart for the default selection, which is what a static
   report shows, since ipywidgets do not render in exported HTML.
+
+An explorer given nothing to explore (no forecast series, no stage with
+spending, no launch week) shows :func:`toolkit.charts.nothing_to_show` saying
+why, with its controls disabled, instead of failing.
 """
 
 from __future__ import annotations
@@ -99,19 +103,19 @@ class ForecastExplorer(_Explorer):
         self.history_days = history_days
         self.keys = _series_keys(series)
         self.keys = self.keys[self.keys["unique_id"].isin(forecast["unique_id"].unique())]
-        if self.keys.empty:
-            raise charts.ChartDataError("ForecastExplorer: no series has a forecast")
-        steps = int(forecast.groupby("unique_id")["ds"].nunique().max())
-        first = self.keys.iloc[0]
-        self.stage = widgets.Dropdown(
-            description="Stage", options=list(dict.fromkeys(self.keys["stage"])), value=first["stage"]
-        )
+        steps = int(forecast.groupby("unique_id")["ds"].nunique().max()) if len(self.keys) else 1
+        stages = list(dict.fromkeys(self.keys["stage"]))
+        self.stage = widgets.Dropdown(description="Stage", options=stages, value=stages[0] if stages else None)
         self.direction = widgets.Dropdown(description="Direction")
         self.segment = widgets.Dropdown(description="Segment")
         self.horizon = widgets.IntSlider(
             description="Horizon", min=1, max=steps, value=steps, continuous_update=False
         )
-        self._refresh_options()
+        if self.keys.empty:
+            for control in (self.stage, self.direction, self.segment, self.horizon):
+                control.disabled = True
+        else:
+            self._refresh_options()
         self.stage.observe(self._on_stage, names="value")
         self.direction.observe(self._on_direction, names="value")
         self.segment.observe(self._on_change, names="value")
@@ -142,6 +146,8 @@ class ForecastExplorer(_Explorer):
 
     def static(self) -> alt.TopLevelMixin:
         """The chart for the default selection: the first series, full horizon."""
+        if self.keys.empty:
+            return charts.nothing_to_show("no series has a forecast")
         return self.chart_for(self.keys["unique_id"].iloc[0], self.horizon.max)
 
     def _refresh_options(self) -> None:
@@ -172,7 +178,7 @@ class ForecastExplorer(_Explorer):
             self._redraw()
 
     def _redraw(self) -> None:
-        self._show(self.chart_for(self.unique_id, self.horizon.value))
+        self._show(self.static() if self.keys.empty else self.chart_for(self.unique_id, self.horizon.value))
 
 
 class ScenarioExplorer(_Explorer):
@@ -205,7 +211,8 @@ class ScenarioExplorer(_Explorer):
         self.recompute = recompute
         self.currency = currency
         percent = dict(min=-max_change_pct, max=max_change_pct, step=5, value=0, continuous_update=False)
-        self.stage = widgets.Dropdown(description="Stage", options=list(stages), value=list(stages)[0])
+        stages = list(stages)
+        self.stage = widgets.Dropdown(description="Stage", options=stages, value=stages[0] if stages else None)
         self.outflow_change = widgets.IntSlider(description="Outflow %", **percent)
         self.demand_shock = widgets.IntSlider(description="Demand %", **percent)
         self.receipt_delay = widgets.IntSlider(
@@ -213,6 +220,8 @@ class ScenarioExplorer(_Explorer):
         )
         for control in (self.stage, self.outflow_change, self.demand_shock, self.receipt_delay):
             control.observe(lambda _change: self._redraw(), names="value")
+            # a what-if picks a stage whose spending changes: with none, there is nothing to try
+            control.disabled = not stages
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.stage, self.outflow_change]),
@@ -233,13 +242,15 @@ class ScenarioExplorer(_Explorer):
             "receipt_delay_days": self.receipt_delay.value,
         }
 
-    def chart_for(self, values: dict[str, Any]) -> alt.VConcatChart:
+    def chart_for(self, values: dict[str, Any]) -> alt.TopLevelMixin:
         """Recompute the outlook for ``values`` and draw balance and comparison."""
+        if values["stage"] is None:
+            return charts.nothing_to_show("the data holds no stage with money going out to change")
         outlook, comparison = self.recompute(**values)
         return alt.vconcat(charts.cash_outlook(outlook, currency=self.currency),
                            charts.scenario_comparison(comparison, currency=self.currency))
 
-    def static(self) -> alt.VConcatChart:
+    def static(self) -> alt.TopLevelMixin:
         """The chart for the default controls (no change: the baseline)."""
         return self.chart_for(self._default)
 
@@ -249,13 +260,16 @@ class ScenarioExplorer(_Explorer):
 
 def _launch_weeks(
     evaluations: pd.DataFrame, keep: pd.Timestamp | None
-) -> tuple[list[tuple[str, pd.Timestamp]], pd.Timestamp]:
+) -> tuple[list[tuple[str, pd.Timestamp | None]], pd.Timestamp | None]:
     """Slider options for the evaluated launch weeks, and the week to select.
 
     The week to select is ``keep`` when still evaluated, else the feasible week
-    with the highest expected net gain, else the first week.
+    with the highest expected net gain, else the first week. With no week
+    evaluated, the one option "none" (None).
     """
     weeks = [pd.Timestamp(w) for w in sorted(pd.to_datetime(evaluations["launch_week"]).unique())]
+    if not weeks:
+        return [("none", None)], None
     if keep is None or pd.Timestamp(keep) not in weeks:
         feasible = evaluations[evaluations["feasible"].astype(bool)]
         keep = (
@@ -312,7 +326,8 @@ class UpsellTimingExplorer(_Explorer):
         self.targets, self.evaluations = self.plan(**self._defaults)
         options, self._default_week = _launch_weeks(self.evaluations, keep=None)
         self.start_week = widgets.SelectionSlider(
-            description="Start week", options=options, value=self._default_week, continuous_update=False
+            description="Start week", options=options, value=self._default_week, continuous_update=False,
+            disabled=self._default_week is None,
         )
         for control in (self.target_threshold, self.discount, self.cost_per_contact):
             control.observe(lambda _change: self._replan(), names="value")
@@ -352,6 +367,7 @@ class UpsellTimingExplorer(_Explorer):
         self._updating = True
         self.start_week.options = options
         self.start_week.value = week
+        self.start_week.disabled = week is None
         self._updating = False
         self._redraw()
 
