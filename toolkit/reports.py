@@ -12,8 +12,12 @@
    copy keeps the traceback.
 3. Each executed notebook becomes an HTML page with code hidden and no remote
    scripts (``toolkit/templates/journeycast``), headed by the run's parameters
-   and data period. ``index.html`` links them with status and duration;
-   ``summary.json`` holds the same facts plus what notebooks ``record``-ed.
+   and data period. A page is for people: tracebacks and stderr (warnings,
+   library logs) stay in the executed ``.ipynb``; a failed notebook's page says
+   in one sentence where it stopped, why, and the command that reproduces it.
+   ``index.html`` links the pages with status and duration and lists the failed
+   notebooks with that command; ``summary.json`` holds the same facts plus what
+   notebooks ``record``-ed.
 4. The run is built in ``<out>/.tmp-<run-id>-<pid>/`` and renamed to
    ``<out>/<run-id>/`` when done, so a reader never sees half a report and two
    runs never write into the same folder. ``<out>/latest`` then points at the
@@ -37,6 +41,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -60,10 +65,12 @@ __all__ = [
     "ReportError",
     "ReportRun",
     "default_jobs",
+    "failure_sentence",
     "load_parameters_file",
     "notebook_parameters",
     "parse_parameter_value",
     "previous_run",
+    "reproduce_command",
     "run_report",
     "validate_parameters",
 ]
@@ -243,6 +250,8 @@ class NotebookResult:
     error: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
+    #: For a failed notebook: ``message``, ``section``, ``cell`` and the ``command`` that reproduces it.
+    failure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -387,12 +396,77 @@ def _records(nb) -> dict[str, Any]:
     return found
 
 
-def _error_of(nb) -> str | None:
-    for cell in nb.cells:
+def _one_line(ename: str | None, evalue: str | None) -> str:
+    """An error as one line: its type and the first line of its message."""
+    first = next((line.strip() for line in str(evalue or "").splitlines() if line.strip()), "")
+    return f"{ename}: {first}" if first else str(ename)
+
+
+#: Cells papermill adds to a failed notebook (a banner and an anchor); the page says it its own way.
+_PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+
+def _failed_cell(nb) -> tuple[int, dict] | None:
+    """The first cell with an error output and that output, or None."""
+    for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return f"{output.get('ename')}: {output.get('evalue')}"
+                return index, output
     return None
+
+
+def _section_of(nb, index: int) -> str | None:
+    """The last Markdown heading above cell ``index``: the section a reader knows it by."""
+    for cell in reversed(nb.cells[:index]):
+        if cell.cell_type == "markdown" and _PAPERMILL_ERROR_TAG not in cell.metadata.get("tags", []):
+            headings = [line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")]
+            if headings:
+                return headings[-1]
+    return None
+
+
+def _failure_of(nb, command: str) -> dict[str, Any] | None:
+    """Where and why an executed notebook stopped, and how to reproduce it; None when it did not."""
+    found = _failed_cell(nb)
+    if found is None:
+        return None
+    index, output = found
+    return {"message": _one_line(output.get("ename"), output.get("evalue")),
+            "section": _section_of(nb, index), "cell": nb.cells[index].get("execution_count"),
+            "command": command}
+
+
+def failure_sentence(name: str, failure: Mapping[str, Any]) -> str:
+    """One sentence for people: which notebook failed, where, why, and the command that reproduces it."""
+    where = f' in the section "{failure["section"]}"' if failure.get("section") else ""
+    cell = f" (cell In [{failure['cell']}])" if failure.get("cell") else ""
+    return (f"{name} failed{where}{cell} with {failure['message']}; "
+            f"reproduce it with: {failure['command']}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def reproduce_command(notebook: Path, data_dir: Path, config_file: Path | None, out_dir: Path,
+                      parameters: Mapping[str, Any]) -> str:
+    """The command that runs one notebook again as the report ran it.
+
+    ``journeycast report`` with the notebook's parameters as ``-p NAME VALUE``;
+    a parameter that is not a scalar (a list of scenarios) cannot be given
+    that way, so the papermill call with the parameters as YAML is given then.
+    """
+    if all(_is_scalar(v) for v in parameters.values()):
+        selected = notebook.name if notebook.parent == NOTEBOOKS_DIR.resolve() else str(notebook)
+        words = ["journeycast", "report", str(data_dir)]
+        words += ["--config", str(config_file)] if config_file else []
+        words += ["--out", str(out_dir), "--notebooks", selected]
+        for name, value in parameters.items():
+            words += ["-p", name, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")]
+        return shlex.join(words)
+    inputs = {"data_dir": str(data_dir), "config_file": str(config_file) if config_file else None}
+    return shlex.join(["papermill", str(notebook), f"{notebook.stem}-rerun.ipynb", "-k", KERNEL_NAME,
+                       "--cwd", str(PROJECT_ROOT), "-y", json.dumps({**inputs, **parameters})])
 
 
 def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[str, str | None]:
@@ -411,7 +485,7 @@ def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[st
             kernel_manager_class=_kernel_manager_class(),
         )
     except PapermillExecutionError as exc:
-        return "failed", f"{exc.ename}: {exc.evalue}"
+        return "failed", _one_line(exc.ename, exc.evalue)
     except Exception as exc:  # a dead kernel or a broken file must not stop the other notebooks
         return "failed", f"{type(exc).__name__}: {exc}"
     return "succeeded", None
@@ -420,7 +494,7 @@ def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[st
 def _html(nb, title: str) -> str:
     from nbconvert import HTMLExporter
 
-    nb = _without_records(nb)
+    nb = _page_copy(nb)
     exporter = HTMLExporter(
         template_name=HTML_TEMPLATE,
         extra_template_basedirs=[str(TEMPLATES_DIR)],
@@ -432,14 +506,42 @@ def _html(nb, title: str) -> str:
     return body
 
 
-def _without_records(nb):
-    """A copy without ``record`` outputs: they feed summary.json, not the reader."""
+def _for_people(output, failure: Mapping[str, Any] | None):
+    """An output as the page shows it: None for what only a developer needs.
+
+    ``record`` outputs feed summary.json; stderr carries warnings and library
+    logs; a traceback is replaced by one sentence saying where the notebook
+    stopped and how to reproduce it (the executed notebook keeps the traceback).
+    """
+    import html
+
+    import nbformat
+
+    if RECORD_MIMETYPE in output.get("data", {}):
+        return None
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        return None
+    if output.get("output_type") == "error":
+        if failure is None:
+            return None
+        text = html.escape(f"This section could not be completed: {failure['message']}. "
+                           f"To reproduce it: {failure['command']}")
+        return nbformat.v4.new_output("display_data", data={
+            "text/html": f'<p class="jc-failure">{text}</p>', "text/plain": text})
+    return output
+
+
+def _page_copy(nb):
+    """A copy of an executed notebook holding only what its page shows (see ``_for_people``)."""
     import copy
 
     nb = copy.deepcopy(nb)
+    failure = nb.metadata.get("journeycast", {}).get("failure")
+    nb.cells = [c for c in nb.cells if _PAPERMILL_ERROR_TAG not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if "outputs" in cell:
-            cell.outputs = [o for o in cell.outputs if RECORD_MIMETYPE not in o.get("data", {})]
+            shown = (_for_people(o, failure) for o in cell.outputs)
+            cell.outputs = [o for o in shown if o is not None]
     return nb
 
 
@@ -457,7 +559,15 @@ def _render_index(run: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["notebook_title"] = _title
-    return env.get_template("run_index.html.j2").render(run=run)
+    return env.get_template("run_index.html.j2").render(run=run, latest=LATEST)
+
+
+def _period_text(period: Mapping[str, Any] | None) -> str:
+    """The recorded data period as words: ``1 Nov 2023 to 31 Oct 2026``."""
+    if not period or not period.get("start"):
+        return "not recorded by any notebook"
+    first, last = (dt.date.fromisoformat(period[k]) for k in ("start", "end"))
+    return f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}"
 
 
 def _publish(tmp: Path, out_dir: Path, run_id: str) -> Path:
@@ -602,11 +712,14 @@ def _execute_all(
         params.update(per_notebook[path.stem])
         started = time.perf_counter()
         status, error = _execute(path, tmp / path.name, {**params, **run_values})
+        config_file = inputs["config_file"]
         return {
             "name": path.stem, "status": status, "error": error,
             "duration_s": round(time.perf_counter() - started, 2),
             "notebook": path.name if (tmp / path.name).exists() else None,
             "parameters": params,
+            "command": reproduce_command(path, Path(inputs["data_dir"]), config_file and Path(config_file),
+                                         tmp.parent, per_notebook[path.stem]),
         }
 
     paths = list(paths)
@@ -630,13 +743,19 @@ def _write_run(
 
     notebooks = {}
     for result in executed:
+        command = result.pop("command")
+        result["records"], result["failure"] = {}, None
         if result["notebook"]:
             nb = nbformat.read(tmp / result["notebook"], as_version=4)
             notebooks[result["name"]] = nb
             result["records"] = _records(nb)
-            result["error"] = result["error"] or _error_of(nb)
-        else:
-            result["records"] = {}
+            result["failure"] = _failure_of(nb, command)
+        if result["status"] == "failed" and result["failure"] is None:
+            # the kernel died or the file could not be run: nothing in the notebook says where
+            result["failure"] = {"message": result["error"], "section": None, "cell": None, "command": command}
+        if result["failure"] is not None:
+            result["error"] = result["error"] or result["failure"]["message"]
+            result["failure"]["sentence"] = failure_sentence(result["name"], result["failure"])
     data_period = next(
         (r["records"]["data_period"] for r in executed if "data_period" in r["records"]), None
     )
@@ -650,6 +769,7 @@ def _write_run(
         nb.metadata["journeycast"] = {
             "run_id": run_id, "status": result["status"], "parameters": result["parameters"],
             "data_period": data_period, "executed": f"{executed_at:%Y-%m-%d %H:%M} UTC",
+            "data_period_text": _period_text(data_period), "failure": result["failure"],
         }
         nbformat.write(nb, tmp / result["notebook"])
         html_name = f"{result['name']}.html"
@@ -668,10 +788,12 @@ def _write_run(
         "previous_run_id": previous["run_id"] if previous else None,
         "journeycast_version": __version__,
         "notebooks": [
-            {k: r[k] for k in ("name", "status", "duration_s", "notebook", "html", "error", "parameters", "records")}
+            {k: r[k] for k in ("name", "status", "duration_s", "notebook", "html", "error", "failure",
+                               "parameters", "records")}
             for r in executed
         ],
     }
+    run["data_period_text"] = _period_text(data_period)
     (tmp / "index.html").write_text(_render_index(run), encoding="utf-8")
     (tmp / "summary.json").write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
     return run
