@@ -24,10 +24,12 @@ That makes the notebook behave the same in JupyterLab, under ``nbval`` and when
   (``data_dir="data/sample"``) mean the same wherever the notebook is opened.
 
 Notebooks also use ``in_report``/``show`` to put a static equivalent in place
-of an ipywidgets explorer (widgets never render in a static report), and
-``record`` to hand small results (the data period, headline forecasts) to the
-report's ``summary.json``, where the next run can compare them with what
-happened.
+of an ipywidgets explorer (widgets never render in a static report),
+``show_notes`` to say what a page's results lack, assume or doubt,
+``show_data_period`` to state the period the data covers, and ``record`` to
+hand small results (the data period, headline forecasts) to the report's
+``summary.json``, where the next run can compare them with what happened;
+recorded values are not shown on the page.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from IPython.display import HTML, Markdown
+
+    from toolkit.config import CampaignSettings, Config
+    from toolkit.notes import Note
 
 
 def _skip_iri_grammar() -> None:
@@ -68,12 +74,17 @@ __all__ = [
     "RECORD_MIMETYPE",
     "RENDERER_NAME",
     "REPORT_RUN_PARAMETER",
+    "campaign_settings",
     "in_report",
     "offline_renderer",
+    "data_period_text",
+    "notes_html",
     "record",
     "record_data_period",
     "setup",
     "show",
+    "show_data_period",
+    "show_notes",
 ]
 
 #: The directory holding ``toolkit/`` and ``notebooks/``.
@@ -278,10 +289,8 @@ def record(name: str, value: Any) -> None:
     from IPython.display import display
 
     plain = json.loads(json.dumps(value, default=_plain))
-    display(
-        {RECORD_MIMETYPE: {"name": name, "value": plain}, "text/plain": f"recorded {name}: {plain!r}"},
-        raw=True,
-    )
+    # An empty text/plain: JupyterLab and the pages show nothing, summary.json gets the value.
+    display({RECORD_MIMETYPE: {"name": name, "value": plain}, "text/plain": ""}, raw=True)
 
 
 def record_data_period(tables: dict[str, pd.DataFrame]) -> dict[str, str | None]:
@@ -296,3 +305,104 @@ def record_data_period(tables: dict[str, pd.DataFrame]) -> dict[str, str | None]
         "start": None, "end": None}
     record("data_period", period)
     return period
+
+
+def data_period_text(tables: dict[str, pd.DataFrame]) -> str:
+    """The period the data covers as a sentence, naming the tables that hold rows.
+
+    ``"Data from 1 Nov 2023 to 31 Oct 2026 (orders, events, costs)."``
+    """
+    from toolkit.journey import data_period
+
+    found = data_period(tables)
+    if not found:
+        return "The data holds no dated rows."
+    held = ", ".join(name for name, table in tables.items() if table is not None and len(table))
+    first, last = found
+    return f"Data from {first.day} {first:%b %Y} to {last.day} {last:%b %Y} ({held})."
+
+
+def show_data_period(tables: dict[str, pd.DataFrame]) -> Markdown:
+    """Record the data period for the report (``record_data_period``) and state it as a sentence."""
+    from IPython.display import Markdown
+
+    record_data_period(tables)
+    return Markdown(data_period_text(tables))
+
+
+#: How each level of note is headed on a page, in the order shown.
+NOTE_HEADINGS = {
+    "missing": "Missing from the data",
+    "assumed": "Assumed, not found in the data",
+    "warning": "Treat with care",
+}
+
+
+def _collect_notes(sources: tuple[Any, ...]) -> list[Note]:
+    from toolkit.notes import Note
+
+    found: list[Note] = []
+    for source in sources:
+        if source is None:
+            continue
+        if isinstance(source, Note):
+            items = [source]
+        elif hasattr(source, "notes"):
+            items = list(source.notes)
+        elif isinstance(source, (list, tuple)):
+            items = _collect_notes(tuple(source))
+        else:
+            raise TypeError(f"show_notes takes notes or objects with .notes, not {type(source).__name__}")
+        found += [note for note in items if note not in found]
+    return found
+
+
+def notes_html(*sources: Any) -> str:
+    """The notes of ``sources`` as an HTML block grouped by level; ``""`` when there are none.
+
+    ``sources`` are objects with a ``notes`` list (``Dataset``, ``JourneyView``,
+    ``CashForecast``, ``ForecastResult``, ``Opportunities``), single ``Note``\\ s or
+    lists of them; ``None`` is skipped. Each note shows once.
+    """
+    import html
+
+    notes = _collect_notes(sources)
+    if not notes:
+        return ""
+    parts = ['<div class="jc-notes tex2jax_ignore" style="border-left: 4px solid #f59e0b; '
+             'padding: 0.2em 0.9em; margin: 0.6em 0; background: #fffbeb">']
+    for level, heading in NOTE_HEADINGS.items():
+        texts = [note.text for note in notes if note.level == level]
+        if texts:
+            items = "".join(f"<li>{html.escape(text)}</li>" for text in texts)
+            parts.append(f'<p style="margin: 0.4em 0 0.1em 0"><strong>{heading}</strong></p>'
+                         f'<ul style="margin: 0.1em 0 0.4em 0">{items}</ul>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def show_notes(*sources: Any) -> HTML | None:
+    """What the results of ``sources`` lack, assume or doubt, grouped by level; None when nothing.
+
+    Put it near the top of a page for the page's results, and beside the numbers
+    a note concerns. Returning None leaves no output at all in the page.
+    """
+    from IPython.display import HTML
+
+    block = notes_html(*sources)
+    return HTML(block) if block else None
+
+
+def campaign_settings(config: Config, **given: Any) -> CampaignSettings:
+    """The run configuration's ``campaign`` block with the notebook parameters that are not None.
+
+    Notebook campaign parameters default to None, so the command line and the
+    notebooks share one source of defaults (``campaign`` in the run
+    configuration); a value given replaces the configured one and is validated
+    the same way.
+    """
+    from toolkit.config import config_from_dict
+
+    chosen = {name: value for name, value in given.items() if value is not None}
+    settings = {**config.model_dump(), "campaign": {**config.campaign.model_dump(), **chosen}}
+    return config_from_dict(settings, source=f"campaign parameters {sorted(chosen)}").campaign
