@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from conftest import TEST_DATA
 from toolkit.cli import main
 from toolkit.config import config_from_dict
-from toolkit.ingest import IngestError, derive_order_types, load_tables
+from toolkit.ingest import IngestError, RejectShareError, derive_order_types, load_tables
 from toolkit.schema import SCHEMAS
 
 BAD = TEST_DATA / "bad"
@@ -397,6 +398,254 @@ def test_validate_reports_config_errors_and_reasons(tmp_path, monkeypatch, capsy
     assert "missing.yml: configuration file not found" in capsys.readouterr().err
     config = tmp_path / "bad.yml"
     config.write_text("sources:\n  orders:\n    path: orders_duplicate_ids.csv\n")
-    assert main(["validate", str(BAD), "--config", str(config)]) == 0
+    # a third of the lines rejected: refused, unless accepted
+    assert main(["validate", str(BAD), "--config", str(config)]) == 2
+    assert "33.3% of 6 rows rejected" in capsys.readouterr().err
+    assert main(["validate", str(BAD), "--config", str(config), "--accept-rejects"]) == 0
     out = capsys.readouterr().out
     assert "6 rows in, 4 accepted, 2 rejected" in out and "2  duplicate line" in out
+
+
+# --------------------------------------------------------------------------- order lines, guests, refunds
+
+
+def _write(folder, text: str, name: str = "orders.csv"):
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_order_lines_with_quantity_and_unit_price_guests_and_cancellation_invoices(tmp_path):
+    """A wholesale export: no amount column, 'C' invoices with negative quantities, guests."""
+    _write(tmp_path,
+           "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+           "536365,A,6,01/12/2025 08:26,2.55,17850\n"
+           "536365,B,2,01/12/2025 08:26,40.00,17850\n"   # same order, a dearer line
+           "536366,A,1,02/12/2025 09:00,2.55,\n"         # a guest
+           "C536365,B,-1,03/12/2025 10:00,40.00,17850\n"  # returns one B of 536365
+           "C999999,A,-2,03/12/2025 11:00,2.55,17850\n"   # returns an order older than the data
+           "536367,A,10,04/12/2025 10:00,2.55,17850\n")
+    config = config_from_dict({"date_format": "%d/%m/%Y %H:%M", "sources": {"orders": {
+        "path": "orders.csv", "cancellation_prefix": "C", "columns": {
+            "InvoiceNo": "order_id", "StockCode": "sku", "Quantity": "quantity", "InvoiceDate": "ts",
+            "UnitPrice": "unit_price", "CustomerID": "customer_id"}}}})
+    result = load_tables(tmp_path, config, now=NOW)
+    assert result.rejects.empty
+    orders = result.tables["orders"]
+    SCHEMAS["orders"].validate(orders)
+    assert orders.amount.tolist() == pytest.approx([15.3, 80.0, 2.55, -40.0, -5.1, 25.5])
+    assert orders.quantity.tolist() == [6, 2, 1, -1, -2, 10]
+    assert orders.status.tolist() == ["completed"] * 3 + ["refunded"] * 2 + ["completed"]
+    assert orders.refund_of.isna().tolist() == [True, True, True, False, True, True]
+    assert orders.refund_of.iloc[3] == "536365"
+    # both lines of 536365 are one new order and C536365 takes its type; C999999 takes the type of the
+    # customer's latest sale before it; 536367's dearest unit (2.55) is below the 40 paid before: a repeat
+    assert orders.order_type.tolist() == ["new", "new", "guest", "new", "new", "repeat"]
+    assert pd.isna(orders.customer_id.iloc[2])
+    summary = result.summary()["orders"]
+    assert summary["orders"] == 5 and summary["guest_lines"] == 1
+    assert summary["guest_revenue_share"] == pytest.approx(2.55 / (15.3 + 80 + 2.55 + 25.5))
+
+
+def test_the_messy_sample_export_loads_whole(tmp_path):
+    from toolkit.config import load_config
+    from toolkit.sample import messy_export, write_messy_shop
+
+    paths = write_messy_shop(tmp_path, customers=1500)
+    export, _ = messy_export(customers=1500)
+    result = load_tables(tmp_path, load_config(tmp_path), now=NOW)
+    orders = result.tables["orders"]
+    assert result.counts["orders"] == {"rows_in": len(export), "accepted": len(export), "rejected": 0}
+    expected = (export.Quantity * export.UnitPrice.astype(float)).sum()
+    assert orders.amount.sum() == pytest.approx(expected)
+    cancellations = orders.order_id.str.startswith("C")
+    assert (orders.amount[cancellations] < 0).all() and (orders.status[cancellations] == "refunded").all()
+    assert orders.refund_of[cancellations].notna().all()  # every one reverses an order in the export
+    assert (orders.order_type[orders.customer_id.isna()] == "guest").all()
+    assert orders.order_id.nunique() == export.InvoiceNo.nunique()
+    assert paths["orders"].exists()
+
+
+def test_an_unmapped_lookalike_column_is_not_read_when_another_is_mapped(tmp_path):
+    _write(tmp_path, "id,customer_id,ts,amount,Qty,Quantity\nO1,C1,2024-01-05,10,2,-99\n")
+    config = config_from_dict({"sources": {"orders": {"path": "orders.csv",
+                                                      "columns": {"id": "order_id", "Qty": "quantity"}}}})
+    orders = load_tables(tmp_path, config, now=NOW).tables["orders"]
+    assert orders.quantity.tolist() == [2] and orders.status.tolist() == ["completed"]
+
+
+def test_a_mapping_to_an_unknown_column_is_an_error(tmp_path):
+    _write(tmp_path, "order_id,customer_id,ts,amount\nO1,C1,2024-01-05,10\n")
+    config = config_from_dict({"sources": {"orders": {"path": "orders.csv", "columns": {"amount": "revenue"}}}})
+    with pytest.raises(IngestError, match="maps to 'revenue', which is not a orders column"):
+        load_tables(tmp_path, config, now=NOW)
+
+
+def test_without_order_ids_a_customers_lines_at_one_time_are_one_order(tmp_path):
+    _write(tmp_path, "customer_id,ts,amount\nC1,2024-01-05,10\nC1,2024-01-05,10\nC1,2024-01-06,5\n,2024-01-06,7\n"
+                     ",2024-01-06,7\n")
+    result = load_tables(tmp_path, config_from_dict({}), now=NOW)
+    orders = result.tables["orders"]
+    # equal rows are separate purchases here: nothing to tell an exported-twice line by
+    assert result.rejects.empty and len(orders) == 5
+    assert orders.order_id.tolist()[:3] == ["C1@2024-01-05 00:00:00"] * 2 + ["C1@2024-01-06 00:00:00"]
+    assert orders.order_id.nunique() == 4  # each guest line is an order of its own
+    assert orders.order_type.tolist() == ["new", "new", "repeat", "guest", "guest"]
+
+
+def test_derived_order_types_are_shared_by_the_lines_of_an_order():
+    orders = pd.DataFrame({
+        "order_id": ["A", "A", "B", "B", "C"], "customer_id": ["c", "c", "c", "c", pd.NA],
+        "ts": pd.to_datetime(["2024-01-01"] * 2 + ["2024-02-01"] * 2 + ["2024-02-02"]),
+        "amount": [10.0, 100.0, 10.0, 130.0, 5.0], "quantity": [1, 1, 1, 1, 1],
+        "status": ["completed"] * 5})
+    # B's dearest line (130) is 1.3 x A's dearest (100): an upsell, on both of its lines
+    assert derive_order_types(orders).tolist() == ["new", "new", "upsell", "upsell", "guest"]
+
+
+# --------------------------------------------------------------------------- sources and dates
+
+
+def test_a_file_as_data_dir_uses_the_configuration_beside_it(tmp_path, monkeypatch, capsys):
+    _write(tmp_path, "Ref,Who,When,Total\nO1,C1,31/01/2024,10\n", "export.csv")
+    (tmp_path / "journeycast.yml").write_text(
+        "date_format: '%d/%m/%Y'\nsources:\n  orders:\n    path: elsewhere.csv\n"
+        "    columns: {Ref: order_id, Who: customer_id, When: ts, Total: amount}\n")
+    from toolkit.config import load_config
+
+    path = tmp_path / "export.csv"
+    result = load_tables(path, load_config(path), now=NOW)
+    assert result.files["orders"] == "export.csv"
+    assert result.tables["orders"].ts.tolist() == [pd.Timestamp("2024-01-31")]
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rows in, 1 accepted" in out and "outside" not in out
+    # the default rejects file would land in the data directory: it goes elsewhere, and says where
+    written = out.splitlines()[-1].removeprefix("wrote 0 reject lines to ")
+    assert not Path(written).resolve().is_relative_to(tmp_path) and Path(written).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv", "journeycast.yml"]
+
+
+def test_parquet_source_maps_columns_and_typed_out_of_range_dates_are_rejects(tmp_path):
+    pd.DataFrame({"Ref": ["O1", "O2", "O3"], "Who": [7.0, 8.0, None],
+                  "When": pd.to_datetime(["2024-01-05", "2262-04-10", "1677-09-22"]), "Total": [10.0, 5.0, 1.0]}
+                 ).to_parquet(tmp_path / "orders.parquet", index=False)
+    config = config_from_dict({"sources": {"orders": {"path": "orders.parquet", "columns": {
+        "Ref": "order_id", "Who": "customer_id", "When": "ts", "Total": "amount"}}}})
+    result = load_tables(tmp_path, config, now=NOW)
+    assert result.tables["orders"].customer_id.tolist() == ["7"]  # whole-number float ids read as ids
+    assert _rejected(result) == {2: "timestamp after now (2026-11-01 00:00)",
+                                 3: "timestamp before 1970-01-01 (entry error?)"}
+
+
+def test_whitespace_separated_text_is_found_from_the_header(tmp_path):
+    _write(tmp_path, " customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n"
+                     " 00002 19970112  2   89.00\n\n 00003 1997013x  1   1.00\n", "CDNOW.txt")
+    config = config_from_dict({"date_format": "%Y%m%d", "sources": {"orders": {"path": "CDNOW.txt", "columns": {
+        "date": "ts", "dollar_value": "amount", "number_of_cds": "quantity"}}}})
+    result = load_tables(tmp_path, config, now=NOW)
+    orders = result.tables["orders"]
+    assert orders.customer_id.tolist() == ["00001", "00002"] and orders.amount.tolist() == [11.77, 89.0]
+    assert orders.unit_price.tolist() == [11.77, 44.5]
+    assert _rejected(result) == {5: "unparseable timestamp (expected format %Y%m%d)"}  # line 4 is blank
+
+
+@pytest.mark.parametrize(("dates", "date_format", "message"), [
+    # a month field above 12: the format has day and month the other way round
+    (["13/01/2024", "02/01/2024", "28/02/2024"], "%m/%d/%Y",
+     "column 'ts': only 33% of the dates read as date_format '%m/%d/%Y' but 100% read as '%d/%m/%Y'"),
+    (["13/01/19", "02/01/19"], None, "dates like '13/01/19' are not ISO 8601; set date_format: '%d/%m/%y'"),
+    (["03/01/19", "02/01/19"], None, "read both as '%d/%m/%y' and as '%m/%d/%y' (no day above 12)"),
+])
+def test_dates_read_the_wrong_way_round_are_refused_with_the_fix(tmp_path, dates, date_format, message):
+    _write(tmp_path, "order_id,customer_id,ts,amount\n" + "".join(f"O{i},C1,{d},1\n" for i, d in enumerate(dates)))
+    with pytest.raises(IngestError, match="orders.csv: ") as caught:
+        load_tables(tmp_path, config_from_dict({"date_format": date_format}), now=NOW)
+    assert message in str(caught.value)
+
+
+def test_two_digit_years_are_this_century(tmp_path):
+    _write(tmp_path, "order_id,customer_id,ts,amount\nO1,C1,03/01/19,1\nO2,C1,31/12/68,1\n")
+    result = load_tables(tmp_path, config_from_dict({"date_format": "%d/%m/%y"}), now=pd.Timestamp("2070-01-01"))
+    assert result.tables["orders"].ts.tolist() == [pd.Timestamp("2019-01-03"), pd.Timestamp("2068-12-31")]
+
+
+# --------------------------------------------------------------------------- the reject share
+
+
+def test_too_many_rejects_stop_validate_and_every_later_command(tmp_path, monkeypatch, capsys):
+    from toolkit.pipeline import load
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = "".join(f"O{i},C{i % 3},2024-01-{i + 1:02d},{'x' if i < 2 else 10}\n" for i in range(20))
+    _write(data, "order_id,customer_id,ts,amount\n" + lines)
+    assert main(["validate", str(data)]) == 2
+    captured = capsys.readouterr()
+    error = captured.err.strip()
+    assert len(error.splitlines()) == 1
+    assert "orders (orders.csv): 10.0% of 20 rows rejected, above max_reject_share 5%" in error
+    assert "top reasons: amount is not a number (2)" in error
+    assert "wrote 2 reject lines" in captured.out  # the rejects are written all the same
+    assert main(["validate", str(data), "--accept-rejects"]) == 0
+    with pytest.raises(RejectShareError, match="10.0% of 20 rows"):
+        load(data)
+    dataset = load(data, accept_rejects=True)
+    assert len(dataset.tables["orders"]) == 18
+    assert [n.level for n in dataset.notes] == ["warning"] and "10.0% of 20 rows" in dataset.notes[0].text
+    assert load(data, max_reject_share=0.2).notes == []
+
+
+def test_guests_are_said_in_the_dataset_notes(tmp_path):
+    from toolkit.pipeline import load
+
+    _write(tmp_path, "order_id,customer_id,ts,amount\nO1,C1,2024-01-05,75\nO2,,2024-01-06,25\n")
+    notes = load(tmp_path).notes
+    assert len(notes) == 1 and notes[0].level == "assumed"
+    assert notes[0].text.startswith("1 order lines are guest checkouts without a customer id (25.0% of revenue)")
+
+
+# --------------------------------------------------------------------------- real exports
+
+
+@pytest.fixture(scope="module")
+def real_data() -> Path:
+    """The reference data beside the project (``<repo>/../shared/data``), read-only."""
+    from conftest import ROOT
+
+    folder = ROOT.parent / "shared" / "data"
+    assert folder.is_dir(), f"{folder}: the real reference data is missing"
+    return folder
+
+
+def _real(real_data, name: str):
+    from toolkit.config import load_config
+
+    folder = real_data / name
+    return load_tables(folder, load_config(folder, TEST_DATA / "real" / f"{name}.yml"), now=NOW)
+
+
+def test_superstore_order_lines_load_whole(real_data):
+    raw = pd.read_csv(real_data / "superstore" / "Sample - Superstore.csv", encoding="utf-8-sig")
+    result = _real(real_data, "superstore")
+    orders = result.tables["orders"]
+    assert result.counts["orders"] == {"rows_in": 10194, "accepted": 10194, "rejected": 0}
+    assert orders.amount.sum() == pytest.approx(raw.Sales.sum()) == pytest.approx(2_326_534.35, abs=0.01)
+    assert orders.order_id.nunique() == 5111 and orders.customer_id.nunique() == 804
+    assert orders.ts.iloc[0] == pd.Timestamp("2019-01-03")  # "03/01/19", day first
+    assert orders.quantity.sum() == raw.Quantity.sum() and set(orders.sku) == set(raw["Product ID"])
+    # an order's lines share one type; each customer has exactly one first order
+    assert (orders.groupby("order_id").order_type.nunique() == 1).all()
+    assert (orders[orders.order_type == "new"].groupby("customer_id").order_id.nunique() == 1).all()
+
+
+def test_cdnow_whitespace_purchases_load_whole(real_data):
+    raw = pd.read_csv(real_data / "cdnow" / "CDNOW_master.txt", sep=r"\s+", dtype={"customer_id": "str"})
+    result = _real(real_data, "cdnow")
+    orders = result.tables["orders"]
+    assert result.counts["orders"] == {"rows_in": 69659, "accepted": 69659, "rejected": 0}
+    assert orders.amount.sum() == pytest.approx(raw.dollar_value.sum())
+    assert orders.customer_id.nunique() == 23570
+    assert orders.order_id.nunique() == raw.groupby(["customer_id", "date"]).ngroups
+    assert (orders.ts.min(), orders.ts.max()) == (pd.Timestamp("1997-01-01"), pd.Timestamp("1998-06-30"))

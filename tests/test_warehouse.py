@@ -292,7 +292,8 @@ def test_validate_command_in_duckdb_counts_and_rejects_as_the_pandas_engine(tmp_
     printed = {}
     for engine in ("pandas", "duckdb"):
         rejects = tmp_path / engine / "rejects.csv"
-        assert main(["validate", str(data), "--engine", engine, "--rejects", str(rejects)]) == 0
+        assert main(["validate", str(data), "--engine", engine, "--rejects", str(rejects),
+                     "--accept-rejects"]) == 0
         printed[engine] = capsys.readouterr().out.splitlines()
         assert pd.read_csv(rejects)[["row", "column", "reason"]].values.tolist() == [
             [3, "amount", "amount is not a number"]]

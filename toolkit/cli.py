@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from toolkit.errors import JourneycastError
@@ -27,34 +28,60 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Where ``validate`` writes the rejects unless told otherwise (relative to the current directory).
+DEFAULT_REJECTS = Path("reports") / "validate" / "rejects.csv"
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from toolkit.config import load_config
+    from toolkit.ingest import RejectShareError, reject_share_error
 
     config = load_config(args.data_dir, args.config)
-    rejects_path = args.rejects.resolve()
-    if rejects_path.is_relative_to(args.data_dir.resolve()):
-        raise JourneycastError(f"{args.rejects}: refusing to write into the data directory {args.data_dir}")
+    rejects = _rejects_path(args.rejects, args.data_dir)
     check = _check_in_duckdb if args.engine == "duckdb" else _check_in_pandas
-    summary, rejected, usable_orders = check(args, config, rejects_path)
+    summary, rejected, counts, by_reason, files = check(args, config, rejects.resolve())
     print(summary)
-    print(f"wrote {rejected:,} reject lines to {args.rejects}")
-    if not usable_orders:
+    print(f"wrote {rejected:,} reject lines to {rejects}")
+    if not counts["orders"]["accepted"]:
         print("journeycast validate: no usable orders remain", file=sys.stderr)
         return 1
+    too_many = reject_share_error(counts, by_reason, files, config.max_reject_share)
+    if too_many and not args.accept_rejects:
+        raise RejectShareError(too_many)
     return 0
 
 
-def _check_in_pandas(args: argparse.Namespace, config, rejects_path: Path) -> tuple[str, int, int]:
-    """Summary, rejects written and usable orders of ``load_tables`` (any source)."""
+def _rejects_path(given: Path | None, data_path: Path) -> Path:
+    """Where the rejects go: never inside the data directory.
+
+    An explicit path inside it is refused; the default, when the command runs
+    inside the data directory, moves to the system's temporary folder.
+    """
+    from toolkit.ingest import split_data_path
+
+    folder = split_data_path(data_path)[0].resolve()
+    path = given or DEFAULT_REJECTS
+    if not path.resolve().is_relative_to(folder):
+        return path
+    if given is not None:
+        raise JourneycastError(f"{given}: refusing to write into the data directory {folder}")
+    outside = Path(tempfile.gettempdir()) / "journeycast-validate" / folder.name / DEFAULT_REJECTS.name
+    print(f"{DEFAULT_REJECTS} would be inside the data directory {folder}; writing the rejects to {outside}")
+    return outside
+
+
+def _check_in_pandas(args: argparse.Namespace, config, rejects_path: Path) -> tuple:
+    """Summary, reject lines written, counts, problems by reason and files of ``load_tables`` (any source)."""
     from toolkit.ingest import load_tables
 
     ingested = load_tables(args.data_dir, config)
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     ingested.rejects.to_csv(rejects_path, index=False)
-    return ingested.format_summary(), len(ingested.rejects), len(ingested.tables["orders"])
+    return (ingested.format_summary(), len(ingested.rejects), ingested.counts, ingested.rejects_by_reason(),
+            ingested.files)
 
 
-def _check_in_duckdb(args: argparse.Namespace, config, rejects_path: Path) -> tuple[str, int, int]:
+def _check_in_duckdb(args: argparse.Namespace, config, rejects_path: Path) -> tuple:
     """The same, checked and counted inside DuckDB: CSV/Parquet sources too large for pandas."""
     from toolkit.warehouse import WarehouseLimits, warehouse_flows
 
@@ -67,13 +94,13 @@ def _check_in_duckdb(args: argparse.Namespace, config, rejects_path: Path) -> tu
         reasons = found.rejects_by_reason[found.rejects_by_reason["table"] == name]
         lines += [f"          {row.problems:>8,}  {row.reason}" for row in reasons.itertuples()]
     rejected = int(found.rejects_by_reason["problems"].sum())
-    return "\n".join(lines), rejected, found.counts.get("orders", {}).get("accepted", 0)
+    return "\n".join(lines), rejected, found.counts, found.rejects_by_reason, found.files
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
     from toolkit import export, pipeline
 
-    dataset = pipeline.load(args.data_dir, args.config)
+    dataset = pipeline.load(args.data_dir, args.config, accept_rejects=args.accept_rejects)
     view = pipeline.journey(dataset)
     cash = pipeline.forecast_cash(dataset, horizon=args.horizon, **_execution(args))
     export.write_tables(args.out, pipeline.forecast_tables(cash, view))
@@ -99,16 +126,18 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     import os
 
     from toolkit import export, pipeline
+    from toolkit.notes import notes_frame
 
     key = os.environ.get(PSEUDONYM_KEY_VARIABLE) if args.pseudonymise else None
     if args.pseudonymise and not key:
         raise JourneycastError(f"--pseudonymise needs a secret key in ${PSEUDONYM_KEY_VARIABLE}")
-    dataset = pipeline.load(args.data_dir, args.config)
+    dataset = pipeline.load(args.data_dir, args.config, accept_rejects=args.accept_rejects)
     cash = pipeline.forecast_cash(dataset, **_execution(args))
     found = pipeline.opportunities(dataset)
     targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity, args.discount,
                                             args.cost_per_contact, args.start_week,
                                             fixed_cost=args.fixed_cost)
+    settings = dataset.config.campaign
     shareable = {"repurchase_opportunities": found.repurchase, "upsell_offers": found.upsell,
                  "campaign_targets": targets}
     export.write_tables(args.out, shareable | {"customer_scores": found.customers,
@@ -118,27 +147,47 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     check = found.upsell_check
     summary = {
         "as_of": found.as_of, "horizon_days": found.days, "customers_scored": len(found.customers),
-        "repurchase_model": found.model.params_,
+        "repurchase_model": {"name": found.model_name, "params": found.model.params_},
         "upsell_check": {"auc": check.auc, "top_decile_lift": check.top_decile_lift,
-                         "base_rate": check.base_rate, "customers": check.customers},
-        "campaign": {"targets": len(targets), "min_propensity": args.min_propensity,
-                     "discount": args.discount, "cost_per_contact": args.cost_per_contact,
-                     "fixed_cost": args.fixed_cost,
+                         "base_rate": check.base_rate, "customers": check.customers, "reason": check.reason},
+        "campaign": {"targets": len(targets),
+                     "min_propensity": _chosen(args.min_propensity, settings.target_threshold),
+                     "discount": _chosen(args.discount, settings.discount),
+                     "cost_per_contact": _chosen(args.cost_per_contact, settings.cost_per_contact),
+                     "fixed_cost": _chosen(args.fixed_cost, settings.fixed_cost),
                      "expected_net_gain": evaluation.expected_net_gain,
                      "payback_date": evaluation.payback_date,
                      "shortfall_before": evaluation.shortfall_before,
                      "shortfall_after": evaluation.shortfall_after,
-                     "earliest_safe_start": evaluation.earliest_safe_start},
+                     "earliest_safe_start": evaluation.earliest_safe_start,
+                     "recommended": evaluation.recommended, "verdict": evaluation.verdict},
+        "notes": notes_frame(found.notes),
     }
     export.write_summary(args.out, summary)
     money = dataset.config.currency
-    print(f"{len(found.customers):,} customers scored as of {found.as_of:%Y-%m-%d}; upsell model "
-          f"AUC {check.auc:.2f}, top-decile lift {check.top_decile_lift:.1f}x")
+    checked = (f"upsell model AUC {check.auc:.2f}, top-decile lift {check.top_decile_lift:.1f}x"
+               if check.checked else f"upsell model: {check.reason}")
+    print(f"{len(found.customers):,} customers scored as of {found.as_of:%Y-%m-%d} ({found.model_name}); {checked}")
     print(f"campaign to {len(targets):,} customers: expected net gain {evaluation.expected_net_gain:,.0f} "
-          f"{money}; P(shortfall) {evaluation.shortfall_before:.1%} -> {evaluation.shortfall_after:.1%}; "
+          f"{money}; P(shortfall) {_share(evaluation.shortfall_before)} -> {_share(evaluation.shortfall_after)}; "
           f"earliest safe start: {_day(evaluation.earliest_safe_start)}")
+    print(f"campaign {evaluation.verdict}")
+    for note in summary["notes"]:
+        print(f"note ({note['level']}): {note['text']}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _chosen(given, configured):
+    """The command-line value when given, else the configuration's."""
+    return configured if given is None else given
+
+
+def _share(probability: float) -> str:
+    """A shortfall probability for people; NaN means the risk was not assessed."""
+    import math
+
+    return "not assessed" if math.isnan(probability) else f"{probability:.1%}"
 
 
 def _day(value) -> str:
@@ -150,6 +199,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     parameters = load_parameters_file(args.params_file) if args.params_file else {}
     parameters.update({name: parse_parameter_value(value) for name, value in args.parameter})
+    if args.accept_rejects:
+        parameters["accept_rejects"] = True
     run = run_report(args.data_dir, args.config, parameters, out_dir=args.out, notebooks=args.notebooks,
                      jobs=args.jobs)
     for nb in run.notebooks:
@@ -167,11 +218,14 @@ def _positive_int(text: str) -> int:
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
-    """The data directory and configuration file every analysis command reads."""
+    """The data directory and configuration file every analysis command reads, and the reject limit."""
     p.add_argument("data_dir", nargs="?", type=Path, default=Path("data/sample"),
-                   help="directory with orders/events/costs and journeycast.yml")
+                   help="directory with orders/events/costs and journeycast.yml, or the orders file itself "
+                        "(CSV, text or Parquet; a journeycast.yml beside it is used)")
     p.add_argument("--config", type=Path, default=None,
-                   help="configuration file (default: DATA_DIR/journeycast.yml)")
+                   help="configuration file (default: journeycast.yml in DATA_DIR, or beside the orders file)")
+    p.add_argument("--accept-rejects", action="store_true",
+                   help="go on when more rows are rejected than max_reject_share allows (default: refuse)")
 
 
 def _backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -208,8 +262,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the data directory and write the rejected rows")
     _data_arguments(p)
-    p.add_argument("--rejects", type=Path, default=Path("reports/validate/rejects.csv"),
-                   help="where to write the rejected rows (never inside DATA_DIR; "
+    p.add_argument("--rejects", type=Path, default=None,
+                   help=f"where to write the rejected rows (default {DEFAULT_REJECTS}; never inside DATA_DIR; "
                         "with --engine duckdb: Parquet unless the name ends in .csv)")
     p.add_argument("--engine", choices=("pandas", "duckdb"), default="pandas",
                    help="pandas: rows into memory (any source); duckdb: checked and counted inside "
@@ -228,13 +282,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("opportunities", help="score customers, rank opportunities, judge a campaign")
     _data_arguments(p)
     p.add_argument("--out", type=Path, default=Path("reports/opportunities"), help="output directory")
-    p.add_argument("--min-propensity", type=float, default=0.15,
-                   help="target customers whose upsell propensity reaches this")
-    p.add_argument("--discount", type=float, default=0.10, help="share of the offer price given up")
-    p.add_argument("--cost-per-contact", type=float, default=2.0, help="money out per targeted customer")
-    p.add_argument("--fixed-cost", type=float, default=0.0,
-                   help="money out at launch whatever the target's size (creative, agency, platform)")
-    p.add_argument("--start-week", type=int, default=1, help="launch week (1 = the week after the data)")
+    p.add_argument("--min-propensity", type=float, default=None,
+                   help="target customers whose upsell propensity reaches this (default: the config's "
+                        "campaign.target_threshold)")
+    p.add_argument("--discount", type=float, default=None,
+                   help="share of the offer price given up (default: the config's campaign.discount)")
+    p.add_argument("--cost-per-contact", type=float, default=None,
+                   help="money out per targeted customer (default: the config's campaign.cost_per_contact)")
+    p.add_argument("--fixed-cost", type=float, default=None,
+                   help="money out at launch whatever the target's size (creative, agency, platform; "
+                        "default: the config's campaign.fixed_cost)")
+    p.add_argument("--start-week", type=int, default=None,
+                   help="launch week, 1 = the week after the data (default: the config's campaign.start_week)")
     _backend_arguments(p)
     p.add_argument("--pseudonymise", action="store_true",
                    help=f"replace customer ids in the CSVs by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")

@@ -52,8 +52,12 @@ class Source(_Strict):
 
     Exactly one of ``path`` (CSV, Parquet or DuckDB file, relative to the data
     directory), ``query`` (read-only SQL run against ``database``) or ``table``
-    (a table of ``database``) says where the rows are. ``columns`` maps source
-    column names to canonical ones; unmapped canonical names are looked up as is.
+    (a table of ``database``) says where the rows are; a text file may separate
+    its fields by runs of blanks (``delimiter: whitespace``, or found from the
+    header). ``columns`` maps source column names to canonical ones
+    (``line_id`` names a column that tells identical order lines apart);
+    unmapped canonical names are looked up as is, case-insensitively, unless
+    the mapping gives that name to another column.
     """
 
     path: str | None = None
@@ -105,7 +109,8 @@ class Config(_Strict):
         default_factory=_default_sources
     )
     stage_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STAGE_MAP))
-    delimiter: str | None = Field(default=None, description="None: sniffed from the file")
+    delimiter: str | None = Field(default=None, description="None: found from the header; 'whitespace': runs of "
+                                                           "blanks separate the fields")
     encoding: str = "utf-8"
     date_format: str | None = Field(default=None, description="strftime format; None: ISO 8601")
     timezone: str = Field(
@@ -144,12 +149,16 @@ class Config(_Strict):
 def load_config(data_dir: str | Path | None = None, config_file: str | Path | None = None) -> Config:
     """Read and validate the run configuration.
 
-    ``config_file`` wins; else ``<data_dir>/journeycast.yml`` if it exists; else
-    the defaults. Errors name the file and the offending key.
+    ``config_file`` wins; else ``<data_dir>/journeycast.yml`` if it exists
+    (beside the file when ``data_dir`` is the orders file itself); else the
+    defaults. Errors name the file and the offending key.
     """
     path = Path(config_file) if config_file else None
-    if path is None and data_dir is not None and (Path(data_dir) / CONFIG_FILENAME).exists():
-        path = Path(data_dir) / CONFIG_FILENAME
+    folder = Path(data_dir) if data_dir is not None else None
+    if folder is not None and folder.is_file():
+        folder = folder.parent
+    if path is None and folder is not None and (folder / CONFIG_FILENAME).exists():
+        path = folder / CONFIG_FILENAME
     if path is None:
         return Config()
     try:

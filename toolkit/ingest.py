@@ -122,6 +122,14 @@ _NAIVE_TIMES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DAT
 _BLANKS = "' \t\n\x0b\x0c\r'"
 
 
+def _iso(text: str, kind: str) -> str:
+    """SQL: ``text`` as an ISO 8601 timestamp of DuckDB type ``kind``, NULL when it is not one.
+
+    DuckDB's cast alone also reads '03/01/19' (as the year 19): the shape is checked first.
+    """
+    return f"CASE WHEN regexp_matches({text}, '^\\d{{4}}-\\d\\d?-\\d\\d?') THEN TRY_CAST({text} AS {kind}) END"
+
+
 class IngestError(JourneycastError):
     """A source cannot be read as a whole (missing, empty, unreadable, wrong layout)."""
 
@@ -771,14 +779,16 @@ def _check_date_format(con: duckdb.DuckDBPyConnection, scan: str, q: _Columns, c
                 f"{other / total:.0%} read as '{swapped}' (day and month the other way round); "
                 f"set date_format: '{swapped}'")
         return
-    total, iso = con.sql(f"SELECT count(*), count(TRY_CAST(t AS TIMESTAMPTZ)) FROM {values}").fetchall()[0]
+    total, iso = con.sql(f"SELECT count(*), count({_iso('t', 'TIMESTAMPTZ')}) FROM {values}").fetchall()[0]
     if iso * 2 >= total:
         return
-    sample = f"(SELECT t FROM {values} WHERE TRY_CAST(t AS TIMESTAMPTZ) IS NULL LIMIT 10000)"
+    sample = f"(SELECT t FROM {values} WHERE {_iso('t', 'TIMESTAMPTZ')} IS NULL LIMIT 10000)"
     candidates = [f"{a}{sep}{b}{sep}{year}{time}" for sep in "/.-" for year in ("%Y", "%y")
                   for a, b in (("%d", "%m"), ("%m", "%d")) for time in ("", " %H:%M", " %H:%M:%S")]
     counts = con.sql("SELECT count(*), " + ", ".join(
-        f"count(try_strptime(t, {_sql_string(c)}))" for c in candidates) + f" FROM {sample}").fetchall()[0]
+        # a year read as 0019 is not a fit
+        f"count(*) FILTER (try_strptime(t, {_sql_string(c)}) >= TIMESTAMP '{EARLIEST_TS}')" for c in candidates)
+        + f" FROM {sample}").fetchall()[0]
     fitting = [c for c, n in zip(candidates, counts[1:]) if n == counts[0]]
     example = con.sql(f"SELECT t FROM {sample} LIMIT 1").fetchall()[0][0]
     if len(fitting) > 1:
@@ -888,8 +898,8 @@ def _timestamp(q: _Columns, config: Config, offsets: bool) -> tuple[dict[str, st
         tail = "substr(_ts_text, 11)"
         base["_offset"] = (f"coalesce(suffix({tail}, 'Z') OR contains({tail}, '+') "
                            f"OR contains({tail}, '-'), false)")
-        aware = f"timezone({zone}, TRY_CAST(_ts_text AS TIMESTAMPTZ))"
-        naive = "TRY_CAST(_ts_text AS TIMESTAMP)"
+        aware = f"timezone({zone}, {_iso('_ts_text', 'TIMESTAMPTZ')})"
+        naive = _iso("_ts_text", "TIMESTAMP")
         hint = "ISO 8601; set `date_format:`"
     converted = f"CASE WHEN _offset THEN {aware} END" if offsets else f"CASE WHEN NOT _offset THEN {naive} END"
     return base, converted, hint

@@ -30,14 +30,16 @@ from toolkit.export import plain
 from toolkit.flows import has_costs, stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.forecast.calendar import infer_holiday_country
-from toolkit.ingest import Ingested, load_tables
+from toolkit.ingest import Ingested, RejectShareError, load_tables
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
-                             data_period, funnel, guest_sales, kpis, time_to_convert, zero_amount_orders)
+                             data_period, funnel, guest_sales, is_guest, is_sale, kpis, time_to_convert,
+                             zero_amount_orders)
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
-                                   UpsellModel, customer_segments, evaluate_campaign, evaluate_upsell,
-                                   repurchase_opportunities, suggest_offers, summary_from_orders,
-                                   upsell_features, upsell_labels)
+                                   UpsellModel, customer_segments, empty_offers, evaluate_campaign,
+                                   evaluate_upsell, offer_ladder_problem, repurchase_opportunities,
+                                   gross_margin_or_assumed, suggest_offers, summary_from_orders,
+                                   upsell_features)
 
 __all__ = [
     "CashForecast",
@@ -61,6 +63,7 @@ __all__ = [
     "load",
     "opportunities",
     "recorded",
+    "repeat_revenue_reconciliation",
     "result_store",
     "what_if",
 ]
@@ -86,12 +89,14 @@ class Dataset:
         return data_period(self.tables)
 
 
-def load(data_dir: str | Path, config_file: str | Path | None = None,
+def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rejects: bool = False,
          **overrides: Any) -> Dataset:
-    """Read and validate a data directory; ``overrides`` replace configuration settings.
+    """Read and validate a data directory (or an orders file); ``overrides`` replace configuration settings.
 
     Raises ``JourneycastError`` when no usable order remains, since every later
-    step starts from the orders.
+    step starts from the orders, and ``RejectShareError`` when a table lost more
+    than ``config.max_reject_share`` of its rows -- results built on what is
+    left would mislead -- unless ``accept_rejects`` (then a warning note says it).
     """
     config = load_config(data_dir, config_file)
     if overrides:
@@ -101,7 +106,20 @@ def load(data_dir: str | Path, config_file: str | Path | None = None,
     if not len(ingested.tables["orders"]):
         raise JourneycastError(f"{ingested.files['orders']}: no usable orders remain; "
                                "see the rejects for why")
-    return Dataset(Path(data_dir), config, ingested)
+    notes = []
+    too_many = ingested.reject_share_error(config.max_reject_share)
+    if too_many and not accept_rejects:
+        raise RejectShareError(too_many)
+    if too_many:
+        notes.append(Note("data", f"Rejects accepted: {too_many.split('. Fix')[0]}; every figure "
+                                  "leaves those rows out.", "warning"))
+    orders = ingested.summary()["orders"]
+    if orders["guest_lines"]:
+        notes.append(Note("customers", f"{orders['guest_lines']:,} order lines are guest checkouts without a "
+                                       f"customer id ({orders['guest_revenue_share']:.1%} of revenue): they "
+                                       "count in revenue and cash, but per-customer models (cohorts, "
+                                       "re-purchase, upsell) leave them out.", "assumed"))
+    return Dataset(Path(data_dir), config, ingested, notes)
 
 
 @dataclass
@@ -440,15 +458,20 @@ class Opportunities:
     ----------
     as_of : the last day of data.
     days : the horizon the scores look ahead (days).
-    customers : one row per buyer: the RFM table with ``segment`` and
-        ``value_tier``, and the repurchase model's ``probability_alive``,
-        ``expected_purchases``, ``expected_spend``, ``expected_value`` and
-        ``customer_value`` over ``days``.
+    customers : one row per buyer with a customer id (guests are no one's
+        customers): the RFM table with ``segment`` and ``value_tier``, and the
+        repurchase model's ``probability_alive``, ``expected_purchases``,
+        ``expected_spend``, ``expected_value`` and ``customer_value`` over ``days``.
     repurchase : ranked re-purchase opportunities with ``reason`` and ``segment``.
     upsell : the suggested offer per customer with ``propensity`` and ``segment``,
-        highest propensity first.
-    upsell_check : how the upsell model ranked the latest ``days`` it could be checked on.
-    model : the fitted repurchase model.
+        highest propensity first; empty (same columns) when no offer can be made.
+    upsell_check : how the upsell model ranked the latest ``days`` it could be
+        checked on (``upsell_check.reason`` says why it could not).
+    model : the fitted repurchase model (``model_name`` says which one is served).
+    repeat_history : money of repeat and upsell sales in the ``days`` before
+        ``as_of``: ``total``, ``new_customers`` (by customers who first bought
+        within those days) and ``guests`` (lines without a customer id).
+    notes : what the scoring left out, assumed or doubts.
     """
 
     as_of: pd.Timestamp
@@ -459,6 +482,12 @@ class Opportunities:
     upsell_check: UpsellEvaluation
     model: RepurchaseModel
     notes: list[Note] = field(default_factory=list)
+    repeat_history: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        """The repurchase model served, e.g. "BG/NBD" or "BG/NBD with assumed drop-out"."""
+        return self.model.model_name_
 
 
 def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None = None) -> Opportunities:
@@ -473,82 +502,179 @@ def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None
     return computed_once(
         _score_customers, dataset.tables["orders"], dataset.tables.get("events"),
         dataset.period[1].normalize(), horizon or config.horizon,
-        config.seed if seed is None else seed, config.discount_rate, config.gross_margin or 1.0)
+        config.seed if seed is None else seed, config.discount_rate, config.gross_margin)
+
+
+def _repeat_history(orders: pd.DataFrame, as_of: pd.Timestamp, days: int) -> dict[str, float]:
+    """Repeat and upsell sales in the ``days`` up to ``as_of``, split by who made them.
+
+    A sale is a repeat when its order_type says so (repeat, upsell), as the
+    flows count post-purchase money.
+    """
+    sold = orders.loc[is_sale(orders) & orders["order_type"].isin(["repeat", "upsell"])]
+    since = as_of + pd.Timedelta(days=1) - pd.Timedelta(days=days)
+    recent = sold[(sold["ts"] >= since) & (sold["ts"] < as_of + pd.Timedelta(days=1))]
+    first = orders.loc[is_sale(orders)].groupby("customer_id")["ts"].min()
+    newcomer = recent["customer_id"].map(first) >= since
+    return {"total": float(recent["amount"].sum()),
+            "new_customers": float(recent.loc[newcomer.fillna(False).astype(bool), "amount"].sum()),
+            "guests": float(recent.loc[is_guest(recent), "amount"].sum())}
+
+
+def _upsell_offers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp, days: int,
+                   seed: int, predictions: pd.DataFrame, margin: float
+                   ) -> tuple[pd.DataFrame, UpsellEvaluation, list[Note]]:
+    """The offers, the upsell model's check, and a note when no offer can be made."""
+    ladder = offer_ladder_problem(orders)
+    if ladder is not None:
+        check = UpsellEvaluation.not_checked(f"no upsell to check: {ladder}")
+        return empty_offers(), check, [Note("upsell", (
+            f"No upsell offers: {ladder}. Offers climb a product ladder: SKUs named ESS-, PRO-, ELI- "
+            "(essentials, pro, elite) and ADD- (add-ons) enable them."))]
+    check = evaluate_upsell(orders, as_of - pd.Timedelta(days=days), events, horizon_days=days, seed=seed)
+    if not check.checked:
+        return empty_offers(), check, [Note("upsell", (
+            f"No upsell offers: the upsell model cannot be trained and checked, {check.reason}; "
+            "a longer history with more upsells enables it."))]
+    # refitted on the checked period's features and outcomes (the check computed both)
+    upsell_model = UpsellModel(seed=seed).fit(check.features, check.scores["upsell"])
+    propensity = upsell_model.predict_proba(upsell_features(orders, as_of, events))
+    offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=margin, horizon_days=days)
+    return offers, check, []
 
 
 def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp, days: int,
-                     seed: int, discount_rate: float, gross_margin: float) -> Opportunities:
+                     seed: int, discount_rate: float, gross_margin: float | None) -> Opportunities:
+    notes = []
+    guests, guest_share = guest_sales(orders)
+    if guests > 0:
+        notes.append(Note("guests", (
+            f"Guest checkouts (no customer id) brought {guest_share:.1%} of sales; segments, re-purchase "
+            "scores and offers cover customers with an id only."), "missing"))
+    margin, margin_notes = gross_margin_or_assumed(gross_margin)
     segments = customer_segments(orders, as_of)
     model = RepurchaseModel(discount_rate=discount_rate, seed=seed).fit(summary_from_orders(orders, as_of))
+    notes += model.notes_
     predictions = model.predict(days)
     customers = segments.merge(predictions.drop(columns=["window_start_days", "window_end_days"]),
                                on="customer_id", how="left")
     segment_of = segments[["customer_id", "segment"]]
     repurchase = repurchase_opportunities(predictions, as_of, events, orders, horizon_days=days)
-    start = as_of - pd.Timedelta(days=days)
-    check = evaluate_upsell(orders, start, events, horizon_days=days, seed=seed)
-    # refitted on the checked period's features and outcomes (the check computed both)
-    upsell_model = UpsellModel(seed=seed).fit(check.features, check.scores["upsell"])
-    propensity = upsell_model.predict_proba(upsell_features(orders, as_of, events))
-    offers = suggest_offers(orders, propensity, as_of, predictions, margin_share=gross_margin,
-                            horizon_days=days)
+    offers, check, upsell_notes = _upsell_offers(orders, events, as_of, days, seed, predictions, margin)
     return Opportunities(
         as_of=as_of, days=days, customers=customers,
         repurchase=repurchase.merge(segment_of, on="customer_id", how="left"),
         upsell=offers.merge(segment_of, on="customer_id", how="left"),
-        upsell_check=check, model=model,
+        upsell_check=check, model=model, notes=[*notes, *upsell_notes, *margin_notes],
+        repeat_history=_repeat_history(orders, as_of, days),
     )
 
 
-def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float,
-             discount: float, cost_per_contact: float, start_week: int = 1, duration_days: int = 28,
-             seed: int | None = None, fixed_cost: float = 0.0) -> tuple[pd.DataFrame, CampaignEvaluation]:
+def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float | None = None,
+             discount: float | None = None, cost_per_contact: float | None = None, start_week: int | None = None,
+             duration_days: int | None = None, seed: int | None = None, fixed_cost: float | None = None
+             ) -> tuple[pd.DataFrame, CampaignEvaluation]:
     """An upsell campaign to every customer with propensity >= ``target_threshold``, evaluated on the cash forecast.
 
     Each targeted customer is offered their suggested offer at ``discount``
     (a share of its list price) and converts with their upsell propensity;
     every contact costs ``cost_per_contact`` and the campaign ``fixed_cost``
-    (creative, agency, platform) at launch; a sale brings in its
-    configured ``gross_margin`` as cash. The campaign starts in forecast
+    (creative, agency, platform) at launch; a sale brings in the configured
+    ``gross_margin`` as cash (``ASSUMED_GROSS_MARGIN`` when none is
+    configured; ``found.notes`` says so). The campaign starts in forecast
     week ``start_week`` (1 = the week after the data ends) and every other
-    weekly start is tried too. Returns the targets (``customer_id, segment,
-    conversion_probability, value, expected_value, window_start, offer``) and
-    the evaluation.
+    weekly start is tried too. Any setting left None is the configuration's
+    (``config.campaign``). Returns the targets (``customer_id, segment,
+    conversion_probability, value, expected_value, window_start, offer``;
+    none when no customer qualifies) and the evaluation, whose ``verdict``
+    says whether to run it.
     """
     config = dataset.config
-    chosen = found.upsell[(found.upsell["propensity"] >= target_threshold) & (found.upsell["list_price"] > 0)]
+    chosen_settings = {"target_threshold": target_threshold, "discount": discount,
+                       "cost_per_contact": cost_per_contact, "start_week": start_week,
+                       "duration_days": duration_days, "fixed_cost": fixed_cost}
+    settings = config.campaign.model_copy(update={k: v for k, v in chosen_settings.items() if v is not None})
+    offers = found.upsell
+    chosen = offers[(offers["propensity"] >= settings.target_threshold) & (offers["list_price"] > 0)]
     targets = pd.DataFrame({
         "customer_id": chosen["customer_id"], "segment": chosen["segment"],
-        "conversion_probability": chosen["propensity"], "value": chosen["list_price"],
-        "expected_value": chosen["propensity"] * chosen["list_price"] * (1 - discount),
+        "conversion_probability": chosen["propensity"].astype(float), "value": chosen["list_price"].astype(float),
+        "expected_value": chosen["propensity"] * chosen["list_price"] * (1 - settings.discount),
         "window_start": chosen["window_start"], "offer": chosen["offer"],
     }).reset_index(drop=True)
-    start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (start_week - 1))
-    plan = Campaign(targets, cost_per_contact=cost_per_contact, discount=discount, start=start,
-                    duration_days=duration_days, fixed_cost=fixed_cost,
-                    margin_share=config.gross_margin or 1.0)
-    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, config.opening_balance or 0.0,
-                                   config.minimum_cash, config.risk_limit,
-                                   seed=config.seed if seed is None else seed)
+    start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (settings.start_week - 1))
+    plan = Campaign(targets, cost_per_contact=settings.cost_per_contact, discount=settings.discount, start=start,
+                    duration_days=settings.duration_days, fixed_cost=settings.fixed_cost,
+                    margin_share=gross_margin_or_assumed(config.gross_margin)[0])
+    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, cash.outlook.opening_balance,
+                                   cash.outlook.minimum_cash, config.risk_limit,
+                                   seed=config.seed if seed is None else seed, currency=config.currency)
     return targets, evaluation
 
 
-def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int = 1,
-                     duration_days: int = 28, seed: int | None = None, fixed_cost: float = 0.0
+def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int | None = None,
+                     duration_days: int | None = None, seed: int | None = None, fixed_cost: float | None = None
                      ) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
     """The campaign model behind ``toolkit.widgets.UpsellTimingExplorer``.
 
     The returned function takes ``target_threshold, discount, cost_per_contact``
-    and returns the targets and one row per launch week, as
-    ``toolkit.charts.upsell_timing`` draws them.
+    (None: the configuration's) and returns the targets and one row per launch
+    week, as ``toolkit.charts.upsell_timing`` draws them.
     """
-    def plan(target_threshold: float, discount: float, cost_per_contact: float
+    def plan(target_threshold: float | None, discount: float | None, cost_per_contact: float | None
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
         targets, evaluation = campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
                                        start_week, duration_days, seed, fixed_cost)
         return targets, evaluation.launch_weeks()
 
     return plan
+
+
+def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> pd.DataFrame:
+    """Why the forecast's repeat money and the opportunities' expected repeat spend differ, part by part.
+
+    The forecast's post-purchase inflow (repeat and upsell sales) over its
+    horizon is walked down to the opportunities' expected repeat spend (sum of
+    ``expected_value`` over today's customers): less the repeats of customers
+    who first buy within the horizon (their share of the last ``found.days``
+    days' repeat money), less the guests' repeats, less the days the forecast
+    looks beyond the opportunities' ``days``; what is left is model against
+    history. Returns ``part, amount, share_of_forecast`` (amounts that add up
+    from the first row to the last); ``attrs["explanation"]`` says it in one
+    sentence.
+    """
+    forecast = cash.result.forecast
+    stage_direction = forecast["unique_id"].str.split("|", n=2, expand=True)
+    repeats = forecast[(stage_direction[0] == "post-purchase") & (stage_direction[1] == "inflow")]
+    horizon = int(forecast["ds"].nunique())
+    predicted = float(repeats["yhat"].sum())
+    expected = float(found.customers["expected_value"].fillna(0.0).sum())
+    history = found.repeat_history
+    total = history.get("total", 0.0)
+    newcomers = -predicted * history.get("new_customers", 0.0) / total if total else 0.0
+    guests = -predicted * history.get("guests", 0.0) / total if total else 0.0
+    existing = predicted + newcomers + guests
+    window = -existing * (1 - min(found.days, horizon) / horizon) if horizon else 0.0
+    rest = expected - (existing + window)
+    parts = [
+        (f"forecast: post-purchase inflow over the next {horizon} days", predicted),
+        (f"less repeats by customers who first buy within the horizon (their share of the last "
+         f"{found.days} days' repeat money)", newcomers),
+        ("less repeats by guests (no customer id)", guests),
+        (f"less the days the forecast looks beyond the opportunities' {found.days}", window),
+        ("model against history: today's customers slowing down or dropping out, as the repeat-buying "
+         "model expects, against the series' own level and trend", rest),
+        (f"opportunities: expected repeat spend of today's {len(found.customers):,} customers over "
+         f"{found.days} days", expected),
+    ]
+    table = pd.DataFrame(parts, columns=["part", "amount"])
+    table["share_of_forecast"] = table["amount"] / predicted if predicted else np.nan
+    largest = table.iloc[1:-1].assign(size=lambda t: t["amount"].abs()).sort_values("size").iloc[-1]
+    table.attrs["explanation"] = (
+        f"The forecast expects {predicted:,.0f} of repeat and upsell money in {horizon} days and the "
+        f"opportunities {expected:,.0f} from today's customers in {found.days} days; the largest part of "
+        f"the difference is {largest['part'].removeprefix('less ')} ({largest['amount']:+,.0f}).")
+    return table
 
 
 # ---------------------------------------------------------------- the rolling forecast
@@ -643,10 +769,13 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
     if found is not None:
         out["customers likely active"] = int((found.customers["probability_alive"] >= 0.5).sum())
         out["expected re-purchase value"] = float(found.repurchase["expected_value"].sum())
+        out["re-purchase model"] = found.model_name
     if evaluation is not None:
         out["campaign net gain"] = evaluation.expected_net_gain
-        out["campaign shortfall probability"] = evaluation.shortfall_after
+        out["campaign shortfall probability"] = plain(evaluation.shortfall_after)
         out["earliest feasible launch"] = plain(evaluation.earliest_safe_start)
+        out["campaign recommended"] = evaluation.recommended
+        out["campaign verdict"] = evaluation.verdict
     return out
 
 
