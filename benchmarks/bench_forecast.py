@@ -10,6 +10,17 @@ runs ``--repeat`` times, interleaved, and its fastest run counts. A last line
 times the full forecaster (holidays, backtests, calibration, baselines) for scale.
 
     .venv/bin/python benchmarks/bench_forecast.py [--series 40] [--n-jobs N]
+
+``--accuracy`` measures instead what the full forecaster serves, on real
+series: the sample shop's stage flows and CDNOW's daily revenue (the sum of
+``dollar_value`` per day of ``--cdnow``). From each of the last three 28-day
+windows (and, for CDNOW, 90-day windows too) the forecaster sees only the days before the window (and runs
+its own backtest there, as in production) and its served forecast is scored
+on the window: MASE (scaled by the in-sample seasonal naive MAE, as in the
+backtest) and the share of days inside the 80% interval. Seconds per series
+are the wall time of the serial forecaster over the series at one origin.
+
+    .venv/bin/python benchmarks/bench_forecast.py --accuracy [--cdnow PATH]
 """
 
 from __future__ import annotations
@@ -19,11 +30,13 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from toolkit.forecast import StageForecaster, series_seed
+from toolkit.forecast import ForecastSettings, StageForecaster, backtest, series_seed
+from toolkit.forecast.backtest import seasonal_naive_scale
 from toolkit.forecast.stan_io import quiet_logging
 
 quiet_logging()
@@ -32,8 +45,8 @@ from prophet import Prophet  # noqa: E402
 HORIZON, SAMPLES, SEED = 90, 1000, 42
 
 #: The forecaster's enhancements off: each series is a plain ``Prophet()`` fit, same forecasts.
-PLAIN = dict(holiday_country=None, closed_days=False, non_negative=False, calibrate=False,
-             select_best=False, backtest_folds=0)
+PLAIN = dict(holiday_country=None, closed_days=False, last_days=False, non_negative=False,
+             calibrate=False, select_best=False, backtest_folds=0)
 
 
 def make_series(n: int, days: int = 3 * 365, names: list[str] | None = None) -> pd.DataFrame:
@@ -80,12 +93,96 @@ def timed(run: Callable[[], pd.DataFrame]) -> tuple[float, float, pd.DataFrame]:
     return seconds, cpu, result
 
 
+ROOT = Path(__file__).resolve().parents[1]
+CDNOW = Path("/work/shared/data/cdnow/CDNOW_master.txt")
+
+
+def cdnow_daily_revenue(path: Path) -> pd.DataFrame:
+    """CDNOW's revenue per day (``dollar_value`` summed) as one series ``cdnow|inflow|all``."""
+    orders = pd.read_csv(path, sep=r"\s+", dtype={"customer_id": str, "date": str})
+    daily = orders.groupby("date")["dollar_value"].sum()
+    return pd.DataFrame({"unique_id": "cdnow|inflow|all", "ds": pd.to_datetime(daily.index),
+                         "y": daily.to_numpy()})
+
+
+def sample_flows() -> pd.DataFrame:
+    """The sample shop's daily stage flows (``data/sample``)."""
+    from toolkit.config import load_config
+    from toolkit.flows import stage_flows
+    from toolkit.ingest import load_tables
+
+    config = load_config(ROOT / "data" / "sample")
+    return stage_flows(load_tables(ROOT / "data" / "sample", config).tables)[["unique_id", "ds", "y"]]
+
+
+def served_accuracy(series: pd.DataFrame, origins: int = 3, window: int = 28,
+                    **forecaster: object) -> pd.DataFrame:
+    """Scores of the served forecast on each of the last ``origins`` windows, per series.
+
+    One row per series and origin: ``model`` and ``status`` served, ``mase``,
+    ``coverage`` (of the 80% interval), ``seconds`` (serial wall time per series)
+    and, for reference, the MASE of each method served alone (``<method>_alone``).
+    """
+    last = series["ds"].max()
+    rows = []
+    for k in range(origins, 0, -1):
+        cutoff = last - pd.Timedelta(days=k * window)
+        train = series[series["ds"] <= cutoff]
+        actual = series[(series["ds"] > cutoff) & (series["ds"] <= cutoff + pd.Timedelta(days=window))]
+        start = time.perf_counter()
+        result = StageForecaster(horizon=window, backend="serial", progress=False,
+                                 **forecaster).fit(train).predict()
+        seconds = (time.perf_counter() - start) / train["unique_id"].nunique()
+        scored = result.forecast.merge(actual, on=["unique_id", "ds"])
+        diagnostics = result.diagnostics.set_index("unique_id")
+        for uid, part in scored.groupby("unique_id", sort=False):
+            history = train.loc[train["unique_id"] == uid].sort_values("ds")["y"].to_numpy(dtype=float)
+            scale = seasonal_naive_scale(history, 7)
+            error = float(np.mean(np.abs(part["y"] - part["yhat"])))
+            inside = (part["yhat_lower"] <= part["y"]) & (part["y"] <= part["yhat_upper"])
+            rows.append({"unique_id": uid, "cutoff": cutoff.date(), "model": part["model"].iloc[0],
+                         "status": diagnostics.loc[uid, "status"], "mase": error / scale,
+                         "coverage": float(inside.mean()), "seconds": seconds})
+    served = pd.DataFrame(rows)
+    # Each method alone on the same windows, for reference: what serving it everywhere would score.
+    alone = backtest(series, horizon=window, folds=origins, settings=ForecastSettings(
+        **{k: v for k, v in forecaster.items() if k in ("holiday_country", "uncertainty_samples", "seed")}),
+        backend="serial", progress=False)
+    alone = alone.assign(cutoff=alone["cutoff"].dt.date).pivot_table(
+        index=["unique_id", "cutoff"], columns="model", values="mase").add_suffix("_alone")
+    return served.merge(alone.reset_index(), on=["unique_id", "cutoff"], how="left")
+
+
+def accuracy(cdnow: Path) -> None:
+    """Print the served forecasts' scores on the sample shop and on CDNOW (see the module docstring)."""
+    pd.set_option("display.width", 200)
+    cdnow_revenue = cdnow_daily_revenue(cdnow)
+    for name, series, window in (("sample shop", sample_flows(), 28),
+                                 ("CDNOW daily revenue", cdnow_revenue, 28),
+                                 ("CDNOW daily revenue", cdnow_revenue, 90)):
+        scores = served_accuracy(series, window=window, holiday_country="US", uncertainty_samples=500,
+                                 seed=SEED)
+        print(f"\n{name}: served forecast on the last 3 windows of {window} days")
+        print(scores.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"mean MASE {scores['mase'].mean():.3f}, median MASE {scores['mase'].median():.3f}, "
+              f"mean 80% coverage {scores['coverage'].mean():.3f}, "
+              f"seconds per series {scores['seconds'].mean():.2f}")
+        alone = {c.removesuffix("_alone"): scores[c].mean() for c in scores if c.endswith("_alone")}
+        print("mean MASE of each method alone: " + ", ".join(f"{m} {v:.3f}" for m, v in alone.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=40)
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="score the served forecasts on the sample shop and CDNOW instead")
+    parser.add_argument("--cdnow", type=Path, default=CDNOW, help="CDNOW_master.txt")
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy(args.cdnow)
+        return
     series = make_series(args.series)
     plain_settings = dict(horizon=HORIZON, uncertainty_samples=SAMPLES, seed=SEED, progress=False,
                           **PLAIN)

@@ -30,8 +30,8 @@ from toolkit.forecast.backtest import FoldForecast
 from toolkit.forecast.stan_io import write_stan_json
 
 EXAMPLES = TEST_DATA / "prophet_examples"
-PLAIN = dict(holiday_country=None, closed_days=False, non_negative=False, calibrate=False,
-             select_best=False, backtest_folds=0, progress=False)
+PLAIN = dict(holiday_country=None, closed_days=False, last_days=False, non_negative=False,
+             calibrate=False, select_best=False, backtest_folds=0, progress=False)
 PLAIN_SETTINGS = {k: v for k, v in PLAIN.items() if k != "progress"}
 QUICK = dict(horizon=28, uncertainty_samples=100, backtest_folds=2, backtest_horizon=14,
              progress=False)
@@ -139,10 +139,10 @@ def test_failing_and_degenerate_series_get_fallbacks_while_others_are_served(ser
     assert diag.loc["broken", "status"] == "failed-over"
     assert "infinity" in diag.loc["broken", "reason"].lower()
     assert diag.loc["broken", "model"] in ("seasonal_naive", "weekday_mean")
-    for uid in ("pm", "closed", "sparse"):
-        assert diag.loc[uid, "status"] == "ok", diag.loc[uid, "reason"]
-        assert np.isfinite(diag.loc[uid, ["prophet_mase", "seasonal_naive_mase",
-                                          "weekday_mean_mase"]].astype(float)).all()
+    for uid in ("pm", "closed", "sparse"):  # backtested, then served by the rule of choose_model
+        assert diag.loc[uid, "status"] in ("ok", "combined", "baseline"), diag.loc[uid, "reason"]
+        assert np.isfinite(diag.loc[uid, ["prophet_mase", "seasonal_naive_mase", "weekday_mean_mase",
+                                          "combined_mase"]].astype(float)).all()
     # the zero series is forecast as zero, with no spread
     zero = serial_result.paths.loc["zero"].to_numpy()
     assert (zero == 0).all()
@@ -156,14 +156,26 @@ def test_failing_and_degenerate_series_get_fallbacks_while_others_are_served(ser
     assert serial_result.paths.index.names == ["unique_id", "ds"]
 
 
-def test_a_baseline_that_beats_prophet_is_served_and_named(serial_result):
+def test_no_series_is_ok_when_a_baseline_beat_prophet(serial_result):
     diag = serial_result.diagnostics
-    ran = diag[diag.status == "ok"]
+    ran = diag[diag.status.isin(["ok", "combined", "baseline"])]
+    assert len(ran) == 3
     for row in ran.itertuples():
-        scores = {m: getattr(row, f"{m}_mase") for m in ("prophet", "seasonal_naive", "weekday_mean")}
-        assert row.model == min(scores, key=scores.get)
-        if row.model != "prophet":
-            assert f"{row.model} beat prophet" in row.reason
+        prophet = row.prophet_mase
+        partner = min(("seasonal_naive", "weekday_mean"), key=lambda m: getattr(row, f"{m}_mase"))
+        baseline = getattr(row, f"{partner}_mase")
+        if row.status == "ok":
+            assert row.model == "prophet" and prophet < baseline
+        elif row.status == "baseline":
+            assert row.model == partner and f"{partner} beat prophet" in row.reason and prophet > baseline
+        else:
+            assert row.model == "combined" and "too close to call" in row.reason
+        # Prophet losing is never silent: a warning names the series and both scores
+        warned = [n for n in serial_result.notes if n.text.startswith(f"Series {row.unique_id}: Prophet did")]
+        assert len(warned) == int(prophet > baseline)
+        if warned:
+            assert warned[0].level == "warning"
+            assert f"{prophet:.3f} vs {baseline:.3f}" in warned[0].text
 
 
 def test_interval_matches_the_quantiles_of_the_paths(serial_result):

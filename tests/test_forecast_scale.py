@@ -81,6 +81,9 @@ def _assert_same_tables(stored: StoredForecast, expected, drop: str | None = Non
     keys = ["unique_id", "model", "fold"]
     pd.testing.assert_frame_equal(_by_series(stored.backtest, keys),
                                   _by_series(expected.backtest.astype({"error": "str"}), keys))
+    # the same notes, in the order the series finished
+    kept = [n for n in stored.notes if drop is None or f"Series {drop}:" not in n.text]
+    assert sorted(kept, key=str) == sorted(expected.notes, key=str)
 
 
 @pytest.mark.parametrize("backend", ["serial", "local"])
@@ -89,6 +92,7 @@ def test_stored_forecast_equals_the_in_memory_one(series, in_memory, backend, tm
     stored = forecaster.predict()
 
     assert isinstance(stored, StoredForecast) and not hasattr(forecaster, "outcomes_")
+    assert in_memory.notes  # e.g. levels far from the run-rate: the stored forecast keeps them too
     _assert_same_tables(stored, in_memory)
     # The net flow is the draw-by-draw sum of the paths the in-memory forecast keeps,
     # up to the rounding of adding chunk by chunk.
@@ -127,6 +131,8 @@ def test_a_failing_series_is_flagged_and_the_others_stored_complete(series, in_m
     assert diagnostics.loc["purchase|inflow|undated", "reason"].startswith(
         "the task failed on its worker: ValueError")
     assert diagnostics.loc["post_purchase|inflow|upsell", "status"] == "failed-over"
+    failed = [n for n in stored.notes if n.text.startswith("Series purchase|inflow|undated:")]
+    assert [n.level for n in failed] == ["warning"] and "forecast failed" in failed[0].text
     _assert_same_tables(stored, in_memory, drop="purchase|inflow|undated")
     np.testing.assert_allclose(forecaster.net_flow_.to_numpy(), _signed_sum(in_memory.paths).to_numpy(),
                                rtol=1e-12, atol=1e-9)
@@ -138,8 +144,8 @@ def test_a_chunk_task_returns_its_net_flow_not_its_paths(series, in_memory):
     outcome = forecast_chunk((parts, settings))
 
     assert isinstance(outcome, ChunkOutcome)
-    assert set(vars(outcome)) == {"forecast", "diagnostics", "backtest", "net_flow"}
-    for table in (outcome.forecast, outcome.diagnostics, outcome.backtest):
+    assert set(vars(outcome)) == {"forecast", "diagnostics", "backtest", "net_flow", "notes"}
+    for table in (outcome.forecast, outcome.diagnostics, outcome.backtest, outcome.notes):
         assert not table.columns.astype(str).str.startswith("draw_").any()
     # five series' 14 x 100 paths come back as one 14 x 100 sum
     assert outcome.net_flow.shape == (14, 100)

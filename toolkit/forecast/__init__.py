@@ -8,6 +8,7 @@ as stage, direction and segment, carried into the outputs). Typical use::
     result.forecast      # unique_id, ds, yhat, yhat_lower, yhat_upper, model
     result.paths         # (unique_id, ds) x draw_0..draw_{n-1}, for cash positions
     result.diagnostics   # per series: status, model served, reason, backtest scores
+    result.notes         # what was left out, assumed or is doubtful, one Note each
 
 At scale (thousands of series) give the forecaster a directory: the tables are
 written to Parquet as series finish and the sample paths are summed into the
@@ -17,9 +18,11 @@ net cash flow per day and draw instead of kept::
     stored.forecast      # read from forecast/forecast.parquet
     stored.net_flow      # ds x draw_0..draw_{n-1}: what cash_position_from_net_flow takes
 
-Modules: :mod:`.model` (the forecaster and the per-series task),
-:mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
-:mod:`.methods` (one method's forecast and the finishing steps),
+Modules: :mod:`.model` (the forecaster, the per-series task and the choice of
+the served model), :mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
+:mod:`.methods` (one method's forecast and the finishing steps), :mod:`.checks`
+(doubtful last days, plausibility of the forecast level), :mod:`.calendar`
+(holiday country from currency and time zone),
 :mod:`.backends` (serial, process pool or Dask cluster), :mod:`.net` (net cash flow of
 paths), :mod:`.store` (the stored forecast), :mod:`.settings`, :mod:`.stan_io`.
 """
@@ -27,19 +30,24 @@ paths), :mod:`.store` (the stored forecast), :mod:`.settings`, :mod:`.stan_io`.
 from toolkit.forecast.backends import BACKENDS, BackendError, run_tasks, stream_tasks
 from toolkit.forecast.backtest import backtest
 from toolkit.forecast.baselines import BASELINES, baseline_forecast
+from toolkit.forecast.calendar import infer_holiday_country
+from toolkit.forecast.checks import doubtful_last_days, plausibility, plausibility_table
 from toolkit.forecast.methods import fit_prophet, prophet_forecast
 from toolkit.forecast.model import (
+    SERVED_MODELS,
+    STATUSES,
     ChunkOutcome,
     ForecastResult,
     StageForecaster,
     calibration_factor,
+    choose_model,
     failed_chunk,
     failed_series,
     forecast_chunk,
     forecast_series,
 )
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
-from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, series_seed
+from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, closures, series_seed
 from toolkit.forecast.store import STORED_TABLES, StoredForecast
 
 __all__ = [
@@ -51,18 +59,26 @@ __all__ = [
     "ForecastError",
     "ForecastResult",
     "ForecastSettings",
+    "SERVED_MODELS",
+    "STATUSES",
     "STORED_TABLES",
     "StageForecaster",
     "StoredForecast",
     "backtest",
     "baseline_forecast",
     "calibration_factor",
+    "choose_model",
+    "closures",
+    "doubtful_last_days",
     "failed_chunk",
     "failed_series",
     "fit_prophet",
     "forecast_chunk",
     "forecast_series",
+    "infer_holiday_country",
     "net_flow_draws",
+    "plausibility",
+    "plausibility_table",
     "prophet_forecast",
     "run_tasks",
     "series_seed",

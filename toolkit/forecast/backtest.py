@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.forecast.backends import run_tasks
-from toolkit.forecast.methods import finish, forecast_with, interval
+from toolkit.forecast.methods import combine, finish, forecast_with, interval
 from toolkit.forecast.settings import (
     MODELS,
     ForecastSettings,
@@ -29,7 +29,8 @@ from toolkit.forecast.settings import (
     split_series,
 )
 
-__all__ = ["SCORE_COLUMNS", "FoldForecast", "backtest", "backtest_series", "fold_scores", "seasonal_naive_scale"]
+__all__ = ["SCORE_COLUMNS", "FoldForecast", "backtest", "backtest_series", "combined_folds", "fold_scores",
+           "seasonal_naive_scale"]
 
 #: Columns of :func:`backtest`'s result.
 SCORE_COLUMNS = ["unique_id", "model", "fold", "cutoff", "n", "mae", "mase", "coverage", "error"]
@@ -51,6 +52,8 @@ class FoldForecast:
     point: np.ndarray | None = None
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    raw_paths: np.ndarray | None = None
+    clip: bool = False
     error: str | None = None
 
     def scores(self) -> dict:
@@ -109,7 +112,31 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
             lower, upper = interval(paths, settings.interval_width)
             out.append(FoldForecast(model=model, raw_point=raw_point, raw_lower=raw_lower,
                                     raw_upper=raw_upper, point=point, lower=lower, upper=upper,
-                                    **common))
+                                    raw_paths=raw_paths, clip=clip, **common))
+    return out
+
+
+def combined_folds(folds: list[FoldForecast], partner: str, width: float) -> list[FoldForecast]:
+    """The ``"combined"`` forecast of each window: Prophet and ``partner`` averaged, then finished.
+
+    Built from the windows both methods forecast without error, the same way
+    the served combination is (:func:`~toolkit.forecast.methods.combine`), so
+    it is scored and calibrated like any other method.
+    """
+    by_fold = {(f.model, f.fold): f for f in folds if f.error is None}
+    out = []
+    for (model, k), prophet in sorted(by_fold.items(), key=lambda item: item[0][1]):
+        other = by_fold.get((partner, k))
+        if model != "prophet" or other is None:
+            continue
+        raw_point, raw_paths = combine([(prophet.raw_point, prophet.raw_paths),
+                                        (other.raw_point, other.raw_paths)])
+        raw_lower, raw_upper = interval(raw_paths, width)
+        point, paths = finish(raw_point, raw_paths, 1.0, prophet.closed, prophet.clip)
+        lower, upper = interval(paths, width)
+        out.append(replace(prophet, model="combined", raw_point=raw_point, raw_lower=raw_lower,
+                           raw_upper=raw_upper, point=point, lower=lower, upper=upper,
+                           raw_paths=raw_paths))
     return out
 
 

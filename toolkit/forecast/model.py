@@ -2,17 +2,27 @@
 
 For each series (one journey stage x direction x segment) the forecaster
 
-1. judges whether Prophet can be fitted at all: too little history or a
+1. leaves out of the fit what would mislead it: a partial last day, a one-off
+   spike in the last week (:func:`~toolkit.forecast.checks.doubtful_last_days`)
+   and the days of last year's closures (:func:`~toolkit.forecast.settings.closures`);
+2. judges whether Prophet can be fitted at all: too little history or a
    constant series (e.g. all zero) gets a *fallback* baseline straight away;
-2. backtests Prophet and both baselines on rolling origins (:mod:`.backtest`);
-3. serves Prophet, unless a baseline had the lower mean MASE in the backtest
-   (then the baseline is served and the diagnostics say so), or Prophet raised
-   (then the best baseline is served with status ``failed-over``);
-4. calibrates the spread of the served method's paths so that its backtest
+3. backtests Prophet and both baselines on rolling origins (:mod:`.backtest`),
+   and the average of Prophet and the better baseline (``combined``);
+4. serves Prophet, the better baseline or their average by the rule of
+   :func:`choose_model`, or the best baseline with status ``failed-over`` when
+   Prophet raised;
+5. calibrates the spread of the served method's paths so that its backtest
    intervals hold their nominal coverage (see :func:`calibration_factor`);
-5. forecasts the horizon as sample paths: closed weekdays are exactly zero and
-   flows that never were negative are clipped at zero path by path, with the
-   intervals recomputed from the clipped paths.
+6. forecasts the horizon as sample paths: closed weekdays and the dates of
+   last year's closures are exactly zero, and flows that never were negative
+   are clipped at zero path by path, with the intervals recomputed from the
+   clipped paths;
+7. compares the forecast's total with last year and the recent run-rate
+   (:func:`~toolkit.forecast.checks.plausibility`).
+
+Whatever it left out, assumed or doubts is said in a :class:`~toolkit.notes.Note`
+(``ForecastResult.notes``).
 
 The backtest windows are the last weeks of the history. A horizon that runs
 into a season those windows did not see (Black Friday promotions after a
@@ -45,30 +55,43 @@ import pandas as pd
 from tqdm import tqdm
 
 from toolkit.forecast.backends import run_tasks, stream_tasks
-from toolkit.forecast.backtest import SCORE_COLUMNS, FoldForecast, backtest_series, fold_scores
+from toolkit.forecast.backtest import (
+    SCORE_COLUMNS,
+    FoldForecast,
+    backtest_series,
+    combined_folds,
+    fold_scores,
+)
 from toolkit.forecast.baselines import BASELINES
-from toolkit.forecast.methods import finish, forecast_with, interval
+from toolkit.forecast.checks import doubtful_last_days, plausibility
+from toolkit.forecast.methods import combine, finish, forecast_with, interval
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
     MODELS,
     ForecastSettings,
+    closed_dates,
     closed_weekdays,
+    closures,
     future_dates,
     regular_history,
     series_seed,
     split_series,
 )
-from toolkit.forecast.store import STORED_TABLES, StoredForecast, StoreWriter
+from toolkit.forecast.store import NOTE_COLUMNS, STORED_TABLES, StoredForecast, StoreWriter
 from toolkit.notes import Note
 
 __all__ = [
     "CALIBRATION_LIMITS",
     "CHUNK_SERIES",
+    "NOISE_SHARE",
+    "SERVED_MODELS",
+    "STATUSES",
     "ChunkOutcome",
     "ForecastResult",
     "SeriesOutcome",
     "StageForecaster",
     "calibration_factor",
+    "choose_model",
     "failed_chunk",
     "failed_series",
     "forecast_chunk",
@@ -83,7 +106,19 @@ CALIBRATION_LIMITS = (0.25, 8.0)
 #: there are fewer than four chunks per worker, so the workers stay busy.
 CHUNK_SERIES = 20
 
+#: What can serve a series: a method, or the average of Prophet and the better baseline.
+SERVED_MODELS = (*MODELS, "combined")
+
+#: A gap in mean backtest MASE smaller than this share of the smaller one is too close to call.
+NOISE_SHARE = 0.10
+
+#: How a series was served: see :class:`ForecastResult`.
+STATUSES = ("ok", "combined", "baseline", "worse-than-baseline", "fallback", "failed-over", "failed")
+
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+_DESCRIBED = {"prophet": "Prophet", "seasonal_naive": "the seasonal naive rule (last week's copy)",
+              "weekday_mean": "the 4-week weekday mean", "combined": "the average of Prophet and a baseline"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,7 @@ class SeriesOutcome:
     model: str
     diagnostics: dict[str, Any]
     scores: pd.DataFrame
+    notes: tuple[Note, ...] = ()
 
 
 @dataclass
@@ -112,13 +148,25 @@ class ForecastResult:
     paths : sample paths over the horizon, indexed by ``(unique_id, ds)`` with
         one float column per draw (``draw_0``...). Draw ``k`` of every series is
         one joint scenario, so cash positions are sums taken draw by draw.
-    diagnostics : one row per series: ``status`` (ok / fallback / failed-over /
-        failed, see :func:`failed_series`),
-        the ``model`` served and the ``reason``, ``n_obs``, closed weekdays,
-        backtest ``<model>_mae/_mase/_coverage`` of Prophet and both baselines,
-        the ``calibration`` factor and the served model's
+    diagnostics : one row per series: the ``status``, the ``model`` served and
+        the ``reason``, ``n_obs``, closed weekdays, ``closures`` carried over
+        from last year, days ``left_out`` of the fit, backtest
+        ``<model>_mae/_mase/_coverage`` of Prophet, both baselines and their
+        combination, the ``calibration`` factor and the served model's
         ``coverage_calibrated`` (leave-one-window-out), plus the extra columns.
+        ``status`` is ``ok`` only where Prophet is served and beat both
+        baselines in the backtest (or there was no backtest); ``combined``
+        where Prophet and the better baseline were too close to call and their
+        average is served; ``baseline`` where a baseline beat Prophet and is
+        served; ``worse-than-baseline`` where Prophet is served although a
+        baseline beat it (``select_best=False``); ``fallback`` where Prophet
+        was not tried (too short, constant); ``failed-over`` where Prophet
+        raised; ``failed`` where the task itself failed (:func:`failed_series`).
     backtest : the backtest scores per series, model and window.
+    notes : what was left out, assumed or is doubtful, one
+        :class:`~toolkit.notes.Note` each: partial last days, one-off spikes,
+        closures carried forward, served models that lost to a baseline,
+        totals outside their plausible range.
     """
 
     forecast: pd.DataFrame
@@ -138,7 +186,8 @@ class ChunkOutcome:
     """What :func:`forecast_chunk` sends back for a chunk of series: no sample paths.
 
     ``forecast``, ``diagnostics`` and ``backtest`` are the chunk's rows of the
-    tables of :class:`ForecastResult`; ``net_flow`` is the sum of the chunk's
+    tables of :class:`ForecastResult`, ``notes`` its notes as rows
+    (``topic, text, level``); ``net_flow`` is the sum of the chunk's
     paths, inflows minus outflows, per forecast day (index ``ds``) and draw.
     """
 
@@ -146,6 +195,7 @@ class ChunkOutcome:
     diagnostics: pd.DataFrame
     backtest: pd.DataFrame
     net_flow: pd.DataFrame
+    notes: pd.DataFrame
 
 
 def _needed_scale(fold: FoldForecast) -> np.ndarray:
@@ -206,6 +256,76 @@ def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | Non
     return min(scores.index, key=lambda m: (scores[m], MODELS.index(m))), metric
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The model to serve a series with, and why (see :func:`choose_model`)."""
+
+    status: str
+    model: str
+    partner: str | None = None
+    reason: str = ""
+    note: Note | None = None
+
+
+def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True) -> Choice:
+    """Serve Prophet, the better baseline or their average, from the backtest scores per window.
+
+    The rule, on the mean MASE over the backtest windows (MAE where MASE is
+    undefined) of Prophet (``P``) and of the better of the two baselines (``B``):
+
+    * the gap is *too close to call* when ``|P - B|`` is less than
+      ``NOISE_SHARE`` (10%) of the smaller of the two, or less than one
+      standard error of the per-window gaps (the windows disagree about which
+      is better). Then the average of the two (``combined``) is served: a coin
+      flip between near-equals picks the wrong one half the time, and the
+      average is rarely worse than either;
+    * otherwise the better of the two is served: Prophet (status ``ok``) or
+      the baseline (status ``baseline``).
+
+    Whenever Prophet did worse than the baseline (``P > B``), the note (level
+    ``"warning"``) names the series and both scores. With ``select_best=False``
+    Prophet is served regardless, with status ``worse-than-baseline`` where a
+    baseline beat it beyond noise. Without backtest scores Prophet is served
+    with status ``ok``.
+    """
+    summary = _summary(scores)
+    partner, metric = _best(summary, BASELINES)
+    if partner is None or not np.isfinite(summary["mae"].get("prophet", np.nan)):
+        return Choice("ok", "prophet")
+    if metric == "mase" and not np.isfinite(summary.loc["prophet", "mase"]):
+        metric = "mae"
+    prophet, baseline = float(summary.loc["prophet", metric]), float(summary.loc[partner, metric])
+    per_window = scores.set_index(["model", "fold"])[metric]
+    gaps = (per_window.loc["prophet"] - per_window.loc[partner]).dropna()
+    error = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
+    close = abs(prophet - baseline) <= max(NOISE_SHARE * min(prophet, baseline), error)
+    scored = f"mean {metric.upper()} {prophet:.3f} vs {baseline:.3f}"
+    if not select_best:
+        if close or prophet <= baseline:
+            return Choice("ok", "prophet", partner)
+        reason = f"{partner} beat prophet in the backtest ({scored}); prophet is served as asked"
+        return Choice("worse-than-baseline", "prophet", partner, reason, Note("forecast", (
+            f"Series {unique_id}: Prophet is served although it did worse than "
+            f"{_DESCRIBED[partner]} in the backtest ({scored}); the forecast is doubtful."), "warning"))
+    if close:
+        status, model = "combined", "combined"
+        reason = (f"prophet and {partner} too close to call in the backtest ({scored}): "
+                  f"their average is served")
+        served = "the average of the two is served"
+    elif prophet < baseline:
+        return Choice("ok", "prophet", partner)
+    else:
+        status, model = "baseline", partner
+        reason = f"{partner} beat prophet in the backtest (mean {metric.upper()} {baseline:.3f} vs {prophet:.3f})"
+        served = f"{_DESCRIBED[partner]} is served instead"
+    note = None
+    if prophet > baseline:
+        note = Note("forecast", (
+            f"Series {unique_id}: Prophet did worse than {_DESCRIBED[partner]} in the backtest "
+            f"(mean {metric.upper()} {prophet:.3f} vs {baseline:.3f}); {served}."), "warning")
+    return Choice(status, model, partner, reason, note)
+
+
 def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
     observed = y[np.isfinite(y)]
     if observed.size < settings.shortest_history:
@@ -215,19 +335,45 @@ def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
     return None
 
 
+def _spans(spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]) -> str:
+    return ", ".join(f"{first:%Y-%m-%d}..{last:%Y-%m-%d}" for first, last in spans)
+
+
 def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: int,
                  closed: tuple[int, ...], clip: bool, summary: pd.DataFrame, factor: float,
-                 coverage_calibrated: float) -> dict[str, Any]:
+                 coverage_calibrated: float, spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (),
+                 left_out: pd.DatetimeIndex | None = None) -> dict[str, Any]:
     """One series' diagnostics row, with every model's backtest scores (NaN where not scored)."""
     diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
                    "n_obs": n_obs, "closed_weekdays": ",".join(_WEEKDAYS[d] for d in closed),
+                   "closures": _spans(spans),
+                   "left_out": ",".join(f"{d:%Y-%m-%d}" for d in (left_out if left_out is not None else [])),
                    "clipped_at_zero": clip}
-    for name in MODELS:
+    for name in SERVED_MODELS:
         for metric in ("mae", "mase", "coverage"):
             diagnostics[f"{name}_{metric}"] = (
                 float(summary.loc[name, metric]) if name in summary.index else np.nan)
     diagnostics.update(calibration=factor, coverage_calibrated=coverage_calibrated)
     return diagnostics
+
+
+def _closure_notes(unique_id: str, spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...],
+                   dates: pd.DatetimeIndex) -> list[Note]:
+    """An ``assumed`` note for each closure of last year that closes days of the forecast."""
+    return [Note("forecast", (
+        f"Series {unique_id}: nothing came in or went out from {first:%d %b %Y} to {last:%d %b %Y} "
+        f"(a closure); the same dates a year on are forecast as closed."), "assumed")
+        for first, last in spans if closed_dates(dates, (), ((first, last),)).any()]
+
+
+def _served_forecast(choice: Choice, history: pd.DataFrame, dates: pd.DatetimeIndex,
+                     settings: ForecastSettings, closed: tuple[int, ...], seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw point forecast and paths of the chosen model (may raise where Prophet is in it)."""
+    if choice.model != "combined":
+        return forecast_with(choice.model, history, dates, settings, closed, seed)
+    return combine([forecast_with(method, history, dates, settings, closed, seed)
+                    for method in ("prophet", choice.partner)])
 
 
 def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
@@ -239,10 +385,17 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     """
     unique_id, frame, settings = task
     history = regular_history(frame, settings.freq)
+    daily = settings.freq == "D"
+    closed = closed_weekdays(history, settings.closed_lookback_weeks) if (
+        settings.closed_days and daily) else ()
+    spans = closures(history, closed) if settings.closed_days and daily else ()
+    left_out, notes = doubtful_last_days(unique_id, history, closed) if (
+        settings.last_days and daily) else (pd.DatetimeIndex([]), [])
+    # Closure days and doubtful last days are unknown to the models, not zero.
+    unknown = closed_dates(pd.DatetimeIndex(history["ds"]), (), spans) | history["ds"].isin(left_out)
+    history = history.assign(y=history["y"].where(~unknown))
     y = history["y"].to_numpy(dtype=float)
     finite = np.isfinite(y)
-    closed = closed_weekdays(history, settings.closed_lookback_weeks) if (
-        settings.closed_days and settings.freq == "D") else ()
     clip = settings.non_negative and not (y[finite] < 0).any()
     dates = future_dates(history["ds"].iloc[-1], settings.horizon, settings.freq)
     seed = series_seed(settings.seed, unique_id)
@@ -253,43 +406,49 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     reason = _unfit_reason(y, settings)
     if reason is not None:
         constant = finite.any() and np.ptp(y[finite]) == 0
-        status = "fallback"
-        model = "seasonal_naive" if constant and len(history) >= settings.season else "weekday_mean"
+        choice = Choice("fallback", "seasonal_naive" if constant and len(history) >= settings.season
+                        else "weekday_mean", reason=reason)
     else:
-        status, model, reason = "ok", "prophet", ""
+        choice = Choice("ok", "prophet")
         if settings.backtest_folds:
             folds = backtest_series(history, settings, unique_id)
-            scores = fold_scores(unique_id, folds)
-            summary = _summary(scores)
         prophet_errors = [f.error for f in folds if f.model == "prophet" and f.error]
+        if folds and not prophet_errors:
+            partner = _best(_summary(fold_scores(unique_id, folds)), BASELINES)[0]
+            if partner is not None:
+                folds += combined_folds(folds, partner, settings.interval_width)
+        scores = fold_scores(unique_id, folds)
+        summary = _summary(scores) if folds else summary
         if prophet_errors:
-            status, reason = "failed-over", f"Prophet failed in the backtest: {prophet_errors[0]}"
-            model = _best(summary, BASELINES)[0] or "weekday_mean"
-        elif settings.select_best and folds:
-            best, metric = _best(summary, MODELS)
-            if best not in (None, "prophet"):
-                model = best
-                reason = (f"{best} beat prophet in the backtest (mean {metric.upper()} "
-                          f"{summary.loc[best, metric]:.3f} vs {summary.loc['prophet', metric]:.3f})")
+            choice = Choice("failed-over", _best(summary, BASELINES)[0] or "weekday_mean",
+                            reason=f"Prophet failed in the backtest: {prophet_errors[0]}")
+        elif folds:
+            choice = choose_model(unique_id, scores[scores["model"].isin(MODELS)], settings.select_best)
     try:
-        raw_point, raw_paths = forecast_with(model, history, dates, settings, closed, seed)
+        raw_point, raw_paths = _served_forecast(choice, history, dates, settings, closed, seed)
     except Exception as exc:  # only Prophet can fail here; a baseline takes over
-        if model != "prophet":
+        if choice.model not in ("prophet", "combined"):
             raise
-        status, reason = "failed-over", f"Prophet failed: {type(exc).__name__}: {exc}"
-        model = _best(summary, BASELINES)[0] or "weekday_mean"
-        raw_point, raw_paths = forecast_with(model, history, dates, settings, closed, seed)
+        choice = Choice("failed-over", _best(summary, BASELINES)[0] or "weekday_mean",
+                        reason=f"Prophet failed: {type(exc).__name__}: {exc}")
+        raw_point, raw_paths = _served_forecast(choice, history, dates, settings, closed, seed)
+    if choice.note is not None:
+        notes.append(choice.note)
 
     factor, coverage_calibrated = 1.0, np.nan
     if settings.calibrate:
         factor, coverage_calibrated = calibration_factor(
-            [f for f in folds if f.model == model], settings.interval_width)
-    point, paths = finish(raw_point, raw_paths, factor, np.isin(dates.day_of_week, closed), clip)
+            [f for f in folds if f.model == choice.model], settings.interval_width)
+    point, paths = finish(raw_point, raw_paths, factor, closed_dates(dates, closed, spans), clip)
     lower, upper = interval(paths, settings.interval_width)
 
-    diagnostics = _diagnostics(unique_id, status, model, reason, int(finite.sum()), closed, clip,
-                               summary, factor, coverage_calibrated)
-    return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics, scores)
+    notes += _closure_notes(unique_id, spans, dates)
+    notes += plausibility(history.assign(unique_id=unique_id),
+                          pd.DataFrame({"unique_id": unique_id, "ds": dates, "yhat": point}))
+    diagnostics = _diagnostics(unique_id, choice.status, choice.model, choice.reason, int(finite.sum()),
+                               closed, clip, summary, factor, coverage_calibrated, spans, left_out)
+    return SeriesOutcome(unique_id, dates, point, lower, upper, paths, choice.model, diagnostics, scores,
+                         tuple(notes))
 
 
 def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseException) -> SeriesOutcome:
@@ -323,8 +482,10 @@ def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseE
     summary = pd.DataFrame(columns=["mae", "mase", "coverage"], dtype=float)
     diagnostics = _diagnostics(unique_id, "failed", model, reason, n_obs, closed, clip,
                                summary, 1.0, np.nan)
+    note = Note("forecast", f"Series {unique_id}: its forecast failed ({type(error).__name__}: {error}); "
+                            f"the 4-week weekday mean stands in.", "warning")
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics,
-                         fold_scores(unique_id, []))
+                         fold_scores(unique_id, []), (note,))
 
 
 Chunk = tuple[Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], ForecastSettings]
@@ -351,7 +512,8 @@ def _assemble(outcomes: Sequence[SeriesOutcome], extras: pd.DataFrame) -> Foreca
         diagnostics = diagnostics.merge(extras, on="unique_id", how="left")
     scored = [o.scores for o in outcomes if not o.scores.empty]
     scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=SCORE_COLUMNS)
-    return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores)
+    return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores,
+                          notes=[note for o in outcomes for note in o.notes])
 
 
 def _extras(parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> pd.DataFrame:
@@ -363,7 +525,9 @@ def _reduced(outcomes: Sequence[SeriesOutcome],
              parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> ChunkOutcome:
     """A chunk's tables, its paths summed into the net cash flow and dropped."""
     result = _assemble(outcomes, _extras(parts))
-    return ChunkOutcome(result.forecast, result.diagnostics, result.backtest, result.net_flow)
+    notes = pd.DataFrame([[getattr(note, c) for c in NOTE_COLUMNS] for note in result.notes],
+                         columns=list(NOTE_COLUMNS), dtype="str")
+    return ChunkOutcome(result.forecast, result.diagnostics, result.backtest, result.net_flow, notes)
 
 
 def forecast_chunk(task: Chunk) -> ChunkOutcome:
@@ -424,10 +588,16 @@ class StageForecaster:
     backtest_folds, backtest_horizon : rolling-origin windows at the end of the
         history used to choose the served model and calibrate intervals;
         ``backtest_folds=0`` skips the backtest (and with it selection and calibration).
-    closed_days : forecast weekdays that were zero every recent week as zero.
+    closed_days : forecast weekdays that were zero every recent week as zero, and
+        the dates of last year's closures (runs of zero days, see
+        :func:`~toolkit.forecast.settings.closures`) as zero again a year on.
+    last_days : leave a partial last day and one-off spikes of the last week
+        out of the fit (see :func:`~toolkit.forecast.checks.doubtful_last_days`).
     non_negative : clip paths at zero for series that never were negative.
     calibrate : rescale path spread to hold ``interval_width`` in the backtest.
-    select_best : serve a baseline where it beat Prophet in the backtest.
+    select_best : serve a baseline, or the average of Prophet and a baseline,
+        where the backtest says so (see :func:`choose_model`); ``False`` keeps
+        Prophet and flags the series where a baseline beat it.
     min_history : fewest observations to fit Prophet (default: four seasons).
     progress : show a progress bar over the series.
     prophet_kwargs : passed to every ``Prophet(...)``.
@@ -441,7 +611,7 @@ class StageForecaster:
         A series whose task raises is flagged ``failed`` and served by
         :func:`failed_series` on every backend instead of stopping the run.
 
-    With ``holiday_country=None, closed_days=False, non_negative=False,
+    With ``holiday_country=None, closed_days=False, last_days=False, non_negative=False,
     calibrate=False, select_best=False, backtest_folds=0`` each series is a
     plain ``Prophet()`` fit: same ``yhat``, and the same interval for the same seed.
 
@@ -454,7 +624,8 @@ class StageForecaster:
                  uncertainty_samples: int = 500, seed: int = 42, backend: str = "local",
                  n_jobs: int | None = None, yearly: bool | Literal["auto"] = "auto",
                  backtest_folds: int = 3, backtest_horizon: int = 28, closed_days: bool = True,
-                 non_negative: bool = True, calibrate: bool = True, select_best: bool = True,
+                 last_days: bool = True, non_negative: bool = True, calibrate: bool = True,
+                 select_best: bool = True,
                  min_history: int | None = None, progress: bool = True,
                  prophet_kwargs: dict[str, Any] | None = None,
                  scheduler_address: str | None = None,
@@ -471,6 +642,7 @@ class StageForecaster:
         self.backtest_folds = backtest_folds
         self.backtest_horizon = backtest_horizon
         self.closed_days = closed_days
+        self.last_days = last_days
         self.non_negative = non_negative
         self.calibrate = calibrate
         self.select_best = select_best

@@ -17,10 +17,13 @@ import pandas as pd
 from toolkit.errors import JourneycastError, require_columns
 
 __all__ = [
+    "CLOSURE_DAYS",
     "MODELS",
     "ForecastError",
     "ForecastSettings",
+    "closed_dates",
     "closed_weekdays",
+    "closures",
     "future_dates",
     "regular_history",
     "season_length",
@@ -32,6 +35,15 @@ __all__ = [
 MODELS = ("prophet", "seasonal_naive", "weekday_mean")
 
 _SEASON = {"D": 7, "W": 52, "MS": 12}
+
+#: Fewest consecutive zero days (closed weekdays aside) that make a closure, not a quiet spell.
+CLOSURE_DAYS = 3
+
+#: A series with a larger share of zero open days outside its closures is sparse (refunds,
+#: occasional costs): its zero runs are chance, not closures.
+_SPARSE_ZERO_SHARE = 0.05
+
+_YEAR = pd.DateOffset(years=1)
 
 #: Columns every input series frame must have.
 SERIES_COLUMNS = ("unique_id", "ds", "y")
@@ -45,9 +57,13 @@ class ForecastError(JourneycastError, ValueError):
 class ForecastSettings:
     """Everything a per-series forecast depends on besides the series itself.
 
-    The enhancement switches (``closed_days``, ``non_negative``, ``calibrate``,
-    ``select_best``, ``holiday_country``) all default to on; with all of them off
-    and ``backtest_folds=0`` a series is forecast by a plain ``Prophet()`` fit.
+    The enhancement switches (``closed_days``, ``last_days``, ``non_negative``,
+    ``calibrate``, ``select_best``, ``holiday_country``) all default to on; with
+    all of them off and ``backtest_folds=0`` a series is forecast by a plain
+    ``Prophet()`` fit. ``closed_days`` covers closed weekdays and closures carried
+    over from last year (:func:`closures`); ``last_days`` leaves a partial last
+    day and one-off spikes of the last week out of the fit
+    (:func:`toolkit.forecast.checks.doubtful_last_days`).
     """
 
     horizon: int = 90
@@ -59,6 +75,7 @@ class ForecastSettings:
     yearly: bool | Literal["auto"] = "auto"
     closed_days: bool = True
     closed_lookback_weeks: int = 8
+    last_days: bool = True
     non_negative: bool = True
     calibrate: bool = True
     select_best: bool = True
@@ -130,8 +147,65 @@ def closed_weekdays(history: pd.DataFrame, lookback_weeks: int = 8) -> tuple[int
         return ()
     recent = history[history["ds"] > history["ds"].max() - pd.Timedelta(weeks=lookback_weeks)]
     recent = recent.dropna(subset=["y"])
-    stats = recent.groupby(recent["ds"].dt.day_of_week)["y"].agg(n="size", top=lambda y: y.abs().max())
+    stats = recent["y"].abs().groupby(recent["ds"].dt.day_of_week).agg(n="size", top="max")
     return tuple(int(day) for day in stats.index[(stats["n"] >= 4) & (stats["top"] == 0)])
+
+
+def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()
+             ) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    """Closures of the last year to forecast again on the same calendar dates: ``(first, last)`` days.
+
+    A closure is a run of at least ``CLOSURE_DAYS`` consecutive zero days
+    (closed weekdays neither break nor count towards it) in a series that is
+    otherwise rarely zero (at most 5% of its other open days): a Christmas
+    shutdown, a stock-take. Runs touching the first or the last day of the
+    history are left out (the business may not have started yet, or the run
+    may still be going on). Missing days (NaN) are unknown, not zero.
+
+    With less than two years of history a closure seen once is all there is to
+    go on, and is carried forward. With two years or more only closures seen on
+    the same dates the year before as well (at least half of those days zero)
+    are: Prophet's yearly term then models the season, but cannot draw a
+    shutdown of a few days at zero, and a one-off closure is not repeated.
+    Daily series only.
+    """
+    if len(history) < 2:
+        return ()
+    last_day, first_day = history["ds"].iloc[-1], history["ds"].iloc[0]
+    recent = history[history["ds"] > last_day - _YEAR]
+    recent = recent[~recent["ds"].dt.day_of_week.isin(closed)]
+    zero = (recent["y"] == 0).to_numpy()
+    if not zero.any():
+        return ()
+    run = np.cumsum(np.concatenate([[True], zero[1:] != zero[:-1]]))
+    lengths = pd.Series(run).map(pd.Series(run).value_counts()).to_numpy()
+    in_closure = zero & (lengths >= CLOSURE_DAYS)
+    others = ~in_closure & np.isfinite(recent["y"].to_numpy())
+    if not in_closure.any() or zero[others].mean() > _SPARSE_ZERO_SHARE:
+        return ()
+    days = recent["ds"].to_numpy()
+    spans = []
+    for label in np.unique(run[in_closure]):
+        span = days[run == label]
+        first, last = pd.Timestamp(span[0]), pd.Timestamp(span[-1])
+        if first <= first_day or last >= last_day:
+            continue
+        if last_day - first_day >= pd.Timedelta(days=730):
+            before = history[history["ds"].between(first - _YEAR, last - _YEAR)]
+            before = before[~before["ds"].dt.day_of_week.isin(closed)]["y"]
+            if not (before == 0).mean() >= 0.5:
+                continue
+        spans.append((first, last))
+    return tuple(spans)
+
+
+def closed_dates(dates: pd.DatetimeIndex, closed: tuple[int, ...] = (),
+                 spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()) -> np.ndarray:
+    """Which ``dates`` the business is closed: a closed weekday, or a closure's dates a year on."""
+    mask = np.isin(dates.day_of_week, closed)
+    for first, last in spans:
+        mask |= (dates >= first + _YEAR) & (dates <= last + _YEAR)
+    return mask
 
 
 def split_series(series: pd.DataFrame) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:

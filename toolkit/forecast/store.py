@@ -10,6 +10,7 @@ is all the cash position needs. Files in the directory:
   plus the series' extra columns, one row per series and day;
 * ``diagnostics.parquet``: one row per series (as ``ForecastResult.diagnostics``);
 * ``backtest.parquet``: backtest scores per series, model and window;
+* ``notes.parquet``: the forecast's notes, ``topic, text, level``;
 * ``net_flow.parquet``: the net cash flow of all series, one row per forecast
   day (``ds``) and one column per draw.
 
@@ -27,10 +28,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["STORED_TABLES", "StoreWriter", "StoredForecast"]
+from toolkit.notes import Note
+
+__all__ = ["NOTE_COLUMNS", "STORED_TABLES", "StoreWriter", "StoredForecast"]
 
 #: The tables a stored forecast writes row by row, one Parquet file each.
-STORED_TABLES = ("forecast", "diagnostics", "backtest")
+STORED_TABLES = ("forecast", "diagnostics", "backtest", "notes")
+
+#: Columns of the notes table: the fields of :class:`~toolkit.notes.Note`.
+NOTE_COLUMNS = ("topic", "text", "level")
 
 _NET_FLOW = "net_flow"
 
@@ -70,6 +76,12 @@ class StoredForecast:
     def backtest(self) -> pd.DataFrame:
         """Backtest scores per series, model and window."""
         return pd.read_parquet(self.path("backtest"))
+
+    @property
+    def notes(self) -> list[Note]:
+        """What the forecast left out, assumed or doubts, as in ``ForecastResult.notes``."""
+        table = pd.read_parquet(self.path("notes"))
+        return [Note(row.topic, row.text, row.level) for row in table.itertuples()]
 
     @property
     def net_flow(self) -> pd.DataFrame:

@@ -1,0 +1,233 @@
+"""Forecasts that notice when they are wrong: the model served, closures, last days, plausibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.forecast import (
+    StageForecaster,
+    choose_model,
+    closures,
+    doubtful_last_days,
+    infer_holiday_country,
+    plausibility,
+    plausibility_table,
+)
+from toolkit.forecast.backtest import SCORE_COLUMNS
+
+#: Quick settings for one-year daily series: five weeks ahead, one backtest window of two weeks.
+QUICK = dict(horizon=35, uncertainty_samples=100, backtest_folds=1, backtest_horizon=14,
+             holiday_country=None, backend="serial", progress=False)
+
+
+def _series(unique_id: str, ds: pd.DatetimeIndex, y: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": unique_id, "ds": ds, "y": y})
+
+
+def _wholesale(seed: int = 0) -> pd.DataFrame:
+    """A wholesale shop's year: closed Saturdays, shut from 23 Dec to 3 Jan, data through 9 Dec."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2010-12-01", "2011-12-09", freq="D")
+    y = 10_000 * rng.lognormal(0, 0.2, len(days))
+    y[days.day_of_week == 5] = 0.0
+    y[(days >= "2010-12-23") & (days <= "2011-01-03")] = 0.0
+    return _series("purchase|inflow|all", days, y)
+
+
+# --- the model served against the best baseline -----------------------------------------------
+
+def _scores(prophet: list[float], weekday_mean: list[float], seasonal_naive: float = 9.0) -> pd.DataFrame:
+    """Backtest scores per window (MASE; MAE the same) of Prophet and both baselines."""
+    rows = []
+    for model, values in (("prophet", prophet), ("weekday_mean", weekday_mean),
+                          ("seasonal_naive", [seasonal_naive] * len(prophet))):
+        for fold, value in enumerate(values):
+            rows.append({"unique_id": "s", "model": model, "fold": fold, "cutoff": pd.Timestamp("2025-01-01"),
+                         "n": 14, "mae": value, "mase": value, "coverage": 0.8, "error": None})
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def test_a_prophet_that_loses_clearly_is_replaced_by_the_baseline_and_named():
+    choice = choose_model("shop|inflow|all", _scores([2.0, 2.2, 1.8], [1.0, 1.1, 0.9]))
+    assert (choice.status, choice.model) == ("baseline", "weekday_mean")
+    assert "weekday_mean beat prophet" in choice.reason
+    assert choice.note.level == "warning"
+    assert choice.note.text.startswith("Series shop|inflow|all: Prophet did worse")
+    assert "2.000 vs 1.000" in choice.note.text
+
+
+@pytest.mark.parametrize("prophet,weekday_mean,note", [
+    ([1.05, 1.08, 1.02], [1.0, 1.0, 1.0], True),   # Prophet 5% worse: within 10%
+    ([0.93, 0.92, 0.94], [1.0, 1.0, 1.0], False),  # Prophet 7% better: within 10%
+    ([0.4, 1.6, 0.4], [1.0, 1.0, 1.0], False),     # 20% apart, but the windows disagree
+])
+def test_near_equals_are_averaged_not_picked_by_a_coin_flip(prophet, weekday_mean, note):
+    choice = choose_model("s", _scores(prophet, weekday_mean))
+    assert (choice.status, choice.model, choice.partner) == ("combined", "combined", "weekday_mean")
+    assert "too close to call" in choice.reason
+    assert (choice.note is not None) == note
+
+
+def test_prophet_is_ok_only_when_it_beats_the_baselines_clearly():
+    choice = choose_model("s", _scores([0.6, 0.7, 0.65], [1.0, 1.1, 0.9]))
+    assert (choice.status, choice.model, choice.note) == ("ok", "prophet", None)
+    # asked to keep Prophet anyway: served, but never "ok" when it lost
+    kept = choose_model("s", _scores([2.0, 2.2, 1.8], [1.0, 1.1, 0.9]), select_best=False)
+    assert (kept.status, kept.model) == ("worse-than-baseline", "prophet")
+    assert kept.note.level == "warning" and "2.000 vs 1.000" in kept.note.text
+
+
+def test_a_series_that_prophet_cannot_follow_is_served_by_a_baseline_with_a_warning():
+    # A seasonal random walk: next Monday is last Monday plus a step, which the seasonal
+    # naive rule follows and Prophet's smooth trend does not.
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2025-01-06", periods=364, freq="D")
+    y = np.tile([500.0, 800, 700, 600, 900, 300, 200], 52)
+    for t in range(7, 364):
+        y[t] = y[t - 7] + rng.normal(0, 60)
+    result = StageForecaster(**QUICK).fit(_series("walk|inflow|all", days, np.maximum(y, 0))).predict()
+    row = result.diagnostics.iloc[0]
+    assert row.status == "baseline" and row.model in ("seasonal_naive", "weekday_mean"), row.reason
+    assert row[f"{row.model}_mase"] < row.prophet_mase
+    assert (result.forecast.model == row.model).all()
+    warnings = [n for n in result.notes if "Prophet did worse" in n.text]
+    assert len(warnings) == 1 and warnings[0].level == "warning"
+    assert f"{row.prophet_mase:.3f} vs {row[f'{row.model}_mase']:.3f}" in warnings[0].text
+
+
+# --- closures carried forward ------------------------------------------------------------------
+
+def test_last_years_christmas_closure_is_forecast_as_closed():
+    series = _wholesale()
+    result = StageForecaster(**QUICK).fit(series).predict()
+    fc = result.forecast.set_index("ds")
+    shut = (fc.index >= "2011-12-23") & (fc.index <= "2012-01-03")
+    assert shut.sum() == 12
+    assert (fc.loc[shut, ["yhat", "yhat_lower", "yhat_upper"]] == 0).all().all()
+    assert (result.paths.loc["purchase|inflow|all"].to_numpy()[shut] == 0).all()
+    open_days = ~shut & (fc.index.day_of_week != 5)
+    assert (fc.loc[open_days, "yhat"] > 5_000).all()  # about 10,000 on open days
+    diag = result.diagnostics.iloc[0]
+    assert diag.closures == "2010-12-23..2011-01-03" and diag.closed_weekdays == "Sat"
+    assumed = [n for n in result.notes if n.level == "assumed"]
+    assert len(assumed) == 1 and "23 Dec 2010 to 03 Jan 2011" in assumed[0].text
+
+    # without the closed-days switch the same dates are forecast as ordinary days
+    plain = StageForecaster(**{**QUICK, "closed_days": False}).fit(series).predict().forecast.set_index("ds")
+    assert (plain.loc[shut, "yhat"] > 5_000).mean() > 0.8
+
+
+def test_which_zero_runs_count_as_closures():
+    days = pd.date_range("2023-01-01", "2025-06-30", freq="D")
+    y = np.full(len(days), 100.0)
+    this_year = (days >= "2024-12-24") & (days <= "2024-12-31")
+    year_before = (days >= "2023-12-24") & (days <= "2023-12-31")
+    one_off = pd.DataFrame({"ds": days, "y": np.where(this_year, 0.0, y)})
+    yearly = pd.DataFrame({"ds": days, "y": np.where(this_year | year_before, 0.0, y)})
+    # two and a half years: only a closure seen the year before as well is carried
+    assert closures(one_off) == ()
+    assert closures(yearly) == ((pd.Timestamp("2024-12-24"), pd.Timestamp("2024-12-31")),)
+    # one year: the closure seen once is all there is, and is carried
+    last_year = one_off[one_off.ds >= "2024-06-01"]
+    assert closures(last_year) == ((pd.Timestamp("2024-12-24"), pd.Timestamp("2024-12-31")),)
+    # two zero days are a quiet spell, not a closure; a run still going on at the end is not over
+    short = last_year.assign(y=np.where(last_year.ds.isin(pd.date_range("2025-02-03", periods=2)), 0.0, 100.0))
+    assert closures(short) == ()
+    ongoing = last_year.assign(y=np.where(last_year.ds >= "2025-06-25", 0.0, 100.0))
+    assert closures(ongoing) == ()
+    # a sparse flow (zero on a third of its days) has runs of zeros by chance
+    rng = np.random.default_rng(1)
+    sparse = last_year.assign(y=np.where(rng.random(len(last_year)) < 0.35, 0.0, 100.0))
+    assert closures(sparse) == ()
+    # closed Sundays neither break a closure nor make one
+    sundays = last_year.assign(y=np.where(last_year.ds.dt.day_of_week == 6, 0.0, last_year.y))
+    assert closures(sundays, closed=(6,)) == ((pd.Timestamp("2024-12-24"), pd.Timestamp("2024-12-31")),)
+    assert closures(sundays) == ()
+
+
+# --- partial and spiky last days ---------------------------------------------------------------
+
+def test_a_partial_last_day_is_left_out_and_flagged():
+    series = _wholesale()
+    series.loc[series.index[-1], "y"] = 1_500.0  # the export ran on Friday morning
+    left_out, notes = doubtful_last_days("purchase|inflow|all", series[["ds", "y"]], closed=(5,))
+    assert list(left_out) == [pd.Timestamp("2011-12-09")]
+    assert [n.level for n in notes] == ["warning"]
+    assert "09 Dec 2011" in notes[0].text and "1,500" in notes[0].text and "partial day" in notes[0].text
+    # an ordinary last day is kept
+    assert len(doubtful_last_days("purchase|inflow|all", _wholesale()[["ds", "y"]], closed=(5,))[0]) == 0
+
+
+def test_a_huge_refund_on_the_last_day_does_not_set_the_forecast_level():
+    rng = np.random.default_rng(11)
+    days = pd.date_range("2024-12-01", "2025-12-09", freq="D")
+    refunds = np.where(rng.random(len(days)) < 0.6, rng.gamma(4, 50, len(days)), 0.0)
+    refunds[-1] = 20 * refunds[refunds > 0].mean()  # one wholesale order refunded in full
+    series = _series("purchase|outflow|refunds", days, refunds)
+    history_mean = refunds.mean()
+
+    result = StageForecaster(**QUICK).fit(series).predict()
+    assert result.forecast.yhat.mean() <= 2 * history_mean
+    assert result.forecast.yhat.mean() == pytest.approx(history_mean, rel=0.25)
+    assert result.diagnostics.iloc[0].left_out == "2025-12-09"
+    spikes = [n for n in result.notes if "one-off" in n.text]
+    assert len(spikes) == 1 and spikes[0].level == "warning" and "09 Dec 2025" in spikes[0].text
+
+    kept = StageForecaster(**{**QUICK, "last_days": False}).fit(series).predict()
+    assert kept.forecast.yhat.mean() > 1.5 * result.forecast.yhat.mean()
+
+
+# --- plausibility of the forecast level ---------------------------------------------------------
+
+def test_plausibility_against_last_year_and_the_run_rate_by_hand():
+    two_years = pd.date_range("2024-01-01", "2025-12-31", freq="D")
+    history = pd.concat([_series("a", two_years, np.full(len(two_years), 10.0)),
+                         _series("b", two_years[-100:], np.full(100, 10.0)),
+                         _series("c", two_years[-100:], np.zeros(100))])
+    ahead = pd.date_range("2026-01-01", periods=30, freq="D")
+    forecast = pd.concat([_series("a", ahead, np.full(30, 25.0)), _series("b", ahead, np.full(30, 20.0)),
+                          _series("c", ahead, np.full(30, 5.0))]).rename(columns={"y": "yhat"})
+
+    table = plausibility_table(history, forecast).set_index("unique_id")
+    # a: the same 30 days a year earlier took 300; 750 is 2.5x, above 2x
+    assert table.loc["a", ["forecast_total", "last_year_total", "run_rate_total"]].tolist() == [750, 300, 300]
+    assert table.loc["a", "reference"] == "last year" and table.loc["a", "ratio"] == 2.5
+    assert not table.loc["a", "plausible"]
+    # b: no last year; 600 against a run-rate of 300 is 2x, inside 1/3x-3x
+    assert np.isnan(table.loc["b", "last_year_total"]) and table.loc["b", "reference"] == "run-rate"
+    assert table.loc["b", "ratio"] == 2.0 and table.loc["b", "plausible"]
+    # c: nothing to compare with is not judged
+    assert np.isnan(table.loc["c", "ratio"]) and table.loc["c", "plausible"]
+
+    notes = plausibility(history, forecast)
+    assert len(notes) == 1 and notes[0].level == "warning"
+    assert notes[0].text.startswith("Series a:") and "750" in notes[0].text and "300" in notes[0].text
+    assert "2.50x" in notes[0].text
+
+    faster = forecast.assign(yhat=np.where(forecast.unique_id == "b", 40.0, forecast.yhat))
+    assert [n.text.split(":")[0] for n in plausibility(history, faster)] == ["Series a", "Series b"]
+    assert "run-rate" in plausibility(history, faster)[1].text
+
+
+def test_the_forecaster_attaches_its_plausibility_notes():
+    # Sales growing fast for four months: the forecast runs far above the recent run-rate.
+    days = pd.date_range("2025-01-01", periods=120, freq="D")
+    series = _series("growth|inflow|all", days, np.exp(np.arange(120) / 20))
+    result = StageForecaster(**{**QUICK, "horizon": 90}).fit(series).predict()
+    expected = plausibility(series, result.forecast)
+    assert len(expected) == 1 and "run-rate" in expected[0].text
+    assert expected[0] in result.notes
+
+
+# --- holiday calendar from currency and time zone -----------------------------------------------
+
+@pytest.mark.parametrize("currency,timezone,country", [
+    ("GBP", "Europe/London", "GB"), ("GBP", "UTC", "GB"), ("EUR", "Europe/Berlin", "DE"),
+    ("EUR", "Europe/Paris", "FR"), ("USD", "UTC", "US"), ("CAD", "America/Toronto", "CA"),
+    ("AUD", "Australia/Sydney", "AU"), ("usd", "Europe/London", "GB"),  # the zone names the country
+    ("EUR", "UTC", None), ("XYZ", "Etc/GMT+3", None), ("EUR", "", None),
+])
+def test_holiday_country_from_currency_and_timezone(currency, timezone, country):
+    assert infer_holiday_country(currency, timezone) == country
