@@ -518,3 +518,77 @@ def test_data_quality_charts_count_what_came_in_and_what_was_rejected(small_shop
     assert len(marks(svg, "rect")) >= 2 and "Rejected: 4 problems" in texts(svg)
     empty = charts.rejects_by_reason({"orders": {"rejects_by_reason": {}}})
     assert empty.title == "No row was rejected"
+
+
+# --- thin data: a small "nothing to show" chart instead of an error -----------------------
+
+def _empty(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[0:0]
+
+
+def empty_builders(f: dict[str, pd.DataFrame]) -> dict[str, tuple[alt.TopLevelMixin, str]]:
+    """Each builder given frames with the right columns but no rows, and the reason it should give."""
+    e = {name: _empty(frame) for name, frame in f.items()}
+    return {
+        "forecast": (charts.forecast_bands(f["series"], e["forecast"]), "no series could be forecast"),
+        "cash": (charts.cash_balance(e["bands"], MINIMUM), "no cash balance could be computed"),
+        "shortfall": (charts.shortfall_probability(e["shortfall"], 0.05), "no shortfall risk was computed"),
+        "scenarios": (charts.scenario_comparison(e["comparison"]), "no scenario could be compared"),
+        "funnel": (charts.funnel(e["funnel"]), "no stage was reached"),
+        "cohorts": (charts.cohort_retention(e["retention"]), "no customer cohort yet"),
+        "kpis": (charts.kpi_small_multiples(e["kpis"]), "no period with key figures"),
+        "segments": (charts.segment_value(e["scores"]), "no customer was scored"),
+        "rfm": (charts.rfm_scatter(e["scores"]), "no customer was scored"),
+        "p_alive": (charts.probability_alive_matrix(e["matrix"]), "no repeat-buying model was fitted"),
+        "campaign": (charts.campaign_timing(e["evaluations"], 0.05), "no launch week was evaluated"),
+        "upsell": (charts.upsell_timing(e["scores"], e["evaluations"], 0.05), "no launch week was evaluated"),
+        "linked": (charts.cash_opportunities_linked(e["bands"], f["scores"], MINIMUM),
+                   "no cash balance could be computed"),
+        "backtest": (charts.backtest_scores(e["diagnostics"]), "no series was forecast"),
+        "rows": (charts.rows_per_month({"orders": pd.DataFrame({"ts": pd.to_datetime([])})}),
+                 "no table holds an accepted row"),
+    }
+
+
+def test_every_builder_on_an_empty_frame_says_there_is_nothing_to_show_and_why(frames):
+    for name, (chart, why) in empty_builders(frames).items():
+        words = texts(charts.to_svg(chart))
+        assert f"Nothing to show: {why}" in words, (name, words)
+
+
+def test_only_the_part_without_data_is_replaced(frames):
+    no_targets = charts.upsell_timing(_empty(frames["scores"]), frames["evaluations"], 0.05)
+    words = texts(charts.to_svg(no_targets))
+    assert "Nothing to show: no customer reaches the target threshold" in words
+    assert "Shortfall probability" in words  # the launch weeks are still drawn
+    no_opportunities = charts.cash_opportunities_linked(frames["bands"], _empty(frames["scores"]), MINIMUM)
+    words = texts(charts.to_svg(no_opportunities))
+    assert "Nothing to show: no customer is likely to buy again within the horizon" in words
+    assert "Minimum cash $100,000" in words
+
+
+def test_a_missing_column_is_still_an_error_on_an_empty_frame(frames):
+    with pytest.raises(charts.ChartDataError, match="required column 'probability' missing"):
+        charts.shortfall_probability(pd.DataFrame({"ds": pd.to_datetime([])}))
+
+
+def test_cash_without_opening_balance_is_a_cumulative_flow_without_minimum(frames):
+    chart = charts.cash_balance(frames["bands"], None, balance_known=False)
+    words = texts(charts.to_svg(chart))
+    assert "Cumulative net cash flow since the data starts: actual and forecast" in words
+    assert "Cumulative net cash flow" in words  # the axis
+    assert not any(w.startswith("Minimum cash") for w in words)
+    unassessed = frames["shortfall"].assign(probability=np.nan)
+    assert "Nothing to show: the shortfall risk was not assessed (it needs an opening balance and a minimum cash)" \
+        in texts(charts.to_svg(charts.shortfall_probability(unassessed, 0.05)))
+    no_risk = frames["comparison"].assign(shortfall_probability=np.nan, runway_days=np.nan)
+    words = texts(charts.to_svg(charts.scenario_comparison(no_risk)))
+    assert "Where each scenario leaves cash at the end of the horizon" in words
+    assert "The shortfall risk was not assessed" in words and "Shortfall probability" not in words
+    assert not any("nan" in w.lower() for w in words)
+
+
+def test_money_text_with_cents_and_no_negative_zero():
+    assert charts.money_text(1234.5, compact=False, decimals=2) == "$1,234.50"
+    assert charts.money_text(-0.3, compact=False) == "$0"
+    assert charts.money_text(-1234.567, "EUR", compact=False, decimals=2) == "-€1,234.57"

@@ -211,3 +211,29 @@ def test_upsell_explorer_static_uses_the_starting_controls(plan, frames):
     first = frames["evaluations"]["launch_week"].iloc[0]
     assert static.title.text.startswith(f"Launching the week of {first.day} {first:%b %Y}")
     assert "feasible" in texts(charts.to_svg(static))
+
+
+# --- nothing to explore: the explorers say so instead of failing -----------------------------
+
+def test_explorers_with_nothing_to_explore_show_why_with_controls_disabled(frames):
+    no_forecast = ForecastExplorer(frames["series"], frames["forecast"].iloc[0:0])
+    assert no_forecast.stage.disabled and no_forecast.horizon.disabled
+    assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(shown(no_forecast)))
+    assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(no_forecast.static()))
+
+    def never(**_values):
+        raise AssertionError("no stage: nothing to recompute")
+
+    no_costs = ScenarioExplorer(never, stages=[])
+    assert no_costs.stage.disabled and no_costs.demand_shock.disabled
+    assert "Nothing to show: the data holds no stage with money going out to change" in texts(
+        charts.to_svg(no_costs.static()))
+
+    def no_weeks(target_threshold: float, discount: float, cost_per_contact: float):
+        return frames["scores"].iloc[0:0], frames["evaluations"].iloc[0:0]
+
+    no_campaign = UpsellTimingExplorer(no_weeks, risk_limit=0.05)
+    assert no_campaign.start_week.disabled and no_campaign.week is None
+    assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(no_campaign.static()))
+    no_campaign.discount.value = 20  # replanning with nothing to plan still draws
+    assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(shown(no_campaign)))

@@ -624,6 +624,9 @@ def scenario_comparison(
             y=alt.Y("scenario:N", sort=order, axis=None), x="shortfall_probability:Q", text="runway:N"
         ),
     ).properties(width=WIDTH // 2, height={"step": 28})
+    if data["shortfall_probability"].isna().all():
+        # no opening balance or no minimum: no risk to compare, only where each scenario ends
+        return ending.properties(title=alt.Title(title, subtitle="The shortfall risk was not assessed"))
     return alt.hconcat(ending, risk).properties(
         title=alt.Title(title, subtitle="Runway: days the median balance stays at or above the minimum")
     )

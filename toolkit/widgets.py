@@ -258,6 +258,10 @@ class ScenarioExplorer(_Explorer):
         self._show(self.chart_for(self.values))
 
 
+#: The start week slider's only option when no launch week was evaluated.
+_NO_WEEK = "none"
+
+
 def _launch_weeks(
     evaluations: pd.DataFrame, keep: pd.Timestamp | None
 ) -> tuple[list[tuple[str, pd.Timestamp | None]], pd.Timestamp | None]:
@@ -265,11 +269,11 @@ def _launch_weeks(
 
     The week to select is ``keep`` when still evaluated, else the feasible week
     with the highest expected net gain, else the first week. With no week
-    evaluated, the one option "none" (None).
+    evaluated, the one option "none" (``_NO_WEEK``: a slider cannot hold None) and None.
     """
     weeks = [pd.Timestamp(w) for w in sorted(pd.to_datetime(evaluations["launch_week"]).unique())]
     if not weeks:
-        return [("none", None)], None
+        return [("none", _NO_WEEK)], None
     if keep is None or pd.Timestamp(keep) not in weeks:
         feasible = evaluations[evaluations["feasible"].astype(bool)]
         keep = (
@@ -326,7 +330,8 @@ class UpsellTimingExplorer(_Explorer):
         self.targets, self.evaluations = self.plan(**self._defaults)
         options, self._default_week = _launch_weeks(self.evaluations, keep=None)
         self.start_week = widgets.SelectionSlider(
-            description="Start week", options=options, value=self._default_week, continuous_update=False,
+            description="Start week", options=options, value=options[0][1] if self._default_week is None
+            else self._default_week, continuous_update=False,
             disabled=self._default_week is None,
         )
         for control in (self.target_threshold, self.discount, self.cost_per_contact):
@@ -350,6 +355,11 @@ class UpsellTimingExplorer(_Explorer):
             "cost_per_contact": float(self.cost_per_contact.value),
         }
 
+    @property
+    def week(self) -> pd.Timestamp | None:
+        """The launch week selected; None when no week was evaluated."""
+        return None if self.start_week.value is _NO_WEEK else self.start_week.value
+
     def chart_for(
         self, targets: pd.DataFrame, evaluations: pd.DataFrame, week: pd.Timestamp | None
     ) -> alt.VConcatChart:
@@ -363,14 +373,14 @@ class UpsellTimingExplorer(_Explorer):
 
     def _replan(self) -> None:
         self.targets, self.evaluations = self.plan(**self.plan_values)
-        options, week = _launch_weeks(self.evaluations, keep=self.start_week.value)
+        options, week = _launch_weeks(self.evaluations, keep=self.week)
         self._updating = True
         self.start_week.options = options
-        self.start_week.value = week
+        self.start_week.value = options[0][1] if week is None else week
         self.start_week.disabled = week is None
         self._updating = False
         self._redraw()
 
     def _redraw(self) -> None:
         if not self._updating:
-            self._show(self.chart_for(self.targets, self.evaluations, self.start_week.value))
+            self._show(self.chart_for(self.targets, self.evaluations, self.week))
