@@ -88,3 +88,49 @@ def test_bad_campaigns_are_refused(cash_forecast):
     late = Campaign(_target(3, 0.5, 10.0), 1.0, 0.0, "2026-06-01", 10)
     with pytest.raises(OpportunityError, match="outside the forecast horizon"):
         evaluate_campaign(late, history, paths, 150_000.0, 100_000.0, 0.05)
+
+
+def test_a_campaign_to_no_one_is_never_recommended(cash_forecast):
+    history, paths = cash_forecast
+    nobody = Campaign(_target(0, 0.5, 80.0), cost_per_contact=2.0, discount=0.1, start="2026-01-02",
+                      duration_days=28, fixed_cost=500.0)
+    result = evaluate_campaign(nobody, history, paths, 150_000.0, 100_000.0, 0.05, currency="USD")
+    assert result.targets == 0 and not result.recommended
+    assert result.verdict == "not recommended: no customer meets the target threshold"
+    assert result.earliest_safe_start == pd.Timestamp("2026-01-02")  # about the risk only
+    assert not result.launch_weeks()["feasible"].any()
+
+
+def test_a_losing_campaign_is_not_recommended_nor_feasible_however_safe(cash_forecast):
+    history, paths = cash_forecast
+    losing = Campaign(_target(100, 0.01, 50.0), cost_per_contact=5.0, discount=0.1, start="2026-01-02",
+                      duration_days=28, margin_share=0.5)
+    result = evaluate_campaign(losing, history, paths, 150_000.0, 100_000.0, 0.05, currency="USD")
+    assert result.expected_net_gain < 0 and result.shortfall_after == 0.0
+    assert not result.recommended and not result.launch_weeks()["feasible"].any()
+    assert result.verdict.startswith("not recommended: the expected net gain is not positive (-4")
+    assert result.verdict.endswith(" USD)")
+
+
+def test_a_risky_or_unjudgeable_campaign_says_why(cash_forecast):
+    history, paths = cash_forecast
+    certain = Campaign(_target(50, 1.0, 100.0), cost_per_contact=5.0, discount=0.2, start="2026-01-09",
+                       duration_days=1, fixed_cost=1_000.0)
+    never_safe = evaluate_campaign(certain, history, paths, 150_000.0, 160_000.0, 0.05, launch_weeks=3)
+    assert never_safe.verdict == ("not recommended: the shortfall risk is at least 100%, above the 5% limit, "
+                                  "in every launch week")
+    unknown = evaluate_campaign(certain, history, paths, None, 100_000.0, 0.05, launch_weeks=3)
+    assert np.isnan(unknown.shortfall_after) and unknown.earliest_safe_start is None
+    assert not unknown.recommended and unknown.verdict.startswith("cannot be judged: the cash position is unknown")
+    safe = evaluate_campaign(certain, history, paths, 150_000.0, 100_000.0, 0.05, launch_weeks=3, currency="USD")
+    assert safe.recommended
+    assert safe.verdict == "recommended: launch in the week of 09 Jan 2026 (expected net gain +2,750 USD)"
+
+
+def test_an_unknown_margin_is_assumed_and_said():
+    from toolkit.opportunities import ASSUMED_GROSS_MARGIN, gross_margin_or_assumed
+
+    assert gross_margin_or_assumed(0.55) == (0.55, [])
+    margin, notes = gross_margin_or_assumed(None)
+    assert margin == ASSUMED_GROSS_MARGIN == 0.4
+    assert notes[0].level == "assumed" and "gross_margin" in notes[0].text and "journeycast.yml" in notes[0].text

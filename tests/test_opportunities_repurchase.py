@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from toolkit import sample
-from toolkit.opportunities import (OpportunityError, RepurchaseModel, holdout_check,
+from toolkit.opportunities import (OpportunityError, RepurchaseModel, fit_problem, holdout_check,
                                    summary_from_orders)
 
 CDNOW = __import__("pathlib").Path(__file__).resolve().parent / "data" / "cdnow"
@@ -177,3 +177,75 @@ def test_a_pickled_model_predicts_the_same_and_rebuilds_pymc_only_when_used(cdno
     assert "purchase_model_" in vars(copy)  # rebuilt on first use
     again = pickle.loads(pickle.dumps(copy))
     pd.testing.assert_series_equal(again.customer_value(365), cdnow_model.customer_value(365))
+
+
+def _loyal_shop(customers: int = 800, years: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Customers who never drop out: each buys at their own steady rate (Poisson, mean one in 90 days).
+
+    The data hold no drop-out to learn, as in Superstore's four years (where the
+    plain fit lands on a = 1e-6 and calls every customer 100% likely active).
+    """
+    rng = np.random.default_rng(seed)
+    start, days = pd.Timestamp("2021-01-01"), 365 * years
+    rows = []
+    for i, rate in enumerate(rng.gamma(2.0, 1 / 180, customers)):
+        day = float(rng.integers(0, days // 2))
+        while day < days:
+            rows.append((f"C{i}", start + pd.Timedelta(days=int(day))))
+            day += rng.exponential(1 / rate)
+    orders = pd.DataFrame(rows, columns=["customer_id", "ts"])
+    return orders.assign(order_id=[f"O{i}" for i in range(len(orders))], amount=50.0, status="completed")
+
+
+def test_a_shop_without_drop_out_gets_an_assumed_drop_out_and_says_so():
+    orders = _loyal_shop()
+    summary = summary_from_orders(orders, orders["ts"].max())
+    plain = RepurchaseModel(spend_model=False, assume_dropout_when_degenerate=False).fit(summary)
+    assert plain.fit_problem_.startswith("its drop-out parameters sit on the boundary")
+    assert plain.model_name_ == "BG/NBD" and plain.notes_[0].level == "warning"
+    assert (plain.probability_alive() > 0.99).all()  # the symptom: everyone certainly active
+
+    served = RepurchaseModel(spend_model=False).fit(summary)
+    assert served.model_name_ == "BG/NBD with assumed drop-out"
+    assert "assumed drop-out of 15%" in served.notes_[0].text
+    assert served.params_["a"] / (served.params_["a"] + served.params_["b"]) == pytest.approx(0.15, rel=0.1)
+    # P(active) falls with silence for frequent buyers
+    alive = served.probability_alive().to_numpy()
+    frequent = summary["frequency"].to_numpy() >= 2
+    silence = (summary["T"] - summary["recency"]).to_numpy()
+    gap = summary["recency"].to_numpy() / np.maximum(summary["frequency"].to_numpy(), 1)
+    assert pd.Series(alive[frequent]).corr(pd.Series(silence[frequent]), method="spearman") < -0.7
+    lapsed, recent = frequent & (silence > 3 * gap) & (silence > 180), frequent & (silence < gap)
+    assert lapsed.sum() >= 10 and alive[lapsed].mean() < 0.6 < 0.85 < alive[recent].mean()
+    copy = pickle.loads(pickle.dumps(served))  # the served model travels through the result store too
+    pd.testing.assert_series_equal(copy.probability_alive(), served.probability_alive())
+
+
+def test_fit_problem_names_each_sign_of_a_degenerate_fit(cdnow_model):
+    assert cdnow_model.fit_problem_ is None and cdnow_model.model_name_ == "BG/NBD"
+    assert cdnow_model.notes_ == []
+    summary = cdnow_model.summary_
+    alive = cdnow_model.probability_alive().to_numpy()
+    params = dict(cdnow_model.params_)
+    assert fit_problem(params, summary, alive, "W") is None
+    assert "b = 1e-07" in fit_problem({**params, "b": 1e-7}, summary, alive, "W")
+    assert "s = 0.0001" in fit_problem({"r": 0.5, "alpha": 10.0, "s": 1e-4, "beta": 10.0}, summary, alive, "W")
+    assert "absurd (r = 500" in fit_problem({**params, "r": 500.0}, summary, alive, "W")
+    lapsed_alive = fit_problem(params, summary, np.ones_like(alive), "W")
+    assert lapsed_alive.endswith("frequent buyers who went silent for over three times their usual gap "
+                                 "at least 99% likely active")
+
+
+def test_guest_lines_are_no_ones_purchases():
+    orders = pd.DataFrame({
+        "order_id": ["1", "1", "2", "3", "4"],
+        "customer_id": pd.array(["a", "a", None, "a", None], dtype="str"),
+        "ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 09:00", "2024-01-02", "2024-01-11",
+                              "2024-01-12"], format="ISO8601"),
+        "amount": [10.0, 5.0, 99.0, 40.0, 70.0],
+        "status": "completed",
+    })
+    summary = summary_from_orders(orders, "2024-01-31")
+    # one customer; two lines of one order are one purchase; guest lines belong to no one
+    assert summary["customer_id"].tolist() == ["a"]
+    assert summary[["frequency", "recency", "T", "monetary_value"]].iloc[0].tolist() == [1, 10, 30, 40.0]

@@ -117,3 +117,32 @@ def test_gradient_boosting_is_an_option(sample_tables):
                               method="gradient_boosting")
     assert boosted.auc > 0.7 and boosted.top_decile_lift > 2.5
     assert boosted.model.weights_.sum() == pytest.approx(1.0)  # feature importances
+
+
+def test_no_product_ladder_means_no_offers_and_says_why():
+    from toolkit.opportunities import offer_ladder_problem
+    from toolkit.opportunities.upsell import OFFER_COLUMNS
+
+    # Superstore's product ids: no tier prefix, so price ranks would "upgrade" paper buyers to chairs
+    store = _orders([("a", "2024-01-01", "OFF-PA-10000174", 16.4), ("b", "2024-01-02", "FUR-CH-10000454", 731.9),
+                     ("a", "2024-03-01", "TEC-PH-10002275", 907.2)])
+    assert offer_ladder_problem(store).startswith("the SKUs carry no product tier (a prefix ESS for essentials")
+    offers = suggest_offers(store, pd.Series({"a": 0.5, "b": 0.4}), "2024-03-31")
+    assert offers.empty and list(offers.columns) == list(OFFER_COLUMNS)
+    assert offers["window_start"].dtype == "datetime64[ns]"
+    no_products = store.drop(columns="sku")
+    assert offer_ladder_problem(no_products) == "the orders name no products (no sku column)"
+    assert suggest_offers(no_products, pd.Series(dtype=float), "2024-03-31").empty
+
+
+def test_too_few_upsells_is_a_finding_not_a_crash(sample_tables):
+    orders = sample_tables["orders"]
+    few = orders[(orders["order_type"] != "upsell") | (orders["ts"] < "2026-05-01")]
+    check = evaluate_upsell(few, CUTOFF, sample_tables["events"])
+    assert not check.checked and check.model is None and np.isnan(check.auc)
+    assert check.reason.startswith("not enough upsells to check (")
+    assert check.reason.endswith(" in the 90 days to check on; 10 needed in each)")
+    assert check.customers == len(check.features) > 0 and check.calibration.empty
+    early = evaluate_upsell(orders, orders["ts"].min() + pd.Timedelta(days=30))
+    assert early.reason.startswith("not enough upsells to check: no purchase before")
+    assert early.customers == 0

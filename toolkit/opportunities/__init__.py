@@ -9,19 +9,23 @@
 Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 """
 
-from toolkit.opportunities.campaign import Campaign, CampaignEvaluation, evaluate_campaign
-from toolkit.opportunities.repurchase import (HoldoutCheck, RepurchaseModel, holdout_check,
-                                              probability_alive_matrix, summary_from_orders)
+from toolkit.opportunities.campaign import (ASSUMED_GROSS_MARGIN, Campaign, CampaignEvaluation,
+                                            campaign_verdict, evaluate_campaign, gross_margin_or_assumed)
+from toolkit.opportunities.repurchase import (ASSUMED_DROPOUT, HoldoutCheck, RepurchaseModel,
+                                              fit_problem, holdout_check, probability_alive_matrix,
+                                              summary_from_orders)
 from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityError, SegmentRule,
                                             assign_segments, customer_segments, net_spend,
                                             purchases, rfm_table, value_tiers)
 from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
                                            repurchase_opportunities)
-from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles,
-                                          evaluate_upsell, product_tiers, suggest_offers,
-                                          upsell_features, upsell_labels)
+from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles, empty_offers,
+                                          evaluate_upsell, offer_ladder_problem, product_tiers,
+                                          suggest_offers, upsell_features, upsell_labels)
 
 __all__ = [
+    "ASSUMED_DROPOUT",
+    "ASSUMED_GROSS_MARGIN",
     "DEFAULT_SEGMENT_RULES",
     "DEFAULT_SIGNALS",
     "Campaign",
@@ -35,11 +39,16 @@ __all__ = [
     "UpsellModel",
     "addon_bundles",
     "assign_segments",
+    "campaign_verdict",
     "customer_segments",
+    "empty_offers",
     "evaluate_campaign",
     "evaluate_upsell",
+    "fit_problem",
+    "gross_margin_or_assumed",
     "holdout_check",
     "net_spend",
+    "offer_ladder_problem",
     "probability_alive_matrix",
     "product_tiers",
     "purchases",

@@ -10,6 +10,11 @@ the campaign's discount, on a day of the window. Added to the forecast's own
 paths draw by draw (``toolkit.cash.ExtraFlows``), they show the expected gain,
 the payback date, the shortfall risk with and without the campaign, and the
 earliest start that keeps that risk under the limit.
+
+The evaluation ends in a verdict a page can print as it is: a campaign with no
+one to contact, or one expected to lose money, is never recommended, whatever
+its risk; nor is one whose cash position is unknown (no opening balance), as
+its risk cannot be judged.
 """
 
 from __future__ import annotations
@@ -21,11 +26,27 @@ import numpy as np
 import pandas as pd
 
 from toolkit.cash import BASELINE, ExtraFlows, Scenario, compare_scenarios
+from toolkit.notes import Note
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
-__all__ = ["Campaign", "CampaignEvaluation", "evaluate_campaign"]
+__all__ = ["ASSUMED_GROSS_MARGIN", "Campaign", "CampaignEvaluation", "campaign_verdict", "evaluate_campaign",
+           "gross_margin_or_assumed"]
 
 _LABEL = "campaign"
+#: The share of a sale assumed to stay as cash when the configuration does not say: 0.4, about
+#: online retail's typical gross margin and below the 0.55-0.58 of the shops this toolkit was
+#: checked on, so that an unknown margin understates a campaign's gain rather than overstating it.
+ASSUMED_GROSS_MARGIN = 0.4
+
+
+def gross_margin_or_assumed(gross_margin: float | None) -> tuple[float, list[Note]]:
+    """The configured gross margin, or ``ASSUMED_GROSS_MARGIN`` with a note saying it is assumed."""
+    if gross_margin is not None:
+        return gross_margin, []
+    return ASSUMED_GROSS_MARGIN, [Note("campaign", (
+        f"No gross margin configured: campaign gains and offer discounts assume {ASSUMED_GROSS_MARGIN:.0%} "
+        "of a sale stays as cash; set gross_margin (e.g. 0.55) in journeycast.yml to use yours."),
+        "assumed")]
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,10 @@ class CampaignEvaluation:
     """What a campaign does to the cash position.
 
     ``launches`` has one row per start tried: start, shortfall_probability,
-    first_breach_date and within_risk_limit.
+    first_breach_date and within_risk_limit. ``earliest_safe_start`` is about
+    the risk only; ``recommended`` and ``verdict`` (one plain sentence, see
+    :func:`campaign_verdict`) weigh the targets and the gain too. The
+    shortfall figures are NaN when the cash position is unknown.
     """
 
     expected_net_gain: float
@@ -123,38 +147,76 @@ class CampaignEvaluation:
     earliest_safe_start: pd.Timestamp | None
     launches: pd.DataFrame
     flows: pd.DataFrame
+    targets: int = 0
+    recommended: bool = False
+    verdict: str = ""
 
     def launch_weeks(self) -> pd.DataFrame:
         """Risk before and after per launch week, as ``toolkit.charts.campaign_timing`` draws it.
 
         Columns: launch_week, shortfall_probability_before (the same for every
         week: no campaign), shortfall_probability_after, expected_net_gain and
-        feasible (within the risk limit).
+        feasible (within the risk limit, with someone to contact and a positive
+        expected gain).
         """
+        worth_it = self.targets > 0 and self.expected_net_gain > 0
         return pd.DataFrame({
             "launch_week": pd.to_datetime(self.launches["start"]),
             "shortfall_probability_before": self.shortfall_before,
             "shortfall_probability_after": self.launches["shortfall_probability"].astype(float),
             "expected_net_gain": self.expected_net_gain,
-            "feasible": self.launches["within_risk_limit"].astype(bool),
+            "feasible": self.launches["within_risk_limit"].astype(bool) & worth_it,
         })
 
 
+def _money(amount: float, currency: str) -> str:
+    return f"{amount:+,.0f} {currency}".strip()
+
+
+def campaign_verdict(targets: int, expected_net_gain: float, launches: pd.DataFrame,
+                     planned_start: pd.Timestamp, risk_limit: float, cash_known: bool = True,
+                     currency: str = "") -> tuple[bool, str]:
+    """Whether to run the campaign, and why, in one sentence.
+
+    Checked in turn: someone to contact, a positive expected gain, a known cash
+    position, a launch week within the risk limit (the planned one if it is,
+    else the earliest that is).
+    """
+    if targets == 0:
+        return False, "not recommended: no customer meets the target threshold"
+    if expected_net_gain <= 0:
+        return False, f"not recommended: the expected net gain is not positive ({_money(expected_net_gain, currency)})"
+    if not cash_known:
+        return False, ("cannot be judged: the cash position is unknown, so its shortfall risk is not assessed; "
+                       "set opening_balance (and minimum_cash) in journeycast.yml to weigh it")
+    safe = launches[launches["within_risk_limit"]]
+    if safe.empty:
+        lowest = float(launches["shortfall_probability"].min())
+        return False, (f"not recommended: the shortfall risk is at least {lowest:.0%}, above the "
+                       f"{risk_limit:.0%} limit, in every launch week")
+    planned = safe[safe["start"] == planned_start]
+    start = planned_start if len(planned) else pd.Timestamp(safe["start"].iloc[0])
+    return True, f"recommended: launch in the week of {start:%d %b %Y} (expected net gain {_money(expected_net_gain, currency)})"
+
+
 def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataFrame,
-                      opening_balance: float, minimum_cash: float, risk_limit: float,
-                      launch_weeks: int | None = None, seed: int = 42) -> CampaignEvaluation:
+                      opening_balance: float | None, minimum_cash: float | None, risk_limit: float,
+                      launch_weeks: int | None = None, seed: int = 42,
+                      currency: str = "") -> CampaignEvaluation:
     """Expected gain, payback, shortfall risk before/after, and the earliest safe launch week.
 
     Parameters
     ----------
     campaign : the campaign, starting on its own ``start`` for the before/after figures.
     history, paths, opening_balance, minimum_cash : the cash forecast, as for
-        ``toolkit.cash.cash_position``.
+        ``toolkit.cash.cash_position``; None for either (unknown) leaves the
+        shortfall risk unassessed (NaN) and the campaign unrecommended.
     risk_limit : the largest acceptable probability of falling below ``minimum_cash``.
     launch_weeks : how many weekly starts to try from the first forecast day
         (all that fit in the horizon when None).
     seed : the campaign's draws; every start uses the same draws, so starts
         differ only by their timing.
+    currency : for the amounts in the verdict.
 
     The payback date is the first day on which the expected cumulative net
     cash of the campaign is back at zero or above (None if not within its window).
@@ -181,6 +243,7 @@ def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataF
         for start in starts]
     table = compare_scenarios(history, paths, scenarios, opening_balance, minimum_cash)
     risk = table.set_index("scenario")["shortfall_probability"]
+    cash_known = bool(pd.notna(risk[BASELINE]))
     launches = pd.DataFrame({
         "start": starts,
         "shortfall_probability": risk.iloc[2:].to_numpy(),
@@ -190,8 +253,11 @@ def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataF
     safe = launches.loc[launches["within_risk_limit"], "start"]
     cumulative = flows.mean(axis=1).cumsum()
     paid_back = cumulative.index[cumulative.to_numpy() >= 0]
+    gain = float(flows.sum().mean())
+    recommended, verdict = campaign_verdict(len(campaign.target), gain, launches, campaign.start, risk_limit,
+                                            cash_known, currency)
     return CampaignEvaluation(
-        expected_net_gain=float(flows.sum().mean()),
+        expected_net_gain=gain,
         upfront_cost=campaign.upfront_cost,
         payback_date=paid_back[0] if len(paid_back) else None,
         shortfall_before=float(risk[BASELINE]),
@@ -199,4 +265,7 @@ def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataF
         earliest_safe_start=safe.iloc[0] if len(safe) else None,
         launches=launches,
         flows=flows,
+        targets=len(campaign.target),
+        recommended=recommended,
+        verdict=verdict,
     )

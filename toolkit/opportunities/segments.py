@@ -4,7 +4,10 @@ Recency, frequency and monetary value (RFM) are the oldest and still the most
 readable way to sort customers: how long since they last bought, how often they
 buy, how much they spend. Everything here is a pure function of the orders
 table; only completed orders count as purchases, and refunds net out of the
-money a customer brought in.
+money a customer brought in. Orders are order lines (several rows may share an
+order_id) and guests' lines have no customer_id: everything here is about
+customers, so guest lines are left out (``toolkit.journey.guest_sales`` says how
+much money that leaves out) and a customer's purchases are counted as purchase days.
 
 This module is also the base of the ``opportunities`` package: it defines the
 package's error and the purchase filter every other module uses.
@@ -43,31 +46,35 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> 
     errors.require_columns(frame, columns, table, OpportunityError)
 
 
-def purchases(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Completed orders (optionally up to and including the day ``until``).
+def _up_to(orders: pd.DataFrame, until: pd.Timestamp | None) -> pd.Series:
+    """Mask of the rows with a customer id, up to and including the day ``until`` when given."""
+    keep = orders["customer_id"].notna()
+    if until is not None:
+        keep &= orders["ts"] < pd.Timestamp(until).normalize() + pd.Timedelta(days=1)
+    return keep
 
-    Refunds (negative amounts) and cancelled orders are not purchases: a
+
+def purchases(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Customers' completed order lines (optionally up to and including the day ``until``).
+
+    Guest lines (no customer_id) belong to no customer and are left out. Refunds (negative amounts) and cancelled orders are not purchases: a
     cancelled order moved no money and a refund is accounted for in
     :func:`net_spend`. A completed order of zero (a free item, a voucher that
     covered it all) is still a purchase occasion, as the repeat-buying
     literature counts it (CDNOW has such purchases).
     """
     require_columns(orders, ("customer_id", "ts", "amount"), "orders")
-    keep = orders["amount"] >= 0
+    keep = _up_to(orders, until) & (orders["amount"] >= 0)
     if "status" in orders.columns:
         keep &= orders["status"] == "completed"
-    if until is not None:
-        keep &= orders["ts"] < pd.Timestamp(until).normalize() + pd.Timedelta(days=1)
     return orders.loc[keep]
 
 
 def net_spend(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.Series:
     """Money each customer brought in: purchases minus refunds, indexed by customer_id."""
     bought = purchases(orders, until)
-    refunds = orders["amount"] < 0
-    if until is not None:
-        refunds &= orders["ts"] < pd.Timestamp(until).normalize() + pd.Timedelta(days=1)
-    money = pd.concat([bought, orders.loc[refunds]])
+    refunds = orders.loc[_up_to(orders, until) & (orders["amount"] < 0)]
+    money = pd.concat([bought, refunds])
     return money.groupby("customer_id")["amount"].sum().rename("monetary")
 
 

@@ -13,6 +13,11 @@ ADD add-ons) when every SKU has one, otherwise from each SKU's unit-price rank.
 The suggested offer is the next tier up, or for customers already at the top a
 bundle of the add-ons most often bought by customers of that tier, with a
 discount that never exceeds the margin the customer is expected to bring.
+
+Offers need that ladder: a shop whose SKUs carry no tier prefix (Superstore's
+product ids, CDNOW's orders without products) gets no offers rather than
+"upgrades" between unrelated products ranked by price; ``offer_ladder_problem``
+says why, and every function here accepts the empty tables that result.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ __all__ = [
     "UpsellEvaluation",
     "UpsellModel",
     "addon_bundles",
+    "empty_offers",
     "evaluate_upsell",
+    "offer_ladder_problem",
     "product_tiers",
     "suggest_offers",
     "upsell_features",
@@ -46,6 +53,13 @@ ENGAGEMENT_EVENTS: tuple[str, ...] = ("review_read", "wishlist_add", "product_vi
 _COUNT_FEATURES = ("recency_days", "frequency", "spend", "tenure_days", *ENGAGEMENT_EVENTS)
 _LEVEL_FEATURES = ("current_tier", "mean_rating")
 FEATURES: tuple[str, ...] = (*_COUNT_FEATURES, *_LEVEL_FEATURES)
+#: Upsells a period must hold to train or check the model on it.
+MIN_UPSELLS = 10
+#: The columns of :func:`suggest_offers`, also when it has no offer to make.
+OFFER_COLUMNS: dict[str, str] = {
+    "customer_id": "str", "propensity": "float64", "current_tier": "str", "offer": "str",
+    "offer_skus": "object", "list_price": "float64", "discount": "float64", "offer_price": "float64",
+    "window_start": "datetime64[ns]", "window_end": "datetime64[ns]"}
 
 
 def _log_count(values: np.ndarray) -> np.ndarray:
@@ -77,6 +91,26 @@ def product_tiers(orders: pd.DataFrame, n_tiers: int = 3) -> pd.DataFrame:
     name = rank.map(dict(enumerate(names))).where(~is_addon, "add-on").astype("str")
     return pd.DataFrame({"sku": unit.index, "tier": rank.to_numpy(), "tier_name": name.to_numpy(),
                          "is_addon": is_addon.to_numpy(), "unit_price": unit.to_numpy()})
+
+
+def offer_ladder_problem(orders: pd.DataFrame) -> str | None:
+    """Why no upsell offer can be made from these orders, in words, or None when offers can be made.
+
+    Offers climb the product ladder, so the SKUs must name their tier: a prefix
+    ESS, PRO or ELI (essentials, pro, elite), or ADD for add-ons.
+    """
+    if "sku" not in orders.columns or purchases(orders)["sku"].dropna().empty:
+        return "the orders name no products (no sku column)"
+    prefix = purchases(orders)["sku"].dropna().str.slice(0, 3).str.upper()
+    if not set(prefix) <= {*TIER_PREFIXES, ADDON_PREFIX}:
+        prefixes = ", ".join(f"{p} for {n}" for p, n in TIER_PREFIXES.items())
+        return f"the SKUs carry no product tier (a prefix {prefixes}, {ADDON_PREFIX} for add-ons)"
+    return None
+
+
+def empty_offers() -> pd.DataFrame:
+    """The offers table with no offer in it."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in OFFER_COLUMNS.items()})
 
 
 def _with_tiers(orders: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
@@ -207,6 +241,8 @@ class UpsellEvaluation:
     (mean), observed (upsell rate) and customers. ``features`` are the
     customers' features as of the cutoff and ``scores["upsell"]`` their
     outcomes: together, the training data of a model refitted up to the cutoff.
+    ``reason`` says why nothing could be checked (then ``model`` is None and
+    the scores NaN), e.g. "not enough upsells to check"; None when checked.
     """
 
     auc: float
@@ -214,9 +250,32 @@ class UpsellEvaluation:
     base_rate: float
     calibration: pd.DataFrame
     customers: int
-    model: UpsellModel
+    model: UpsellModel | None
     scores: pd.DataFrame
     features: pd.DataFrame
+    reason: str | None = None
+
+    @property
+    def checked(self) -> bool:
+        """Whether the model could be trained and checked at all."""
+        return self.reason is None
+
+    @classmethod
+    def not_checked(cls, reason: str, features: pd.DataFrame | None = None,
+                    actual: pd.Series | None = None) -> UpsellEvaluation:
+        """The evaluation of a model that could not be trained or checked, and why."""
+        if features is None:
+            features = pd.DataFrame(columns=list(FEATURES), dtype=float,
+                                    index=pd.Index([], dtype="str", name="customer_id"))
+        if actual is None:
+            actual = pd.Series(False, index=features.index, dtype=bool)
+        calibration = pd.DataFrame({"bin": pd.Series(dtype="int64"), "predicted": pd.Series(dtype=float),
+                                    "observed": pd.Series(dtype=float), "customers": pd.Series(dtype="int64")})
+        return cls(auc=float("nan"), top_decile_lift=float("nan"),
+                   base_rate=float(actual.mean()) if len(actual) else float("nan"),
+                   calibration=calibration, customers=len(features), model=None,
+                   scores=pd.DataFrame({"propensity": np.nan, "upsell": actual}, index=features.index),
+                   features=features, reason=reason)
 
 
 def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
@@ -227,16 +286,27 @@ def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
     Training uses features as of ``cutoff - horizon_days`` and upsells in the
     following ``horizon_days``; the test uses features as of ``cutoff`` and
     upsells in the ``horizon_days`` after it, so nothing from the test period
-    leaks into the model.
+    leaks into the model. Either period needs ``MIN_UPSELLS`` upsells and a
+    customer without one; otherwise the evaluation's ``reason`` says "not
+    enough upsells to check" (and no model is fitted).
     """
     from sklearn.metrics import roc_auc_score
 
     cutoff = pd.Timestamp(cutoff).normalize()
     train_day = cutoff - pd.Timedelta(days=horizon_days)
-    train = upsell_features(orders, train_day, events)
-    model = UpsellModel(method, seed).fit(train, upsell_labels(orders, train_day, horizon_days))
+    if purchases(orders, train_day).empty:
+        return UpsellEvaluation.not_checked(
+            f"not enough upsells to check: no purchase before {train_day:%Y-%m-%d} to train on")
     test = upsell_features(orders, cutoff, events)
     actual = upsell_labels(orders, cutoff, horizon_days).reindex(test.index).fillna(False).astype(bool)
+    train_labels = upsell_labels(orders, train_day, horizon_days)
+    counts = (int(train_labels.sum()), int(actual.sum()))
+    if min(counts) < MIN_UPSELLS or actual.all():
+        reason = (f"not enough upsells to check ({counts[0]} in the {horizon_days} days to train on, "
+                  f"{counts[1]} in the {horizon_days} days to check on; {MIN_UPSELLS} needed in each)")
+        return UpsellEvaluation.not_checked(reason, test, actual)
+    train = upsell_features(orders, train_day, events)
+    model = UpsellModel(method, seed).fit(train, train_labels)
     score = model.predict_proba(test)
     base_rate = float(actual.mean())
     top = score.rank(method="first", ascending=False) <= max(1, round(0.1 * len(score)))
@@ -300,9 +370,12 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
     highest propensity first. The discount is at most ``max_discount`` of the
     price, never more than the offer's own margin, and never more than the
     margin the customer is expected to bring over ``horizon_days``
-    (``margin_share x expected_value``).
+    (``margin_share x expected_value``). Empty (same columns) when no customer
+    is scored or the shop has no product ladder (:func:`offer_ladder_problem`).
     """
     day = pd.Timestamp(as_of).normalize()
+    if propensity.empty or offer_ladder_problem(orders) is not None:
+        return empty_offers()
     tiers = product_tiers(orders)
     main = tiers[~tiers["is_addon"]]
     tier_price = main.groupby("tier")["unit_price"].median()
