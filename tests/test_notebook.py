@@ -77,9 +77,14 @@ def test_setup_quiets_model_logs_and_works_from_the_project_root(charts):
     assert os.getcwd() == str(PROJECT_ROOT)
 
 
+class _Widget:
+    def __repr__(self) -> str:
+        return "the widget"
+
+
 def test_outside_a_report_run_the_interactive_view_is_shown(capsys):
     assert not in_report()
-    notebook.show("the widget", lambda: pytest.fail("the static view must not be built"))
+    notebook.show(_Widget(), lambda: pytest.fail("the static view must not be built"))
     assert capsys.readouterr().out.strip() == "the widget"
 
 
@@ -93,3 +98,55 @@ def test_records_are_plain_json(capsys):
     assert notebook._plain(np.int64(3)) == 3 and notebook._plain(pd.Timestamp("2024-01-02")) == "2024-01-02T00:00:00"
     with pytest.raises(TypeError):
         notebook.record("bad", object())
+
+
+def test_a_record_goes_to_the_summary_and_shows_nothing_on_the_page(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    notebook.record("stage_forecast", {"purchase|inflow|all": [1.5, 2.5]})
+    (output,) = shown
+    assert output[notebook.RECORD_MIMETYPE] == {"name": "stage_forecast", "value": {"purchase|inflow|all": [1.5, 2.5]}}
+    assert output["text/plain"] == ""
+
+
+def test_the_data_period_is_a_sentence_naming_the_tables_with_rows():
+    tables = {
+        "orders": pd.DataFrame({"ts": pd.to_datetime(["2023-11-01 10:00", "2026-10-31 09:00"])}),
+        "events": pd.DataFrame({"ts": pd.to_datetime(["2024-01-02"])}),
+        "costs": pd.DataFrame({"ts": pd.to_datetime([])}),
+    }
+    assert notebook.data_period_text(tables) == "Data from 1 Nov 2023 to 31 Oct 2026 (orders, events)."
+    assert notebook.data_period_text({"orders": tables["costs"]}) == "The data holds no dated rows."
+
+
+def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
+    from types import SimpleNamespace
+
+    from toolkit.notes import Note
+
+    costs = Note("cash", "No cost data: add a costs file to use real costs ($ and all).", "missing")
+    margin = Note("cash", "Outflows are estimated from gross_margin 0.6.", "assumed")
+    boundary = Note("forecast", "The re-purchase model landed on a boundary <r=0>.", "warning")
+    result = SimpleNamespace(notes=[boundary, costs])
+    html = notebook.notes_html(result, [margin, costs], None, costs)
+    headings = re.findall(r"<strong>(.*?)</strong>", html)
+    assert headings == list(notebook.NOTE_HEADINGS.values())  # missing, assumed, warning, in that order
+    assert html.count("No cost data") == 1
+    assert html.index("No cost data") < html.index("gross_margin") < html.index("boundary")
+    assert "&lt;r=0&gt;" in html and "tex2jax_ignore" in html
+    assert notebook.notes_html(SimpleNamespace(notes=[]), None) == ""
+    assert notebook.show_notes(SimpleNamespace(notes=[])) is None
+    assert notebook.show_notes(costs).data == notebook.notes_html(costs)
+    with pytest.raises(TypeError, match="not str"):
+        notebook.notes_html("a note")
+
+
+def test_campaign_parameters_default_to_the_run_configuration():
+    from toolkit.config import ConfigError, config_from_dict
+
+    config = config_from_dict({"campaign": {"discount": 0.2, "start_week": 3}})
+    chosen = notebook.campaign_settings(config, discount=None, start_week=None, cost_per_contact=5)
+    assert (chosen.discount, chosen.start_week, chosen.cost_per_contact) == (0.2, 3, 5.0)
+    assert chosen.target_threshold == config.campaign.target_threshold
+    with pytest.raises(ConfigError, match="campaign.discount"):
+        notebook.campaign_settings(config, discount=1.5)
