@@ -16,6 +16,13 @@ as the baseline). Both paths build daily series by first-touch channel:
 (default: up to 1M event rows).
 
     .venv/bin/python benchmarks/bench_ingest.py [--sizes 1000000 10000000] [--memory-limit 1GB]
+
+``--order-lines N`` instead times ``journeycast validate`` (both engines) on an
+order-line export of N lines as wholesale shops write it: three lines an
+order, day-first dates, quantity and unit price but no amount, one order in
+seven a guest's, one line in fifty a 'C' cancellation with a negative quantity.
+
+    .venv/bin/python benchmarks/bench_ingest.py --order-lines 1000000
 """
 
 from __future__ import annotations
@@ -87,6 +94,70 @@ def scaled_shop(events: int) -> Path:
     return folder
 
 
+ORDER_LINES_CONFIG = """date_format: "%d/%m/%Y %H:%M"
+sources:
+  orders:
+    path: orders.csv
+    cancellation_prefix: C
+    columns: {InvoiceNo: order_id, StockCode: sku, Quantity: quantity, InvoiceDate: ts, UnitPrice: unit_price,
+              CustomerID: customer_id}
+"""
+
+
+def order_lines_shop(lines: int) -> Path:
+    """A wholesale order-line export of ``lines`` lines and its journeycast.yml (written once)."""
+    folder = BENCH / f"lines-{lines}"
+    if (folder / "journeycast.yml").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    order = "(i // 3)"
+    duckdb.sql(f"""
+        COPY (SELECT CASE WHEN i % 50 = 0 THEN 'C' ELSE '' END || CAST(500000 + {order} AS VARCHAR) AS InvoiceNo,
+                     'SKU' || (i % 500) AS StockCode,
+                     CASE WHEN i % 50 = 0 THEN -1 ELSE 1 + i % 5 END AS Quantity,
+                     strftime(TIMESTAMP '2025-01-01' + to_seconds({order} * 30), '%d/%m/%Y %H:%M') AS InvoiceDate,
+                     printf('%.2f', 1 + (i % 97) / 4) AS UnitPrice,
+                     CASE WHEN {order} % 7 = 0 THEN '' ELSE CAST(10000 + {order} % 20000 AS VARCHAR) END AS CustomerID
+              FROM range({lines}) t(i))
+        TO '{folder / "orders.csv"}' (FORMAT csv, HEADER true)""")
+    (folder / "journeycast.yml").write_text(ORDER_LINES_CONFIG)
+    return folder
+
+
+def validate_child(folder: Path, engine: str) -> None:
+    """Time ``journeycast validate`` on one folder in this process (imports excluded); print JSON."""
+    import contextlib
+    import io
+
+    from toolkit.cli import main as journeycast
+
+    baseline = peak_memory_mb()
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = journeycast(["validate", str(folder), "--engine", engine,
+                            "--rejects", str(BENCH / f"rejects-{engine}.csv")])
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "code": code, "peak_mb": peak_memory_mb(), "baseline_mb": baseline,
+                      "summary": out.getvalue().splitlines()[0]}))
+
+
+def order_lines_benchmark(lines: int) -> None:
+    folder = order_lines_shop(lines)
+    print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, duckdb {duckdb.__version__}; "
+          f"load average {os.getloadavg()[0]:.2f} at the start\n")
+    print("| order lines | engine | wall (validate, imports excluded) | peak RSS | exit |")
+    print("|---|---|---|---|---|")
+    for engine in ("pandas", "duckdb"):
+        done = subprocess.run([sys.executable, __file__, "--validate-child", str(folder), engine],
+                              check=True, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"| {lines:,} | {engine} | {found['seconds']:.1f} s | {found['peak_mb']:,.0f} MB | {found['code']} |")
+        print(f"  {found['summary']}", file=sys.stderr)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory (Linux ``VmHWM``).
 
@@ -143,8 +214,17 @@ def main() -> None:
     parser.add_argument("--pandas-sizes", type=int, nargs="*", default=None,
                         help="sizes to run the pandas path on (default: sizes up to 1M)")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit")
+    parser.add_argument("--order-lines", type=int, default=None, metavar="N",
+                        help="time journeycast validate on an order-line export of N lines instead")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "FOLDER", "FORMAT"), help=argparse.SUPPRESS)
+    parser.add_argument("--validate-child", nargs=2, metavar=("FOLDER", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.validate_child:
+        validate_child(Path(args.validate_child[0]), args.validate_child[1])
+        return
+    if args.order_lines:
+        order_lines_benchmark(args.order_lines)
+        return
     if args.child:
         path, folder, fmt = args.child
         child(path, Path(folder), fmt, args.memory_limit)
