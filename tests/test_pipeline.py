@@ -359,3 +359,81 @@ def test_journey_notes_guests_zero_deals_and_partial_months():
     assert view.comparison.year_before == pd.Timestamp("1997-06-01")
     # orders are sales: CDNOW's purchases with money and the two guest orders (four lines)
     assert view.kpis["orders"].sum() == len(orders) - (zero - 1) + 2
+
+
+@pytest.fixture(scope="module")
+def sample_run():
+    """The sample's 30-day forecast and opportunities, scored fresh (no result store)."""
+    from conftest import SHORT_FORECAST
+    from toolkit.pipeline import forecast_cash, load, opportunities
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOURNEYCAST_STORE", "off")
+        dataset = load(SAMPLE_DIR)
+        cash = forecast_cash(dataset, **{**SHORT_FORECAST, "horizon": 30})
+        return dataset, cash, opportunities(dataset, horizon=30)
+
+
+def test_repeat_revenue_reconciliation_walks_the_forecast_down_to_the_opportunities(sample_run):
+    from toolkit.pipeline import repeat_revenue_reconciliation
+
+    dataset, cash, found = sample_run
+    table = repeat_revenue_reconciliation(cash, found)
+    forecast = cash.result.forecast
+    repeats = forecast[forecast["unique_id"].str.startswith("post-purchase|inflow|")]
+    assert table["amount"].iloc[0] == pytest.approx(repeats["yhat"].sum())
+    assert table["amount"].iloc[-1] == pytest.approx(found.customers["expected_value"].sum())
+    assert table["amount"].iloc[:-1].sum() == pytest.approx(table["amount"].iloc[-1])  # the parts add up
+    newcomers = table["amount"].iloc[1]
+    history = found.repeat_history
+    assert 0 < history["new_customers"] < history["total"] and history["guests"] == 0  # the sample has no guests
+    assert newcomers == pytest.approx(-table["amount"].iloc[0] * history["new_customers"] / history["total"])
+    assert table["amount"].iloc[3] == 0  # both look 30 days ahead
+    assert table.attrs["explanation"].startswith(f"The forecast expects {table['amount'].iloc[0]:,.0f} of repeat")
+
+
+def test_campaign_settings_left_out_are_the_configurations(sample_run):
+    from toolkit.cli import _parser
+    from toolkit.pipeline import campaign
+
+    dataset, cash, found = sample_run
+    settings = dataset.config.campaign
+    targets, evaluation = campaign(dataset, cash, found)
+    explicit, same = campaign(dataset, cash, found, settings.target_threshold, settings.discount,
+                              settings.cost_per_contact, settings.start_week, settings.duration_days,
+                              fixed_cost=settings.fixed_cost)
+    pd.testing.assert_frame_equal(targets, explicit)
+    assert evaluation.expected_net_gain == same.expected_net_gain and evaluation.verdict == same.verdict
+    assert (targets["conversion_probability"] >= settings.target_threshold).all() and len(targets) > 0
+    assert len(evaluation.flows) == settings.duration_days
+    assert evaluation.verdict.startswith("recommended: launch in the week of") == evaluation.recommended
+    options = _parser().parse_args(["opportunities"])
+    assert [options.min_propensity, options.discount, options.cost_per_contact, options.fixed_cost,
+            options.start_week] == [None] * 5  # the command takes the configuration's too
+
+
+def test_guests_and_a_shop_without_a_product_ladder(sample_run):
+    """The sample with a tenth of its customers checking out as guests and product ids that name no tier."""
+    from toolkit.pipeline import _score_customers, campaign
+
+    dataset, cash, found = sample_run
+    orders = dataset.tables["orders"]
+    guest = orders["customer_id"].isin(orders["customer_id"].drop_duplicates().iloc[::10])
+    messy = orders.assign(customer_id=orders["customer_id"].where(~guest),
+                          order_type=orders["order_type"].where(~guest, "guest"),
+                          sku="P" + orders["sku"].str.slice(4))
+    as_of = dataset.period[1].normalize()
+    scored = _score_customers(messy, None, as_of, 30, 42, 0.1, None)
+    assert scored.customers["customer_id"].notna().all()
+    assert len(scored.customers) == messy.loc[messy["status"] == "completed", "customer_id"].nunique()
+    sold = messy[(messy["status"] == "completed") & (messy["amount"] > 0)]
+    share = sold.loc[sold["customer_id"].isna(), "amount"].sum() / sold["amount"].sum()
+    notes = {note.topic: note for note in scored.notes}
+    assert notes["guests"].text.startswith(f"Guest checkouts (no customer id) brought {share:.1%} of sales")
+    assert notes["upsell"].text.startswith("No upsell offers: the SKUs carry no product tier")
+    assert notes["campaign"].level == "assumed"
+    assert scored.upsell.empty and "segment" in scored.upsell.columns and not scored.upsell_check.checked
+    targets, evaluation = campaign(dataset, cash, scored)
+    assert targets.empty and not evaluation.recommended
+    assert evaluation.verdict == "not recommended: no customer meets the target threshold"
+    assert not evaluation.launch_weeks()["feasible"].any()
