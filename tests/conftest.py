@@ -79,12 +79,14 @@ def small_shop_tables():
         ("O1", "A", "2024-01-05 10:00", 100.0, "new", "ESS-01", 1, "completed"),
         ("O3", "B", "2024-01-06 09:00", 80.0, "new", "ESS-02", 1, "completed"),
         ("O4", "D", "2024-01-13 09:00", 60.0, "new", "ESS-03", 1, "cancelled"),
-        ("R3", "B", "2024-01-20 09:00", -80.0, "new", "ESS-02", 1, "refunded"),
+        ("R3", "B", "2024-01-20 09:00", -80.0, "new", "ESS-02", -1, "refunded"),
         ("O6", "E", "2024-02-02 21:00", 120.0, "new", "PRO-01", 1, "completed"),
         ("O2", "A", "2024-02-10 09:00", 50.0, "repeat", "ESS-01", 1, "completed"),
         ("O7", "E", "2024-02-20 09:00", 200.0, "upsell", "ELI-01", 1, "completed"),
         ("O5", "D", "2024-05-01 09:00", 70.0, "new", "ESS-04", 1, "completed"),
     ])
+    orders.insert(7, "unit_price", (orders["amount"] / orders["quantity"]).abs())
+    orders["refund_of"] = pd.Series([pd.NA] * len(orders), dtype="str").mask(orders["order_id"] == "R3", "O3")
     costs = frame(["ts", "stage", "category", "channel", "amount"], [
         ("2024-01-01", "awareness", "acquisition marketing", "search", 30.0),
         ("2024-01-01", "awareness", "acquisition marketing", "social", 20.0),
