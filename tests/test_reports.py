@@ -89,7 +89,7 @@ def test_sample_report_is_published_with_index_summary_and_latest(sample_report,
 
     index = (run_dir / "index.html").read_text(encoding="utf-8")
     assert 'href="01_data_quality.html"' in index and "succeeded" in index
-    assert summary["data_period"]["start"] in index and summary["data_period"]["end"] in index
+    assert f"Data period: <strong>{first.day} {first:%b %Y} to {last.day} {last:%b %Y}</strong>" in index
 
 
 def test_sample_report_html_is_offline_with_code_hidden(sample_report):
@@ -102,7 +102,7 @@ def test_sample_report_html_is_offline_with_code_hidden(sample_report):
     assert html.count("window.vegaEmbed=") == 1, "the Vega bundle belongs once in a page"
     assert "Rows in, accepted and rejected" in html  # the story (markdown) stays
     header = html.split('<header class="jc-run">', 1)[1].split("</header>", 1)[0]
-    assert "data_dir" in header and "seed" in header and "Data period: 2023-11-01" in header
+    assert "data_dir" in header and "seed" in header and "Data period: 1 Nov 2023 to " in header
     executed = nbformat.read(out / "latest" / "01_data_quality.ipynb", as_version=4)
     injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "seed = 7" in injected.source and "report_run_id = " in injected.source
@@ -182,8 +182,16 @@ def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path)
     """Also: a static view shown in place of a widget draws in the report."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    _write_notebook(notebooks / "01_broken.ipynb", "raise ValueError('planted failure in the first notebook')")
+    _write_notebook(notebooks / "01_broken.ipynb", "print('before the failure')",
+                    "## Where it breaks",
+                    "raise ValueError('planted failure in the first notebook\\nsecond line of the message')",
+                    parameters="report_run_id = None\nreports_dir = None\nseed = 1")
+    broken = nbformat.read(notebooks / "01_broken.ipynb", as_version=4)
+    broken.cells[3] = nbformat.v4.new_markdown_cell("## Where it breaks")
+    nbformat.write(broken, notebooks / "01_broken.ipynb")
     _write_notebook(notebooks / "02_after.ipynb",
+                    "import sys, warnings\nprint('noise from a library', file=sys.stderr)\n"
+                    "warnings.warn('a deprecation nobody reads')",
                     "import altair as alt, ipywidgets, pandas as pd\nsetup()\n"
                     "chart = alt.Chart(pd.DataFrame({'x': [1, 2]})).mark_bar().encode(x='x:O', y='x:Q')",
                     # an explorer draws its first view into a widget before any static chart
@@ -192,7 +200,8 @@ def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path)
                     "record('in_report', in_report())")
     out = tmp_path / "reports"
 
-    done = _journeycast("report", "data/sample", "--out", str(out), "--notebooks", str(notebooks / "*.ipynb"))
+    done = _journeycast("report", "data/sample", "--out", str(out), "--notebooks", str(notebooks / "*.ipynb"),
+                        "-p", "seed", "3")
     assert done.returncode == 1, done.stderr
     (run_dir,) = _run_dirs(out)
     summary = _summary(run_dir)
@@ -200,16 +209,34 @@ def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path)
     assert [(nb["name"], nb["status"]) for nb in summary["notebooks"]] == [
         ("01_broken", "failed"), ("02_after", "succeeded")]
     assert summary["notebooks"][0]["error"] == "ValueError: planted failure in the first notebook"
+    failure = summary["notebooks"][0]["failure"]
+    command = (f"journeycast report {PROJECT_ROOT / 'data' / 'sample'} --out {out} "
+               f"--notebooks {notebooks / '01_broken.ipynb'} -p seed 3")
+    assert failure == {
+        "message": "ValueError: planted failure in the first notebook", "section": "Where it breaks",
+        "cell": 5, "command": command,  # In [5]: after the import, parameters and injected ones, print
+        "sentence": ("01_broken failed in the section \"Where it breaks\" (cell In [5]) with ValueError: "
+                     f"planted failure in the first notebook; reproduce it with: {command}")}
+    assert summary["notebooks"][1]["failure"] is None
     assert summary["notebooks"][1]["records"] == {"in_report": True}
 
     broken = nbformat.read(run_dir / "01_broken.ipynb", as_version=4)
     errors = [o for c in broken.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors and errors[0].ename == "ValueError" and any("planted failure" in line for line in errors[0].traceback)
-    assert "planted failure in the first notebook" in (run_dir / "01_broken.html").read_text(encoding="utf-8")
+    page = (run_dir / "01_broken.html").read_text(encoding="utf-8")
+    # the page says where and why in words, and how to reproduce it; the traceback stays in the .ipynb
+    assert "Traceback" not in page
+    assert page.count("ValueError: planted failure in the first notebook") == 2  # header and in place
+    assert "second line of the message" not in page and "An Exception was encountered" not in page
+    assert command in page and "before the failure" in page
+    after = (run_dir / "02_after.html").read_text(encoding="utf-8")
+    assert "noise from a library" not in after and "deprecation nobody reads" not in after
     dom = _chromium("--dump-dom", (run_dir / "02_after.html").as_uri(), profile=tmp_path / "profile").stdout
     assert list(_drawn_charts(dom).values()) == [True]
     index = (run_dir / "index.html").read_text(encoding="utf-8")
     assert index.count('class="failed"') >= 2  # the run and the notebook
+    assert "1 notebook failed" in index and "did not become <code>latest</code>" in index
+    assert f'<code class="command">{command}</code>' in index and "&ldquo;Where it breaks&rdquo;" in index
     assert "failed" in done.stdout and "01_broken" in done.stdout
     assert not (out / "latest").exists(), "a failed run must not become 'latest'"
 
@@ -276,7 +303,7 @@ def test_unknown_or_mistyped_parameters_are_rejected_before_anything_runs(tmp_pa
         run_report(sample_dir, parameters={"sed": 1}, out_dir=out, notebooks="01_*")
     message = str(unknown.value)
     assert "unknown parameter 'sed'" in message
-    assert "01_data_quality: data_dir (str), config_file (Optional[str]), seed (int)" in message
+    assert "01_data_quality: data_dir (str), config_file (Optional[str]), accept_rejects (bool), seed (int)" in message
 
     with pytest.raises(ReportError, match=r"'seed' = 'abc' is str, but 01_data_quality expects int"):
         run_report(sample_dir, parameters={"seed": "abc"}, out_dir=out, notebooks="01_*")
@@ -331,3 +358,18 @@ def test_latest_as_a_file_where_symlinks_are_unavailable(tmp_path):
     assert previous_run(tmp_path) == {"run_id": run_dir.name, "path": str(run_dir)}
     shutil.rmtree(run_dir)
     assert previous_run(tmp_path) is None
+
+
+def test_reproduce_command_gives_scalars_on_the_command_line_and_lists_to_papermill(tmp_path):
+    from toolkit.reports import NOTEBOOKS_DIR, reproduce_command
+
+    data = tmp_path / "my shop"
+    command = reproduce_command(NOTEBOOKS_DIR / "05_opportunities.ipynb", data, None, tmp_path / "out",
+                                {"discount": 0.2, "segment": None, "accept_rejects": True, "label": "a b"})
+    assert command == (f"journeycast report '{data}' --out {tmp_path / 'out'} --notebooks 05_opportunities.ipynb "
+                       "-p discount 0.2 -p segment null -p accept_rejects true -p label 'a b'")
+    scenarios = [{"name": "push", "adjustments": []}]
+    command = reproduce_command(NOTEBOOKS_DIR / "04_cash.ipynb", data, tmp_path / "shop.yml", tmp_path / "out",
+                                {"scenarios": scenarios})
+    assert command.startswith(f"papermill {NOTEBOOKS_DIR / '04_cash.ipynb'} 04_cash-rerun.ipynb -k python3 --cwd ")
+    assert '"scenarios": [{"name": "push", "adjustments": []}]' in command and str(tmp_path / "shop.yml") in command
