@@ -131,8 +131,9 @@ def test_no_product_ladder_means_no_offers_and_says_why():
     assert offers.empty and list(offers.columns) == list(OFFER_COLUMNS)
     assert offers["window_start"].dtype == "datetime64[ns]"
     no_products = store.drop(columns="sku")
-    assert offer_ladder_problem(no_products) == "the orders name no products (no sku column)"
+    assert offer_ladder_problem(no_products) == "the orders name no products (no sku, or the same one on every line)"
     assert suggest_offers(no_products, pd.Series(dtype=float), "2024-03-31").empty
+    assert offer_ladder_problem(store.assign(sku="unknown")) == offer_ladder_problem(no_products)
 
 
 def test_too_few_upsells_is_a_finding_not_a_crash(sample_tables):
