@@ -196,7 +196,8 @@ def campaign_verdict(targets: int, expected_net_gain: float, launches: pd.DataFr
                        f"{risk_limit:.0%} limit, in every launch week")
     planned = safe[safe["start"] == planned_start]
     start = planned_start if len(planned) else pd.Timestamp(safe["start"].iloc[0])
-    return True, f"recommended: launch in the week of {start:%d %b %Y} (expected net gain {_money(expected_net_gain, currency)})"
+    return True, (f"recommended: launch in the week of {start:%d %b %Y} "
+                  f"(expected net gain {_money(expected_net_gain, currency)})")
 
 
 def evaluate_campaign(campaign: Campaign, history: pd.DataFrame, paths: pd.DataFrame,

@@ -57,7 +57,8 @@ def _up_to(orders: pd.DataFrame, until: pd.Timestamp | None) -> pd.Series:
 def purchases(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.DataFrame:
     """Customers' completed order lines (optionally up to and including the day ``until``).
 
-    Guest lines (no customer_id) belong to no customer and are left out. Refunds (negative amounts) and cancelled orders are not purchases: a
+    Guest lines (no customer_id) belong to no customer and are left out.
+    Refunds (negative amounts) and cancelled orders are not purchases: a
     cancelled order moved no money and a refund is accounted for in
     :func:`net_spend`. A completed order of zero (a free item, a voucher that
     covered it all) is still a purchase occasion, as the repeat-buying
