@@ -374,7 +374,7 @@ def test_campaign_timing_draws_a_campaign_evaluation():
     )
     evaluation = CampaignEvaluation(expected_net_gain=5_000.0, upfront_cost=500.0, payback_date=None, shortfall_before=0.01,
                                     shortfall_after=0.08, earliest_safe_start=weeks[1],
-                                    launches=launches, flows=pd.DataFrame())
+                                    launches=launches, flows=pd.DataFrame(), targets=120)
     frame = evaluation.launch_weeks()
     assert frame["launch_week"].tolist() == list(weeks)
     assert frame["shortfall_probability_before"].tolist() == [0.01] * 3
