@@ -111,6 +111,7 @@ def test_last_years_christmas_closure_is_forecast_as_closed():
     assert (fc.loc[open_days, "yhat"] > 5_000).all()  # about 10,000 on open days
     diag = result.diagnostics.iloc[0]
     assert diag.closures == "2010-12-23..2011-01-03" and diag.closed_weekdays == "Sat"
+    assert diag.n_obs == len(series) - 12  # the closure's days are not fitted as sales of zero
     assumed = [n for n in result.notes if n.level == "assumed"]
     assert len(assumed) == 1 and "23 Dec 2010 to 03 Jan 2011" in assumed[0].text
 

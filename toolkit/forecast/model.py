@@ -392,7 +392,8 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     left_out, notes = doubtful_last_days(unique_id, history, closed) if (
         settings.last_days and daily) else (pd.DatetimeIndex([]), [])
     # Closure days and doubtful last days are unknown to the models, not zero.
-    unknown = closed_dates(pd.DatetimeIndex(history["ds"]), (), spans) | history["ds"].isin(left_out)
+    unknown = (closed_dates(pd.DatetimeIndex(history["ds"]), (), spans, years_on=0)
+               | history["ds"].isin(left_out))
     history = history.assign(y=history["y"].where(~unknown))
     y = history["y"].to_numpy(dtype=float)
     finite = np.isfinite(y)
@@ -413,11 +414,12 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
         if settings.backtest_folds:
             folds = backtest_series(history, settings, unique_id)
         prophet_errors = [f.error for f in folds if f.model == "prophet" and f.error]
-        if folds and not prophet_errors:
-            partner = _best(_summary(fold_scores(unique_id, folds)), BASELINES)[0]
-            if partner is not None:
-                folds += combined_folds(folds, partner, settings.interval_width)
         scores = fold_scores(unique_id, folds)
+        partner = _best(_summary(scores), BASELINES)[0] if folds else None
+        if partner is not None and not prophet_errors:
+            combined = combined_folds(folds, partner, settings.interval_width)
+            folds += combined
+            scores = pd.concat([scores, fold_scores(unique_id, combined)], ignore_index=True)
         summary = _summary(scores) if folds else summary
         if prophet_errors:
             choice = Choice("failed-over", _best(summary, BASELINES)[0] or "weekday_mean",
@@ -602,8 +604,8 @@ class StageForecaster:
     progress : show a progress bar over the series.
     prophet_kwargs : passed to every ``Prophet(...)``.
     store : a directory to write the forecast to as series finish (for
-        thousands of series): ``fit`` writes forecasts, diagnostics and
-        backtest scores to Parquet there and keeps only the net cash flow per
+        thousands of series): ``fit`` writes forecasts, diagnostics, backtest
+        scores and notes to Parquet there and keeps only the net cash flow per
         day and draw (``net_flow_``), not every series' sample paths;
         ``predict`` then returns a :class:`~toolkit.forecast.store.StoredForecast`.
         Series ids must be ``stage|direction|segment``. Same numbers as in
@@ -702,7 +704,7 @@ class StageForecaster:
         return self
 
     def predict(self) -> ForecastResult | StoredForecast:
-        """The forecasts, sample paths, diagnostics and backtest scores of the fitted series.
+        """The forecasts, sample paths, diagnostics, backtest scores and notes of the fitted series.
 
         With ``store`` set: the :class:`~toolkit.forecast.store.StoredForecast`
         written by ``fit`` (tables read from disk, ``net_flow`` instead of paths).

@@ -178,8 +178,7 @@ def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()
     if not zero.any():
         return ()
     run = np.cumsum(np.concatenate([[True], zero[1:] != zero[:-1]]))
-    lengths = pd.Series(run).map(pd.Series(run).value_counts()).to_numpy()
-    in_closure = zero & (lengths >= CLOSURE_DAYS)
+    in_closure = zero & (np.bincount(run)[run] >= CLOSURE_DAYS)
     others = ~in_closure & np.isfinite(recent["y"].to_numpy())
     if not in_closure.any() or zero[others].mean() > _SPARSE_ZERO_SHARE:
         return ()
@@ -200,11 +199,15 @@ def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()
 
 
 def closed_dates(dates: pd.DatetimeIndex, closed: tuple[int, ...] = (),
-                 spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()) -> np.ndarray:
-    """Which ``dates`` the business is closed: a closed weekday, or a closure's dates a year on."""
+                 spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (), years_on: int = 1) -> np.ndarray:
+    """Which ``dates`` the business is closed: a closed weekday, or a closure's dates ``years_on`` later.
+
+    ``years_on=1`` gives the forecast days of last year's closures;
+    ``years_on=0`` the closure days themselves, in the history.
+    """
     mask = np.isin(dates.day_of_week, closed)
     for first, last in spans:
-        mask |= (dates >= first + _YEAR) & (dates <= last + _YEAR)
+        mask |= (dates >= first + years_on * _YEAR) & (dates <= last + years_on * _YEAR)
     return mask
 
 
