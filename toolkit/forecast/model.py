@@ -117,8 +117,9 @@ STATUSES = ("ok", "combined", "baseline", "worse-than-baseline", "fallback", "fa
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
-_DESCRIBED = {"prophet": "Prophet", "seasonal_naive": "the seasonal naive rule (last week's copy)",
-              "weekday_mean": "the 4-week weekday mean", "combined": "the average of Prophet and a baseline"}
+#: The baselines in the words of a note.
+_DESCRIBED = {"seasonal_naive": "the seasonal naive rule (last week's copy)",
+              "weekday_mean": "the 4-week weekday mean"}
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,8 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
       flip between near-equals picks the wrong one half the time, and the
       average is rarely worse than either;
     * otherwise the better of the two is served: Prophet (status ``ok``) or
-      the baseline (status ``baseline``).
+      the baseline (status ``baseline``). An exact tie (both perfect on a
+      fixed schedule, say) goes to Prophet.
 
     Whenever Prophet did worse than the baseline (``P > B``), the note (level
     ``"warning"``) names the series and both scores. With ``select_best=False``
@@ -300,8 +302,10 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
     error = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
     close = abs(prophet - baseline) <= max(NOISE_SHARE * min(prophet, baseline), error)
     scored = f"mean {metric.upper()} {prophet:.3f} vs {baseline:.3f}"
+    if prophet == baseline:
+        return Choice("ok", "prophet", partner)
     if not select_best:
-        if close or prophet <= baseline:
+        if close or prophet < baseline:
             return Choice("ok", "prophet", partner)
         reason = f"{partner} beat prophet in the backtest ({scored}); prophet is served as asked"
         return Choice("worse-than-baseline", "prophet", partner, reason, Note("forecast", (
@@ -317,7 +321,7 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
     else:
         status, model = "baseline", partner
         reason = f"{partner} beat prophet in the backtest (mean {metric.upper()} {baseline:.3f} vs {prophet:.3f})"
-        served = f"{_DESCRIBED[partner]} is served instead"
+        served = "that baseline is served instead"
     note = None
     if prophet > baseline:
         note = Note("forecast", (
