@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from browser import chromium, drawn_charts
 from toolkit.cli import main
 from toolkit.notebook import PROJECT_ROOT
 from toolkit.reports import (
@@ -23,8 +24,6 @@ from toolkit.reports import (
     run_report,
     validate_parameters,
 )
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _journeycast(*args: str) -> subprocess.CompletedProcess:
@@ -108,29 +107,7 @@ def test_sample_report_html_is_offline_with_code_hidden(sample_report):
     assert "seed = 7" in injected.source and "report_run_id = " in injected.source
 
 
-def _drawn_charts(dom: str) -> dict[str, bool]:
-    """Per chart container: does it hold a drawn Vega view (an svg or canvas of class marks)?
-
-    vega-embed draws inside the container, which the chart's own <script> follows.
-    """
-    drawn = {}
-    for match in re.finditer(r'id="(journeycast-chart-[0-9a-f]+)"', dom):
-        inside = dom[match.end():dom.find("<script", match.end())]
-        drawn[match.group(1)] = bool(re.search(r'<(svg|canvas)[^>]*class="marks"', inside))
-    return drawn
-
-
-def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    assert Path(CHROMIUM).exists(), "Chromium is needed: apt-get install -y chromium (make test does it)"
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--virtual-time-budget=15000", *args],
-        capture_output=True, text=True, timeout=120,
-    )
-
-
-def test_every_chart_renders_offline_in_headless_chromium(sample_report, tmp_path):
+def test_every_chart_renders_offline_in_headlesschromium(sample_report, tmp_path):
     _, out = sample_report
     run_dir = (out / "latest").resolve()
     executed = nbformat.read(run_dir / "01_data_quality.ipynb", as_version=4)
@@ -141,9 +118,9 @@ def test_every_chart_renders_offline_in_headless_chromium(sample_report, tmp_pat
     assert expected == 2  # rows per month, rejects by reason
 
     page = (run_dir / "01_data_quality.html").as_uri()
-    done = _chromium("--dump-dom", page, profile=tmp_path / "profile")
+    done = chromium("--dump-dom", page, profile=tmp_path / "profile")
     assert done.returncode == 0, done.stderr[-2000:]
-    drawn = _drawn_charts(done.stdout)
+    drawn = drawn_charts(done.stdout)
     assert len(drawn) == expected
     assert all(drawn.values()), f"charts that did not render: {[k for k, v in drawn.items() if not v]}"
     assert "Chart not shown" not in done.stdout.replace('"Chart not shown: "', "")
@@ -171,8 +148,8 @@ def test_full_report_renders_every_chart_of_every_page_offline(full_report, tmp_
         assert expected >= 1, f"{name} shows no chart"
         html = (run_dir / f"{name}.html").read_text(encoding="utf-8")
         assert not re.search(r"<script[^>]*\ssrc\s*=", html, re.I), f"{name} loads a script"
-        dom = _chromium("--dump-dom", (run_dir / f"{name}.html").as_uri(), profile=tmp_path / name).stdout
-        drawn = _drawn_charts(dom)
+        dom = chromium("--dump-dom", (run_dir / f"{name}.html").as_uri(), profile=tmp_path / name).stdout
+        drawn = drawn_charts(dom)
         assert len(drawn) == expected and all(drawn.values()), (name, expected, drawn)
 
 
@@ -231,8 +208,8 @@ def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path)
     assert command in page and "before the failure" in page
     after = (run_dir / "02_after.html").read_text(encoding="utf-8")
     assert "noise from a library" not in after and "deprecation nobody reads" not in after
-    dom = _chromium("--dump-dom", (run_dir / "02_after.html").as_uri(), profile=tmp_path / "profile").stdout
-    assert list(_drawn_charts(dom).values()) == [True]
+    dom = chromium("--dump-dom", (run_dir / "02_after.html").as_uri(), profile=tmp_path / "profile").stdout
+    assert list(drawn_charts(dom).values()) == [True]
     index = (run_dir / "index.html").read_text(encoding="utf-8")
     assert index.count('class="failed"') >= 2  # the run and the notebook
     assert "1 notebook failed" in index and "did not become <code>latest</code>" in index
@@ -309,7 +286,7 @@ def test_unknown_or_mistyped_parameters_are_rejected_before_anything_runs(tmp_pa
         run_report(sample_dir, parameters={"seed": "abc"}, out_dir=out, notebooks="01_*")
     with pytest.raises(ReportError, match="set by the report run itself"):
         run_report(sample_dir, parameters={"report_run_id": "x"}, out_dir=out, notebooks="01_*")
-    with pytest.raises(ReportError, match="data directory not found"):
+    with pytest.raises(ReportError, match="no such data directory or orders file"):
         run_report(tmp_path / "nowhere", out_dir=out, notebooks="01_*")
     assert not out.exists(), "nothing may be written when a run is refused"
 

@@ -91,3 +91,8 @@ def test_key_figures_side_by_side_formats_each_row_by_its_figure():
         ["Shortfall probability", "-", "20.0%", "-"],
         ["Data through", "1 Oct 2026", "31 Oct 2026", "-"],
     ]
+
+
+def test_a_share_rounded_to_nothing_is_not_negative():
+    html = people_table(pd.DataFrame({"share": [-1e-9, -0.176]}), percent=["share"]).to_html()
+    assert cells(html)[1:] == [["0.0%"], ["-17.6%"]]

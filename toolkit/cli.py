@@ -206,7 +206,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for nb in run.notebooks:
         line = f"{nb.status:<9} {nb.name} ({nb.duration_s:.1f} s)"
         print(line + (f": {nb.error}" if nb.error else ""))
+        if nb.failure:
+            print(f"          reproduce: {nb.failure['command']}")
     print(run.index)
+    if run.status != "succeeded":
+        print(f"the run failed, so {Path(args.out) / 'latest'} still points at the last complete run; "
+              "the index lists what failed", file=sys.stderr)
     return 0 if run.status == "succeeded" else 1
 
 

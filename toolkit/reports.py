@@ -640,8 +640,8 @@ def run_report(
     started_clock = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc)
     data_dir = Path(data_dir).resolve()
-    if not data_dir.is_dir():
-        raise ReportError(f"{data_dir}: data directory not found")
+    if not data_dir.exists():
+        raise ReportError(f"{data_dir}: no such data directory or orders file")
     config_path = Path(config_file).resolve() if config_file is not None else None
     config = load_config(data_dir, config_path)
     parameters = dict(parameters or {})

@@ -63,7 +63,8 @@ def _money(currency: str, decimals: int) -> Callable[[Any], str]:
 
 
 def _percent(value: Any) -> str:
-    return f"{float(value):.1%}"
+    # + 0.0 turns a negative zero (a share rounded to nothing) into "0.0%", not "-0.0%"
+    return f"{round(float(value), 3) + 0.0:.1%}"
 
 
 def _date(value: Any) -> str:
