@@ -29,7 +29,8 @@ def test_forecast_writes_every_table_and_a_summary(forecast_run):
     assert summary["data_period"] == ["2023-11-01", "2026-10-31"]
     ids = {s["unique_id"] for s in summary["series"]}
     assert {"purchase|inflow|all", "post-purchase|inflow|all", "operations|outflow|all"} <= ids
-    assert all(s["status"] in {"ok", "fallback", "failed-over"} for s in summary["series"])
+    # every series served by a model that held its own in the backtest, none failed
+    assert {s["status"] for s in summary["series"]} <= {"ok", "combined", "baseline"}
     assert 0.0 <= summary["cash"]["shortfall_probability"] <= 1.0
 
 

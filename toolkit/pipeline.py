@@ -29,7 +29,7 @@ from toolkit.errors import JourneycastError
 from toolkit.export import plain
 from toolkit.flows import has_costs, stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
-from toolkit.forecast.calendar import infer_holiday_country
+from toolkit.forecast.calendar import holiday_calendar
 from toolkit.ingest import Ingested, RejectShareError, load_tables
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
@@ -232,19 +232,6 @@ def _cost_basis(dataset: Dataset) -> str:
     return "none" if dataset.config.gross_margin is None else "estimated"
 
 
-def _holiday_calendar(config: Config, country: str | None) -> tuple[str | None, list[Note]]:
-    """The holiday country to forecast with, ``"auto"`` resolved from currency and timezone, and a note."""
-    if country != "auto":
-        return country, []
-    inferred = infer_holiday_country(config.currency, config.timezone)
-    source = f"currency {config.currency} and timezone {config.timezone}"
-    if inferred is None:
-        return None, [Note("holidays", f"No holiday calendar: none follows from {source}; set "
-                                       "holiday_country in journeycast.yml to model public holidays.", "missing")]
-    return inferred, [Note("holidays", f"Holidays: {inferred}, from {source}; set holiday_country in "
-                                       "journeycast.yml to use another calendar.", "assumed")]
-
-
 def _cash_notes(config: Config, costs: str) -> list[Note]:
     """What the cash position lacks or assumes: the opening balance, the costs."""
     notes = []
@@ -280,8 +267,8 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
                          gross_margin=config.gross_margin if costs == "estimated" else None)
     if horizon is not None:
         forecaster_options["horizon"] = horizon
-    holidays, holiday_notes = _holiday_calendar(
-        config, forecaster_options.pop("holiday_country", config.holiday_country))
+    holidays, holiday_notes = holiday_calendar(
+        forecaster_options.pop("holiday_country", config.holiday_country), config.currency, config.timezone)
     settings = {"horizon": config.horizon, "freq": config.frequency, "holiday_country": holidays,
                 "seed": config.seed, **forecaster_options}
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
@@ -432,7 +419,7 @@ def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
     score_columns = [c for c in diagnostics.columns if c.endswith(("_mae", "_mase", "_coverage"))]
     series = [
         {"unique_id": row.unique_id, "status": row.status, "model": row.model,
-         "fallback": row.status != "ok", "reason": row.reason,
+         "fallback": row.status not in ("ok", "combined"), "reason": row.reason,
          "backtest": {c: plain(getattr(row, c)) for c in score_columns}}
         for row in diagnostics.itertuples()
     ]

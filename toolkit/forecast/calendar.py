@@ -14,7 +14,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["CURRENCY_COUNTRIES", "infer_holiday_country", "timezone_country"]
+from toolkit.notes import Note
+
+__all__ = ["CURRENCY_COUNTRIES", "holiday_calendar", "infer_holiday_country", "timezone_country"]
 
 #: Currencies used as the main currency of one country (ISO 4217 -> ISO 3166 alpha-2).
 #: The euro and the currencies of monetary unions (XOF, XAF, XCD...) are left out:
@@ -80,3 +82,21 @@ def infer_holiday_country(currency: str | None, timezone: str | None) -> str | N
         if country is not None and country in _supported():
             return country
     return None
+
+
+def holiday_calendar(country: str | None, currency: str | None,
+                     timezone: str | None) -> tuple[str | None, list[Note]]:
+    """The holiday country to forecast with -- ``"auto"`` resolved from currency and timezone -- and a note.
+
+    A configured country (or None: no holidays) is taken as it is, without a
+    note; an inferred one is said, since the pages' numbers depend on it.
+    """
+    if country != "auto":
+        return country, []
+    inferred = infer_holiday_country(currency, timezone)
+    source = f"currency {currency} and timezone {timezone}"
+    if inferred is None:
+        return None, [Note("holidays", f"No holiday calendar: none follows from {source}; set "
+                                       "holiday_country in journeycast.yml to model public holidays.", "missing")]
+    return inferred, [Note("holidays", f"Holidays: {inferred}, from {source}; set holiday_country in "
+                                       "journeycast.yml to use another calendar.", "assumed")]

@@ -63,6 +63,7 @@ from toolkit.forecast.backtest import (
     fold_scores,
 )
 from toolkit.forecast.baselines import BASELINES
+from toolkit.forecast.calendar import holiday_calendar
 from toolkit.forecast.checks import doubtful_last_days, plausibility
 from toolkit.forecast.methods import combine, finish, forecast_with, interval
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
@@ -661,8 +662,8 @@ class StageForecaster:
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "StageForecaster":
         """A forecaster with the run configuration's horizon, frequency, holidays and seed."""
-        params = dict(horizon=config.horizon, freq=config.frequency,
-                      holiday_country=config.holiday_country, seed=config.seed)
+        country, _ = holiday_calendar(config.holiday_country, config.currency, config.timezone)
+        params = dict(horizon=config.horizon, freq=config.frequency, holiday_country=country, seed=config.seed)
         return cls(**{**params, **overrides})
 
     def settings(self) -> ForecastSettings:
