@@ -350,3 +350,25 @@ def test_reproduce_command_gives_scalars_on_the_command_line_and_lists_to_paperm
                                 {"scenarios": scenarios})
     assert command.startswith(f"papermill {NOTEBOOKS_DIR / '04_cash.ipynb'} 04_cash-rerun.ipynb -k python3 --cwd ")
     assert '"scenarios": [{"name": "push", "adjustments": []}]' in command and str(tmp_path / "shop.yml") in command
+
+
+def test_data_that_lost_too_many_rows_is_refused_except_by_the_page_that_shows_them(tmp_path):
+    data = tmp_path / "shop"
+    data.mkdir()
+    lines = ["order_id,customer_id,ts,amount"] + [
+        f"O{i},C{i % 7},2024-03-{1 + i % 28:02d},{'12.50' if i % 3 else 'twelve'}" for i in range(90)]
+    (data / "orders.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "reports"
+
+    refused = _journeycast("report", str(data), "--out", str(out), "--notebooks", "0[12]_*")
+    assert refused.returncode == 1
+    (run_dir,) = _run_dirs(out)
+    statuses = {nb["name"]: nb for nb in _summary(run_dir)["notebooks"]}
+    assert statuses["01_data_quality"]["status"] == "succeeded"
+    assert statuses["02_journey"]["status"] == "failed"
+    assert "33.3%" in statuses["02_journey"]["error"] and "--accept-rejects" in statuses["02_journey"]["error"]
+    assert "The other pages of this report refuse this data" in (run_dir / "01_data_quality.html").read_text(
+        encoding="utf-8")
+
+    accepted = _journeycast("report", str(data), "--out", str(out), "--notebooks", "0[12]_*", "--accept-rejects")
+    assert accepted.returncode == 0, accepted.stdout[-2000:]
