@@ -336,8 +336,48 @@ def test_probability_alive_matrix_fills_the_grid(svgs, frames):
 def test_kpi_small_multiples_has_one_panel_per_kpi(svgs, built):
     assert len(built["kpis"].concat) == len(charts.KPI_FORMATS)
     assert len(marks(svgs["kpis"], "line")) == len(charts.KPI_FORMATS)
-    # 80k -> 100k between the last two periods.
-    assert "Revenue up 25% in the latest period ($100k vs $80k)" in texts(svgs["kpis"])
+    # without a comparison of complete months the title claims no change
+    assert "Key figures by period" in texts(svgs["kpis"])
+
+
+def _orders_to_march(last_day: str) -> dict[str, pd.DataFrame]:
+    """One order a day from 1 Jan 2023, 10 a day in 2023 and 12 a day in 2024; no events."""
+    days = pd.date_range("2023-01-01", last_day, freq="D")
+    return {"orders": pd.DataFrame({
+        "order_id": [f"O{i}" for i in range(len(days))], "customer_id": [f"C{i % 9}" for i in range(len(days))],
+        "ts": (days + pd.Timedelta(hours=12)).astype("datetime64[ns]"),
+        "amount": np.where(days.year == 2023, 10.0, 12.0), "order_type": "repeat", "sku": "S",
+        "quantity": 1, "unit_price": np.where(days.year == 2023, 10.0, 12.0), "status": "completed"})}
+
+
+def test_kpi_title_quotes_the_last_complete_month_and_leaves_out_empty_figures():
+    from toolkit import journey
+
+    # March 2024 has 9 days: its 108 against February's 348 is no 69% drop
+    kpis = journey.kpis(_orders_to_march("2024-03-09"), freq="MS")
+    comparison = journey.compare_months(kpis)
+    chart = charts.kpi_small_multiples(kpis, currency="EUR", comparison=comparison)
+    assert chart.title.text == ("In Feb 2024, the last complete month: revenue €348, down 6% on Jan 2024 (€372) "
+                                "and up 24% on Feb 2023 (€280).")
+    # orders only: no conversion rate, no satisfaction, so no empty panels
+    drawn = [panel.title.text for panel in chart.concat]
+    assert "Conversion rate" not in drawn and "Satisfaction (rating 1–5)" not in drawn
+    assert len(drawn) == len(charts.KPI_FORMATS) - 2
+    assert chart.title.subtitle == "No data for: conversion rate, satisfaction (rating 1–5)"
+    words = texts(charts.to_svg(chart))
+    assert "No data for: conversion rate, satisfaction (rating 1–5)" in words
+    page = charts.month_comparison_text(comparison, ("revenue", "orders"), "USD", markdown=True)
+    assert page == ("In Feb 2024, the last complete month: revenue \\$348, down 6% on Jan 2024 (\\$372) and up 24% "
+                    "on Feb 2023 (\\$280); orders 29, down 6% on Jan 2024 (31) and up 4% on Feb 2023 (28).")
+
+
+def test_month_comparison_text_without_an_earlier_complete_month():
+    from toolkit import journey
+
+    only_january = journey.compare_months(journey.kpis(_orders_to_march("2023-02-10"), freq="MS"))
+    assert charts.month_comparison_text(only_january) == (
+        "In Jan 2023, the last complete month: revenue $310. "
+        "The data holds no complete month before it to compare with.")
 
 
 def test_segment_value_bars_sum_to_the_expected_value(built, frames):
@@ -483,6 +523,16 @@ def test_funnel_leaves_out_stages_the_data_cannot_show(frames):
     svg = charts.to_svg(charts.funnel(partial))
     assert len(marks(svg, "rect")) == len(partial) - 1
     assert "evaluation" not in texts(svg)
+    assert charts.funnel(partial).title.subtitle == "Not in the data: evaluation"
+
+
+def test_funnel_of_orders_alone_names_the_stages_before_purchase():
+    from toolkit import journey
+
+    stages = journey.customer_stages(_orders_to_march("2023-03-31"))
+    chart = charts.funnel(journey.funnel(stages, 90))
+    assert chart.title.subtitle == "Not in the data: awareness, consideration, evaluation"
+    assert len(marks(charts.to_svg(chart), "rect")) == 2  # purchase and post-purchase
 
 
 def test_journey_charts_on_the_sample_shop(sample_tables, sample_config):

@@ -340,3 +340,33 @@ def test_month_comparison_says_what_the_data_does_not_cover():
     assert journey.compare_months(journey.kpis(_daily_orders("2024-01-10", "2024-02-20"), freq="MS")) is None
     with pytest.raises(journey.JourneyError, match="monthly"):
         journey.compare_months(journey.kpis(_daily_orders("2024-01-01", "2024-03-09"), freq="W"))
+
+
+def test_missing_figures_name_what_each_empty_figure_needs(small_shop_tables):
+    orders_only = journey.kpis(_daily_orders("2024-01-01", "2024-03-09"), freq="MS")
+    assert journey.missing_figures(orders_only) == journey.FIGURE_NEEDS
+    # the hand-made shop has events and two reviews: every figure has a value
+    assert journey.missing_figures(journey.kpis(small_shop_tables, freq="MS")) == {}
+    no_reviews = {**small_shop_tables,
+                  "events": small_shop_tables["events"].query("event_type != 'review'")}
+    assert list(journey.missing_figures(journey.kpis(no_reviews, freq="MS"))) == ["satisfaction"]
+
+
+def test_journey_page_on_orders_only_says_what_needs_events_and_keeps_one_guest_share(tmp_path):
+    from toolkit.pipeline import journey as journey_view, load
+    from toolkit.sample import write_messy_shop
+
+    write_messy_shop(tmp_path, customers=300)
+    dataset = load(tmp_path)
+    view = journey_view(dataset)
+    notes = {note.topic: note for note in view.notes}
+    assert not view.has_events
+    # without events the first touch is the first order: the time to convert would be 0 for everyone
+    assert view.time_to_purchase.median_days == 0
+    assert "awareness, consideration, evaluation" in notes["events"].text
+    assert "events source" in notes["events"].text and notes["events"].level == "missing"
+    assert "conversion rate" in notes["key figures"].text and "satisfaction" in notes["key figures"].text
+    # the guests' share of revenue is said once, by the data set; the page says what leaves them out
+    assert "%" in next(n.text for n in dataset.notes if n.topic == "customers")
+    assert "%" not in notes["guests"].text and "funnel" in notes["guests"].text
+    assert view.comparison is not None and view.kpis.set_index("ds").loc[view.comparison.month, "complete"]

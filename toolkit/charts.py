@@ -31,7 +31,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import numpy as np
@@ -40,6 +40,9 @@ import vl_convert as vlc
 from babel.numbers import get_currency_symbol
 
 from toolkit.errors import JourneycastError, require_columns
+
+if TYPE_CHECKING:
+    from toolkit.journey import MonthComparison
 
 __all__ = [
     "THEME",
@@ -58,6 +61,7 @@ __all__ = [
     "kpi_small_multiples",
     "money_markdown",
     "money_text",
+    "month_comparison_text",
     "nothing_to_show",
     "opportunity_weeks",
     "probability_alive_matrix",
@@ -687,13 +691,14 @@ def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     ``frame``: one funnel (``toolkit.journey.funnel`` without ``by``) in
     journey order: ``stage, customers, stage_conversion`` (share of the
     previous stage), ``overall_conversion, drop_off``. Stages the data cannot
-    show (no customer count) are left out.
+    show (no customer count) are left out and named in the subtitle.
     """
     cols = ["stage", "customers", "stage_conversion", "overall_conversion", "drop_off"]
     _require(frame, cols, "funnel", "no stage was reached")
     data = frame.loc[frame["customers"].notna(), cols].reset_index(drop=True)
     if data.empty:
         raise _NothingToDraw("the data shows no stage's customers")
+    unseen = frame.loc[frame["customers"].isna(), "stage"].astype(str).tolist()
     data = data.rename(columns={"stage_conversion": "conversion"})
     data["stage"] = data["stage"].astype(str)
     data["label"] = [
@@ -722,7 +727,10 @@ def funnel(frame: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
         y=y, x=alt.X("customers:Q", title="Customers", axis=alt.Axis(format=",.0f")), tooltip=tooltip
     )
     text = base.mark_text(align="left", dx=4).encode(y=y, x="customers:Q", text="label:N")
-    return alt.layer(bars, text).properties(title=title or "Customers by journey stage", height={"step": 34})
+    title = title or "Customers by journey stage"
+    if unseen:
+        title = alt.Title(title, subtitle=f"Not in the data: {', '.join(unseen)}")
+    return alt.layer(bars, text).properties(title=title, height={"step": 34})
 
 
 def _period_encoding(values: pd.Series, field: str, title: str | None) -> alt.X:
@@ -800,30 +808,67 @@ KPI_FORMATS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _figure_text(value: float, figure: str, currency: str, markdown: bool) -> str:
+    """One KPI value as a reader writes it: money with its symbol, counts with separators."""
+    kind = KPI_FORMATS[figure][1]
+    if kind == "money":
+        return (money_markdown if markdown else money_text)(value, currency)
+    return format(value, kind)
+
+
+def month_comparison_text(comparison: MonthComparison, figures: Sequence[str] = ("revenue",),
+                          currency: str = "USD", markdown: bool = False) -> str:
+    """One sentence on ``figures`` in the last complete month, against the month before and a year before.
+
+    ``comparison`` is ``toolkit.journey.compare_months``'s: complete months
+    only, so a month the export cut short never reads as a collapse in sales.
+    ``markdown`` escapes the currency symbol for a Markdown cell.
+    """
+    said = []
+    for figure in figures:
+        row = comparison.figures.loc[figure]
+        changes = [
+            f"{'up' if change >= 0 else 'down'} {abs(change):.0%} on {month:%b %Y} "
+            f"({_figure_text(before, figure, currency, markdown)})"
+            for month, before, change in (
+                (comparison.previous_month, row["previous_month"], row["change_vs_previous_month"]),
+                (comparison.year_before, row["year_before"], row["change_vs_year_before"]))
+            if month is not None and not pd.isna(change)
+        ]
+        now = f"{KPI_FORMATS[figure][0].lower()} {_figure_text(row['month'], figure, currency, markdown)}"
+        said.append(", ".join([now, " and ".join(changes)]) if changes else now)
+    sentence = f"In {comparison.month:%b %Y}, the last complete month: {'; '.join(said)}."
+    if comparison.previous_month is None and comparison.year_before is None:
+        sentence += " The data holds no complete month before it to compare with."
+    return sentence
+
+
 @_or_nothing_to_show
 def kpi_small_multiples(
-    kpis: pd.DataFrame, currency: str = "USD", columns: int = 3, title: str | None = None
+    kpis: pd.DataFrame, currency: str = "USD", columns: int = 3, title: str | None = None,
+    comparison: MonthComparison | None = None,
 ) -> alt.ConcatChart:
-    """One small line chart per KPI over the periods.
+    """One small line chart per KPI over the periods; a KPI without any value gets no panel.
 
     ``kpis``: ``ds`` (the period, as ``toolkit.journey.kpis`` names it) plus
     any of ``revenue, orders, customers, average_order_value,
     conversion_rate, repeat_purchase_rate, new_revenue, returning_revenue,
-    satisfaction``.
+    satisfaction``. The default title quotes ``comparison``
+    (``toolkit.journey.compare_months``): revenue in the last complete month,
+    never in a period the data covers only in part. KPIs left out are named
+    in the subtitle.
     """
-    present = [k for k in KPI_FORMATS if k in kpis.columns]
     _require(kpis, ["ds"], "kpi_small_multiples", "no period with key figures")
-    if not present:
+    given = [k for k in KPI_FORMATS if k in kpis.columns]
+    if not given:
         raise ChartDataError(f"kpi_small_multiples: no KPI column found (expected some of {list(KPI_FORMATS)})")
+    present = [k for k in given if kpis[k].notna().any()]
+    if not present:
+        raise _NothingToDraw("no key figure has a value yet")
+    empty = [KPI_FORMATS[k][0].lower() for k in given if k not in present]
     data = kpis[["ds", *present]].rename(columns={"ds": "period"}).sort_values("period").reset_index(drop=True)
-    if title is None and "revenue" in present and len(data) >= 2:
-        last, prev = data["revenue"].iloc[-1], data["revenue"].iloc[-2]
-        change = (last - prev) / prev if prev else float("nan")
-        direction = "up" if change >= 0 else "down"
-        title = (
-            f"Revenue {direction} {abs(change):.0%} in the latest period "
-            f"({money_text(last, currency)} vs {money_text(prev, currency)})"
-        )
+    if title is None and comparison is not None:
+        title = month_comparison_text(comparison, ("revenue",), currency)
     x = _period_encoding(data["period"], "period", None)
     panels = []
     for kpi in present:
@@ -845,7 +890,10 @@ def kpi_small_multiples(
             )
             .properties(title=alt.Title(label, fontSize=12), width=200, height=120)
         )
-    return alt.concat(*panels, columns=columns).properties(title=title or "Key figures by period")
+    title = title or "Key figures by period"
+    if empty:
+        title = alt.Title(title, subtitle=f"No data for: {', '.join(empty)}")
+    return alt.concat(*panels, columns=columns).properties(title=title)
 
 
 @_or_nothing_to_show

@@ -45,6 +45,7 @@ from toolkit.schema import STAGES
 
 __all__ = [
     "COMPARED",
+    "FIGURE_NEEDS",
     "FIRST_TOUCH",
     "UNKNOWN_CHANNEL",
     "JourneyError",
@@ -62,6 +63,7 @@ __all__ = [
     "is_sale",
     "kpis",
     "data_period",
+    "missing_figures",
     "period_coverage",
     "period_grid",
     "period_label",
@@ -567,6 +569,24 @@ def kpis(tables: dict[str, pd.DataFrame], freq: str = "MS",
         out["satisfaction"] = np.nan
     out = out.join(period_coverage(grid, freq, stamps.min(), stamps.max()))
     return out.reset_index()
+
+
+#: What the data must hold for a figure of ``kpis`` that stays empty without it.
+FIGURE_NEEDS: dict[str, str] = {
+    "conversion_rate": "touchpoint events before the purchase",
+    "satisfaction": "review events with a rating",
+}
+
+
+def missing_figures(kpis_frame: pd.DataFrame) -> dict[str, str]:
+    """The figures of ``kpis`` with no value in any period, each with what the data needs to give them.
+
+    Without events the conversion rate is empty (the first touch *is* the
+    purchase) and without reviews so is satisfaction: a page leaves such
+    figures out and says why rather than drawing an empty chart.
+    """
+    return {figure: needs for figure, needs in FIGURE_NEEDS.items()
+            if figure in kpis_frame.columns and kpis_frame[figure].isna().all()}
 
 
 #: The figures ``compare_months`` compares by default.

@@ -33,8 +33,9 @@ from toolkit.forecast.calendar import holiday_calendar
 from toolkit.ingest import Ingested, RejectShareError, load_tables
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
-                             data_period, funnel, guest_sales, is_guest, is_sale, kpis, time_to_convert,
-                             zero_amount_orders)
+                             data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
+                             time_to_convert, zero_amount_orders)
+from toolkit.schema import STAGES
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, empty_offers, evaluate_campaign,
                                    evaluate_upsell, offer_ladder_problem, repurchase_opportunities,
@@ -129,6 +130,9 @@ class JourneyView:
     ``kpis`` marks partial periods (``complete``); ``comparison`` is the last
     complete month beside the month before and a year before (None when the
     data covers no month in full): the one to quote as "revenue up x%".
+    ``has_events`` is False for orders alone: then the first touch *is* the
+    first order, so ``time_to_purchase`` is 0 days for every buyer and means
+    nothing.
     """
 
     stages: pd.DataFrame
@@ -138,6 +142,7 @@ class JourneyView:
     kpis: pd.DataFrame
     notes: list[Note] = field(default_factory=list)
     comparison: MonthComparison | None = None
+    has_events: bool = True
 
 
 def journey(dataset: Dataset, freq: str = "MS", by: str | None = None) -> JourneyView:
@@ -148,29 +153,44 @@ def journey(dataset: Dataset, freq: str = "MS", by: str | None = None) -> Journe
     figures = kpis(tables, freq=freq, conversion_window_days=window)
     monthly = figures if freq == "MS" else kpis(tables, freq="MS", conversion_window_days=window)
     comparison = compare_months(monthly)
+    events = tables.get("events")
+    has_events = events is not None and len(events) > 0
     return JourneyView(
         stages=stages,
         funnel=funnel(stages, window, by=by),
         time_to_purchase=time_to_convert(stages, "first_touch", "purchase", window),
         retention=cohort_retention(tables["orders"], freq=freq),
         kpis=figures,
-        notes=_journey_notes(tables["orders"], figures, comparison, dataset.config.currency),
+        notes=_journey_notes(tables["orders"], figures, comparison, has_events),
         comparison=comparison,
+        has_events=has_events,
     )
 
 
 def _journey_notes(orders: pd.DataFrame, figures: pd.DataFrame, comparison: MonthComparison | None,
-                   currency: str) -> list[Note]:
-    """What the journey figures leave out or assume: guests, deals at zero, partial periods."""
+                   has_events: bool) -> list[Note]:
+    """What the journey figures leave out or assume: events, figures, guests, deals at zero, partial periods."""
     notes = []
-    guest_amount, guest_share = guest_sales(orders)
-    if guest_amount:
+    if not has_events:
+        before = ", ".join(STAGES[:STAGES.index("purchase")])
+        notes.append(Note(
+            "events",
+            f"No touchpoint events: the funnel starts at the purchase, and the stages before it ({before}) "
+            "and the time from first touch to purchase cannot be measured; add an events source to "
+            "journeycast.yml to see them.", "missing"))
+    missing = missing_figures(figures)
+    if missing:
+        figures_text = " and ".join(f"{figure.replace('_', ' ')} (it needs {needs})"
+                                    for figure, needs in missing.items())
+        notes.append(Note("key figures", f"Left out of the key figures for lack of data: {figures_text}; "
+                                         "add them as an events source in journeycast.yml.", "missing"))
+    if guest_sales(orders)[0]:
+        # the data set's note gives the guests' share of revenue; this one says what it means on this page
         notes.append(Note(
             "guests",
-            f"Guest checkouts (orders without a customer id) brought {guest_share:.0%} of sales "
-            f"({currency} {guest_amount:,.0f}): they count in revenue, orders and cash flows but not in "
-            "customers, the funnel, repeat purchase or lifetime value; export a customer id with every "
-            "order to include them.", "missing"))
+            "Customers, the funnel, repeat purchase and customer value follow customers by their id, so "
+            "guest checkouts are not in them; export a customer id with every order to include them.",
+            "missing"))
     zero = zero_amount_orders(orders)
     if zero:
         notes.append(Note(
