@@ -606,11 +606,34 @@ def test_every_builder_on_an_empty_frame_says_there_is_nothing_to_show_and_why(f
         assert f"Nothing to show: {why}" in words, (name, words)
 
 
-def test_only_the_part_without_data_is_replaced(frames):
+def test_no_targets_draw_no_campaign_timing(frames):
     no_targets = charts.upsell_timing(_empty(frames["scores"]), frames["evaluations"], 0.05)
     words = texts(charts.to_svg(no_targets))
-    assert "Nothing to show: no customer reaches the target threshold" in words
-    assert "Shortfall probability" in words  # the launch weeks are still drawn
+    assert words == ["Nothing to show: no customer reaches the target threshold, so there is no campaign to time"]
+
+
+def test_campaign_timing_without_risk_assessed_draws_the_gain_and_claims_no_risk(frames):
+    unassessed = frames["evaluations"].assign(shortfall_probability_before=np.nan,
+                                              shortfall_probability_after=np.nan, feasible=False)
+    week = unassessed["launch_week"].iloc[2]
+    gain = unassessed["expected_net_gain"].iloc[2]
+    chosen = charts.campaign_timing(unassessed, 0.05, week)
+    assert chosen.title.text == (f"Launching the week of {week.day} {week:%b %Y}: net gain "
+                                 f"{charts.money_text(gain)}; shortfall risk not assessed")
+    words = texts(charts.to_svg(chosen))
+    assert "Expected net gain" in words and "risk not assessed" in words
+    assert "Shortfall probability" not in words and not any("Risk limit" in w for w in words)
+    assert not any("nan" in w.lower() or "too risky" in w for w in words)
+    best = charts.campaign_timing(unassessed, 0.05).title.text
+    assert best == (f"Expected net gain by launch week, up to {charts.money_text(unassessed['expected_net_gain'].max())}"
+                    "; shortfall risk not assessed")
+    with_targets = charts.upsell_timing(frames["scores"], unassessed, 0.05, week)
+    words = texts(charts.to_svg(with_targets))
+    assert "Expected value of the targeted customers by week" in words and "Expected net gain" in words
+    assert not any("nan" in w.lower() for w in words)
+
+
+def test_only_the_part_without_data_is_replaced(frames):
     no_opportunities = charts.cash_opportunities_linked(frames["bands"], _empty(frames["scores"]), MINIMUM)
     words = texts(charts.to_svg(no_opportunities))
     assert "Nothing to show: no customer is likely to buy again within the horizon" in words

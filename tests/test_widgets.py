@@ -5,6 +5,8 @@ Controls are driven the way a user drives them, by setting ``.value``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import altair as alt
 import ipywidgets
 import numpy as np
@@ -153,6 +155,17 @@ def test_scenario_explorer_static_is_the_baseline(recompute):
     assert not any(w.startswith("First breach") for w in words)
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """A campaign evaluation as the explorer reads one: its verdict and its launch weeks."""
+
+    weeks: pd.DataFrame
+    verdict: str = "recommended: launch in the first week"
+
+    def launch_weeks(self) -> pd.DataFrame:
+        return self.weeks
+
+
 @pytest.fixture
 def plan(frames):
     """A stand-in campaign evaluation: discounts shrink the net gain."""
@@ -165,7 +178,7 @@ def plan(frames):
         scores = frames["scores"]
         evaluations = frames["evaluations"].copy()
         evaluations["expected_net_gain"] = evaluations["expected_net_gain"] * (1 - discount) - cost_per_contact
-        return scores[scores["upsell_propensity"] >= target_threshold], evaluations
+        return scores[scores["upsell_propensity"] >= target_threshold], Evaluated(evaluations)
 
     run.calls = calls
     return run
@@ -221,19 +234,53 @@ def test_explorers_with_nothing_to_explore_show_why_with_controls_disabled(frame
     assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(shown(no_forecast)))
     assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(no_forecast.static()))
 
-    def never(**_values):
-        raise AssertionError("no stage: nothing to recompute")
-
-    no_costs = ScenarioExplorer(never, stages=[])
-    assert no_costs.stage.disabled and no_costs.demand_shock.disabled
-    assert "Nothing to show: the data holds no stage with money going out to change" in texts(
-        charts.to_svg(no_costs.static()))
-
     def no_weeks(target_threshold: float, discount: float, cost_per_contact: float):
-        return frames["scores"].iloc[0:0], frames["evaluations"].iloc[0:0]
+        return frames["scores"].iloc[0:0], Evaluated(frames["evaluations"].iloc[0:0], verdict="")
 
     no_campaign = UpsellTimingExplorer(no_weeks, risk_limit=0.05)
     assert no_campaign.start_week.disabled and no_campaign.week is None
     assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(no_campaign.static()))
     no_campaign.discount.value = 20  # replanning with nothing to plan still draws
     assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(shown(no_campaign)))
+
+
+def test_without_costs_the_scenario_explorer_still_moves_demand_and_payment_delay(cash_inputs):
+    """No outflow series: only the stage controls are disabled, and the static view is the forecast as it stands."""
+    history, paths = cash_inputs
+    inflow = "purchase|inflow|all"
+    history, paths = history[history["unique_id"] == inflow], paths.loc[[inflow]]
+    calls = []
+
+    def recompute(stage, outflow_change_pct, demand_shock_pct, receipt_delay_days):
+        calls.append(stage)
+        scenario = Scenario("what-if", (DemandShock(demand_shock_pct, HORIZON_START),
+                                        ReceiptDelay(receipt_delay_days)))
+        outlook = cash_position(history, apply_scenario(paths, scenario), OPENING, None)
+        return outlook, compare_scenarios(history, paths, [scenario], OPENING, None)
+
+    explorer = ScenarioExplorer(recompute, stages=[])
+    assert explorer.stage.disabled and explorer.outflow_change.disabled
+    assert not explorer.demand_shock.disabled and not explorer.receipt_delay.disabled
+    baseline = texts(charts.to_svg(explorer.static()))
+    assert not any(w.startswith("Nothing to show") for w in baseline)
+    assert "Where each scenario leaves cash at the end of the horizon" in baseline
+    explorer.demand_shock.value = -50
+    outlook, comparison = recompute(**explorer.values)
+    assert calls == [None] * 4  # the first view, the static view, the slider, and this check
+    assert comparison["ending_p50"].iloc[1] < comparison["ending_p50"].iloc[0]
+    assert shown(explorer).vconcat[0].title.text == charts.cash_title(
+        None, outlook.shortfall_probability, outlook.first_breach_date)
+
+
+def test_upsell_explorer_with_no_one_to_contact_says_the_verdict(frames):
+    verdict = "not recommended: no customer meets the target threshold"
+
+    def nobody(target_threshold: float, discount: float, cost_per_contact: float):
+        weeks = frames["evaluations"].assign(feasible=False, expected_net_gain=0.0)
+        return frames["scores"].iloc[0:0], Evaluated(weeks, verdict)
+
+    explorer = UpsellTimingExplorer(nobody, risk_limit=0.05)
+    expected = [f"Nothing to show: the campaign is {verdict}"]
+    assert texts(charts.to_svg(explorer.static())) == expected
+    explorer.discount.value = 30
+    assert texts(charts.to_svg(shown(explorer))) == expected

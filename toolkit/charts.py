@@ -1128,6 +1128,10 @@ def campaign_timing(
     ``evaluations``: ``launch_week, shortfall_probability_before,
     shortfall_probability_after, expected_net_gain, feasible`` (one row per
     candidate launch week). ``selected_week`` is marked with a rule.
+
+    When the shortfall risk was not assessed (NaN: no opening balance or no
+    costs), only the expected net gain by launch week is drawn, and the title
+    and subtitle say the risk was not assessed.
     """
     cols = [
         "launch_week", "shortfall_probability_before", "shortfall_probability_after",
@@ -1140,9 +1144,10 @@ def campaign_timing(
     # Bars span their week, with a small gap between neighbours.
     data["bar_start"] = data["launch_week"] + pd.Timedelta(hours=12)
     data["bar_end"] = data["week_end"] - pd.Timedelta(hours=12)
-    data["verdict"] = np.where(data["feasible"], "feasible", "too risky")
+    risk_assessed = bool(data["shortfall_probability_after"].notna().any())
+    data["verdict"] = np.where(data["feasible"], "feasible", "too risky" if risk_assessed else "risk not assessed")
     if title is None:
-        title = _campaign_title(data, risk_limit, selected_week, currency)
+        title = _campaign_title(data, risk_limit, selected_week, currency, risk_assessed)
 
     long = data.melt(
         id_vars=["launch_week"],
@@ -1182,7 +1187,8 @@ def campaign_timing(
             y2=alt.datum(0),
             color=alt.Color(
                 "verdict:N", title=None,
-                scale=alt.Scale(domain=["feasible", "too risky"], range=[GOOD, MUTED]),
+                scale=alt.Scale(domain=["feasible", "too risky"], range=[GOOD, MUTED]) if risk_assessed
+                else alt.Scale(domain=["risk not assessed"], range=[MUTED]),
             ),
             tooltip=[
                 alt.Tooltip("launch_week:T", title="Launch week"),
@@ -1196,26 +1202,39 @@ def campaign_timing(
         marker = chosen.mark_rule(color=INK, strokeWidth=2).encode(x="launch_week:T")
         risk_layers.append(marker)
         gain_layers.append(marker)
-    risk = alt.layer(*risk_layers).properties(height=180)
     gain = alt.layer(*gain_layers).properties(height=120)
+    if not risk_assessed:
+        # a risk panel of NaN would be empty: the gain by week is what can be said
+        return alt.vconcat(gain).resolve_scale(color="independent").properties(title=alt.Title(
+            title, subtitle="The shortfall risk was not assessed: it needs an opening balance, a minimum cash "
+                            "and costs"))
+    risk = alt.layer(*risk_layers).properties(height=180)
     return alt.vconcat(risk, gain).resolve_scale(x="shared", color="independent").properties(
         title=alt.Title(title, subtitle="Green weeks keep the shortfall risk within the limit")
     )
 
 
 def _campaign_title(
-    data: pd.DataFrame, risk_limit: float, selected_week: pd.Timestamp | None, currency: str
+    data: pd.DataFrame, risk_limit: float, selected_week: pd.Timestamp | None, currency: str,
+    risk_assessed: bool = True,
 ) -> str:
     if selected_week is not None:
         rows = data[data["launch_week"] == pd.Timestamp(selected_week)]
         if not rows.empty:
             row = rows.iloc[0]
+            if not risk_assessed:
+                return (f"Launching the week of {_date_text(row['launch_week'])}: net gain "
+                        f"{money_text(row['expected_net_gain'], currency)}; shortfall risk not assessed")
             verdict = "feasible" if row["feasible"] else f"too risky (limit {risk_limit:.0%})"
             return (
                 f"Launching the week of {_date_text(row['launch_week'])}: shortfall risk "
                 f"{row['shortfall_probability_before']:.0%} → {row['shortfall_probability_after']:.0%}, "
                 f"net gain {money_text(row['expected_net_gain'], currency)}, {verdict}"
             )
+    if not risk_assessed:
+        best = data.loc[data["expected_net_gain"].idxmax()]
+        return (f"Expected net gain by launch week, up to {money_text(best['expected_net_gain'], currency)}; "
+                "shortfall risk not assessed")
     feasible = data[data["feasible"]]
     if feasible.empty:
         return f"No launch week keeps the shortfall risk within {risk_limit:.0%}"
@@ -1241,15 +1260,15 @@ def upsell_timing(
     ``targets``: the customers a campaign would contact, as for
     :func:`opportunity_weeks`; ``evaluations`` as for :func:`campaign_timing`.
     Both panels share the time axis, so the weeks where value opens line up with
-    the weeks a launch is feasible.
+    the weeks a launch is feasible. With no targets there is no campaign to
+    time, and nothing is drawn but that sentence.
     """
     timing = campaign_timing.__wrapped__(evaluations, risk_limit, selected_week, currency, title)
     if targets.empty:
-        bars = nothing_to_show("no customer reaches the target threshold")
-    else:
-        bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
-            height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
-        )
+        raise _NothingToDraw("no customer reaches the target threshold, so there is no campaign to time")
+    bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
+        height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
+    )
     return alt.vconcat(bars, *timing.vconcat).resolve_scale(x="shared", color="independent").properties(
         title=timing.title
     )

@@ -41,6 +41,8 @@ from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel
                                    evaluate_upsell, offer_ladder_problem, repurchase_opportunities,
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
+from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_customers
+from toolkit.charts import money_markdown
 
 __all__ = [
     "CashForecast",
@@ -48,6 +50,7 @@ __all__ = [
     "JourneyView",
     "Opportunities",
     "campaign",
+    "campaign_cash_notes",
     "campaign_planner",
     "dated_scenario",
     "cash_figure_names",
@@ -474,7 +477,9 @@ class Opportunities:
         highest propensity first; empty (same columns) when no offer can be made.
     upsell_check : how the upsell model ranked the latest ``days`` it could be
         checked on (``upsell_check.reason`` says why it could not).
-    model : the fitted repurchase model (``model_name`` says which one is served).
+    model : the fitted repurchase model (``model_name`` says which one is served);
+        None when too few customers came back to fit one (the re-purchase
+        columns of ``customers`` are then empty and ``repurchase`` has no rows).
     repeat_history : money of repeat and upsell sales in the ``days`` before
         ``as_of``: ``total``, ``new_customers`` (by customers who first bought
         within those days) and ``guests`` (lines without a customer id).
@@ -487,14 +492,14 @@ class Opportunities:
     repurchase: pd.DataFrame
     upsell: pd.DataFrame
     upsell_check: UpsellEvaluation
-    model: RepurchaseModel
+    model: RepurchaseModel | None
     notes: list[Note] = field(default_factory=list)
     repeat_history: dict[str, float] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
-        """The repurchase model served, e.g. "BG/NBD" or "BG/NBD with assumed drop-out"."""
-        return self.model.model_name_
+        """The repurchase model served, e.g. "BG/NBD" or "BG/NBD with assumed drop-out"; "none" without one."""
+        return "none" if self.model is None else self.model.model_name_
 
 
 def opportunities(dataset: Dataset, horizon: int | None = None, seed: int | None = None) -> Opportunities:
@@ -560,14 +565,26 @@ def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: p
             "scores and offers cover customers with an id only."), "missing"))
     margin, margin_notes = gross_margin_or_assumed(gross_margin)
     segments = customer_segments(orders, as_of)
-    model = RepurchaseModel(discount_rate=discount_rate, seed=seed).fit(summary_from_orders(orders, as_of))
-    notes += model.notes_
-    predictions = model.predict(days)
+    summary = summary_from_orders(orders, as_of)
+    returning = repeat_customers(summary)
+    if returning < MIN_REPEAT_CUSTOMERS:
+        # one-off buyers only: no repeat buying to learn from, and no upgrade either
+        model, predictions = None, no_predictions()
+        notes.append(Note("repurchase", (
+            f"Too few customers came back to buy again ({returning}; the re-purchase models need "
+            f"{MIN_REPEAT_CUSTOMERS}): re-purchase chances, expected spend and upsell offers are left out; a "
+            "longer order history adds them."), "missing"))
+        offers, check, upsell_notes = empty_offers(), UpsellEvaluation.not_checked(
+            "no customer bought twice, so no one traded up"), []
+    else:
+        model = RepurchaseModel(discount_rate=discount_rate, seed=seed).fit(summary)
+        notes += model.notes_
+        predictions = model.predict(days)
+        offers, check, upsell_notes = _upsell_offers(orders, events, as_of, days, seed, predictions, margin)
     customers = segments.merge(predictions.drop(columns=["window_start_days", "window_end_days"]),
                                on="customer_id", how="left")
     segment_of = segments[["customer_id", "segment"]]
     repurchase = repurchase_opportunities(predictions, as_of, events, orders, horizon_days=days)
-    offers, check, upsell_notes = _upsell_offers(orders, events, as_of, days, seed, predictions, margin)
     return Opportunities(
         as_of=as_of, days=days, customers=customers,
         repurchase=repurchase.merge(segment_of, on="customer_id", how="left"),
@@ -621,18 +638,18 @@ def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_
 
 def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int | None = None,
                      duration_days: int | None = None, seed: int | None = None, fixed_cost: float | None = None
-                     ) -> Callable[..., tuple[pd.DataFrame, pd.DataFrame]]:
+                     ) -> Callable[..., tuple[pd.DataFrame, CampaignEvaluation]]:
     """The campaign model behind ``toolkit.widgets.UpsellTimingExplorer``.
 
     The returned function takes ``target_threshold, discount, cost_per_contact``
-    (None: the configuration's) and returns the targets and one row per launch
-    week, as ``toolkit.charts.upsell_timing`` draws them.
+    (None: the configuration's) and returns :func:`campaign`'s targets and
+    evaluation (its ``verdict``, and its ``launch_weeks()`` as
+    ``toolkit.charts.upsell_timing`` draws them).
     """
     def plan(target_threshold: float | None, discount: float | None, cost_per_contact: float | None
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        targets, evaluation = campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
-                                       start_week, duration_days, seed, fixed_cost)
-        return targets, evaluation.launch_weeks()
+             ) -> tuple[pd.DataFrame, CampaignEvaluation]:
+        return campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
+                        start_week, duration_days, seed, fixed_cost)
 
     return plan
 
@@ -648,7 +665,7 @@ def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> p
     looks beyond the opportunities' ``days``; what is left is model against
     history. Returns ``part, amount, share_of_forecast`` (amounts that add up
     from the first row to the last); ``attrs["explanation"]`` says it in one
-    sentence.
+    Markdown sentence, amounts in the configured currency.
     """
     forecast = cash.result.forecast
     stage_direction = forecast["unique_id"].str.split("|", n=2, expand=True)
@@ -677,11 +694,29 @@ def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> p
     table = pd.DataFrame(parts, columns=["part", "amount"])
     table["share_of_forecast"] = table["amount"] / predicted if predicted else np.nan
     largest = table.iloc[1:-1].assign(size=lambda t: t["amount"].abs()).sort_values("size").iloc[-1]
+    currency = cash.config.currency
+
+    def money(amount: float) -> str:
+        return money_markdown(amount, currency, compact=False)
+
+    sign = "+" if largest["amount"] > 0 else ""
     table.attrs["explanation"] = (
-        f"The forecast expects {predicted:,.0f} of repeat and upsell money in {horizon} days and the "
-        f"opportunities {expected:,.0f} from today's customers in {found.days} days; the largest part of "
-        f"the difference is {largest['part'].removeprefix('less ')} ({largest['amount']:+,.0f}).")
+        f"The forecast expects {money(predicted)} of repeat and upsell money in {horizon} days and the "
+        f"opportunities {money(expected)} from today's customers in {found.days} days; the largest part of "
+        f"the difference is {largest['part'].removeprefix('less ')} ({sign}{money(largest['amount'])}).")
     return table
+
+
+#: Topics of the cash notes a campaign's risk rests on (``_cash_notes``): the opening balance and the costs.
+_CAMPAIGN_CASH_TOPICS = ("cash", "costs")
+
+
+def campaign_cash_notes(cash: CashForecast) -> list[Note]:
+    """The notes of the cash forecast that bear on a campaign: a missing opening balance, missing or estimated costs.
+
+    The forecast's own notes (models, holidays, scenarios left out) belong to the cash page.
+    """
+    return [note for note in cash.notes if note.topic in _CAMPAIGN_CASH_TOPICS]
 
 
 # ---------------------------------------------------------------- the rolling forecast

@@ -10,9 +10,9 @@ lives here. Every explorer exposes
 - ``static()``: the chart for the default selection, which is what a static
   report shows, since ipywidgets do not render in exported HTML.
 
-An explorer given nothing to explore (no forecast series, no stage with
-spending, no launch week) shows :func:`toolkit.charts.nothing_to_show` saying
-why, with its controls disabled, instead of failing.
+An explorer given nothing to explore (no forecast series, no launch week, no
+one to contact) shows :func:`toolkit.charts.nothing_to_show` saying why, with
+the controls that cannot help disabled, instead of failing.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 from toolkit import charts
 
 __all__ = [
+    "CampaignEvaluationLike",
     "CashOutlookLike",
     "ForecastExplorer",
     "ScenarioExplorer",
@@ -41,6 +42,16 @@ class CashOutlookLike(Protocol):
     minimum_cash: float
     first_breach_date: pd.Timestamp | None
     shortfall_probability: float
+
+
+class CampaignEvaluationLike(Protocol):
+    """What the upsell-timing explorer needs from a campaign evaluation."""
+
+    verdict: str
+
+    def launch_weeks(self) -> pd.DataFrame:
+        """One row per candidate launch week, as :func:`toolkit.charts.campaign_timing` draws them."""
+        ...
 
 
 class _Explorer:
@@ -194,9 +205,11 @@ class ScenarioExplorer(_Explorer):
         (``bands``, ``minimum_cash``, ``first_breach_date``,
         ``shortfall_probability``) and the ``toolkit.cash.compare_scenarios``
         frame (the baseline first) as :func:`toolkit.charts.scenario_comparison`
-        expects.
+        expects. ``stage`` is None when there is no stage to change.
     stages
-        The stages whose outflow can be changed (e.g. ``schema.COST_STAGES``).
+        The stages whose outflow can be changed (e.g. ``CashForecast.cost_stages``).
+        With none (no cost data), the stage and outflow controls are disabled;
+        demand and payment delay still apply to the money coming in.
     """
 
     def __init__(
@@ -220,8 +233,8 @@ class ScenarioExplorer(_Explorer):
         )
         for control in (self.stage, self.outflow_change, self.demand_shock, self.receipt_delay):
             control.observe(lambda _change: self._redraw(), names="value")
-            # a what-if picks a stage whose spending changes: with none, there is nothing to try
-            control.disabled = not stages
+        # without money going out there is no spending to change; sales and their timing still are
+        self.stage.disabled = self.outflow_change.disabled = not stages
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.stage, self.outflow_change]),
@@ -244,8 +257,6 @@ class ScenarioExplorer(_Explorer):
 
     def chart_for(self, values: dict[str, Any]) -> alt.TopLevelMixin:
         """Recompute the outlook for ``values`` and draw balance and comparison."""
-        if values["stage"] is None:
-            return charts.nothing_to_show("the data holds no stage with money going out to change")
         outlook, comparison = self.recompute(**values)
         return alt.vconcat(charts.cash_outlook(outlook, currency=self.currency),
                            charts.scenario_comparison(comparison, currency=self.currency))
@@ -290,9 +301,11 @@ class UpsellTimingExplorer(_Explorer):
     plan
         Called as ``plan(target_threshold=..., discount=..., cost_per_contact=...)``
         whenever one of those controls changes. Returns ``(targets,
-        evaluations)``: the customers the campaign would contact (``customer_id,
-        segment, window_start, expected_value``) and one row per candidate
-        launch week (``launch_week, shortfall_probability_before,
+        evaluation)``: the customers the campaign would contact (``customer_id,
+        segment, window_start, expected_value``) and the campaign's evaluation
+        (``toolkit.opportunities.CampaignEvaluation``): its ``verdict`` and,
+        from ``launch_weeks()``, one row per candidate launch week
+        (``launch_week, shortfall_probability_before,
         shortfall_probability_after, expected_net_gain, feasible``).
     risk_limit
         The highest acceptable shortfall probability (run configuration).
@@ -300,11 +313,12 @@ class UpsellTimingExplorer(_Explorer):
         Starting values of the controls (discount as a fraction).
 
     Moving the start week only redraws: every launch week is already evaluated.
+    With no one to contact there is nothing to time: the chart says the verdict.
     """
 
     def __init__(
         self,
-        plan: Callable[..., tuple[pd.DataFrame, pd.DataFrame]],
+        plan: Callable[..., tuple[pd.DataFrame, CampaignEvaluationLike]],
         risk_limit: float,
         currency: str = "USD",
         target_threshold: float = 0.5,
@@ -327,7 +341,7 @@ class UpsellTimingExplorer(_Explorer):
             description=f"Cost/contact {symbol}", min=0.0, max=1_000.0, step=0.5, value=cost_per_contact
         )
         self._defaults = self.plan_values
-        self.targets, self.evaluations = self.plan(**self._defaults)
+        self._plan(self._defaults)
         options, self._default_week = _launch_weeks(self.evaluations, keep=None)
         self.start_week = widgets.SelectionSlider(
             description="Start week", options=options, value=options[0][1] if self._default_week is None
@@ -360,19 +374,27 @@ class UpsellTimingExplorer(_Explorer):
         """The launch week selected; None when no week was evaluated."""
         return None if self.start_week.value is _NO_WEEK else self.start_week.value
 
+    def _plan(self, values: dict[str, float]) -> None:
+        """Evaluate the campaign for ``values``: ``targets``, ``verdict`` and the launch weeks' ``evaluations``."""
+        self.targets, evaluation = self.plan(**values)
+        self.verdict = evaluation.verdict
+        self.evaluations = evaluation.launch_weeks()
+
     def chart_for(
-        self, targets: pd.DataFrame, evaluations: pd.DataFrame, week: pd.Timestamp | None
-    ) -> alt.VConcatChart:
-        """Opportunity value by week over the campaign's risk, ``week`` marked."""
+        self, targets: pd.DataFrame, evaluations: pd.DataFrame, week: pd.Timestamp | None, verdict: str = ""
+    ) -> alt.TopLevelMixin:
+        """Opportunity value by week over the campaign's risk, ``week`` marked; the verdict when no one is targeted."""
+        if targets.empty and verdict:
+            return charts.nothing_to_show(f"the campaign is {verdict}")
         return charts.upsell_timing(targets, evaluations, self.risk_limit, week, self.currency)
 
-    def static(self) -> alt.VConcatChart:
+    def static(self) -> alt.TopLevelMixin:
         """The chart for the starting controls and the recommended launch week."""
-        targets, evaluations = self.plan(**self._defaults)
-        return self.chart_for(targets, evaluations, self._default_week)
+        targets, evaluation = self.plan(**self._defaults)
+        return self.chart_for(targets, evaluation.launch_weeks(), self._default_week, evaluation.verdict)
 
     def _replan(self) -> None:
-        self.targets, self.evaluations = self.plan(**self.plan_values)
+        self._plan(self.plan_values)
         options, week = _launch_weeks(self.evaluations, keep=self.week)
         self._updating = True
         self.start_week.options = options
@@ -383,4 +405,4 @@ class UpsellTimingExplorer(_Explorer):
 
     def _redraw(self) -> None:
         if not self._updating:
-            self._show(self.chart_for(self.targets, self.evaluations, self.week))
+            self._show(self.chart_for(self.targets, self.evaluations, self.week, self.verdict))

@@ -11,9 +11,9 @@ Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 
 from toolkit.opportunities.campaign import (ASSUMED_GROSS_MARGIN, Campaign, CampaignEvaluation,
                                             campaign_verdict, evaluate_campaign, gross_margin_or_assumed)
-from toolkit.opportunities.repurchase import (ASSUMED_DROPOUT, HoldoutCheck, RepurchaseModel,
-                                              fit_problem, holdout_check, probability_alive_matrix,
-                                              summary_from_orders)
+from toolkit.opportunities.repurchase import (ASSUMED_DROPOUT, MIN_REPEAT_CUSTOMERS, HoldoutCheck,
+                                              RepurchaseModel, fit_problem, holdout_check, no_predictions,
+                                              probability_alive_matrix, repeat_customers, summary_from_orders)
 from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityError, SegmentRule,
                                             assign_segments, customer_segments, net_spend,
                                             purchases, rfm_table, value_tiers)
@@ -28,6 +28,7 @@ __all__ = [
     "ASSUMED_GROSS_MARGIN",
     "DEFAULT_SEGMENT_RULES",
     "DEFAULT_SIGNALS",
+    "MIN_REPEAT_CUSTOMERS",
     "Campaign",
     "CampaignEvaluation",
     "HoldoutCheck",
@@ -48,11 +49,13 @@ __all__ = [
     "gross_margin_or_assumed",
     "holdout_check",
     "net_spend",
+    "no_predictions",
     "offer_ladder_problem",
     "probability_alive_matrix",
     "product_tiers",
     "purchases",
     "recent_signals",
+    "repeat_customers",
     "repurchase_opportunities",
     "rfm_table",
     "suggest_offers",

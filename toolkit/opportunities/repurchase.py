@@ -43,6 +43,8 @@ __all__ = [
     "RepurchaseModel",
     "fit_problem",
     "holdout_check",
+    "no_predictions",
+    "repeat_customers",
     "summary_from_orders",
 ]
 
@@ -58,6 +60,11 @@ ASSUMED_DROPOUT = 0.15
 ASSUMED_DROPOUT_SPREAD = 4.0
 #: A prior this narrow holds the drop-out where it is put, whatever the likelihood prefers.
 _ASSUMPTION_WEIGHT = 200_000
+#: The fewest customers with a repeat purchase day (and its spend) the models can be fitted on.
+MIN_REPEAT_CUSTOMERS = 2
+#: The columns of :meth:`RepurchaseModel.predict` with the spend model.
+PREDICTION_COLUMNS = ("customer_id", "probability_alive", "expected_purchases", "expected_spend",
+                      "expected_value", "customer_value", "window_start_days", "window_end_days")
 #: Drop-out parameters below this are on the boundary: drop-out never happens.
 _BOUNDARY = 1e-3
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +130,20 @@ def summary_from_orders(orders: pd.DataFrame, observation_end: str | pd.Timestam
             "int64").to_numpy()
         summary["duration_holdout"] = (observation_end - period_end).days / unit
     return summary
+
+
+def repeat_customers(summary: pd.DataFrame) -> int:
+    """Customers of a :func:`summary_from_orders` table who came back and spent: what the models learn from.
+
+    Both the purchase and the spend model need at least ``MIN_REPEAT_CUSTOMERS`` of them.
+    """
+    return int(((summary["frequency"] > 0) & (summary["monetary_value"] > 0)).sum())
+
+
+def no_predictions() -> pd.DataFrame:
+    """:meth:`RepurchaseModel.predict`'s columns with no rows, for a shop no model could be fitted on."""
+    return pd.DataFrame({c: pd.Series(dtype="str" if c == "customer_id" else "float64")
+                         for c in PREDICTION_COLUMNS})
 
 
 def _clv_library() -> SimpleNamespace:
@@ -243,7 +264,7 @@ class RepurchaseModel:
 
     def _fit(self, summary: pd.DataFrame) -> RepurchaseModel:
         require_columns(summary, ("customer_id", "frequency", "recency", "T"), "the summary")
-        if (summary["frequency"] > 0).sum() < 2:
+        if (summary["frequency"] > 0).sum() < MIN_REPEAT_CUSTOMERS:
             raise OpportunityError("too few repeat customers to fit a repurchase model")
         lib = _clv_library()
         columns = ["customer_id", "frequency", "recency", "T"]
@@ -282,7 +303,7 @@ class RepurchaseModel:
         if self.spend_model:
             require_columns(summary, ("monetary_value",), "the summary")
             repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-            if len(repeat) < 2:
+            if len(repeat) < MIN_REPEAT_CUSTOMERS:
                 raise OpportunityError("too few repeat customers with spend to fit the spend model")
             spend = lib.GammaGammaModel(model_config=self._flat(lib, ("p", "q", "v")))
             spend.fit(data=repeat[["customer_id", "frequency", "monetary_value"]].reset_index(drop=True),
