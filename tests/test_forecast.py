@@ -207,14 +207,21 @@ def test_same_seed_same_numbers_on_any_backend(mixed_series, serial_result, loca
 
 # --- closed days, non-negative flows --------------------------------------------------------
 
-def test_closed_weekday_is_forecast_as_zero(serial_result):
-    diag = serial_result.diagnostics.set_index("unique_id")
-    assert diag.loc["closed", "closed_weekdays"] == "Sun"
-    fc = serial_result.forecast.query("unique_id == 'closed'")
+def test_closed_weekday_is_forecast_as_zero(mixed_series, serial_result):
+    shop = mixed_series.query("unique_id == 'closed'")
+    result = StageForecaster(backend="serial", **QUICK).fit(shop).predict()
+    assert result.diagnostics.loc[0, "closed_weekdays"] == "Sun"
+    fc = result.forecast
     sunday = fc.ds.dt.day_of_week == 6
     assert (fc.loc[sunday, ["yhat", "yhat_lower", "yhat_upper"]] == 0).all().all()
-    assert (serial_result.paths.loc["closed"][sunday.to_numpy()] == 0).all().all()
+    assert (result.paths.loc["closed"][sunday.to_numpy()] == 0).all().all()
     assert (fc.loc[~sunday, "yhat"] > 60).all()  # open days keep their level (about 100)
+    assert [n.text for n in result.notes if n.level == "assumed"] == [
+        "Nothing came in on Sundays in any of the last 8 weeks: they are forecast as closed, "
+        "in every series that moved no money on them."]
+    # beside series that took money on Sundays, a Sunday without sales is not a closed day
+    diag = serial_result.diagnostics.set_index("unique_id")
+    assert (diag["closed_weekdays"] == "").all()
 
 
 def test_paths_of_a_non_negative_flow_stay_non_negative(mixed_series, serial_result):

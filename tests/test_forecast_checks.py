@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from toolkit.flows import stage_flows
 from toolkit.forecast import (
     StageForecaster,
     choose_model,
@@ -16,6 +17,9 @@ from toolkit.forecast import (
     plausibility_table,
 )
 from toolkit.forecast.backtest import SCORE_COLUMNS
+from toolkit.forecast.settings import ForecastSettings, business_calendar, calendar_of, split_series
+from toolkit.pipeline import load
+from toolkit.sample import MESSY_CLOSURE, write_messy_shop
 
 #: Quick settings for one-year daily series: five weeks ahead, one backtest window of two weeks.
 QUICK = dict(horizon=35, uncertainty_samples=100, backtest_folds=1, backtest_horizon=14,
@@ -114,8 +118,9 @@ def test_last_years_christmas_closure_is_forecast_as_closed():
     diag = result.diagnostics.iloc[0]
     assert diag.closures == "2010-12-23..2011-01-03" and diag.closed_weekdays == "Sat"
     assert diag.n_obs == len(series) - 12  # the closure's days are not fitted as sales of zero
-    assumed = [n for n in result.notes if n.level == "assumed"]
-    assert len(assumed) == 1 and "23 Dec 2010 to 03 Jan 2011" in assumed[0].text
+    assumed = [n.text for n in result.notes if n.level == "assumed"]
+    assert len(assumed) == 2 and "on Saturdays in any of the last 8 weeks" in assumed[0]
+    assert "from 23 Dec 2010 to 03 Jan 2011 (a closure)" in assumed[1]
 
     # without the closed-days switch the same dates are forecast as ordinary days
     plain = StageForecaster(**{**QUICK, "closed_days": False}).fit(series).predict().forecast.set_index("ds")
@@ -148,6 +153,95 @@ def test_which_zero_runs_count_as_closures():
     sundays = last_year.assign(y=np.where(last_year.ds.dt.day_of_week == 6, 0.0, last_year.y))
     assert closures(sundays, closed=(6,)) == ((pd.Timestamp("2024-12-24"), pd.Timestamp("2024-12-31")),)
     assert closures(sundays) == ()
+
+
+# --- closures and closed weekdays are the business's ------------------------------------------
+
+def _closure_notes(result) -> list[str]:
+    return [n.text for n in result.notes if n.level == "assumed" and n.topic == "forecast"]
+
+
+def test_a_sparse_series_beside_a_busy_one_gets_no_closure_of_its_own():
+    # First orders only: rare late in the data, none for ten days in March and none on the last
+    # eight Sundays, while repeat customers bought every day.
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2024-11-01", "2025-10-31", freq="D")
+    busy = 5_000 * rng.lognormal(0, 0.2, len(days))
+    firsts = 300 * rng.lognormal(0, 0.5, len(days))
+    firsts[(days >= "2025-03-03") & (days <= "2025-03-12")] = 0.0
+    firsts[(days > days[-1] - pd.Timedelta(weeks=8)) & (days.day_of_week == 6)] = 0.0
+    alone = calendar_of(pd.DataFrame({"ds": days, "y": firsts}), ForecastSettings())
+    assert alone.closed_weekdays == (6,)  # taken for the whole business, it would close
+    assert alone.closures == ((pd.Timestamp("2025-03-03"), pd.Timestamp("2025-03-12")),)
+
+    series = pd.concat([_series("purchase|inflow|new", days, firsts),
+                        _series("post-purchase|inflow|all", days, busy)]).assign(direction="inflow")
+    result = StageForecaster(**QUICK).fit(series).predict()
+    diag = result.diagnostics.set_index("unique_id")
+    assert (diag["closures"] == "").all() and (diag["closed_weekdays"] == "").all()
+    assert diag.loc["purchase|inflow|new", "n_obs"] == len(days)  # its zeros are fitted as zeros
+    assert _closure_notes(result) == []
+
+
+def test_a_business_closure_is_carried_into_every_series_that_stops_with_sales():
+    rng = np.random.default_rng(4)
+    shop = _wholesale()
+    days = pd.DatetimeIndex(shop["ds"])
+    shut = (days >= "2010-12-23") & (days <= "2011-01-03")
+    # repeat orders: a sparse flow that alone would show no closure (zero on a third of its days)
+    repeats = np.where(shop["y"] > 0, 800 * rng.lognormal(0, 0.3, len(days)), 0.0)
+    repeats[rng.random(len(days)) < 0.35] = 0.0
+    assert calendar_of(pd.DataFrame({"ds": days, "y": repeats}), ForecastSettings()).closures == ()
+    payroll = np.where(days.day_of_week == 5, 20_000.0, 0.0)  # paid on Saturdays, the shop shut or not
+    series = pd.concat([
+        shop.assign(direction="inflow"),
+        _series("post-purchase|inflow|all", days, repeats).assign(direction="inflow"),
+        _series("purchase|outflow|estimated", days, 0.45 * (shop["y"].to_numpy() + repeats))
+        .assign(direction="outflow"),
+        _series("operations|outflow|payroll", days, payroll).assign(direction="outflow")])
+    result = StageForecaster(**QUICK).fit(series).predict()
+
+    diag = result.diagnostics.set_index("unique_id")
+    followers = ["purchase|inflow|all", "post-purchase|inflow|all", "purchase|outflow|estimated"]
+    assert (diag.loc[followers, "closures"] == "2010-12-23..2011-01-03").all()
+    assert (diag.loc[followers, "closed_weekdays"] == "Sat").all()
+    assert (diag.loc[followers, "n_obs"] == len(days) - shut.sum()).all()
+    # the payroll was paid on closed Saturdays and during the closure: it goes on
+    assert diag.loc["operations|outflow|payroll", ["closures", "closed_weekdays"]].tolist() == ["", ""]
+    fc = result.forecast.set_index(["unique_id", "ds"])["yhat"]
+    ahead = pd.date_range("2011-12-23", "2012-01-03")
+    for uid in followers:
+        assert (fc.loc[uid].loc[ahead] == 0).all(), uid
+    assert (fc.loc["operations|outflow|payroll"].loc[["2011-12-24", "2011-12-31"]] > 10_000).all()
+    # said once for the run, not once per series
+    notes = _closure_notes(result)
+    assert len(notes) == 2 and "Saturdays" in notes[0]
+    assert "from 23 Dec 2010 to 03 Jan 2011 (a closure)" in notes[1]
+
+
+def test_the_messy_shops_christmas_closure_is_found_once_and_carried(tmp_path):
+    write_messy_shop(tmp_path, customers=1500)
+    dataset = load(tmp_path)
+    flows = stage_flows(dataset.tables, gross_margin=dataset.config.gross_margin)
+    first, last = MESSY_CLOSURE
+    parts = split_series(flows)
+    assert business_calendar(parts, ForecastSettings()).closures == ((first, last),)
+    # few first orders in a small shop: judged alone, the series would miss the closure
+    purchases = next(frame for uid, frame, _ in parts if uid == "purchase|inflow|all")
+    assert calendar_of(purchases, ForecastSettings()).closures == ()
+
+    result = StageForecaster(**{**QUICK, "horizon": 70}).fit(flows).predict()
+    notes = _closure_notes(result)
+    assert len(notes) == 1 and "from 24 Dec 2025 to 01 Jan 2026 (a closure)" in notes[0]
+    diag = result.diagnostics.set_index("unique_id")
+    assert (diag["closed_weekdays"] == "").all()  # refunds never came on Sundays lately: chance
+    inflows = ["purchase|inflow|all", "post-purchase|inflow|all", "purchase|outflow|estimated"]
+    assert (diag.loc[inflows, "closures"] == "2025-12-24..2026-01-01").all()
+    fc = result.forecast.set_index(["unique_id", "ds"])["yhat"]
+    ahead = pd.date_range(first + pd.DateOffset(years=1), last + pd.DateOffset(years=1))
+    for uid in inflows:
+        assert (fc.loc[uid].loc[ahead] == 0).all(), uid
+        assert (fc.loc[uid].drop(ahead) > 0).mean() > 0.9, uid
 
 
 # --- partial and spiky last days ---------------------------------------------------------------

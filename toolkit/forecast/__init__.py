@@ -21,10 +21,11 @@ net cash flow per day and draw instead of kept::
 Modules: :mod:`.model` (the forecaster, the per-series task and the choice of
 the served model), :mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
 :mod:`.methods` (one method's forecast and the finishing steps), :mod:`.checks`
-(doubtful last days, plausibility of the forecast level), :mod:`.calendar`
+(doubtful last days, plausibility of the forecast level), :mod:`.settings` (the
+business's closed weekdays and closures, found once per run from all inflows), :mod:`.calendar`
 (holiday country from currency and time zone),
 :mod:`.backends` (serial, process pool or Dask cluster), :mod:`.net` (net cash flow of
-paths), :mod:`.store` (the stored forecast), :mod:`.settings`, :mod:`.stan_io`.
+paths), :mod:`.store` (the stored forecast), :mod:`.stan_io`.
 """
 
 from toolkit.forecast.backends import BACKENDS, BackendError, run_tasks, stream_tasks
@@ -39,6 +40,7 @@ from toolkit.forecast.model import (
     ChunkOutcome,
     ForecastResult,
     StageForecaster,
+    calendar_notes,
     calibration_factor,
     choose_model,
     failed_chunk,
@@ -47,13 +49,22 @@ from toolkit.forecast.model import (
     forecast_series,
 )
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
-from toolkit.forecast.settings import MODELS, ForecastError, ForecastSettings, closures, series_seed
+from toolkit.forecast.settings import (
+    MODELS,
+    BusinessCalendar,
+    ForecastError,
+    ForecastSettings,
+    business_calendar,
+    closures,
+    series_seed,
+)
 from toolkit.forecast.store import STORED_TABLES, StoredForecast
 
 __all__ = [
     "BACKENDS",
     "BASELINES",
     "BackendError",
+    "BusinessCalendar",
     "ChunkOutcome",
     "MODELS",
     "ForecastError",
@@ -66,6 +77,8 @@ __all__ = [
     "StoredForecast",
     "backtest",
     "baseline_forecast",
+    "business_calendar",
+    "calendar_notes",
     "calibration_factor",
     "choose_model",
     "closures",

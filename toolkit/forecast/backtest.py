@@ -1,8 +1,9 @@
 """Rolling-origin backtests: how each method would have done on the series' own past.
 
 The last ``folds * horizon`` periods are cut into consecutive windows; for each
-window every method is fitted on everything before it (closed days and
-non-negativity judged from that training part only) and forecasts the window.
+window every method is fitted on everything before it (non-negativity judged
+from that training part only; closed weekdays are the business's, kept where
+the series moved no money on them in that part) and forecasts the window.
 Scores per window:
 
 * ``mae``: mean absolute error of the point forecast;
@@ -23,7 +24,8 @@ from toolkit.forecast.methods import combine, finish, forecast_with, interval
 from toolkit.forecast.settings import (
     MODELS,
     ForecastSettings,
-    closed_weekdays,
+    business_calendar,
+    followed_calendar,
     regular_history,
     series_seed,
     split_series,
@@ -92,8 +94,7 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
             continue
         train, test = history.iloc[:cutoff_at], history.iloc[cutoff_at:cutoff_at + horizon]
         dates = pd.DatetimeIndex(test["ds"])
-        closed = closed_weekdays(train, settings.closed_lookback_weeks) if (
-            settings.closed_days and settings.freq == "D") else ()
+        closed = followed_calendar(train, settings)[0]
         closed_mask = np.isin(dates.day_of_week, closed)
         clip = settings.non_negative and not (train["y"] < 0).any()
         train_y = train["y"].to_numpy(dtype=float)
@@ -169,7 +170,10 @@ def backtest(series: pd.DataFrame, horizon: int = 28, folds: int = 3,
     mae, mase, coverage, error`` (``error`` is set where the model raised).
     """
     settings = replace(settings or ForecastSettings(), backtest_horizon=horizon, backtest_folds=folds)
-    tasks = [(uid, frame, settings, tuple(models)) for uid, frame, _ in split_series(series)]
+    parts = split_series(series)
+    if settings.calendar is None:
+        settings = replace(settings, calendar=business_calendar(parts, settings))
+    tasks = [(uid, frame, settings, tuple(models)) for uid, frame, _ in parts]
     frames = run_tasks(_backtest_task, tasks, backend=backend, n_jobs=n_jobs, progress=progress,
                        desc="backtest")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)

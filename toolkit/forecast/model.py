@@ -4,7 +4,10 @@ For each series (one journey stage x direction x segment) the forecaster
 
 1. leaves out of the fit what would mislead it: a partial last day, a one-off
    spike in the last week (:func:`~toolkit.forecast.checks.doubtful_last_days`)
-   and the days of last year's closures (:func:`~toolkit.forecast.settings.closures`);
+   and the days of last year's closures of the business, found once for the
+   run from all its inflows (:func:`~toolkit.forecast.settings.business_calendar`),
+   in every series that moved no money on them
+   (:func:`~toolkit.forecast.settings.series_calendar`);
 2. judges whether Prophet can be fitted at all: too little history or a
    constant series (e.g. all zero) gets a *fallback* baseline straight away;
 3. backtests Prophet and both baselines on rolling origins (:mod:`.backtest`),
@@ -47,7 +50,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -69,12 +72,14 @@ from toolkit.forecast.methods import combine, finish, forecast_with, interval
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
     MODELS,
+    BusinessCalendar,
     ForecastSettings,
+    business_calendar,
+    calendar_of,
     closed_dates,
-    closed_weekdays,
-    closures,
     future_dates,
     regular_history,
+    series_calendar,
     series_seed,
     split_series,
 )
@@ -91,6 +96,7 @@ __all__ = [
     "ForecastResult",
     "SeriesOutcome",
     "StageForecaster",
+    "calendar_notes",
     "calibration_factor",
     "choose_model",
     "failed_chunk",
@@ -362,13 +368,29 @@ def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: in
     return diagnostics
 
 
-def _closure_notes(unique_id: str, spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...],
-                   dates: pd.DatetimeIndex) -> list[Note]:
-    """An ``assumed`` note for each closure of last year that closes days of the forecast."""
-    return [Note("forecast", (
-        f"Series {unique_id}: nothing came in or went out from {first:%d %b %Y} to {last:%d %b %Y} "
-        f"(a closure); the same dates a year on are forecast as closed."), "assumed")
-        for first, last in spans if closed_dates(dates, (), ((first, last),)).any()]
+#: Weekdays in the plural, as a note says them.
+_WEEKDAYS_PLURAL = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+
+
+def calendar_notes(calendar: BusinessCalendar, settings: ForecastSettings) -> list[Note]:
+    """One ``assumed`` note for the business's closed weekdays and one per closure that closes forecast days.
+
+    Said once for a run, whatever the number of series that follow them.
+    """
+    if calendar.last_day is None:
+        return []
+    notes = []
+    if calendar.closed_weekdays:
+        days = ", ".join(_WEEKDAYS_PLURAL[d] for d in calendar.closed_weekdays)
+        notes.append(Note("forecast", (
+            f"Nothing came in on {days} in any of the last {settings.closed_lookback_weeks} weeks: they are "
+            f"forecast as closed, in every series that moved no money on them."), "assumed"))
+    dates = future_dates(calendar.last_day, settings.horizon, settings.freq)
+    notes += [Note("forecast", (
+        f"Nothing came in from {first:%d %b %Y} to {last:%d %b %Y} (a closure): the same dates a year on "
+        f"are forecast as closed, in every series that moved no money then."), "assumed")
+        for first, last in calendar.closures if closed_dates(dates, (), ((first, last),)).any()]
+    return notes
 
 
 def _served_forecast(choice: Choice, history: pd.DataFrame, dates: pd.DatetimeIndex,
@@ -390,12 +412,13 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     """
     unique_id, frame, settings = task
     history = regular_history(frame, settings.freq)
-    daily = settings.freq == "D"
-    closed = closed_weekdays(history, settings.closed_lookback_weeks) if (
-        settings.closed_days and daily) else ()
-    spans = closures(history, closed) if settings.closed_days and daily else ()
+    # Forecast alone, without the run's calendar, the series is the whole business.
+    calendar = settings.calendar if settings.calendar is not None else calendar_of(history, settings)
+    closed, spans = series_calendar(calendar, history, settings.closed_lookback_weeks)
     left_out, notes = doubtful_last_days(unique_id, history, closed) if (
-        settings.last_days and daily) else (pd.DatetimeIndex([]), [])
+        settings.last_days and settings.freq == "D") else (pd.DatetimeIndex([]), [])
+    if settings.calendar is None:  # nobody else says what closes it
+        notes += calendar_notes(calendar, settings)
     # Closure days and doubtful last days are unknown to the models, not zero.
     unknown = (closed_dates(pd.DatetimeIndex(history["ds"]), (), spans, years_on=0)
                | history["ds"].isin(left_out))
@@ -449,7 +472,6 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     point, paths = finish(raw_point, raw_paths, factor, closed_dates(dates, closed, spans), clip)
     lower, upper = interval(paths, settings.interval_width)
 
-    notes += _closure_notes(unique_id, spans, dates)
     notes += plausibility(history.assign(unique_id=unique_id),
                           pd.DataFrame({"unique_id": unique_id, "ds": dates, "yhat": point}))
     diagnostics = _diagnostics(unique_id, choice.status, choice.model, choice.reason, int(finite.sum()),
@@ -498,8 +520,12 @@ def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseE
 Chunk = tuple[Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], ForecastSettings]
 
 
-def _assemble(outcomes: Sequence[SeriesOutcome], extras: pd.DataFrame) -> ForecastResult:
-    """The result tables of some series' outcomes, with their extra columns (``unique_id`` first)."""
+def _assemble(outcomes: Sequence[SeriesOutcome], extras: pd.DataFrame,
+              run_notes: Sequence[Note] = ()) -> ForecastResult:
+    """The result tables of some series' outcomes, with their extra columns (``unique_id`` first).
+
+    ``run_notes`` (the business's closed days) come before the series' own notes.
+    """
     ids = np.concatenate([np.repeat(o.unique_id, len(o.dates)) for o in outcomes])
     dates = np.concatenate([o.dates.to_numpy() for o in outcomes])
     forecast = pd.DataFrame({
@@ -520,7 +546,7 @@ def _assemble(outcomes: Sequence[SeriesOutcome], extras: pd.DataFrame) -> Foreca
     scored = [o.scores for o in outcomes if not o.scores.empty]
     scores = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=SCORE_COLUMNS)
     return ForecastResult(forecast=forecast, paths=paths, diagnostics=diagnostics, backtest=scores,
-                          notes=[note for o in outcomes for note in o.notes])
+                          notes=[*run_notes, *(note for o in outcomes for note in o.notes)])
 
 
 def _extras(parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> pd.DataFrame:
@@ -532,9 +558,14 @@ def _reduced(outcomes: Sequence[SeriesOutcome],
              parts: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]]) -> ChunkOutcome:
     """A chunk's tables, its paths summed into the net cash flow and dropped."""
     result = _assemble(outcomes, _extras(parts))
-    notes = pd.DataFrame([[getattr(note, c) for c in NOTE_COLUMNS] for note in result.notes],
-                         columns=list(NOTE_COLUMNS), dtype="str")
-    return ChunkOutcome(result.forecast, result.diagnostics, result.backtest, result.net_flow, notes)
+    return ChunkOutcome(result.forecast, result.diagnostics, result.backtest, result.net_flow,
+                        _note_rows(result.notes))
+
+
+def _note_rows(notes: Sequence[Note]) -> pd.DataFrame:
+    """Notes as rows of the stored notes table (``topic, text, level``)."""
+    return pd.DataFrame([[getattr(note, c) for c in NOTE_COLUMNS] for note in notes],
+                        columns=list(NOTE_COLUMNS), dtype="str")
 
 
 def forecast_chunk(task: Chunk) -> ChunkOutcome:
@@ -595,9 +626,12 @@ class StageForecaster:
     backtest_folds, backtest_horizon : rolling-origin windows at the end of the
         history used to choose the served model and calibrate intervals;
         ``backtest_folds=0`` skips the backtest (and with it selection and calibration).
-    closed_days : forecast weekdays that were zero every recent week as zero, and
-        the dates of last year's closures (runs of zero days, see
-        :func:`~toolkit.forecast.settings.closures`) as zero again a year on.
+    closed_days : forecast weekdays on which the business (all inflows together)
+        took nothing in every recent week as zero, and the dates of last year's
+        closures of the business (runs of days without a sale, see
+        :func:`~toolkit.forecast.settings.closures`) as zero again a year on,
+        in every series that moved no money on those days itself (a payroll
+        paid on a closed day goes on). Said once per run in ``notes``.
     last_days : leave a partial last day and one-off spikes of the last week
         out of the fit (see :func:`~toolkit.forecast.checks.doubtful_last_days`).
     non_negative : clip paths at zero for series that never were negative.
@@ -674,10 +708,20 @@ class StageForecaster:
         return ForecastSettings(**params)
 
     def fit(self, series: pd.DataFrame) -> "StageForecaster":
-        """Backtest, fit and sample every series of a long frame (``unique_id, ds, y``, extras)."""
+        """Backtest, fit and sample every series of a long frame (``unique_id, ds, y``, extras).
+
+        The business's closed weekdays and closures are found here, once, from
+        all inflow series together (a ``direction`` column says which; all
+        series without one), and handed to every series' task: see
+        :func:`~toolkit.forecast.settings.business_calendar` and
+        :func:`~toolkit.forecast.settings.series_calendar`.
+        """
         settings = self.settings()
         parts = split_series(series)
         self.extras_ = _extras(parts)
+        self.calendar_ = business_calendar(parts, settings)
+        settings = replace(settings, calendar=self.calendar_)
+        self.notes_ = calendar_notes(self.calendar_, settings)
         if self.store is not None:
             return self._fit_stored(parts, settings)
         tasks = [(uid, frame, settings) for uid, frame, _ in parts]
@@ -696,6 +740,7 @@ class StageForecaster:
         net_flow = None
         with StoreWriter(self.store) as writer, tqdm(total=len(parts), desc="forecast", unit="series",
                                                      disable=not self.progress) as bar:
+            writer.append("notes", _note_rows(self.notes_))
             for position, outcome in stream_tasks(forecast_chunk, chunks, self.backend, self.n_jobs,
                                                   self.scheduler_address, on_failure=failed_chunk):
                 for table in STORED_TABLES:
@@ -718,4 +763,4 @@ class StageForecaster:
             return self.stored_
         if not hasattr(self, "outcomes_"):
             raise RuntimeError("call fit(series) before predict()")
-        return _assemble(self.outcomes_, self.extras_)
+        return _assemble(self.outcomes_, self.extras_, self.notes_)

@@ -19,14 +19,20 @@ from toolkit.errors import JourneycastError, require_columns
 __all__ = [
     "CLOSURE_DAYS",
     "MODELS",
+    "BusinessCalendar",
     "ForecastError",
     "ForecastSettings",
+    "business_calendar",
+    "business_takings",
+    "calendar_of",
     "closed_dates",
     "closed_weekdays",
     "closures",
+    "followed_calendar",
     "future_dates",
     "regular_history",
     "season_length",
+    "series_calendar",
     "series_seed",
     "split_series",
 ]
@@ -53,6 +59,23 @@ class ForecastError(JourneycastError, ValueError):
     """The series handed to the forecaster cannot be used as they are."""
 
 
+Spans = tuple[tuple[pd.Timestamp, pd.Timestamp], ...]
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    """The days the whole business took nothing, found once for a run (see :func:`business_calendar`).
+
+    ``closed_weekdays`` are weekdays (Monday = 0) without sales in any recent
+    week; ``closures`` the ``(first, last)`` days of last year's closures;
+    ``last_day`` the business's last day of history (``None`` when unknown).
+    """
+
+    closed_weekdays: tuple[int, ...] = ()
+    closures: Spans = ()
+    last_day: pd.Timestamp | None = None
+
+
 @dataclass(frozen=True)
 class ForecastSettings:
     """Everything a per-series forecast depends on besides the series itself.
@@ -63,7 +86,9 @@ class ForecastSettings:
     ``Prophet()`` fit. ``closed_days`` covers closed weekdays and closures carried
     over from last year (:func:`closures`); ``last_days`` leaves a partial last
     day and one-off spikes of the last week out of the fit
-    (:func:`toolkit.forecast.checks.doubtful_last_days`).
+    (:func:`toolkit.forecast.checks.doubtful_last_days`). ``calendar`` is the
+    business's closed days, found once for a run from all its inflows; without
+    it each series is taken for the whole business (:func:`series_calendar`).
     """
 
     horizon: int = 90
@@ -84,6 +109,7 @@ class ForecastSettings:
     min_history: int | None = None
     baseline_weeks: int = 4
     prophet_kwargs: dict[str, Any] = field(default_factory=dict)
+    calendar: BusinessCalendar | None = None
 
     def __post_init__(self) -> None:
         if self.freq not in _SEASON:
@@ -151,8 +177,7 @@ def closed_weekdays(history: pd.DataFrame, lookback_weeks: int = 8) -> tuple[int
     return tuple(int(day) for day in stats.index[(stats["n"] >= 4) & (stats["top"] == 0)])
 
 
-def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()
-             ) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()) -> Spans:
     """Closures of the last year to forecast again on the same calendar dates: ``(first, last)`` days.
 
     A closure is a run of at least ``CLOSURE_DAYS`` consecutive zero days
@@ -199,7 +224,7 @@ def closures(history: pd.DataFrame, closed: tuple[int, ...] = ()
 
 
 def closed_dates(dates: pd.DatetimeIndex, closed: tuple[int, ...] = (),
-                 spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (), years_on: int = 1) -> np.ndarray:
+                 spans: Spans = (), years_on: int = 1) -> np.ndarray:
     """Which ``dates`` the business is closed: a closed weekday, or a closure's dates ``years_on`` later.
 
     ``years_on=1`` gives the forecast days of last year's closures;
@@ -209,6 +234,79 @@ def closed_dates(dates: pd.DatetimeIndex, closed: tuple[int, ...] = (),
     for first, last in spans:
         mask |= (dates >= first + years_on * _YEAR) & (dates <= last + years_on * _YEAR)
     return mask
+
+
+def business_takings(parts: list[tuple[str, pd.DataFrame, dict[str, Any]]], freq: str = "D") -> pd.DataFrame:
+    """``ds, y``: the money the business took per period, summed over its inflow series.
+
+    ``parts`` as from :func:`split_series`. The series whose ``direction`` is
+    ``inflow`` count (all series when none says so): costs such as payroll are
+    paid on days the shop is shut. Amounts count as absolute values, so a
+    refund cannot cancel a sale into a day of nothing. A period no series
+    observed is NaN (unknown), not zero.
+    """
+    inflows = [frame for _, frame, extra in parts if extra.get("direction") == "inflow"]
+    frames = [f for f in (inflows or [frame for _, frame, _ in parts]) if f["ds"].notna().any()]
+    if not frames:
+        return pd.DataFrame({"ds": pd.DatetimeIndex([]), "y": np.empty(0)})
+    taken = pd.concat(frames, ignore_index=True).dropna(subset=["ds"])
+    return regular_history(taken.assign(y=taken["y"].abs()), freq)
+
+
+def calendar_of(takings: pd.DataFrame, settings: ForecastSettings) -> BusinessCalendar:
+    """The closed weekdays and closures of a business from what it took per day (``ds, y``).
+
+    Empty when ``settings.closed_days`` is off or the series are not daily.
+    """
+    takings = takings.dropna(subset=["ds"])
+    if not settings.closed_days or settings.freq != "D" or takings.empty:
+        return BusinessCalendar()
+    closed = closed_weekdays(takings, settings.closed_lookback_weeks)
+    return BusinessCalendar(closed, closures(takings, closed), pd.Timestamp(takings["ds"].max()))
+
+
+def business_calendar(parts: list[tuple[str, pd.DataFrame, dict[str, Any]]],
+                      settings: ForecastSettings) -> BusinessCalendar:
+    """The business's closed weekdays and closures, judged once from all its inflows together.
+
+    A closure is a fact about the business, not about one series: a series of
+    first orders only, rare late in the data, has weeks of zeros while the shop
+    is open. Judged on the sum of the inflows (:func:`business_takings`), a
+    closure is a run of days on which no sale came in at all.
+    """
+    return calendar_of(business_takings(parts, settings.freq), settings)
+
+
+def series_calendar(calendar: BusinessCalendar, history: pd.DataFrame, lookback_weeks: int = 8
+                    ) -> tuple[tuple[int, ...], Spans]:
+    """The business's closed weekdays and closures that one series follows.
+
+    A series follows a closed day of the business unless it moved money on it
+    itself: sales, the cost of goods sold and refunds stop when the shop is
+    shut, a payroll paid on a closed weekday or during a closure goes on. A
+    closed weekday is kept when the series was zero (or unknown) on each of its
+    occurrences over the last ``lookback_weeks`` weeks of its own history, a
+    closure when the series was zero or unknown on each of its days.
+    """
+    y, ds = history["y"].to_numpy(dtype=float), pd.DatetimeIndex(history["ds"])
+    moved = np.isfinite(y) & (y != 0)
+    recent = ds > ds.max() - pd.Timedelta(weeks=lookback_weeks) if len(ds) else np.zeros(0, bool)
+    busy = set(ds[moved & recent].day_of_week)
+    closed = tuple(day for day in calendar.closed_weekdays if day not in busy)
+    spans = tuple((first, last) for first, last in calendar.closures
+                  if not (moved & (ds >= first) & (ds <= last)).any())
+    return closed, spans
+
+
+def followed_calendar(history: pd.DataFrame, settings: ForecastSettings) -> tuple[tuple[int, ...], Spans]:
+    """The closed weekdays and closures one series (``ds, y`` on a regular grid) is forecast with.
+
+    Those of the run's business calendar the series follows
+    (:func:`series_calendar`); a series forecast without one is taken for the
+    whole business.
+    """
+    calendar = settings.calendar if settings.calendar is not None else calendar_of(history, settings)
+    return series_calendar(calendar, history, settings.closed_lookback_weeks)
 
 
 def split_series(series: pd.DataFrame) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:
