@@ -704,6 +704,8 @@ def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> p
         f"The forecast expects {money(predicted)} of repeat and upsell money in {horizon} days and the "
         f"opportunities {money(expected)} from today's customers in {found.days} days; the largest part of "
         f"the difference is {largest['part'].removeprefix('less ')} ({sign}{money(largest['amount'])}).")
+    if not predicted and not expected:
+        table.attrs["explanation"] = f"Neither the forecast nor the opportunities expect repeat money in {horizon} days."
     return table
 
 
