@@ -811,8 +811,11 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
         "runway (days)": figures["runway_days"],
     }
     if found is not None:
-        out["customers likely active"] = int((found.customers["probability_alive"] >= 0.5).sum())
-        out["expected re-purchase value"] = float(found.repurchase["expected_value"].sum())
+        # without a re-purchase model (too few repeat customers) there is no such figure, not a zero
+        fitted = found.model is not None
+        out["customers likely active"] = (int((found.customers["probability_alive"] >= 0.5).sum())
+                                          if fitted else None)
+        out["expected re-purchase value"] = float(found.repurchase["expected_value"].sum()) if fitted else None
         out["re-purchase model"] = found.model_name
     if evaluation is not None:
         out["campaign net gain"] = evaluation.expected_net_gain
