@@ -9,11 +9,14 @@ typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from toolkit.errors import JourneycastError
 from toolkit.schema import STAGES
@@ -43,6 +46,23 @@ class ConfigError(JourneycastError, ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few hundred bytes of nested aliases
+    (a "billion laughs" file) would otherwise expand to gigabytes once read."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely and refuse aliases before they expand; errors are ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +78,11 @@ class Source(_Strict):
     (``line_id`` names a column that tells identical order lines apart);
     unmapped canonical names are looked up as is, case-insensitively, unless
     the mapping gives that name to another column.
+
+    A source the configuration names is required: when it is missing, the run
+    stops naming it (a typo in a path must not silently drop a table). Only
+    ``required: false`` makes a named source optional, as the built-in
+    events and costs defaults are.
     """
 
     path: str | None = None
@@ -67,7 +92,7 @@ class Source(_Strict):
     table: str | None = None
     query: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
-    required: bool = False
+    required: bool = True
     cancellation_prefix: str | None = Field(
         default=None, description="orders: ids starting with this mark cancellation/return lines (e.g. 'C')")
 
@@ -85,8 +110,8 @@ class Source(_Strict):
 def _default_sources() -> dict[str, Source]:
     return {
         "orders": Source(path="orders.csv", required=True),
-        "events": Source(path="events.csv"),
-        "costs": Source(path="costs.csv"),
+        "events": Source(path="events.csv", required=False),
+        "costs": Source(path="costs.csv", required=False),
     }
 
 
@@ -136,6 +161,35 @@ class Config(_Strict):
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
     seed: int = 42
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}; use e.g. 'utf-8', 'cp1252' or 'latin-1'") from None
+        return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _readable_date_format(cls, value: str | None) -> str | None:
+        # DuckDB reads the dates, so DuckDB judges the format
+        if value is not None:
+            try:
+                duckdb.execute("SELECT try_strptime('', $1)", [value])
+            except duckdb.Error as exc:
+                raise ValueError(f"date_format {value!r} cannot be read: {str(exc).splitlines()[0]}") from None
+        return value
+
     @model_validator(mode="after")
     def _known_stages(self) -> "Config":
         unknown = sorted({s for s in self.stage_map.values() if s not in STAGES})
@@ -162,7 +216,7 @@ def load_config(data_dir: str | Path | None = None, config_file: str | Path | No
     if path is None:
         return Config()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

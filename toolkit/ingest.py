@@ -64,6 +64,7 @@ from __future__ import annotations
 import codecs
 import mmap
 import re
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,8 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 import sqlalchemy as sa
+import sqlglot
+from sqlglot import expressions as sql_tree
 
 from toolkit.config import Config, Source
 from toolkit.errors import JourneycastError
@@ -112,7 +115,15 @@ _DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1
 _DELIMITERS = (",", ";", "\t", "|")
 #: ``delimiter: whitespace``: fields separated by runs of spaces or tabs (fixed-width-like exports).
 WHITESPACE = "whitespace"
-_READ_ONLY_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(select|with)\b", re.I | re.S)
+#: Statements that change a database or reach outside it; none may appear anywhere in a source query.
+_WRITING_SQL = (sql_tree.DML, sql_tree.DDL, sql_tree.Into, sql_tree.Command, sql_tree.Copy, sql_tree.Pragma,
+                sql_tree.Set, sql_tree.Use, sql_tree.Transaction, sql_tree.Commit, sql_tree.Rollback,
+                sql_tree.Lock)
+#: sqlglot's dialect for each SQLAlchemy backend whose name differs from it.
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysql"}
+#: DuckDB settings for opening a source file: nothing written, no other file or URL read, no extension loaded.
+_DUCKDB_SOURCE_SETTINGS = {"enable_external_access": False,
+                           "autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _TABLES = ("orders", "events", "costs")
 _DATE_SAMPLE = 100_000  # values the day/month check reads
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -663,12 +674,23 @@ def _result(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
     return frame, label
 
 
-def _checked_query(query: str, label: str) -> str:
-    """The query itself when it is one read-only SELECT/WITH statement."""
-    statement = query.strip().rstrip(";").strip()
-    if not _READ_ONLY_SQL.match(statement) or ";" in statement:
-        raise IngestError(f"{label}: only a single SELECT or WITH query is allowed, got: {query.strip()[:60]!r}")
-    return statement
+def _checked_query(query: str, label: str, dialect: str | None) -> str:
+    """The query itself when it is exactly one read-only SELECT (a WITH whose body is a SELECT).
+
+    The query is parsed, not pattern-matched: ``WITH x AS (SELECT 1) DELETE ...``
+    starts like a SELECT but writes.
+    """
+    refused = (f"{label}: only a single SELECT or WITH query is allowed (a WITH whose body is a SELECT), "
+               f"got: {query.strip()[:60]!r}")
+    try:
+        statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise IngestError(f"{refused} ({str(exc).splitlines()[0]})") from None
+    if len(statements) != 1 or not isinstance(statements[0], sql_tree.Query):
+        raise IngestError(refused)
+    if any(isinstance(node, _WRITING_SQL) for node in statements[0].walk()):
+        raise IngestError(refused)
+    return query.strip().rstrip(";").strip()
 
 
 def _quoted_table(table: str) -> str:
@@ -677,10 +699,10 @@ def _quoted_table(table: str) -> str:
 
 def _read_duckdb(path: Path, source: Source) -> tuple[pd.DataFrame, str]:
     label = f"{source.database}:{source.table or 'query'}"
-    query = (_checked_query(source.query, label) if source.query
+    query = (_checked_query(source.query, label, "duckdb") if source.query
              else f"SELECT * FROM {_quoted_table(source.table)}")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=_DUCKDB_SOURCE_SETTINGS)
     except duckdb.Error as exc:
         raise IngestError(f"{source.database}: cannot open the DuckDB file: {str(exc).splitlines()[0]}") from None
     try:
@@ -693,27 +715,66 @@ def _read_duckdb(path: Path, source: Source) -> tuple[pd.DataFrame, str]:
 
 
 def _read_sql(source: Source, data_dir: Path) -> tuple[pd.DataFrame, str]:
+    """The rows of a SQLAlchemy source, read so that nothing can be written.
+
+    A SQLite file is opened read-only whatever options its URL carries; a
+    PostgreSQL or MySQL query runs in a read-only transaction; every
+    transaction is rolled back.
+    """
     url = sa.make_url(source.database)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        # Open the file itself read-only; relative paths are relative to the data directory.
-        file = Path(url.database) if Path(url.database).is_absolute() else data_dir / url.database
-        url = url.set(database=f"file:{file}?mode=ro", query={"uri": "true"})
+    backend = url.get_backend_name()
+    options = {}
+    if backend == "sqlite":
+        url, options = _read_only_sqlite(url, data_dir)
     label = f"{url.render_as_string(hide_password=True)}:{source.table or 'query'}"
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url, **options)
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        raise IngestError(f"{label}: cannot open the database: {str(exc).splitlines()[0]}") from None
     try:
         if source.query:
-            statement = _checked_query(source.query, label)
+            statement = _checked_query(source.query, label, _SQLGLOT_DIALECTS.get(backend, backend))
         else:
             statement = "SELECT * FROM " + ".".join(
                 engine.dialect.identifier_preparer.quote(part) for part in source.table.split("."))
         with engine.connect() as conn:
+            if backend in _READ_ONLY_TRANSACTION:
+                conn.exec_driver_sql(_READ_ONLY_TRANSACTION[backend])
             frame = pd.read_sql_query(sa.text(statement), conn)
             conn.rollback()
-    except sa.exc.SQLAlchemyError as exc:
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise IngestError(f"{label}: {str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()
     return _result(frame, label)
+
+
+#: The statement that makes the transaction a query runs in read-only, for databases that have one.
+_READ_ONLY_TRANSACTION = {"postgresql": "SET TRANSACTION READ ONLY",
+                          "mysql": "SET SESSION TRANSACTION READ ONLY",
+                          "mariadb": "SET SESSION TRANSACTION READ ONLY"}
+
+
+def _read_only_sqlite(url: sa.URL, data_dir: Path) -> tuple[sa.URL, dict]:
+    """A URL and engine options that open the SQLite file read-only.
+
+    The URL's own options (``?mode=rw``, ``uri=true``, a ``file:`` name) are
+    dropped: the file is opened through a ``file:`` URI with ``mode=ro`` built
+    here, and ``query_only`` refuses writes even if that were bypassed.
+    Relative paths are relative to the data directory.
+    """
+    name = (url.database or "").removeprefix("file:").split("?")[0]
+    if name in ("", ":memory:"):
+        raise IngestError(f"{url.render_as_string(hide_password=True)}: name the SQLite file to read")
+    file = Path(name) if Path(name).is_absolute() else data_dir / name
+    uri = file.resolve().as_uri() + "?mode=ro"
+
+    def connect():
+        con = sqlite3.connect(uri, uri=True)
+        con.execute("PRAGMA query_only = ON")
+        return con
+
+    return url.set(database=str(file), query={}), {"creator": connect}
 
 
 def _column_sources(name: str, source_columns: list[str], source: Source, label: str) -> dict[str, str]:
