@@ -1,4 +1,4 @@
-"""Sources to stage series at 1M and 10M event rows: DuckDB (``warehouse_flows``) against pandas.
+"""Sources to stage series at 1M and 10M event rows: DuckDB (``flows_in_duckdb``) against pandas.
 
 The inputs are the sample shop (``toolkit.sample.generate``, 9,000 customers,
 about 100k events) scaled out inside DuckDB: copy ``k`` of the shop has its
@@ -11,7 +11,7 @@ Each measurement runs in a fresh Python process, which reports the wall time
 of the call alone (imports excluded) and its own peak resident memory
 (``VmHWM``, DuckDB's memory included; the process after imports is listed
 as the baseline). Both paths build daily series by first-touch channel:
-``warehouse_flows(..., "D", "channel")`` and ``stage_flows(load_tables(...).tables,
+``flows_in_duckdb(..., "D", "channel")`` and ``stage_flows(load_tables(...).tables,
 "D", "channel")``. The pandas path runs for the sizes in ``--pandas-sizes`` only
 (default: up to 1M event rows).
 
@@ -172,9 +172,9 @@ def child(path: str, folder: Path, fmt: str, memory_limit: str) -> None:
     import pandas as pd
 
     from toolkit.config import config_from_dict
-    from toolkit.flows import stage_flows
+    from toolkit.flows import flows_in_duckdb, stage_flows
     from toolkit.ingest import load_tables
-    from toolkit.warehouse import WarehouseLimits, warehouse_flows
+    from toolkit.warehouse import WarehouseLimits
 
     config = config_from_dict({"sources": {name: {"path": f"{name}.{fmt}"} for name in ("orders", "events", "costs")}})
     data = folder / fmt
@@ -183,7 +183,7 @@ def child(path: str, folder: Path, fmt: str, memory_limit: str) -> None:
     start = time.perf_counter()
     if path == "duckdb":
         limits = WarehouseLimits(memory_limit=memory_limit, spill_dir=ROOT / ".cache" / "warehouse")
-        result = warehouse_flows(data, config, "D", "channel", now=now, limits=limits,
+        result = flows_in_duckdb(data, config, "D", "channel", now=now, limits=limits,
                                  rejects_file=BENCH / "rejects.parquet")
         series, rows = result.series, sum(c["rows_in"] for c in result.counts.values())
     else:

@@ -1,12 +1,20 @@
-"""Stage cash-flow series against hand counts and against the sample's own totals."""
+"""Stage cash-flow series against hand counts, the sample's own totals, and the DuckDB path."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TEST_DATA
 from toolkit import flows, sample
+from toolkit.config import config_from_dict, load_config
+from toolkit.ingest import IngestError, load_tables
+from toolkit.journey import period_label
+from toolkit.schema import STAGES
+from toolkit.warehouse import WarehouseLimits
 
 T = pd.Timestamp
 
@@ -236,3 +244,156 @@ def test_sample_orders_only(sample_tables, daily):
     assert totals["post-purchase|outflow|all"] == pytest.approx(refunds)
     days = series.groupby("unique_id").size().unique()
     assert len(days) == 1
+
+
+# --------------------------------------------------------------------------- checked and totalled in DuckDB
+
+NOW = pd.Timestamp("2026-11-01")
+
+
+def _digests(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _in_duckdb(data_dir, config, tmp_path, freq="D", segment=None, **options) -> flows.DuckDBFlows:
+    """flows_in_duckdb with its spill directory and rejects under tmp_path; inputs must not change."""
+    before = _digests(data_dir)
+    result = flows.flows_in_duckdb(data_dir, config, freq, segment, rejects_file=tmp_path / "rejects.parquet",
+                                   now=NOW, limits=WarehouseLimits(spill_dir=tmp_path / "spill"), **options)
+    assert _digests(data_dir) == before, "an input file was modified"
+    assert list((tmp_path / "spill").iterdir()) == []
+    return result
+
+
+def _assert_same_series(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
+    """Same ids, periods, order and labels exactly; amounts up to float rounding of subtotals."""
+    assert ours.columns.tolist() == theirs.columns.tolist()
+    for column in ("unique_id", "ds", "stage", "direction", "segment"):
+        assert ours[column].tolist() == theirs[column].tolist(), column
+    pd.testing.assert_series_equal(ours["y"], theirs["y"], check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+def _assert_same_as_stage_flows(data_dir, config, tmp_path, freq="D", segment=None, gross_margin=None):
+    """Series and counts of the DuckDB path equal stage_flows over load_tables on the same files."""
+    ours = _in_duckdb(data_dir, config, tmp_path, freq, segment, gross_margin=gross_margin)
+    ingested = load_tables(data_dir, config, now=NOW)
+    assert ours.counts == ingested.counts
+    _assert_same_series(ours.series, flows.stage_flows(ingested.tables, freq, segment, gross_margin=gross_margin))
+    return ours, ingested
+
+
+@pytest.mark.parametrize("freq", ["D", "W"])
+@pytest.mark.parametrize("segment", [None, "channel"])
+def test_sample_series_in_duckdb_equal_stage_flows(sample_dir, sample_config, sample_tables, tmp_path, freq,
+                                                   segment):
+    result = _in_duckdb(sample_dir, sample_config, tmp_path, freq, segment)
+    _assert_same_series(result.series, flows.stage_flows(sample_tables, freq, segment))
+    for name, table in sample_tables.items():
+        assert result.counts[name] == {"rows_in": len(table), "accepted": len(table), "rejected": 0}
+    assert result.rejects_by_reason.empty
+
+
+def test_touchpoints_count_every_event_by_stage_and_period(sample_dir, sample_config, sample_tables, tmp_path):
+    touch = _in_duckdb(sample_dir, sample_config, tmp_path, "W").touchpoints
+    assert touch.columns.tolist() == list(flows.TOUCHPOINT_COLUMNS)
+    events = sample_tables["events"]
+    expected = events.groupby([period_label(events.ts, "W"), "stage"]).size()
+    got = touch[touch.y > 0].set_index(["ds", "stage"])["y"]
+    assert got.sort_index().to_dict() == expected.sort_index().to_dict()
+    assert touch.y.sum() == len(events)
+    assert touch.stage.unique().tolist() == [s for s in STAGES if s in set(events.stage)]
+    assert touch.groupby("stage").size().nunique() == 1  # every stage on the full grid
+
+
+def test_parquet_sources_in_duckdb_give_the_same_series(sample_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("orders", "events", "costs"):
+        frame = pd.read_csv(sample_dir / f"{name}.csv", parse_dates=["ts"])
+        frame.to_parquet(data / f"{name}.parquet", index=False)
+    config = config_from_dict({"sources": {n: {"path": f"{n}.parquet"} for n in ("orders", "events", "costs")}})
+    _assert_same_as_stage_flows(data, config, tmp_path, "W", "channel")
+
+
+def test_order_types_in_duckdb_are_derived_as_ingest_derives_them(sample_dir, tmp_path):
+    """Orders without an order_type column: every sample order's type comes from its history."""
+    data = tmp_path / "data"
+    data.mkdir()
+    orders = pd.read_csv(sample_dir / "orders.csv", dtype="str").drop(columns="order_type")
+    orders.to_csv(data / "orders.csv", index=False)
+    config = config_from_dict({"sources": {"orders": {"path": "orders.csv"}}})
+    ours, _ = _assert_same_as_stage_flows(data, config, tmp_path, "W")
+    assert {"purchase|inflow|all", "post-purchase|inflow|all"} <= set(ours.series.unique_id)
+
+
+@pytest.mark.parametrize("segment", [None, "channel"])
+def test_messy_export_in_duckdb_equals_stage_flows_with_guests_as_purchase_money(tmp_path, segment):
+    """Order lines, guests, 'C' cancellations, European dates, no costs: the cost of goods estimated."""
+    data = tmp_path / "data"
+    sample.write_messy_shop(data, customers=1500)
+    config = load_config(data)
+    assert config.gross_margin is not None
+    ours, ingested = _assert_same_as_stage_flows(data, config, tmp_path, "D", segment, config.gross_margin)
+    orders = ingested.tables["orders"]
+    guests = orders.customer_id.isna()
+    assert guests.any() and (orders.order_type[guests] == "guest").all()
+    guest_sales = orders.amount[guests & (orders.status == "completed") & (orders.amount > 0)].sum()
+    totals = _totals(ours.series)
+    purchase = sum(v for k, v in totals.items() if k.startswith("purchase|inflow|"))
+    first_orders = orders.amount[(orders.order_type == "new") & (orders.status == "completed")
+                                 & (orders.amount > 0)].sum()
+    assert purchase == pytest.approx(first_orders + guest_sales)
+    if segment == "channel":
+        assert totals["purchase|inflow|unknown"] >= guest_sales > 0  # no events: no first touch
+    assert ours.touchpoints.empty
+
+
+def test_guests_refunds_and_costs_by_channel_in_duckdb(tmp_path):
+    """A hand count: the guest's line is purchase money of the unknown channel, refunds follow the buyer."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text(
+        "order_id,customer_id,ts,amount,quantity\n"
+        "O1,C1,2024-01-05 10:00:00,100,1\n"
+        "O2,,2024-01-06 10:00:00,10,1\n"          # a guest's order
+        "O3,C2,2024-01-07 10:00:00,30,1\n"
+        "O3,C2,2024-01-07 10:00:00,30,1\n"        # the line exported twice: a reject
+        "O4,C2,2024-01-09 10:00:00,-50,-1\n"      # a refund
+    )
+    (data / "events.csv").write_text("customer_id,ts,event_type,channel\n"
+                                     "C1,2024-01-01,site_visit,search\nC2,2024-01-03,ad_click,social\n")
+    (data / "costs.csv").write_text("ts,stage,category,channel,amount\n"
+                                    "2024-01-01,awareness,ads,search,30\n2024-01-03,,payroll,bank,500\n")
+    ours, ingested = _assert_same_as_stage_flows(data, config_from_dict({}), tmp_path, "D", "channel")
+    assert ingested.tables["orders"].order_type.tolist() == ["new", "guest", "new", "new"]
+    assert ours.counts["orders"] == {"rows_in": 5, "accepted": 4, "rejected": 1}
+    assert _totals(ours.series) == {"awareness|outflow|search": 30.0, "purchase|inflow|search": 100.0,
+                                    "purchase|inflow|unknown": 10.0, "purchase|inflow|social": 30.0,
+                                    "post-purchase|outflow|social": 50.0, "operations|outflow|bank": 500.0}
+
+
+def test_parquet_with_zoned_timestamps_and_a_bad_row_in_duckdb(tmp_path):
+    """Aware timestamps become business-local time; Parquet rows are numbered by position."""
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({
+        "order_id": ["O1", "O2", "O3"], "customer_id": ["C1", "C2", "C3"],
+        "ts": pd.to_datetime(["2024-03-30 23:30", "2024-03-31 12:00", "2024-04-01 08:00"]).tz_localize("UTC"),
+        "amount": [10.0, 5e12, 20.0],
+    }).to_parquet(data / "orders.parquet", index=False)
+    config = config_from_dict({"timezone": "Europe/Berlin", "sources": {"orders": {"path": "orders.parquet"}}})
+    result, _ = _assert_same_as_stage_flows(data, config, tmp_path)
+    rejects = pd.read_parquet(result.rejects_file)
+    assert rejects[["row", "column", "value"]].values.tolist() == [[2, "amount", "5000000000000.0"]]
+    # 23:30 UTC on Mar 30 is 00:30 on Mar 31 in Berlin
+    sales = result.series[result.series.y > 0].set_index("ds")["y"]
+    assert sales.to_dict() == {pd.Timestamp("2024-03-31"): 10.0, pd.Timestamp("2024-04-01"): 20.0}
+
+
+def test_flows_in_duckdb_refuse_an_unknown_segment_and_data_without_orders(tmp_path):
+    config = config_from_dict({"sources": {"orders": {"path": "orders_refunds.csv"}}})
+    with pytest.raises(flows.FlowsError, match="cannot split"):
+        _in_duckdb(TEST_DATA / "bad", config, tmp_path, segment="sku")
+    config = config_from_dict({"sources": {"orders": {"path": "orders_header_only.csv"}}})
+    with pytest.raises(IngestError, match="orders_header_only.csv"):
+        _in_duckdb(TEST_DATA / "bad", config, tmp_path)

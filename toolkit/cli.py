@@ -83,9 +83,9 @@ def _check_in_pandas(args: argparse.Namespace, config, rejects_path: Path) -> tu
 
 def _check_in_duckdb(args: argparse.Namespace, config, rejects_path: Path) -> tuple:
     """The same, checked and counted inside DuckDB: CSV/Parquet sources too large for pandas."""
-    from toolkit.warehouse import WarehouseLimits, warehouse_flows
+    from toolkit.warehouse import WarehouseLimits, check_in_duckdb
 
-    found = warehouse_flows(args.data_dir, config, rejects_file=rejects_path,
+    found = check_in_duckdb(args.data_dir, config, rejects_path,
                             limits=WarehouseLimits(memory_limit=args.memory_limit))
     lines = []
     for name, count in found.counts.items():

@@ -42,12 +42,24 @@ segment``), ``unique_id = "stage|direction|segment"``, on one full grid of
 periods from the first to the last day of the data, zeros where no money moved.
 Weekly and monthly periods are labelled like ``pandas.date_range`` steps (see
 ``toolkit.journey.period_label``); the first and last period can be partial.
+
+Sources too large for pandas: ``flows_in_duckdb`` checks them inside a
+memory-capped DuckDB connection (``toolkit.warehouse.checked_warehouse``, the
+same rules and rejects as ``load_tables``) and hands pandas only daily totals,
+shaped as canonical rows (one order row per day, segment, order type, status
+and sign; one cost row per day, stage, channel and sign) and passed through
+``stage_flows`` itself, so sales, refunds, guests, stages, directions, period
+labels and the grid have one definition. Its series equal
+``stage_flows(load_tables(...).tables, ...)`` up to float rounding of the daily
+subtotals (sums are taken with ``fsum``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -55,7 +67,13 @@ import pandas as pd
 from toolkit.errors import JourneycastError, require_columns
 from toolkit.journey import (UNKNOWN_CHANNEL, data_period, first_touch, is_refund, is_sale, period_grid,
                              period_label)
-from toolkit.schema import COST_STAGES
+from toolkit.schema import COST_STAGES, STAGES
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from toolkit.config import Config
+    from toolkit.warehouse import WarehouseLimits
 
 __all__ = [
     "ALL",
@@ -64,8 +82,11 @@ __all__ = [
     "ESTIMATED",
     "SEGMENT_DIMENSIONS",
     "SERIES_COLUMNS",
+    "TOUCHPOINT_COLUMNS",
+    "DuckDBFlows",
     "FlowMapping",
     "FlowsError",
+    "flows_in_duckdb",
     "has_costs",
     "net_flow",
     "stage_flows",
@@ -85,6 +106,9 @@ ESTIMATED = "estimated"
 
 #: Columns of every series frame.
 SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y", "stage", "direction", "segment")
+
+#: Columns of ``DuckDBFlows.touchpoints``.
+TOUCHPOINT_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y", "stage")
 
 
 class FlowsError(JourneycastError, ValueError):
@@ -193,6 +217,11 @@ def _data_days(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timest
     return pd.Timestamp(period[0]).normalize(), pd.Timestamp(period[1]).normalize()
 
 
+def _check_segment(segment: str | None) -> None:
+    if segment is not None and segment not in SEGMENT_DIMENSIONS:
+        raise FlowsError(f"cannot split flows by {segment!r}; choose one of {list(SEGMENT_DIMENSIONS)}")
+
+
 def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str | None = None,
                 mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None) -> pd.DataFrame:
     """Money in and out per stage (and segment) and period, as long series.
@@ -225,8 +254,7 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
     """
     if "orders" not in tables:
         raise FlowsError("the tables have no 'orders' table")
-    if segment is not None and segment not in SEGMENT_DIMENSIONS:
-        raise FlowsError(f"cannot split flows by {segment!r}; choose one of {list(SEGMENT_DIMENSIONS)}")
+    _check_segment(segment)
     first, last = _data_days(tables)
     try:
         grid = period_grid(first, last, freq)
@@ -269,3 +297,116 @@ def net_flow(series: pd.DataFrame) -> pd.DataFrame:
     wide["net"] = wide["inflow"] - wide["outflow"]
     wide.columns.name = None
     return wide.reset_index()
+
+
+# --------------------------------------------------------------------------- sources too large for pandas
+
+
+@dataclass
+class DuckDBFlows:
+    """Stage series, touchpoint volumes and the accounting of every source row.
+
+    ``series`` is what ``stage_flows`` returns; ``touchpoints`` holds events per
+    stage and period (columns ``TOUCHPOINT_COLUMNS``, ``unique_id =
+    "<stage>|touchpoints"``, on the series' grid); ``counts``, ``files``,
+    ``rejects_file`` and ``rejects_by_reason`` as in ``toolkit.warehouse.WarehouseCheck``.
+    """
+
+    series: pd.DataFrame
+    touchpoints: pd.DataFrame
+    counts: dict[str, dict]
+    rejects_file: Path
+    rejects_by_reason: pd.DataFrame
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def flows_in_duckdb(data_dir: str | Path, config: Config, freq: str = "D", segment: str | None = None,
+                    mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None,
+                    rejects_file: str | Path | None = None, now: pd.Timestamp | None = None,
+                    limits: WarehouseLimits | None = None) -> DuckDBFlows:
+    """Check the configured sources inside DuckDB and total them into stage series.
+
+    Parameters
+    ----------
+    data_dir, config, now
+        As for ``toolkit.ingest.load_tables`` (``data_dir`` may be the orders file).
+    freq, segment, mapping, gross_margin
+        As for ``stage_flows``.
+    rejects_file, limits
+        As for ``toolkit.warehouse.checked_warehouse`` (default limits: 1 GB, 2 threads).
+
+    Raises
+    ------
+    IngestError
+        When a whole source is unusable, or no order is accepted.
+    FlowsError
+        When series cannot be built with the parameters given.
+    """
+    # the data layer loads on use: series-only callers (forecast workers) need no DuckDB
+    from toolkit.warehouse import WarehouseLimits, checked_warehouse
+
+    _check_segment(segment)
+    with checked_warehouse(data_dir, config, rejects_file, now, limits or WarehouseLimits()) as (con, check):
+        totals = _daily_totals(con, check.files, segment is not None)
+        touch = (con.sql("SELECT date_trunc('day', ts) AS ts, stage, count(*) AS y FROM events_ok "
+                         "GROUP BY ALL").df() if "events" in check.files else None)
+    series = stage_flows(totals, freq, segment, mapping, gross_margin)
+    return DuckDBFlows(series=series, touchpoints=_touchpoints(touch, totals["events"], freq),
+                       counts=check.counts, rejects_file=check.rejects_file,
+                       rejects_by_reason=check.rejects_by_reason, files=check.files)
+
+
+def _daily_totals(con: duckdb.DuckDBPyConnection, tables: dict[str, str], by_channel: bool
+                  ) -> dict[str, pd.DataFrame]:
+    """Money per day as canonical-shaped rows, for ``stage_flows``.
+
+    orders: one row per day, segment, order type, status and sign of the
+    amount (``customer_id`` holds the segment: the customer's first-touch
+    channel, or ``"all"``; guests have no first touch); costs: one per day,
+    stage, channel and sign; events: each segment's own channel on the first
+    and the last day of the data, which gives ``stage_flows`` the data's period
+    and each segment's channel.
+    """
+    segment = "'all'"
+    touch = ""
+    if by_channel:
+        segment = f"coalesce(touch.channel, '{UNKNOWN_CHANNEL}')"
+        touch = ("LEFT JOIN (SELECT customer_id, min_by(channel, (ts, idx)) AS channel "
+                 "FROM events_ok GROUP BY customer_id) touch USING (customer_id)"
+                 if "events" in tables else "LEFT JOIN (SELECT NULL AS channel) touch ON false")
+    orders = con.sql(f"""
+        SELECT date_trunc('day', ts) AS ts, {segment} AS customer_id, order_type, status,
+               fsum(amount) AS amount
+        FROM orders_ok {touch} GROUP BY 1, 2, 3, 4, sign(amount) ORDER BY ALL""").df()
+    out = {"orders": orders}
+    if "costs" in tables:
+        channel = "channel" if by_channel else f"'{ALL}'"
+        out["costs"] = con.sql(f"""
+            SELECT date_trunc('day', ts) AS ts, stage, {channel} AS channel, fsum(amount) AS amount
+            FROM costs_ok GROUP BY 1, 2, 3, sign(amount) ORDER BY ALL""").df()
+    period = " UNION ALL ".join(f"SELECT min(ts) AS first, max(ts) AS last FROM {name}_ok" for name in tables)
+    first, last = con.sql(f"SELECT date_trunc('day', min(first)), date_trunc('day', max(last)) "
+                          f"FROM ({period})").fetchall()[0]
+    segments = sorted({*orders["customer_id"], ALL}) if first is not None else []
+    out["events"] = pd.DataFrame({"customer_id": segments * 2, "ts": [first] * len(segments) + [last] * len(segments),
+                                  "channel": segments * 2})
+    for frame in out.values():
+        frame["ts"] = frame["ts"].astype("datetime64[ns]")
+    return out
+
+
+def _touchpoints(counts: pd.DataFrame | None, extent: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Events per stage and period on the grid of the data's period (stages in journey order)."""
+    grid = period_grid(extent["ts"].min(), extent["ts"].max(), freq)
+    if counts is None or counts.empty:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in TOUCHPOINT_COLUMNS}).assign(
+            ds=pd.Series(dtype="datetime64[ns]"), y=pd.Series(dtype="int64"))
+    counts = counts.assign(ds=period_label(counts["ts"].astype("datetime64[ns]"), freq))
+    wide = counts.groupby(["ds", "stage"])["y"].sum().unstack("stage", fill_value=0).reindex(grid, fill_value=0)
+    stages = [s for s in STAGES if s in wide.columns]
+    out = wide[stages].rename_axis("ds").melt(ignore_index=False, var_name="stage", value_name="y").reset_index()
+    out["unique_id"] = out["stage"] + "|touchpoints"
+    out["y"] = out["y"].astype("int64")
+    for column in ("unique_id", "stage"):
+        out[column] = out[column].astype("str")
+    return out[list(TOUCHPOINT_COLUMNS)]
