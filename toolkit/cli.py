@@ -1,15 +1,21 @@
 """The ``journeycast`` command: one subcommand per step of the flow.
 
 Each subcommand is a thin ``_cmd_<name>(args) -> int`` that calls the toolkit
-and prints what an analyst needs; errors the user can act on
-(``JourneycastError``) are printed as one line and give exit code 2.
+and prints what an analyst needs. ``main`` is the one error boundary: errors
+the user can act on (``JourneycastError``) are one line and exit code 2;
+failures of the input or the machine (an unreadable file, a full disk, a
+database error) are one line naming the problem and a log file with the
+traceback, exit code 2; anything else is a bug: the same, exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from toolkit.errors import JourneycastError
@@ -74,9 +80,10 @@ def _check_in_pandas(args: argparse.Namespace, config, rejects_path: Path) -> tu
     """Summary, reject lines written, counts, problems by reason and files of ``load_tables`` (any source)."""
     from toolkit.ingest import load_tables
 
+    from toolkit.export import write_shareable_csv
+
     ingested = load_tables(args.data_dir, config)
-    rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    ingested.rejects.to_csv(rejects_path, index=False)
+    write_shareable_csv(ingested.rejects, rejects_path)
     return (ingested.format_summary(), len(ingested.rejects), ingested.counts, ingested.rejects_by_reason(),
             ingested.files)
 
@@ -215,6 +222,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0 if run.status == "succeeded" else 1
 
 
+def _setting(name: str, kind: type):
+    """An argparse type for a value that overrides the setting ``name``: it obeys that setting's rule."""
+    def parse(text: str):
+        from toolkit.config import ConfigError, check_setting
+
+        value = kind(text)  # a ValueError here: argparse says "invalid int value"
+        try:
+            check_setting(name, value, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name}: invalid configuration: ")) from None
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -279,7 +302,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("forecast", help="forecast stage cash flows and the cash position")
     _data_arguments(p)
-    p.add_argument("--horizon", type=int, default=None, help="periods to forecast (default: the config's)")
+    p.add_argument("--horizon", type=_setting("horizon", int), default=None, help="periods to forecast (default: the config's)")
     _backend_arguments(p)
     p.add_argument("--out", type=Path, default=Path("reports/forecast"), help="output directory")
     p.set_defaults(func=_cmd_forecast)
@@ -287,17 +310,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("opportunities", help="score customers, rank opportunities, judge a campaign")
     _data_arguments(p)
     p.add_argument("--out", type=Path, default=Path("reports/opportunities"), help="output directory")
-    p.add_argument("--min-propensity", type=float, default=None,
+    p.add_argument("--min-propensity", type=_setting("target_threshold", float), default=None,
                    help="target customers whose upsell propensity reaches this (default: the config's "
                         "campaign.target_threshold)")
-    p.add_argument("--discount", type=float, default=None,
+    p.add_argument("--discount", type=_setting("discount", float), default=None,
                    help="share of the offer price given up (default: the config's campaign.discount)")
-    p.add_argument("--cost-per-contact", type=float, default=None,
+    p.add_argument("--cost-per-contact", type=_setting("cost_per_contact", float), default=None,
                    help="money out per targeted customer (default: the config's campaign.cost_per_contact)")
-    p.add_argument("--fixed-cost", type=float, default=None,
+    p.add_argument("--fixed-cost", type=_setting("fixed_cost", float), default=None,
                    help="money out at launch whatever the target's size (creative, agency, platform; "
                         "default: the config's campaign.fixed_cost)")
-    p.add_argument("--start-week", type=int, default=None,
+    p.add_argument("--start-week", type=_setting("start_week", int), default=None,
                    help="launch week, 1 = the week after the data (default: the config's campaign.start_week)")
     _backend_arguments(p)
     p.add_argument("--pseudonymise", action="store_true",
@@ -319,14 +342,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Where the traceback of a failure goes, so the terminal shows one line.
+LOG_DIR = Path(tempfile.gettempdir()) / "journeycast" / "logs"
+
+#: Libraries whose errors are about the input or the machine (a database, a data file), not a bug.
+_INPUT_LIBRARIES = ("sqlalchemy", "duckdb", "_duckdb", "sqlite3")
+
+
+def _input_failure(exc: Exception) -> bool:
+    """Whether ``exc`` comes from the input or the machine rather than from journeycast itself.
+
+    Files and disks (``OSError``), text in an unknown or wrong encoding
+    (``LookupError``, ``UnicodeError``), memory, and database errors.
+    """
+    return (isinstance(exc, (OSError, LookupError, UnicodeError, MemoryError))
+            or type(exc).__module__.split(".")[0] in _INPUT_LIBRARIES)
+
+
+def _log_traceback(command: str, exc: Exception) -> Path | None:
+    """Write the traceback of ``exc`` to a new file in ``LOG_DIR``; None when even that fails (a full disk)."""
+    path = LOG_DIR / f"{command}-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``journeycast`` console script."""
+    """Entry point of the ``journeycast`` console script (see the module docstring for exit codes)."""
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except JourneycastError as exc:
         print(f"journeycast {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the one boundary: no traceback reaches the terminal
+        expected = _input_failure(exc)
+        log = _log_traceback(args.command, exc)
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+        where = f"traceback in {log}" if log else "the traceback could not be written either"
+        kind = "error" if expected else "internal error (a bug; please report it with the log)"
+        print(f"journeycast {args.command}: {kind}: {type(exc).__name__}: {problem} ({where})", file=sys.stderr)
+        return 2 if expected else 1
 
 
 if __name__ == "__main__":

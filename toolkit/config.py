@@ -236,3 +236,18 @@ def config_from_dict(raw: dict, source: str = "<config>") -> Config:
             for err in exc.errors()
         )
         raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+
+
+def check_setting(name: str, value: Any, source: str = "<parameter>") -> None:
+    """Raise ``ConfigError`` when ``value`` breaks the rule of the setting ``name``.
+
+    A run-time override (``--horizon``, ``-p discount 2``) obeys the same rules
+    as the configuration file, checked before anything runs. ``name`` is a
+    top-level setting or a ``campaign`` one; other names and None pass.
+    """
+    if value is None:
+        return
+    if name in Config.model_fields:
+        config_from_dict({name: value}, source)
+    elif name in CampaignSettings.model_fields:
+        config_from_dict({"campaign": {name: value}}, source)

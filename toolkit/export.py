@@ -5,6 +5,10 @@ starts with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) would be ru
 as a formula, so it is prefixed with an apostrophe. Customer ids can be
 replaced by keyed pseudonyms (HMAC-SHA256), stable across runs with the same
 key, so lists can be shared and joined back by whoever holds the key.
+
+Every file is written atomically: into a temporary file beside it, then
+renamed over it, so a reader (or a run killed half-way) never leaves a
+truncated table behind.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +28,10 @@ import pandas as pd
 
 __all__ = [
     "FORMULA_PREFIXES",
+    "atomic_path",
     "jsonable",
     "neutralise_formulas",
+    "neutralised_sql",
     "plain",
     "pseudonymise",
     "write_shareable_csv",
@@ -46,6 +55,29 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def neutralised_sql(column: str) -> str:
+    """DuckDB SQL for the text column ``column`` (a quoted name) made as safe as ``neutralise_formulas`` makes it."""
+    risky = ", ".join(f"chr({ord(prefix)})" for prefix in FORMULA_PREFIXES)
+    return f"CASE WHEN left({column}, 1) IN ({risky}) THEN concat(chr(39), {column}) ELSE {column} END"
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed to ``path`` when the block succeeds.
+
+    On failure (a full disk, an error in the writer) the temporary file is
+    removed and ``path`` keeps its previous content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def pseudonymise(frame: pd.DataFrame, key: str, column: str = "customer_id") -> pd.DataFrame:
     """A copy with ``column`` replaced by a keyed pseudonym such as ``cust-3f9a1c0b2d4e``."""
     secret = key.encode("utf-8")
@@ -65,8 +97,8 @@ def write_shareable_csv(frame: pd.DataFrame, path: str | Path,
     if pseudonym_key is not None and "customer_id" in frame.columns:
         frame = pseudonymise(frame, pseudonym_key)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    neutralise_formulas(frame).to_csv(path, index=False, lineterminator="\n")
+    with atomic_path(path) as partial:
+        neutralise_formulas(frame).to_csv(partial, index=False, lineterminator="\n")
     return path
 
 
@@ -77,7 +109,8 @@ def write_tables(out_dir: str | Path, tables: Mapping[str, pd.DataFrame]) -> lis
     paths = []
     for name, frame in tables.items():
         path = out / f"{name}.parquet"
-        frame.to_parquet(path, index=False)
+        with atomic_path(path) as partial:
+            frame.to_parquet(partial, index=False)
         paths.append(path)
     return paths
 
@@ -105,6 +138,7 @@ def jsonable(value: Any) -> Any:
 def write_summary(out_dir: str | Path, summary: Mapping[str, Any]) -> Path:
     """Write ``summary.json``: dates as ISO strings, missing values as null."""
     path = Path(out_dir) / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    text = json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n"
+    with atomic_path(path) as partial:
+        partial.write_text(text, encoding="utf-8")
     return path

@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from toolkit import __version__
-from toolkit.config import load_config
+from toolkit.config import ConfigError, check_setting, load_config, read_yaml
 from toolkit.errors import JourneycastError
 from toolkit.notebook import CACHE_DIR, PROJECT_ROOT, RECORD_MIMETYPE, REPORT_RUN_PARAMETER
 
@@ -174,7 +174,9 @@ def validate_parameters(
     """Check ``parameters`` against each notebook's declared ones; per notebook, what it gets.
 
     Every name must be declared by at least one notebook and its value must fit
-    every notebook that declares it. Raises one ``ReportError`` listing all problems.
+    every notebook that declares it, and a parameter that overrides a setting
+    (``horizon``, ``discount``...) obeys that setting's rule. Raises one
+    ``ReportError`` listing all problems.
     """
     problems = []
     per_notebook: dict[str, dict[str, Any]] = {name: {} for name in declared}
@@ -187,6 +189,7 @@ def validate_parameters(
             accepted = "; ".join(f"{nb}: {_describe(params)}" for nb, params in declared.items())
             problems.append(f"unknown parameter '{name}' (accepted -- {accepted})")
             continue
+        mistyped = len(problems)
         for nb in takers:
             spec = declared[nb][name]
             try:
@@ -196,6 +199,11 @@ def validate_parameters(
                     f"parameter '{name}' = {value!r} is {type(value).__name__}, "
                     f"but {nb} expects {spec.type}"
                 )
+        if len(problems) == mistyped:
+            try:
+                check_setting(name, value, f"parameter '{name}'")
+            except ConfigError as exc:
+                problems.append(str(exc))
     if problems:
         raise ReportError("; ".join(problems))
     return per_notebook
@@ -217,10 +225,13 @@ def parse_parameter_value(text: str) -> Any:
 
 
 def load_parameters_file(path: str | Path) -> dict[str, Any]:
-    """Parameters from a YAML mapping (``--params-file``); dates become ISO strings."""
+    """Parameters from a YAML mapping (``--params-file``); dates become ISO strings.
+
+    Read like the configuration: aliases are refused before they can expand.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReportError(f"{path}: parameters file not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -579,6 +590,38 @@ def _publish(tmp: Path, out_dir: Path, run_id: str) -> Path:
     return final
 
 
+_BUILD_FOLDER = re.compile(r"^\.tmp-.+-(\d+)$")
+
+
+def _remove_abandoned_builds(out_dir: Path) -> list[Path]:
+    """Delete the build folders of runs whose process is gone (killed runs); return them.
+
+    A folder ``.tmp-<run>-<pid>`` whose process still runs is another run at
+    work and is left alone.
+    """
+    removed = []
+    for folder in out_dir.glob(".tmp-*"):
+        found = _BUILD_FOLDER.match(folder.name)
+        if found and folder.is_dir() and not _process_alive(int(found.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    # on Windows os.kill would end the process instead of probing it: keep the folder there
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        # someone else's process, or a pid this system cannot check: keep the folder
+        return True
+    return True
+
+
 def _point_latest(out_dir: Path, run_id: str) -> None:
     """Point ``latest`` at the run in one atomic step (readers never see it missing)."""
     partial = out_dir / f".{LATEST}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -664,6 +707,7 @@ def run_report(
     previous = previous_run(out_dir)
 
     _runtime_environment()
+    _remove_abandoned_builds(out_dir)
     tmp = out_dir / f".tmp-{run_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
     quiet = _RunParameterNotice()
