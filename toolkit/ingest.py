@@ -1003,9 +1003,11 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
                  now: pd.Timestamp, offsets: bool) -> bool:
     """Convert and check every row into ``<table>_rows``; whether any timestamp had a UTC offset.
 
-    Columns: ``idx``, the source values (``_raw_<column>``), the converted and
-    derived columns, ``bad`` and, for bad rows, ``problems``: the broken rules
-    (position in ``table.rules``) with the source value.
+    Columns: ``idx``, the source values (``_raw_<column>``), the canonical
+    columns, ``_offset``, ``bad`` and, for bad rows, ``problems``: the broken
+    rules (position in ``table.rules``) with the source value. The other
+    columns the rules read (``_n_amount``, ``_ts_text``, ...) are not kept:
+    writing them would cost more than computing them.
     """
     name = table.name
     base = _base(q, name)
@@ -1033,9 +1035,11 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
         added = "".join(f", {v} AS {k}" for k, v in layer.items() if k not in known)
         select = f"SELECT *{f' REPLACE ({replaced})' if replaced else ''}{added} FROM ({select})"
         known |= set(layer)
+    helpers = ", ".join(sorted(k for k in known if k.startswith("_") and k != "_offset"))
     con.sql(f"""
         CREATE OR REPLACE TEMP TABLE {name}_rows AS
-        SELECT *, CASE WHEN bad THEN list_filter([{problems}], lambda p: p IS NOT NULL) END AS problems
+        SELECT * EXCLUDE ({helpers}),
+               CASE WHEN bad THEN list_filter([{problems}], lambda p: p IS NOT NULL) END AS problems
         FROM (SELECT *, ({' OR '.join(tests) or 'false'}) AS bad FROM ({select}))
     """)
     return (not offsets and q.is_text("ts") and not config.date_format and con.sql(
@@ -1043,65 +1047,83 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
 
 
 def _mark_duplicate_lines(con: duckdb.DuckDBPyConnection, table: _Table) -> None:
-    """``orders_checked``: the rows plus ``first_idx``, set on a later usable copy of a line.
+    """``orders_duplicates``: ``idx`` of each later usable copy of a line and ``first_idx``, its first.
 
     Only sources with order ids: without them a row is a purchase of its own,
     and two equal purchases on one day are plausible (CDNOW has hundreds).
+    A small table: the rejects, the counts and the accepted lines each read it
+    instead of matching every row again.
     """
     if "order_id" not in table.columns:
-        con.sql("CREATE TEMP VIEW orders_checked AS SELECT *, NULL::BIGINT AS first_idx FROM orders_rows")
+        con.sql("CREATE TEMP TABLE orders_duplicates (idx BIGINT, first_idx BIGINT)")
         return
     same = [f"_raw_{column}" for column in table.columns]
-    # the repeated lines are few: group them aside, then a join against that small table
-    con.sql(f"""CREATE TEMP TABLE orders_repeated AS SELECT {', '.join(same)}, min(idx) AS first
-                FROM orders_rows WHERE NOT bad GROUP BY ALL HAVING count(*) > 1""")
     match = " AND ".join(f"r.{c} IS NOT DISTINCT FROM d.{c}" for c in same)
+    # the repeated lines are few: group them aside, then a join against that small table
     con.sql(f"""
-        CREATE TEMP VIEW orders_checked AS
-        SELECT r.*, CASE WHEN NOT r.bad AND r.idx <> d.first THEN d.first END AS first_idx
-        FROM orders_rows r LEFT JOIN orders_repeated d ON {match}
+        CREATE TEMP TABLE orders_duplicates AS
+        WITH repeated AS MATERIALIZED (
+            SELECT {', '.join(same)}, min(idx) AS first FROM orders_rows WHERE NOT bad
+            GROUP BY ALL HAVING count(*) > 1)
+        SELECT r.idx, d.first AS first_idx FROM orders_rows r JOIN repeated d ON {match}
+        WHERE NOT r.bad AND r.idx <> d.first
     """)
 
 
 def _order_view(con: duckdb.DuckDBPyConnection, prefix: str | None) -> None:
-    """``orders_ok``: the accepted lines, each with ``refund_of`` and its order's type."""
-    refund_of = "NULL::VARCHAR"
+    """``orders_ok``: the accepted lines, each with ``refund_of`` and its order's type.
+
+    A view: order types and refund links are computed by what reads them
+    (``load_tables``, the DuckDB flows), not by a check that only counts.
+    """
+    refund_of = "refund_of"
     if prefix:
         original = f"substr(order_id, {len(prefix) + 1})"
         refund_of = (f"CASE WHEN starts_with(order_id, {_sql_string(prefix)}) AND {original} IN "
-                     f"(SELECT order_id FROM orders_checked WHERE NOT bad AND first_idx IS NULL) "
-                     f"THEN {original} END")
-    con.sql(f"""CREATE TEMP TABLE orders_linked AS SELECT *, {refund_of} AS refund_of
-                FROM orders_checked WHERE NOT bad AND first_idx IS NULL""")
+                     f"(SELECT order_id FROM grouped) THEN {original} END")
+    con.sql("""CREATE TEMP VIEW orders_accepted AS SELECT *, NULL::VARCHAR AS refund_of FROM orders_rows
+               WHERE NOT bad AND idx NOT IN (SELECT idx FROM orders_duplicates)""")
     con.sql(f"""
         CREATE TEMP VIEW orders_ok AS
         SELECT l.* REPLACE (CASE WHEN l.customer_id IS NULL THEN 'guest'
-                                 ELSE coalesce(l.order_type, t.order_type) END AS order_type)
-        FROM orders_linked l LEFT JOIN ({_order_types_sql('orders_linked')}) t USING (order_id)
+                                 ELSE coalesce(l.order_type, t.order_type) END AS order_type,
+                            t.refund_of AS refund_of)
+        FROM orders_accepted l LEFT JOIN ({_order_types_sql('orders_accepted', refund_of)}) t USING (order_id)
     """)
 
 
-def _order_types_sql(lines: str) -> str:
-    """SQL giving each order (``order_id``) of the lines ``lines`` its type; see ``derive_order_types``."""
+def _order_types_sql(lines: str, refund_of: str = "refund_of") -> str:
+    """SQL: each order (``order_id``) of the lines ``lines``, the order it reverses and its type.
+
+    Columns ``order_id, refund_of, order_type``; see ``derive_order_types``
+    (an order without a customer id is ``guest``). ``refund_of`` is SQL over
+    one order's ``order_id`` and ``refund_of`` (its lines' largest) and the
+    CTE ``grouped`` of every order (with its ``order_id``); the default keeps
+    the lines' own.
+    """
     history = "PARTITION BY customer_id ORDER BY ts, idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
     return f"""
-        WITH orders AS (
+        WITH grouped AS (
             SELECT order_id, max(customer_id) AS customer_id, min(ts) AS ts, min(idx) AS idx,
                    bool_or(status = 'completed' AND amount > 0) AS sale,
                    bool_and(status = 'refunded') AS refund,
                    max(CASE WHEN amount >= 0 THEN unit_price END) AS unit, max(refund_of) AS refund_of
             FROM {lines} GROUP BY order_id),
+        orders AS (SELECT * REPLACE ({refund_of} AS refund_of) FROM grouped),
         labelled AS (
-            SELECT *, CASE WHEN best_before IS NULL THEN 'new'
+            -- guests share the NULL partition, but have no history and no kind
+            SELECT *, CASE WHEN customer_id IS NULL THEN NULL
+                           WHEN best_before IS NULL THEN 'new'
                            WHEN unit >= {UPSELL_PRICE_RATIO} * best_before THEN 'upsell'
                            ELSE 'repeat' END AS kind
             FROM (SELECT *, max(CASE WHEN sale THEN unit END) OVER ({history}) AS best_before
-                  FROM orders WHERE customer_id IS NOT NULL)),
+                  FROM orders)),
         with_last AS (
             SELECT *, last_value(CASE WHEN sale THEN kind END IGNORE NULLS) OVER ({history}) AS last_sale
             FROM labelled)
-        SELECT o.order_id, CASE WHEN o.refund THEN coalesce(r.kind, o.last_sale, 'repeat') ELSE o.kind END
-                           AS order_type
+        SELECT o.order_id, o.refund_of,
+               CASE WHEN o.customer_id IS NULL THEN 'guest'
+                    WHEN o.refund THEN coalesce(r.kind, o.last_sale, 'repeat') ELSE o.kind END AS order_type
         FROM with_last o LEFT JOIN labelled r ON r.order_id = o.refund_of
     """
 
@@ -1141,12 +1163,11 @@ def _rejects_table(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> None
     parts = []
     for order, table in enumerate(tables):
         name = table.name
-        checked = "orders_checked" if name == "orders" else f"{name}_rows"
         rules = ", ".join(f"({i}, {_sql_string(r.column)}, {_sql_string(r.reason)})"
                           for i, r in enumerate(table.rules))
         parts.append(f"""
             SELECT {order} AS part, {table.line} AS "row", r."column", p.value, r.reason, r.rule AS position
-            FROM (SELECT idx, unnest(problems) AS p FROM {checked} WHERE bad)
+            FROM (SELECT idx, unnest(problems) AS p FROM {name}_rows WHERE bad)
             JOIN (VALUES {rules}) r(rule, "column", reason) ON r.rule = p.rule""")
         parts.append(f"""
             SELECT {order}, line, NULL, csv_line, 'unreadable line (' || error_message || ')', 0
@@ -1156,7 +1177,7 @@ def _rejects_table(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> None
             reason = DUPLICATE_LINE.replace("{line}", "' || " + first + " || '")
             parts.append(f"""
                 SELECT {order}, {table.line}, 'order_id', order_id, '{reason}', {len(table.rules)}
-                FROM orders_checked WHERE first_idx IS NOT NULL""")
+                FROM orders_duplicates JOIN orders_rows USING (idx)""")
     names = ", ".join(f"({i}, {_sql_string(t.name)}, {_sql_string(t.label)})" for i, t in enumerate(tables))
     columns = ", ".join(f'CAST("{c}" AS BIGINT) AS "{c}"' if c == "row" else f'"{c}"' for c in REJECT_COLUMNS)
     con.sql(f"""
@@ -1169,9 +1190,9 @@ def _rejects_table(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> None
 
 def _counts(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     """rows_in, accepted and rejected of one table (``rows_in = accepted + rejected``)."""
-    checked, duplicate = ("orders_checked", "OR first_idx IS NOT NULL") if name == "orders" else (f"{name}_rows", "")
+    duplicates = "(SELECT count(*) FROM orders_duplicates)" if name == "orders" else "0"
     rows_in, rejected = con.sql(
         f"SELECT count(*) + (SELECT count(*) FROM {name}_unreadable), "
-        f"count(*) FILTER (WHERE bad {duplicate}) + (SELECT count(*) FROM {name}_unreadable) "
-        f"FROM {checked}").fetchall()[0]
+        f"count(*) FILTER (WHERE bad) + {duplicates} + (SELECT count(*) FROM {name}_unreadable) "
+        f"FROM {name}_rows").fetchall()[0]
     return {"rows_in": int(rows_in), "accepted": int(rows_in - rejected), "rejected": int(rejected)}
