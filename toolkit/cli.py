@@ -352,10 +352,14 @@ _INPUT_LIBRARIES = ("sqlalchemy", "duckdb", "_duckdb", "sqlite3")
 def _input_failure(exc: Exception) -> bool:
     """Whether ``exc`` comes from the input or the machine rather than from journeycast itself.
 
-    Files and disks (``OSError``), text in an unknown or wrong encoding
-    (``LookupError``, ``UnicodeError``), memory, and database errors.
+    Files and disks (``OSError``), text in an unknown or wrong encoding,
+    an unknown time zone, memory, and database errors. Any other
+    ``LookupError`` (a ``KeyError``) is a bug.
     """
-    return (isinstance(exc, (OSError, LookupError, UnicodeError, MemoryError))
+    from zoneinfo import ZoneInfoNotFoundError
+
+    return (isinstance(exc, (OSError, UnicodeError, MemoryError, ZoneInfoNotFoundError))
+            or type(exc) is LookupError  # codecs: unknown encoding
             or type(exc).__module__.split(".")[0] in _INPUT_LIBRARIES)
 
 

@@ -63,6 +63,13 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_NoAliasLoader)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -219,8 +226,10 @@ def load_config(data_dir: str | Path | None = None, config_file: str | Path | No
         raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     return config_from_dict(raw, source=str(path))
@@ -232,7 +241,8 @@ def config_from_dict(raw: dict, source: str = "<config>") -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"'{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
+            f"'{'.'.join(str(p) for p in err['loc']) or '(top level)'}': "
+            f"{err['msg'].removeprefix('Value error, ')}"  # pydantic's wording for our own checks
             for err in exc.errors()
         )
         raise ConfigError(f"{source}: invalid configuration: {problems}") from None
