@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from toolkit.export import atomic_path
+
 START = pd.Timestamp("2023-11-01")
 END = pd.Timestamp("2026-10-31")
 
@@ -330,7 +332,8 @@ def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> d
     for name, frame in generate(customers, seed).items():
         frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if name == "costs" else "%Y-%m-%d %H:%M:%S"))
         paths[name] = out / f"{name}.csv"
-        frame.to_csv(paths[name], index=False, float_format="%.2f", lineterminator="\n")
+        with atomic_path(paths[name]) as partial:
+            frame.to_csv(partial, index=False, float_format="%.2f", lineterminator="\n")
     return paths
 
 
@@ -413,9 +416,11 @@ def write_messy_shop(out_dir: str | Path, customers: int = 9000, seed: int = 7) 
     out.mkdir(parents=True, exist_ok=True)
     export, settings = messy_export(customers, seed)
     paths = {"orders": out / "orders.csv", "config": out / "journeycast.yml"}
-    export.to_csv(paths["orders"], index=False, lineterminator="\n")
-    paths["config"].write_text(
-        "# A one-year order-line export with guests, cancellations and European dates\n"
-        "# (journeycast sample --messy). No events, no costs, no opening balance.\n"
-        + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    with atomic_path(paths["orders"]) as partial:
+        export.to_csv(partial, index=False, lineterminator="\n")
+    with atomic_path(paths["config"]) as partial:
+        partial.write_text(
+            "# A one-year order-line export with guests, cancellations and European dates\n"
+            "# (journeycast sample --messy). No events, no costs, no opening balance.\n"
+            + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return paths
