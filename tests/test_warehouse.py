@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -49,6 +52,17 @@ def _assert_same_as_ingest(data_dir, config, tmp_path, **limits):
         assert counts["rejected"] == rejects[rejects.table == name].row.nunique()
     assert ours.rejects_by_reason.values.tolist() == ingested.rejects_by_reason().values.tolist()
     return ours
+
+
+def test_the_data_layer_imports_none_of_the_analytics():
+    """Data flows one way: sources -> canonical tables -> series, never back."""
+    probe = ("import json, sys, toolkit.config, toolkit.schema, toolkit.ingest, toolkit.warehouse; "
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('toolkit.'))))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                                       text=True).stdout)
+    assert "toolkit.warehouse" in loaded
+    analytics = {"journey", "flows", "forecast", "cash", "opportunities", "campaigns", "pipeline"}
+    assert [m for m in loaded if m.split(".")[1] in analytics] == []
 
 
 # --------------------------------------------------------------------------- the sample shop
