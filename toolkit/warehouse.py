@@ -26,7 +26,8 @@ import duckdb
 import pandas as pd
 
 from toolkit.config import Config
-from toolkit.ingest import IngestError, _sql_string, checked_sources
+from toolkit.export import atomic_path, neutralised_sql
+from toolkit.ingest import REJECT_COLUMNS, IngestError, _sql_string, checked_sources
 
 __all__ = ["WarehouseCheck", "WarehouseLimits", "check_in_duckdb", "checked_warehouse"]
 
@@ -128,7 +129,11 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, path: Path) -> pd.DataFrame:
     Returns the number of problems per table and reason (details in parentheses dropped).
     """
     fmt = "csv, header true" if path.suffix.lower() == ".csv" else "parquet"
-    con.sql(f"COPY rejects TO {_sql_string(str(path))} (FORMAT {fmt})")
+    # a CSV opened in a spreadsheet must not run a value as a formula
+    text = ("table", "file", "column", "value", "reason") if fmt.startswith("csv") else ()
+    columns = ", ".join(neutralised_sql(f'"{c}"') + f' AS "{c}"' if c in text else f'"{c}"' for c in REJECT_COLUMNS)
+    with atomic_path(path) as partial:
+        con.sql(f"COPY (SELECT {columns} FROM rejects) TO {_sql_string(str(partial))} (FORMAT {fmt})")
     return con.sql("""
         SELECT "table", regexp_replace(reason, ' \\(.*\\)$', '') AS reason, count(*) AS problems
         FROM rejects GROUP BY ALL ORDER BY problems DESC, "table", reason""").df()
