@@ -45,3 +45,9 @@ def test_summary_json_has_iso_dates_and_nulls(tmp_path):
     path = write_summary(tmp_path, {"when": pd.Timestamp("2026-11-01"), "missing": float("nan"),
                                     "count": __import__("numpy").int64(3)})
     assert json.loads(path.read_text()) == {"when": "2026-11-01", "missing": None, "count": 3}
+
+
+def test_a_guest_keeps_no_id_when_pseudonymised():
+    frame = pd.DataFrame({"customer_id": pd.array(["C1", None], dtype="str")})
+    out = pseudonymise(frame, key="k1")
+    assert out.customer_id.iloc[0].startswith("cust-") and pd.isna(out.customer_id.iloc[1])

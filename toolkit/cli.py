@@ -147,10 +147,14 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     settings = dataset.config.campaign
     shareable = {"repurchase_opportunities": found.repurchase, "upsell_offers": found.upsell,
                  "campaign_targets": targets}
-    export.write_tables(args.out, shareable | {"customer_scores": found.customers,
-                                               "campaign_launches": evaluation.launches})
-    for name, frame in shareable.items():
-        export.write_shareable_csv(frame, args.out / f"{name}.csv", pseudonym_key=key)
+    tables = shareable | {"customer_scores": found.customers, "campaign_launches": evaluation.launches}
+    if key:
+        # the output folder is what gets shared: with --pseudonymise no file in it holds a raw id
+        tables = {name: export.pseudonymise(frame, key) if "customer_id" in frame.columns else frame
+                  for name, frame in tables.items()}
+    export.write_tables(args.out, tables)
+    for name in shareable:
+        export.write_shareable_csv(tables[name], args.out / f"{name}.csv")
     check = found.upsell_check
     summary = {
         "as_of": found.as_of, "horizon_days": found.days, "customers_scored": len(found.customers),
@@ -324,7 +328,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="launch week, 1 = the week after the data (default: the config's campaign.start_week)")
     _backend_arguments(p)
     p.add_argument("--pseudonymise", action="store_true",
-                   help=f"replace customer ids in the CSVs by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
+                   help=f"replace customer ids in every output file by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
     p.set_defaults(func=_cmd_opportunities)
 
     p = sub.add_parser("report", help="run the notebooks into an offline HTML report")

@@ -87,7 +87,7 @@ def pseudonymise(frame: pd.DataFrame, key: str, column: str = "customer_id") -> 
         return f"cust-{digest[:12]}"
 
     out = frame.copy()
-    out[column] = out[column].map(alias).astype("str")
+    out[column] = out[column].map(alias, na_action="ignore").astype("str")  # a guest stays without an id
     return out
 
 

@@ -624,14 +624,24 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _point_latest(out_dir: Path, run_id: str) -> None:
-    """Point ``latest`` at the run in one atomic step (readers never see it missing)."""
-    partial = out_dir / f".{LATEST}-{os.getpid()}-{secrets.token_hex(3)}"
-    try:
-        os.symlink(run_id, partial, target_is_directory=True)
-    except (OSError, NotImplementedError):
-        partial.write_text(run_id + "\n", encoding="utf-8")
-    os.replace(partial, out_dir / LATEST)
+def _point_latest(out_dir: Path, run_id: str, started: str) -> None:
+    """Point ``latest`` at the run in one atomic step (readers never see it missing).
+
+    Of runs finishing side by side, the one that started last stays ``latest``
+    whichever finishes last; a lock keeps the look and the move together.
+    """
+    from filelock import FileLock
+
+    with FileLock(out_dir / f".{LATEST}.lock"):
+        current = previous_run(out_dir)
+        if current is not None and (current.get("started", ""), current.get("run_id", "")) > (started, run_id):
+            return
+        partial = out_dir / f".{LATEST}-{os.getpid()}-{secrets.token_hex(3)}"
+        try:
+            os.symlink(run_id, partial, target_is_directory=True)
+        except (OSError, NotImplementedError):
+            partial.write_text(run_id + "\n", encoding="utf-8")
+        os.replace(partial, out_dir / LATEST)
 
 
 def run_report(
@@ -728,7 +738,7 @@ def run_report(
     finally:
         logging.getLogger("papermill").removeFilter(quiet)
     if run["status"] == "succeeded":
-        _point_latest(out_dir, run_id)
+        _point_latest(out_dir, run_id, run["started"])
     results = tuple(NotebookResult(**nb) for nb in run["notebooks"])
     return ReportRun(
         run_id=run_id, path=final, status=run["status"], notebooks=results,
