@@ -172,7 +172,7 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
                      "shortfall_after": evaluation.shortfall_after,
                      "earliest_safe_start": evaluation.earliest_safe_start,
                      "recommended": evaluation.recommended, "verdict": evaluation.verdict},
-        "notes": notes_frame(found.notes),
+        "notes": notes_frame([*dataset.notes, *found.notes]),
     }
     export.write_summary(args.out, summary)
     money = dataset.config.currency

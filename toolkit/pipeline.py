@@ -453,7 +453,7 @@ def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
         "cash": {"measure": cash.measure, "costs": cash.costs}
                 | {k: plain(v) for k, v in cash.outlook.summary().items()},
         "series": series,
-        "notes": notes_frame(cash.notes),
+        "notes": notes_frame([*dataset.notes, *cash.notes]),
     }
 
 
@@ -557,12 +557,8 @@ def _upsell_offers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.
 
 def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp, days: int,
                      seed: int, discount_rate: float, gross_margin: float | None) -> Opportunities:
+    # guests' share of sales is the data set's note (``load``): said once, not on every result
     notes = []
-    guests, guest_share = guest_sales(orders)
-    if guests > 0:
-        notes.append(Note("guests", (
-            f"Guest checkouts (no customer id) brought {guest_share:.1%} of sales; segments, re-purchase "
-            "scores and offers cover customers with an id only."), "missing"))
     margin, margin_notes = gross_margin_or_assumed(gross_margin)
     segments = customer_segments(orders, as_of)
     summary = summary_from_orders(orders, as_of)
