@@ -45,7 +45,8 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -624,15 +625,29 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder itself, so no lock file is left among the runs (none without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: runs side by side may then both point latest, the last one winning
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
+
+
 def _point_latest(out_dir: Path, run_id: str, started: str) -> None:
     """Point ``latest`` at the run in one atomic step (readers never see it missing).
 
     Of runs finishing side by side, the one that started last stays ``latest``
     whichever finishes last; a lock keeps the look and the move together.
     """
-    from filelock import FileLock
-
-    with FileLock(out_dir / f".{LATEST}.lock"):
+    with _folder_lock(out_dir):
         current = previous_run(out_dir)
         if current is not None and (current.get("started", ""), current.get("run_id", "")) > (started, run_id):
             return
