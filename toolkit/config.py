@@ -58,12 +58,23 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def read_yaml(text: str) -> Any:
-    """Parse YAML safely and refuse aliases before they expand; errors are ``yaml.YAMLError``."""
-    return yaml.load(text, Loader=_NoAliasLoader)
+def read_yaml_file(path: Path, what: str, error: type[Exception]) -> Any:
+    """A YAML file parsed safely, aliases refused before they expand (a few bytes could expand to gigabytes).
+
+    Every problem -- no such file, not YAML, not UTF-8 -- is ``error`` with one
+    line naming the file; ``what`` says what the file should be.
+    """
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text: {exc}") from None
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError) -> str:
     """A YAML error as one line: what is wrong and where."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -222,14 +233,7 @@ def load_config(data_dir: str | Path | None = None, config_file: str | Path | No
         path = folder / CONFIG_FILENAME
     if path is None:
         return Config()
-    try:
-        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    raw = read_yaml_file(path, "configuration file", ConfigError) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     return config_from_dict(raw, source=str(path))

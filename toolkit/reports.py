@@ -54,7 +54,7 @@ from typing import Any
 import yaml
 
 from toolkit import __version__
-from toolkit.config import ConfigError, check_setting, load_config, read_yaml, yaml_problem
+from toolkit.config import ConfigError, check_setting, load_config, read_yaml_file
 from toolkit.errors import JourneycastError
 from toolkit.notebook import CACHE_DIR, PROJECT_ROOT, RECORD_MIMETYPE, REPORT_RUN_PARAMETER
 
@@ -231,14 +231,7 @@ def load_parameters_file(path: str | Path) -> dict[str, Any]:
     Read like the configuration: aliases are refused before they can expand.
     """
     path = Path(path)
-    try:
-        raw = read_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: parameters file not found") from None
-    except yaml.YAMLError as exc:
-        raise ReportError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"{path}: not UTF-8 text: {exc}") from None
+    raw = read_yaml_file(path, "parameters file", ReportError)
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
