@@ -5,6 +5,7 @@
 ``signals``    recent events (carts, wishlists, reviews, support) + the model -> ranked re-purchase list
 ``upsell``     propensity to trade up, its time-split evaluation, and the offer to make
 ``campaign``   a campaign's cash flows as sample paths and its effect on shortfall risk
+``planner``    natural purchase timing, incremental lift, and the campaign plan under cash risk
 
 Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 """
@@ -19,6 +20,10 @@ from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityEr
                                             purchases, rfm_table, value_tiers)
 from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
                                            repurchase_opportunities)
+from toolkit.opportunities.planner import (LIFT_COLUMNS, LIFT_SOURCES, CampaignPlan, CampaignPlanner,
+                                           assumed_lift, lift_table, planner_customers, purchase_timing,
+                                           weekly_seasonality, window_chance)
+from toolkit.opportunities.upsell import personal_offers, product_items
 from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles, empty_offers,
                                           evaluate_upsell, offer_ladder_problem, product_tiers,
                                           suggest_offers, upsell_features, upsell_labels)
@@ -30,8 +35,12 @@ __all__ = [
     "DEFAULT_SIGNALS",
     "MIN_REPEAT_CUSTOMERS",
     "Campaign",
+    "CampaignPlan",
+    "CampaignPlanner",
     "CampaignEvaluation",
     "HoldoutCheck",
+    "LIFT_COLUMNS",
+    "LIFT_SOURCES",
     "OpportunityError",
     "RepurchaseModel",
     "SegmentRule",
@@ -39,6 +48,7 @@ __all__ = [
     "UpsellEvaluation",
     "UpsellModel",
     "addon_bundles",
+    "assumed_lift",
     "assign_segments",
     "campaign_verdict",
     "customer_segments",
@@ -48,11 +58,16 @@ __all__ = [
     "fit_problem",
     "gross_margin_or_assumed",
     "holdout_check",
+    "lift_table",
     "net_spend",
     "no_predictions",
     "offer_ladder_problem",
+    "personal_offers",
+    "planner_customers",
     "probability_alive_matrix",
+    "product_items",
     "product_tiers",
+    "purchase_timing",
     "purchases",
     "recent_signals",
     "repeat_customers",
@@ -63,4 +78,6 @@ __all__ = [
     "upsell_features",
     "upsell_labels",
     "value_tiers",
+    "weekly_seasonality",
+    "window_chance",
 ]

@@ -14,10 +14,16 @@ The suggested offer is the next tier up, or for customers already at the top a
 bundle of the add-ons most often bought by customers of that tier, with a
 discount that never exceeds the margin the customer is expected to bring.
 
-Offers need that ladder: a shop whose SKUs carry no tier prefix (Superstore's
-product ids, CDNOW's orders without products) gets no offers rather than
-"upgrades" between unrelated products ranked by price; ``offer_ladder_problem``
-says why, and every function here accepts the empty tables that result.
+``suggest_offers`` needs that ladder: a shop whose SKUs carry no tier prefix
+(Superstore's product ids, CDNOW's orders without products) gets no offers from it
+rather than "upgrades" between unrelated products ranked by price;
+``offer_ladder_problem`` says why, and every function here accepts the empty
+tables that result. ``personal_offers`` works on any shop with product ids: it
+reads a category from each SKU (the part before its last "-": "FUR-BO" of
+Superstore's "FUR-BO-10001798"; the tier ladder where SKUs carry one) and a
+price band from unit-price quantiles within the category, and offers each
+customer the next band of what they bought last, or what customers who bought
+the same went on to buy (co-purchase), or else a discount on their usual range.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "empty_offers",
     "evaluate_upsell",
     "offer_ladder_problem",
+    "personal_offers",
     "product_tiers",
     "suggest_offers",
     "upsell_features",
@@ -422,3 +429,131 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
     offers["window_end"] = day + pd.to_timedelta(end, unit="D")
     return offers.sort_values(["propensity", "customer_id"], ascending=[False, True],
                               ignore_index=True)
+
+
+#: Names of the price bands within a category, cheapest first, when the SKUs carry no tier.
+PRICE_BANDS: tuple[str, ...] = ("entry", "mid-range", "premium")
+#: The columns of :func:`personal_offers`.
+PERSONAL_OFFER_COLUMNS: dict[str, str] = {
+    "customer_id": "str", "offer": "str", "offer_kind": "str", "offer_value": "float64", "max_discount": "float64",
+    "offer_sku": "str", "confidence": "float64"}
+#: The largest discount any offer carries, whatever the margin allows.
+MAX_OFFER_DISCOUNT = 0.3
+
+
+def product_items(orders: pd.DataFrame, bands: int = len(PRICE_BANDS)) -> pd.DataFrame:
+    """Every SKU's category, price band and median unit price: what :func:`personal_offers` climbs.
+
+    With the tier ladder (every SKU prefixed ESS, PRO, ELI or ADD) the category
+    is "main" or "add-on" and the band is the tier; otherwise the category is
+    the SKU up to its last "-" (the SKU itself when it has none) and the band
+    its unit-price quantile among the category's SKUs (``bands`` of them, fewer
+    when the category has fewer SKUs). ``item`` names the pair for people.
+    """
+    tiers = product_tiers(orders)
+    if offer_ladder_problem(orders) is None:
+        category = np.where(tiers["is_addon"], "add-on", "main")
+        band = tiers["tier"].clip(lower=0).to_numpy()
+        names = np.where(tiers["is_addon"], "add-ons", tiers["tier_name"])
+        return pd.DataFrame({"sku": tiers["sku"], "category": category, "band": band,
+                             "item": names, "unit_price": tiers["unit_price"]})
+    sku = tiers["sku"].astype(str)
+    category = sku.where(~sku.str.contains("-", regex=False), sku.str.rsplit("-", n=1).str[0])
+    rank = tiers["unit_price"].groupby(category).rank(method="first", pct=True)
+    size = category.map(category.value_counts()).clip(upper=bands)
+    band = np.ceil(rank * size).astype("int64") - 1
+    band_names = np.asarray(PRICE_BANDS if bands == len(PRICE_BANDS) else [f"band {i + 1}" for i in range(bands)])
+    label = np.where(size > 1, category + " " + band_names[np.clip(band, 0, bands - 1)], category)
+    return pd.DataFrame({"sku": sku, "category": category.to_numpy(), "band": band.to_numpy(),
+                         "item": label, "unit_price": tiers["unit_price"]})
+
+
+def _customer_items(orders: pd.DataFrame, items: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each customer's purchase lines up to ``as_of`` with the item they fall in, oldest first."""
+    lines = purchases(orders, as_of)[["customer_id", "ts", "sku"]].merge(items, on="sku")
+    lines = lines.sort_values(["ts", "sku"], kind="stable", ignore_index=True)
+    # items numbered 0..n-1 in order of category and band, so positions and keys coincide
+    order = lines[["category", "band"]].drop_duplicates().sort_values(["category", "band"])
+    number = pd.Series(np.arange(len(order)), index=pd.MultiIndex.from_frame(order))
+    return lines.assign(key=number.reindex(pd.MultiIndex.from_frame(lines[["category", "band"]])).to_numpy())
+
+
+def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margin: float,
+                    predictions: pd.DataFrame | None = None,
+                    max_discount: float = MAX_OFFER_DISCOUNT) -> pd.DataFrame:
+    """One offer per customer from their own history: the next band, a co-purchase, or a discount.
+
+    Each customer's home is the item (category and price band, see
+    :func:`product_items`) of their latest purchase -- the main range for the
+    tier ladder, add-ons aside. Two offers are weighed, each by its price times
+    a share of the customers who bought the home item (``confidence``: the
+    share who also bought the offered item):
+
+    * ``"next tier"``: the next price band of the home category, weighed by
+      the share who took that step;
+    * ``"bundle"``: the item of another category most associated with the home
+      item that the customer has not bought yet, weighed by how much more often
+      buyers of the home item bought it than customers at large.
+
+    A customer for whom neither exists gets ``"discount"`` on their home item.
+    ``max_discount`` (a share of ``offer_value``) stays below the gross margin
+    -- an offer never sells below cost -- and, with ``predictions``
+    (``RepurchaseModel.predict``: customer_id, expected_value), within the
+    margin the customer is expected to bring over the predictions' horizon.
+
+    Returns customer_id, offer (words), offer_kind, offer_value (the offered
+    item's median unit price), max_discount, offer_sku (its best-selling SKU)
+    and confidence (NaN for a discount); empty (same columns) when the orders
+    name no products.
+    """
+    day = pd.Timestamp(as_of).normalize()
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in PERSONAL_OFFER_COLUMNS.items()})
+    if "sku" not in orders.columns or purchases(orders, day)["sku"].nunique() < 2:
+        return empty
+    items = product_items(orders)
+    lines = _customer_items(orders, items, day)
+    if lines.empty:
+        return empty
+    catalogue = (lines.groupby("key").agg(category=("category", "first"), band=("band", "first"),
+                                           item=("item", "first"), price=("unit_price", "median"))
+                 .sort_index())
+    top_sku = lines.groupby(["key", "sku"]).size().rename("n").reset_index().sort_values(
+        ["key", "n", "sku"], ascending=[True, False, True]).drop_duplicates("key").set_index("key")["sku"]
+    customers, customer_codes = np.unique(lines["customer_id"].astype(str), return_inverse=True)
+    bought = np.zeros((len(customers), len(catalogue)), bool)
+    bought[customer_codes, lines["key"].to_numpy()] = True
+    together = bought.T.astype(float) @ bought.astype(float)
+    confidence = together / np.maximum(np.diag(together), 1)[:, None]   # P(bought j | bought i)
+    main = lines[lines["category"] != "add-on"] if (lines["category"] != "add-on").any() else lines
+    home = main.groupby("customer_id")["key"].last().reindex(customers).fillna(
+        lines.groupby("customer_id")["key"].last().reindex(customers)).astype("int64").to_numpy()
+    category = catalogue["category"].to_numpy()
+    band = catalogue["band"].to_numpy()
+    price = catalogue["price"].to_numpy(dtype=float)
+    rows = np.arange(len(customers))
+    # a step up the home range counts every buyer who took it; another range only what buyers of the
+    # home item buy more often than customers at large: an item everyone buys says nothing about them
+    share = bought.mean(axis=0)
+    same = category[None, :] == category[home][:, None]
+    above = same & (band[None, :] == band[home][:, None] + 1)
+    upgrade_score = np.where(above & ~bought, confidence[home] * price[None, :], 0.0)
+    associated = np.clip(confidence[home] - share[None, :], 0, None)
+    bundle_score = np.where(~same & ~bought, associated * price[None, :], 0.0)
+    upgrade, bundle = upgrade_score.argmax(axis=1), bundle_score.argmax(axis=1)
+    best_upgrade, best_bundle = upgrade_score[rows, upgrade], bundle_score[rows, bundle]
+    kind = np.where((best_upgrade > 0) & (best_upgrade >= best_bundle), "next tier",
+                    np.where(best_bundle > 0, "bundle", "discount"))
+    key = np.where(kind == "next tier", upgrade, np.where(kind == "bundle", bundle, home))
+    words = {"next tier": "upgrade to ", "bundle": "add ", "discount": "discount on "}
+    offer = [words[k] + catalogue["item"].iloc[i] for k, i in zip(kind, key)]
+    value = price[key]
+    cap = np.full(len(customers), min(max_discount, gross_margin - 0.01))
+    if predictions is not None and "expected_value" in predictions.columns:
+        expected = predictions.set_index(predictions["customer_id"].astype(str))["expected_value"].reindex(customers)
+        cap = np.minimum(cap, gross_margin * expected.fillna(0).clip(lower=0).to_numpy() / np.maximum(value, 1e-9))
+    out = pd.DataFrame({
+        "customer_id": customers, "offer": offer, "offer_kind": kind, "offer_value": value,
+        "max_discount": np.floor(np.clip(cap, 0, None) * 100) / 100,  # whole percent, never above the bound
+        "offer_sku": top_sku.reindex(key).to_numpy(),
+        "confidence": np.where(kind == "discount", np.nan, confidence[home, key])})
+    return out.astype(PERSONAL_OFFER_COLUMNS)
