@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
@@ -58,6 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from toolkit.commitments import COMMITTED, committed_segment, is_committed
 from toolkit.errors import JourneycastError
 from toolkit.flows import net_flow as actual_net_flow
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
@@ -71,10 +72,12 @@ __all__ = [
     "ONE_OFF_SEGMENT",
     "Adjustment",
     "CashError",
+    "LowPoint",
     "CashOutlook",
     "DemandShock",
     "ExtraFlows",
     "MissingSeriesError",
+    "MoveCommitment",
     "OneOffCost",
     "OutflowChange",
     "ReceiptDelay",
@@ -84,7 +87,10 @@ __all__ = [
     "cash_position_from_net_flow",
     "compare_scenarios",
     "compare_scenarios_with_notes",
+    "days_of_cash",
+    "low_point",
     "scenario_from_dict",
+    "with_known_flows",
 ]
 
 #: Name of the scenario without adjustments that ``compare_scenarios`` puts first.
@@ -248,6 +254,23 @@ def _added(
     if hit.all():
         return out
     return pd.concat([out, pd.DataFrame(amounts[~hit], index=index[~hit], columns=paths.columns)])
+
+
+def with_known_flows(paths: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
+    """``paths`` plus money whose date and amount are known, the same in every draw.
+
+    ``flows`` holds ``unique_id, ds, y`` (magnitudes; the series id gives the
+    direction): commitments and money already owed (``toolkit.flows.money_in_transit``).
+    Rows outside the forecast horizon are left out; they are history or beyond it.
+    """
+    first, last = _horizon(paths)
+    inside = flows[(flows["ds"] >= first) & (flows["ds"] <= last)]
+    if inside.empty:
+        return paths
+    for unique_id in inside["unique_id"].unique():
+        _split_unique_id(unique_id)
+    amounts = np.repeat(inside["y"].to_numpy(dtype=float)[:, None], paths.shape[1], axis=1)
+    return _added(paths, inside["unique_id"].astype("str").tolist(), pd.DatetimeIndex(inside["ds"]), amounts)
 
 
 # ------------------------------------------------------------ adjustments
@@ -515,8 +538,57 @@ class ExtraFlows(Adjustment):
         return _added(paths, uids, ds.append(ds), both)
 
 
+@dataclass(frozen=True)
+class MoveCommitment(Adjustment):
+    """The committed payments of ``category`` due on ``date`` are made ``days`` days later (earlier if negative).
+
+    E.g. paying the stock purchase two weeks later: ``MoveCommitment("stock", "2026-11-16", 14)``.
+    A payment moved past the horizon leaves it (the horizon's total changes by its amount).
+    """
+
+    kind: ClassVar[str] = "move_commitment"
+    category: str
+    date: pd.Timestamp
+    days: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.category, str) or not self.category:
+            raise CashError(f"move_commitment: category must be a commitment's category, got {self.category!r}")
+        object.__setattr__(self, "date", _timestamp(self.date, "move_commitment: date"))
+        if isinstance(self.days, bool) or not isinstance(self.days, (int, np.integer)):
+            raise CashError(f"move_commitment: days must be a whole number, got {self.days!r}")
+        object.__setattr__(self, "days", int(self.days))
+
+    def _due(self, paths: pd.DataFrame) -> np.ndarray:
+        segment = paths.index.get_level_values("unique_id").str.split("|").str[2]
+        return np.asarray((segment == committed_segment(self.category))
+                          & (paths.index.get_level_values("ds") == self.date))
+
+    def missing(self, paths: pd.DataFrame) -> str | None:
+        if self._due(paths).any():
+            return None
+        return f"no commitment of category {self.category!r} is due on {self.date:%Y-%m-%d} in the forecast"
+
+    def apply(self, paths: pd.DataFrame) -> pd.DataFrame:
+        self._require_series(paths)
+        due = self._due(paths)
+        moved = paths[due]
+        values = paths.to_numpy(dtype=float, copy=True)
+        values[due] = 0.0
+        out = pd.DataFrame(values, index=paths.index, columns=paths.columns, copy=False)
+        first, last = _horizon(paths)
+        to = self.date + pd.Timedelta(days=self.days)
+        if to < first:
+            raise CashError(f"move_commitment: {to:%Y-%m-%d} is before the forecast horizon starts "
+                            f"({first:%Y-%m-%d}); the actual history cannot change")
+        if to > last:
+            return out
+        uids = moved.index.get_level_values("unique_id").tolist()
+        return _added(out, uids, pd.DatetimeIndex([to] * len(uids)), moved.to_numpy(dtype=float))
+
+
 _ADJUSTMENTS: dict[str, type[Adjustment]] = {
-    cls.kind: cls for cls in (OutflowChange, OneOffCost, DemandShock, ReceiptDelay, ExtraFlows)
+    cls.kind: cls for cls in (OutflowChange, OneOffCost, DemandShock, ReceiptDelay, ExtraFlows, MoveCommitment)
 }
 
 
@@ -566,7 +638,8 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
 
     Adjustment types: ``outflow_change`` (stage, pct, start), ``one_off_cost``
     (date, amount, stage="operations"), ``demand_shock`` (pct, start, end=None,
-    stages=None), ``receipt_delay`` (days). ``ExtraFlows`` carries a frame of
+    stages=None), ``receipt_delay`` (days), ``move_commitment`` (category,
+    date, days). ``ExtraFlows`` carries a frame of
     draws and is built in code. Unknown types or fields are errors that name them.
     """
     if not isinstance(d, Mapping):
@@ -929,3 +1002,77 @@ def compare_scenarios_with_notes(
     for column in ("shortfall_probability", "runway_days"):
         table[column] = pd.to_numeric(table[column])
     return table, notes
+
+
+
+# ------------------------------------------------------- working capital
+
+
+@dataclass(frozen=True)
+class LowPoint:
+    """Where the balance is lowest over the horizon, and what takes it there.
+
+    ``p50``/``p10`` are the lowest middle and pessimistic balances and their
+    days; ``commitment`` is the largest committed payment due between the last
+    actual day and the day of the P50 low (``category, stage, ds, amount``; None
+    when none is due); ``stage`` is the stage whose money out, on the middle of
+    the draws, is largest over that stretch (None without outflows).
+    """
+
+    p50: float
+    p50_date: pd.Timestamp
+    p10: float
+    p10_date: pd.Timestamp
+    commitment: dict[str, Any] | None
+    stage: str | None
+
+    def sentence(self, money: Callable[[float], str], measure: str = "balance") -> str:
+        """One sentence for a page: the lows, their dates and the driver; ``money`` formats amounts."""
+        text = (f"The lowest median {measure} is {money(self.p50)} on {self.p50_date:%d %b %Y} "
+                f"(in a bad future, P10: {money(self.p10)} on {self.p10_date:%d %b %Y})")
+        if self.commitment is not None:
+            c = self.commitment
+            text += (f", after the {c['category']} payment of {money(c['amount'])} on {c['ds']:%d %b %Y} "
+                     f"({c['stage']})")
+        if self.stage is not None:
+            text += f"; the most money out until then goes to {self.stage}"
+        return text + "."
+
+
+def low_point(outlook: CashOutlook, paths: pd.DataFrame) -> LowPoint:
+    """The horizon's low point of ``outlook`` and its drivers among ``paths`` (the paths it was computed from)."""
+    forecast = outlook.bands[outlook.bands["is_forecast"]]
+    low50 = forecast.loc[forecast["p50"].idxmin()]
+    low10 = forecast.loc[forecast["p10"].idxmin()]
+    rows = _Rows.of(paths)
+    window = np.asarray((rows.ds > outlook.as_of) & (rows.ds <= low50["ds"]) & (rows.direction == "outflow"))
+    committed = window & is_committed(pd.Series(paths.index.get_level_values("unique_id"))).to_numpy()
+    commitment = None
+    if committed.any():
+        due = paths[committed].iloc[:, 0]
+        (unique_id, ds), amount = due.idxmax(), float(due.max())
+        stage, _ = _split_unique_id(unique_id)
+        commitment = {"category": unique_id.split("|")[2].removeprefix(COMMITTED), "stage": stage,
+                      "ds": pd.Timestamp(ds), "amount": amount}
+    stage = None
+    if window.any():
+        by_stage = pd.Series(np.median(paths.to_numpy()[window], axis=1)).groupby(rows.stage[window]).sum()
+        stage = str(by_stage.idxmax())
+    return LowPoint(float(low50["p50"]), pd.Timestamp(low50["ds"]), float(low10["p10"]),
+                    pd.Timestamp(low10["ds"]), commitment, stage)
+
+
+def days_of_cash(outlook: CashOutlook, history: pd.DataFrame, days: int = 90) -> float | None:
+    """Days the last actual balance would last at the average money out of the last ``days`` days.
+
+    The burn is gross money out (every outflow, money in ignored): how long the
+    business could pay its way if sales stopped. None without a balance or
+    without money out.
+    """
+    if not outlook.balance_known:
+        return None
+    daily = actual_net_flow(history).tail(days)
+    burn = float(daily["outflow"].mean())
+    if burn <= 0:
+        return None
+    return max(float(outlook.bands["actual"].dropna().iloc[-1]), 0.0) / burn

@@ -145,6 +145,20 @@ class CampaignSettings(_Strict):
     duration_days: int = Field(default=28, ge=1, description="days the offer stays open")
 
 
+class PaymentTiming(_Strict):
+    """When money moves, counted from the day of the sale, refund or cost booking (default: that same day).
+
+    Card sales settle a few days later, suppliers are paid on terms: the bank
+    sees the money then, so the balance follows these dates.
+    """
+
+    sales_days: int = Field(default=0, ge=0, le=90, description="days until a sale's money arrives")
+    sales_business_days: bool = Field(default=False, description="count sales_days in business days "
+                                                                  "(no weekends or public holidays)")
+    refunds_days: int = Field(default=0, ge=0, le=90, description="days until a refund leaves the account")
+    costs_days: int = Field(default=0, ge=0, le=180, description="payment terms: days until a cost is paid")
+
+
 class Config(_Strict):
     """The run configuration: data layout, business facts and model settings."""
 
@@ -178,6 +192,10 @@ class Config(_Strict):
         default=0.05, ge=0, le=1, description="more rejected rows than this share is an error")
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
     seed: int = 42
+    payment_timing: PaymentTiming = Field(default_factory=PaymentTiming)
+    balance_tolerance: float = Field(
+        default=0.02, gt=0, lt=1, description="largest unexplained gap between the bank's balance and the "
+                                              "cash flows, as a share of the typical balance")
 
     @field_validator("timezone")
     @classmethod

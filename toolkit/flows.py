@@ -37,6 +37,14 @@ on the day of each sale: the purchase-stage outflow series of segment
 ``"estimated"`` (``purchase|outflow|estimated``), so every table and chart
 shows it is an estimate. Without both, only money in is known.
 
+Money moves when the bank sees it (``PaymentTiming`` in the configuration):
+card sales settle ``sales_days`` later (in business days if so set: no
+weekends or public holidays), refunds leave ``refunds_days`` later, costs
+(and the estimated cost of goods) are paid ``costs_days`` later. The default
+is the same day. Money whose payment date falls after the last day of the data
+is not in the series: ``money_in_transit`` gives it, dated, for the forecast
+to add exactly (it is already owed).
+
 Series are long format (``unique_id, ds, y`` plus ``stage, direction,
 segment``), ``unique_id = "stage|direction|segment"``, on one full grid of
 periods from the first to the last day of the data, zeros where no money moved.
@@ -56,7 +64,7 @@ subtotals (sums are taken with ``fsum``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,7 +80,7 @@ from toolkit.schema import COST_STAGES, STAGES
 if TYPE_CHECKING:
     import duckdb
 
-    from toolkit.config import Config
+    from toolkit.config import Config, PaymentTiming
     from toolkit.warehouse import WarehouseLimits
 
 __all__ = [
@@ -88,7 +96,9 @@ __all__ = [
     "FlowsError",
     "flows_in_duckdb",
     "has_costs",
+    "money_in_transit",
     "net_flow",
+    "paid_on",
     "stage_flows",
 ]
 
@@ -171,9 +181,22 @@ def _cost_of_goods(sales: pd.DataFrame, gross_margin: float) -> pd.DataFrame:
                          "segment": ESTIMATED})
 
 
+def paid_on(ts: pd.Series, days: int, business_days: bool, holidays: Iterable[pd.Timestamp]) -> pd.Series:
+    """The day money booked on ``ts`` reaches the bank, ``days`` (business) days later."""
+    if days == 0 and not business_days:
+        return ts
+    if not business_days:
+        return ts.dt.normalize() + pd.Timedelta(days=days)
+    closed = np.array([np.datetime64(pd.Timestamp(h).date()) for h in holidays], dtype="datetime64[D]")
+    # a sale on a Saturday settles counted from Monday, as the card processor does
+    paid = np.busday_offset(ts.to_numpy().astype("datetime64[D]"), days, roll="forward", holidays=closed)
+    return pd.Series(paid.astype(ts.dtype), index=ts.index)
+
+
 def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
-                mapping: FlowMapping, gross_margin: float | None) -> pd.DataFrame:
-    """Every movement of money as ``ts, stage, direction, segment, y`` (y >= 0)."""
+                mapping: FlowMapping, gross_margin: float | None,
+                timing: PaymentTiming | None = None, holidays: Iterable[pd.Timestamp] = ()) -> pd.DataFrame:
+    """Every movement of money as ``ts, stage, direction, segment, y`` (y >= 0), ``ts`` the day it is paid."""
     orders = tables["orders"]
     sales = orders[is_sale(orders)]
     refunds = orders[is_refund(orders)]
@@ -201,6 +224,13 @@ def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
         }))
     elif gross_margin is not None:
         parts.append(_cost_of_goods(sales, gross_margin))
+    if timing is not None:
+        holidays = list(holidays)
+        # parts: sales, refunds, then costs or the estimated cost of goods (paid on the cost terms)
+        lags = [(timing.sales_days, timing.sales_business_days), (timing.refunds_days, False)]
+        lags += [(timing.costs_days, False)] * (len(parts) - 2)
+        for part, (days, business_days) in zip(parts, lags):
+            part["ts"] = paid_on(part["ts"], days, business_days, holidays)
     rows = pd.concat(parts, ignore_index=True).drop(columns="customer_id")
     if channel is None:
         rows["segment"] = rows["segment"].fillna(ALL) if "segment" in rows else ALL
@@ -223,7 +253,8 @@ def _check_segment(segment: str | None) -> None:
 
 
 def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str | None = None,
-                mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None) -> pd.DataFrame:
+                mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None,
+                timing: PaymentTiming | None = None, holidays: Iterable[pd.Timestamp] = ()) -> pd.DataFrame:
     """Money in and out per stage (and segment) and period, as long series.
 
     Parameters
@@ -243,6 +274,9 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
         Share of a sale left after goods and shipping. Used only when the
         tables hold no costs: the cost of goods is then estimated from it as
         the series ``purchase|outflow|estimated`` (see the module docstring).
+    timing, holidays
+        When money reaches the bank (``toolkit.config.PaymentTiming``; None:
+        the day it is booked) and the public holidays business days skip.
 
     Returns
     -------
@@ -260,7 +294,7 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
         grid = period_grid(first, last, freq)
     except ValueError as exc:
         raise FlowsError(str(exc)) from None
-    rows = _money_rows(tables, segment, mapping, gross_margin)
+    rows = _money_rows(tables, segment, mapping, gross_margin, timing, holidays)
     rows["ds"] = period_label(rows["ts"], freq)
     keys = ["stage", "direction", "segment"]
     wide = rows.groupby(["ds", *keys])["y"].sum().unstack(keys, fill_value=0.0)
@@ -280,6 +314,26 @@ def stage_flows(tables: dict[str, pd.DataFrame], freq: str = "D", segment: str |
     for column in ("unique_id", "stage", "direction", "segment"):
         out[column] = out[column].astype("str")
     return out[list(SERIES_COLUMNS)]
+
+
+def money_in_transit(tables: dict[str, pd.DataFrame], timing: PaymentTiming,
+                     holidays: Iterable[pd.Timestamp] = (), segment: str | None = None,
+                     mapping: FlowMapping = DEFAULT_MAPPING, gross_margin: float | None = None) -> pd.DataFrame:
+    """Money booked by the last day of the data but paid after it: ``unique_id, ds, y`` per series and day.
+
+    Sales that settle two days later are owed to the business on its last
+    day; they arrive in the first days of the forecast, the same in every
+    future. Same parameters as ``stage_flows``; no rows when everything is paid.
+    """
+    _check_segment(segment)
+    last = _data_days(tables)[1]
+    rows = _money_rows(tables, segment, mapping, gross_margin, timing, holidays)
+    rows = rows[rows["ts"].dt.normalize() > last]
+    rows = rows.assign(ds=rows["ts"].dt.normalize().astype("datetime64[ns]"),
+                       unique_id=rows["stage"] + "|" + rows["direction"] + "|" + rows["segment"])
+    out = rows.groupby(["unique_id", "ds"], as_index=False)["y"].sum()
+    out["unique_id"] = out["unique_id"].astype("str")
+    return out
 
 
 def net_flow(series: pd.DataFrame) -> pd.DataFrame:

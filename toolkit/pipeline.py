@@ -22,19 +22,22 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from toolkit.cash import (Adjustment, CashOutlook, DemandShock, OutflowChange, ReceiptDelay, Scenario,
-                          apply_scenario, cash_position, compare_scenarios, compare_scenarios_with_notes)
+from toolkit.balances import bank_start, reconcile, reconciliation_notes
+from toolkit.cash import (Adjustment, CashOutlook, DemandShock, LowPoint, OutflowChange, ReceiptDelay, Scenario,
+                          apply_scenario, cash_position, compare_scenarios, compare_scenarios_with_notes,
+                          days_of_cash, low_point, with_known_flows)
+from toolkit.commitments import committed_flows, detect_schedules, holiday_dates, split_committed_costs
 from toolkit.config import Config, config_from_dict, load_config
 from toolkit.errors import JourneycastError
 from toolkit.export import plain
-from toolkit.flows import has_costs, stage_flows
+from toolkit.flows import has_costs, money_in_transit, stage_flows
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.forecast.calendar import holiday_calendar
 from toolkit.ingest import Ingested, RejectShareError, load_tables
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
                              data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
-                             time_to_convert, zero_amount_orders)
+                             period_label, time_to_convert, zero_amount_orders)
 from toolkit.schema import STAGES
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, empty_offers, evaluate_campaign,
@@ -225,6 +228,17 @@ class CashForecast:
     ``costs`` says where the outflows come from: ``"actual"`` (the costs
     table), ``"estimated"`` (cost of goods from ``gross_margin``) or
     ``"none"`` (only money in is known: no shortfall risk is assessed).
+
+    ``series`` are the series that were forecast; ``history`` adds the actual
+    money of committed categories (series ``<stage>|<direction>|committed:<category>``)
+    and is what the balance is built from. ``paths`` are the forecast's sample
+    paths plus the money known ahead -- commitments and sales already made but
+    not yet settled -- the same in every draw; ``known`` lists that money and the
+    past committed payments (``unique_id, ds, y, direction``). ``reconciliation``
+    sets the bank's balance against the flows (None without a bank balance);
+    ``schedules`` lists cost categories that look like schedules and are not
+    commitments yet; ``low_point`` and ``days_of_cash`` are the working-capital
+    figures (None without a balance).
     """
 
     config: Config
@@ -234,6 +248,13 @@ class CashForecast:
     scenarios: pd.DataFrame
     notes: list[Note] = field(default_factory=list)
     costs: str = "actual"
+    history: pd.DataFrame | None = None
+    paths: pd.DataFrame | None = None
+    known: pd.DataFrame | None = None
+    reconciliation: pd.DataFrame | None = None
+    schedules: pd.DataFrame | None = None
+    low_point: LowPoint | None = None
+    days_of_cash: float | None = None
 
     @property
     def cost_stages(self) -> list[str]:
@@ -255,10 +276,10 @@ def _cost_basis(dataset: Dataset) -> str:
     return "none" if dataset.config.gross_margin is None else "estimated"
 
 
-def _cash_notes(config: Config, costs: str) -> list[Note]:
-    """What the cash position lacks or assumes: the opening balance, the costs."""
+def _cash_notes(config: Config, costs: str, banked: bool = False) -> list[Note]:
+    """What the cash position lacks or assumes: the opening balance, the costs, the payment timing."""
     notes = []
-    if config.opening_balance is None:
+    if config.opening_balance is None and not banked:
         notes.append(Note("cash", "No opening balance: the chart shows the cumulative net cash flow, not a "
                                   "balance; set opening_balance in journeycast.yml to see the balance and the "
                                   "shortfall risk.", "missing"))
@@ -270,7 +291,50 @@ def _cash_notes(config: Config, costs: str) -> list[Note]:
         notes.append(Note("costs", "No cost data and no gross_margin: only money in is forecast; shortfall risk "
                                    "is not computed. Add a costs file, or set gross_margin in journeycast.yml to "
                                    "estimate the cost of goods.", "missing"))
+    timing = config.payment_timing
+    if timing == type(timing)():
+        notes.append(Note("timing", "Payment timing: every sale, refund and cost is taken as paid on the day it "
+                                    "is booked; set payment_timing in journeycast.yml (e.g. sales_days: 2 for "
+                                    "card settlement) to follow the bank's dates.", "assumed"))
+    else:
+        unit = "business days" if timing.sales_business_days else "days"
+        notes.append(Note("timing", f"Payment timing from journeycast.yml: sales settle {timing.sales_days} {unit} "
+                                    f"after the sale, refunds leave {timing.refunds_days} days and costs are paid "
+                                    f"{timing.costs_days} days after booking.", "assumed"))
     return notes
+
+
+def _known_money(dataset: Dataset, series: pd.DataFrame, horizon_end: pd.Timestamp,
+                 holidays: list[pd.Timestamp], segment: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Committed payments as history series on the grid of ``series``, and the money known after the last day.
+
+    The second frame holds future commitments and money in transit (``unique_id, ds, y, direction``).
+    """
+    config, tables = dataset.config, {name: dataset.tables[name] for name in _FLOW_TABLES if name in dataset.tables}
+    commitments = dataset.tables.get("commitments")
+    first, last = series["ds"].min(), series["ds"].max()
+    parts = [money_in_transit(tables, config.payment_timing, holidays, segment,
+                              gross_margin=config.gross_margin if _cost_basis(dataset) == "estimated" else None)]
+    parts[0]["direction"] = parts[0]["unique_id"].str.split("|").str[1]
+    history = series.iloc[:0]
+    if commitments is not None and len(commitments):
+        committed = committed_flows(tables.get("costs"), commitments, first, horizon_end, holidays,
+                                    config.payment_timing.costs_days)
+        parts.append(committed)
+        past = committed[committed["ds"] <= last]
+        if len(past):
+            grid = pd.DatetimeIndex(series["ds"].unique())
+            past = past.assign(ds=period_label(past["ds"], config.frequency))
+            wide = (past.groupby(["ds", "unique_id"])["y"].sum().unstack("unique_id", fill_value=0.0)
+                    .reindex(grid, fill_value=0.0).rename_axis("ds"))
+            history = wide.melt(ignore_index=False, var_name="unique_id", value_name="y").reset_index()
+            keys = history["unique_id"].str.split("|", expand=True)
+            history = history.assign(stage=keys[0], direction=keys[1], segment=keys[2])
+            for column in ("unique_id", "stage", "direction", "segment"):
+                history[column] = history[column].astype("str")
+            history = history[list(series.columns)]
+    known = pd.concat(parts, ignore_index=True)
+    return history, known[known["ds"] > last].reset_index(drop=True)
 
 
 def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | None = None,
@@ -286,24 +350,73 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     """
     config = dataset.config
     costs = _cost_basis(dataset)
-    series = stage_flows(dataset.tables, freq=config.frequency, segment=segment,
-                         gross_margin=config.gross_margin if costs == "estimated" else None)
     if horizon is not None:
         forecaster_options["horizon"] = horizon
     holidays, holiday_notes = holiday_calendar(
         forecaster_options.pop("holiday_country", config.holiday_country), config.currency, config.timezone)
     settings = {"horizon": config.horizon, "freq": config.frequency, "holiday_country": holidays,
                 "seed": config.seed, **forecaster_options}
+    # the money the business booked; commitments and bank balances are dated outside its period
+    tables = {name: dataset.tables[name] for name in _FLOW_TABLES if name in dataset.tables}
+    first, last = (pd.Timestamp(d).normalize() for d in data_period(tables))
+    # generous: a daily horizon's end, or a weekly/monthly one's, plus payment terms
+    horizon_end = last + pd.DateOffset(days=settings["horizon"] * {"D": 1, "W": 7, "MS": 31}[config.frequency] + 200)
+    closed = holiday_dates(holidays, first, horizon_end)
+    commitments, balances = dataset.tables.get("commitments"), dataset.tables.get("balances")
+    if tables.get("costs") is not None and commitments is not None:
+        # committed categories are known money: their costs leave the forecast series
+        tables["costs"] = split_committed_costs(tables["costs"], commitments)[0]
+    series = stage_flows(tables, freq=config.frequency, segment=segment,
+                         gross_margin=config.gross_margin if costs == "estimated" else None,
+                         timing=config.payment_timing, holidays=closed)
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
     result = computed_once(_fit_predict, series, settings, execution, ignore=("execution",))
+    committed_history, known = _known_money(dataset, series, horizon_end, closed, segment)
+    history = pd.concat([series, committed_history], ignore_index=True)
+    paths = with_known_flows(result.paths, known)
+    known = known[known["ds"] <= paths.index.get_level_values("ds").max()].reset_index(drop=True)
+    opening = config.opening_balance
+    bank_notes: list[Note] = []
+    reconciliation = None
+    if balances is not None and len(balances):
+        start = bank_start(balances, history)
+        opening = start.opening_balance
+        if config.opening_balance is not None:
+            bank_notes.append(Note("bank", f"The balance starts from the bank's {start.balance:,.0f} {config.currency} "
+                                           f"on {start.date:%d %b %Y}, not from opening_balance in journeycast.yml.",
+                                   "assumed"))
+        reconciliation = reconcile(balances, history, opening)
+        bank_notes += reconciliation_notes(reconciliation, config.balance_tolerance, config.currency)
     # a minimum checked against money in alone would always look safe
     minimum = None if costs == "none" else config.minimum_cash
-    outlook = cash_position(series, result.paths, config.opening_balance, minimum)
+    outlook = cash_position(history, paths, opening, minimum)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
-    comparison, skipped = compare_scenarios_with_notes(series, result.paths, dated,
-                                                       config.opening_balance, minimum)
-    notes = [*result.notes, *_cash_notes(config, costs), *holiday_notes, *skipped]
-    return CashForecast(config, series, result, outlook, comparison, notes, costs)
+    comparison, skipped = compare_scenarios_with_notes(history, paths, dated, opening, minimum)
+    schedules = _schedules_to_commit(tables.get("costs"))
+    notes = [*result.notes, *_cash_notes(config, costs, reconciliation is not None), *bank_notes,
+             *_schedule_notes(schedules), *holiday_notes, *skipped]
+    balance = outlook.balance_known and costs != "none"
+    return CashForecast(config, series, result, outlook, comparison, notes, costs, history=history, paths=paths,
+                        known=known, reconciliation=reconciliation, schedules=schedules,
+                        low_point=low_point(outlook, paths) if balance else None,
+                        days_of_cash=days_of_cash(outlook, history) if balance else None)
+
+
+#: The tables that hold booked money: the series and the data's period come from these.
+_FLOW_TABLES = ("orders", "events", "costs")
+
+
+def _schedules_to_commit(costs: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Cost categories (not yet commitments) that look like schedules; None without costs."""
+    return None if costs is None or costs.empty else detect_schedules(costs)
+
+
+def _schedule_notes(schedules: pd.DataFrame | None) -> list[Note]:
+    if schedules is None or schedules.empty:
+        return []
+    names = ", ".join(f"{r.category} ({r.frequency})" for r in schedules.itertuples())
+    return [Note("commitments", f"Some costs look like fixed schedules and are forecast statistically: {names}; add "
+                                "them to commitments.csv to put them in every future exactly.", "assumed")]
 
 
 #: Forecaster options that change how, not what, is computed: not part of a stored forecast's key.
@@ -395,7 +508,7 @@ def what_if(dataset: Dataset, cash: CashForecast) -> Callable[..., tuple[CashOut
     left out, so the demand and timing sliders work whatever the data holds.
     """
     start = cash.outlook.as_of + pd.Timedelta(days=1)
-    paths = cash.result.paths
+    paths, history = cash.paths, cash.history
     opening, minimum = cash.outlook.opening_balance, cash.outlook.minimum_cash
 
     def recompute(stage: str | None, outflow_change_pct: float, demand_shock_pct: float,
@@ -404,8 +517,8 @@ def what_if(dataset: Dataset, cash: CashForecast) -> Callable[..., tuple[CashOut
         if stage is not None:
             changes.insert(0, OutflowChange(stage, outflow_change_pct, start))
         scenario = Scenario("what-if", tuple(a for a in changes if a.missing(paths) is None))
-        outlook = cash_position(cash.series, apply_scenario(paths, scenario), opening, minimum)
-        comparison = compare_scenarios(cash.series, paths, [scenario], opening, minimum)
+        outlook = cash_position(history, apply_scenario(paths, scenario), opening, minimum)
+        comparison = compare_scenarios(history, paths, [scenario], opening, minimum)
         return outlook, comparison
 
     return recompute
