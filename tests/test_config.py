@@ -88,3 +88,21 @@ def test_config_is_frozen():
     config = Config()
     with pytest.raises(ValueError):
         config.horizon = 10
+
+
+def test_every_table_has_an_optional_default_file_even_beside_named_sources(tmp_path):
+    config = load_config(tmp_path, _write(tmp_path, "sources:\n  contacts:\n    path: results.csv\n"
+                                                    "    control_variant: No E-Mail\n"
+                                                    "    values: {campaign_id: spring}\n"))
+    assert list(config.sources) == ["orders", "events", "costs", "contacts", "campaigns", "balances", "commitments"]
+    assert config.sources["orders"].required and config.sources["contacts"].required
+    assert [config.sources[n].path for n in ("campaigns", "balances", "commitments")] == [
+        "campaigns.csv", "balances.csv", "commitments.csv"]
+    assert not any(config.sources[n].required for n in ("events", "costs", "campaigns", "balances", "commitments"))
+    assert config.sources["contacts"].values == {"campaign_id": "spring"}
+    assert config.sources["contacts"].control_variant == "No E-Mail"
+
+
+def test_an_unknown_table_in_sources_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="'sources.contact.\\[key\\]': Input should be 'orders'"):
+        load_config(tmp_path, _write(tmp_path, "sources:\n  contact:\n    path: results.csv\n"))

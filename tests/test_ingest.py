@@ -649,3 +649,140 @@ def test_cdnow_whitespace_purchases_load_whole(real_data):
     assert orders.customer_id.nunique() == 23570
     assert orders.order_id.nunique() == raw.groupby(["customer_id", "date"]).ngroups
     assert (orders.ts.min(), orders.ts.max()) == (pd.Timestamp("1997-01-01"), pd.Timestamp("1998-06-30"))
+
+
+def test_hillstrom_results_export_loads_as_contacts_without_orders(real_data):
+    from toolkit.pipeline import load
+
+    raw = pd.read_csv(real_data / "hillstrom" / "hillstrom_half_a.csv")
+    dataset = load(real_data / "hillstrom", TEST_DATA / "real" / "hillstrom.yml")
+    result = dataset.ingested
+    contacts = dataset.tables["contacts"]
+    assert result.counts["contacts"] == {"rows_in": 32043, "accepted": 32043, "rejected": 0}
+    assert dataset.tables["orders"].empty and result.counts["orders"]["rows_in"] == 0
+    assert [(n.level, n.text.split(":")[0]) for n in dataset.notes] == [("missing", "No orders")]
+    assert contacts.variant.value_counts().to_dict() == {"Mens E-Mail": 10734, "Womens E-Mail": 10682,
+                                                         "No E-Mail": 10627}
+    assert (contacts.group == "control").sum() == 10627 == (contacts.variant == "No E-Mail").sum()
+    assert set(contacts.campaign_id) == {"hillstrom-2008-03"} and set(contacts.ts) == {pd.Timestamp("2008-03-01")}
+    # no id in the export: the line number, so that a reject and a contact can be found in the file
+    assert contacts.customer_id.iloc[0] == "row 2" and contacts.customer_id.is_unique
+    assert "no customer id in 32,043 rows" in result.format_summary()
+    spend = contacts.groupby("group").revenue.mean()
+    expected = raw.assign(group=raw.segment.eq("No E-Mail").map({True: "control", False: "treatment"}))
+    assert spend.to_dict() == pytest.approx(expected.groupby("group").spend.mean().to_dict(), rel=1e-12)
+    # further columns pass through: numbers as floats, the rest as text
+    assert contacts.visit.dtype == "float64" and contacts.visit.mean() == pytest.approx(raw.visit.mean())
+    assert contacts.history_segment.tolist() == raw.history_segment.tolist()
+    assert contacts.converted.sum() == raw.conversion.sum()
+
+
+def _load_table(folder, name: str, text: str, **source):
+    """Load one table written as CSV beside a one-line orders file; assert the counts add up."""
+    _write(folder, "order_id,customer_id,ts,amount\nO1,C1,2024-01-05,75\n")
+    _write(folder, text, f"{name}.csv")
+    config = config_from_dict({"sources": {name: {"path": f"{name}.csv", **source}}})
+    result = load_tables(folder, config, now=NOW)
+    counts = result.counts[name]
+    assert counts["rows_in"] == counts["accepted"] + counts["rejected"] == text.count("\n") - 1
+    return result
+
+
+def test_contacts_rows_with_problems_are_rejects_and_test_holdout_are_groups(tmp_path):
+    result = _load_table(tmp_path, "contacts",
+                         "campaign_id,customer_id,ts,group,converted,revenue,age\n"
+                         "A,C1,2024-01-05,Test,1,20,31\n"
+                         "A,C2,2024-01-05,HOLDOUT,0,0,40\n"
+                         ",C3,2024-01-05,test,0,0,22\n"
+                         "A,C4,2024-01-05,maybe,0,0,\n"
+                         "A,C5,2024-01-05,control,2,0,50\n"
+                         "A,C6,2024-01-05,control,0,lots,50\n"
+                         "A,C7,2030-01-05,control,0,0,50\n"
+                         "A,,2024-01-05,control,0,5,n/a\n")
+    contacts = result.tables["contacts"]
+    assert contacts.group.tolist() == ["treatment", "control", "control"]
+    assert contacts.variant.tolist() == ["treatment", "control", "control"]  # no variant: the group
+    assert contacts.customer_id.tolist() == ["C1", "C2", "row 9"]
+    assert contacts.age.dtype == "str"  # "n/a" is not a number: the column stays text, unchanged
+    assert _rejected(result) == {4: "missing campaign_id",
+                                 5: "group is neither treatment nor control (test and holdout are read as such)",
+                                 6: "converted is not 0 or 1", 7: "revenue is not a number",
+                                 8: "timestamp after now (2026-11-01 00:00)"}
+    assert "1 campaigns; 1 treatment, 2 control; no customer id in 1 rows" in result.format_summary()
+
+
+def test_contacts_group_from_the_control_variant(tmp_path):
+    result = _load_table(tmp_path, "contacts",
+                         "campaign,email,sent,arm,bought\n"
+                         "X,a@x,2024-02-01,Offer A,1\nX,b@x,2024-02-01,no mail,0\nX,c@x,2024-02-01,,0\n",
+                         columns={"campaign": "campaign_id", "email": "customer_id", "sent": "ts",
+                                  "arm": "variant", "bought": "converted"},
+                         control_variant="No Mail")
+    assert result.tables["contacts"].group.tolist() == ["treatment", "control"]
+    assert _rejected(result) == {4: "missing variant (the group is read from it)"}
+
+
+def test_values_must_name_a_column_the_source_lacks(tmp_path):
+    with pytest.raises(IngestError, match="values sets 'ts', but the source has it already"):
+        _load_table(tmp_path, "contacts", "campaign_id,ts,group\nA,2024-01-05,test\n", values={"ts": "2024-01-01"})
+    with pytest.raises(IngestError, match="values sets 'when', which is not a contacts column"):
+        _load_table(tmp_path, "contacts", "campaign_id,ts,group\nA,2024-01-05,test\n", values={"when": "x"})
+
+
+def test_campaigns_shares_and_costs_are_checked_and_planned_dates_kept(tmp_path):
+    result = _load_table(tmp_path, "campaigns",
+                         "campaign_id,ts,discount,cost_per_contact,fixed_cost,control_share,response_window_days\n"
+                         "spring,2024-03-01,0.1,2,500,0.1,\n"
+                         "planned,2030-03-01,0,0,0,1,7\n"
+                         "free,2024-03-01,1,2,500,0.1,\n"
+                         "neg,2024-03-01,0.1,-2,500,0.1,\n"
+                         "share,2024-03-01,0.1,2,500,1.5,\n"
+                         "window,2024-03-01,0.1,2,500,0.1,2.5\n")
+    campaigns = result.tables["campaigns"]
+    assert campaigns.campaign_id.tolist() == ["spring", "planned"]
+    assert campaigns.name.tolist() == ["spring", "planned"] and campaigns.response_window_days.tolist() == [14, 7]
+    assert _rejected(result) == {4: "discount outside [0, 1)", 5: "negative cost_per_contact",
+                                 6: "control_share outside [0, 1]",
+                                 7: "response_window_days is not a whole number of days from 1"}
+
+
+def test_balances_need_a_number_and_default_to_the_main_account(tmp_path):
+    result = _load_table(tmp_path, "balances", "ts,balance\n2024-01-31,1500.5\n2024-02-29,\n2024-03-31,abc\n")
+    balances = result.tables["balances"]
+    assert balances.account.tolist() == ["main"] and balances.balance.tolist() == [1500.5]
+    assert _rejected(result) == {3: "missing balance", 4: "balance is not a number"}
+
+
+def test_commitments_words_amounts_and_dates_are_checked_and_may_lie_ahead(tmp_path):
+    result = _load_table(tmp_path, "commitments",
+                         "ts,amount,direction,frequency,until,business_day,stage\n"
+                         "2024-01-01,4000,out,Monthly,2031-12-01,following,\n"
+                         "2030-06-30,900,IN,,,,\n"
+                         "2024-01-01,-5,out,once,,,\n"
+                         "2024-01-01,5,sideways,once,,,\n"
+                         "2024-01-01,5,out,fortnightly,,,\n"
+                         "2024-01-01,5,out,monthly,2023-01-01,,\n"
+                         "2024-01-01,5,out,monthly,,weekend,\n"
+                         "2024-01-01,5,out,monthly,soon,,\n"
+                         "2024-01-01,5,out,monthly,,,marketing\n")
+    commitments = result.tables["commitments"]
+    assert commitments.frequency.tolist() == ["monthly", "once"] and commitments.direction.tolist() == ["out", "in"]
+    assert commitments.until.tolist()[0] == pd.Timestamp("2031-12-01") and pd.isna(commitments.until.iloc[1])
+    assert commitments.business_day.tolist() == ["following", "none"]
+    assert commitments.stage.tolist() == ["operations", "operations"] and commitments.category.tolist() == ["other"] * 2
+    reasons = _rejected(result)
+    assert reasons[4].startswith("amount is not above 0") and reasons[5].startswith("unknown direction")
+    assert reasons[6].startswith("unknown frequency (expected one of once, weekly")
+    assert reasons[7] == "until is before ts" and reasons[8].startswith("unknown business_day")
+    assert reasons[9].startswith("unparseable until date") and reasons[10].startswith("unknown stage")
+
+
+def test_without_orders_or_contact_outcomes_nothing_loads(tmp_path):
+    from toolkit.pipeline import load
+
+    _write(tmp_path, "campaign_id,ts,group\nA,2024-01-05,test\n", "contacts.csv")
+    (tmp_path / "journeycast.yml").write_text("sources:\n  orders: {path: orders.csv, required: false}\n")
+    with pytest.raises(IngestError, match="no orders source found, and no contacts with outcomes"):
+        load(tmp_path)
+    _write(tmp_path, "campaign_id,ts,group,revenue\nA,2024-01-05,test,5\n", "contacts.csv")
+    assert load(tmp_path).tables["contacts"].revenue.tolist() == [5.0]

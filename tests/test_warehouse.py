@@ -241,3 +241,27 @@ def test_validate_command_in_duckdb_counts_and_rejects_as_the_pandas_engine(tmp_
     assert pd.read_csv(tmp_path / "reports" / "validate" / "rejects.csv")["reason"].tolist() == [
         "amount is not a number"]
     assert sorted(p.name for p in data.iterdir()) == ["orders.csv"]
+
+
+def test_new_tables_reject_and_count_in_duckdb_as_ingest_does(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text("order_id,customer_id,ts,amount\nO1,C1,2024-01-05,75\n")
+    (data / "contacts.csv").write_text("campaign_id,customer_id,ts,group,converted,visits\n"
+                                       "A,C1,2024-01-05,test,1,3\nA,,2024-01-05,holdout,0,1\nA,C3,2024-01-05,x,0,2\n")
+    (data / "campaigns.csv").write_text("campaign_id,ts,discount\nA,2024-01-01,0.1\nB,2031-01-01,1.2\n")
+    (data / "balances.csv").write_text("ts,balance\n2024-01-31,100\n2024-02-29,n/a\n")
+    (data / "commitments.csv").write_text("ts,amount,frequency\n2031-01-01,500,monthly\n2024-01-01,0,once\n")
+    ours = _assert_same_as_ingest(data, config_from_dict({}), tmp_path)
+    assert {name: c["rejected"] for name, c in ours.counts.items()} == {
+        "orders": 0, "contacts": 1, "campaigns": 1, "balances": 1, "commitments": 1}
+
+
+def test_a_results_export_alone_is_checked_in_duckdb(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "contacts.csv").write_text("campaign_id,ts,group,revenue\nA,2024-01-05,test,5\nA,2024-01-05,control,\n")
+    config = config_from_dict({"sources": {"orders": {"path": "orders.csv", "required": False}}})
+    ours = _assert_same_as_ingest(data, config, tmp_path)
+    assert ours.counts["orders"] == {"rows_in": 0, "accepted": 0, "rejected": 0}
+    assert ours.counts["contacts"] == {"rows_in": 2, "accepted": 2, "rejected": 0}

@@ -100,7 +100,13 @@ class Source(_Strict):
     A source the configuration names is required: when it is missing, the run
     stops naming it (a typo in a path must not silently drop a table). Only
     ``required: false`` makes a named source optional, as the built-in
-    events and costs defaults are.
+    defaults of every table but orders are. Orders too may be ``required:
+    false`` when the contacts carry the campaign outcomes (a results export).
+
+    ``values`` gives constant values for canonical columns the source lacks
+    (e.g. ``{campaign_id: hillstrom-2008-03, ts: "2008-03-01"}``), read like
+    the source's own text. ``control_variant`` (contacts): the variant whose
+    rows are the control group, when the export has no group column.
     """
 
     path: str | None = None
@@ -113,6 +119,10 @@ class Source(_Strict):
     required: bool = True
     cancellation_prefix: str | None = Field(
         default=None, description="orders: ids starting with this mark cancellation/return lines (e.g. 'C')")
+    values: dict[str, str] = Field(default_factory=dict,
+                                   description="constant values of canonical columns the source lacks")
+    control_variant: str | None = Field(
+        default=None, description="contacts: the variant held out as control (e.g. 'No E-Mail')")
 
     @model_validator(mode="after")
     def _one_location(self) -> "Source":
@@ -125,12 +135,13 @@ class Source(_Strict):
         return self
 
 
+#: The tables a source can feed (``toolkit.schema``), in the order they are read.
+SourceName = Literal["orders", "events", "costs", "contacts", "campaigns", "balances", "commitments"]
+
+
 def _default_sources() -> dict[str, Source]:
-    return {
-        "orders": Source(path="orders.csv", required=True),
-        "events": Source(path="events.csv", required=False),
-        "costs": Source(path="costs.csv", required=False),
-    }
+    """``<table>.csv`` in the data directory for every table; only orders must be there."""
+    return {name: Source(path=f"{name}.csv", required=name == "orders") for name in SourceName.__args__}
 
 
 class CampaignSettings(_Strict):
@@ -162,9 +173,7 @@ class PaymentTiming(_Strict):
 class Config(_Strict):
     """The run configuration: data layout, business facts and model settings."""
 
-    sources: dict[Literal["orders", "events", "costs"], Source] = Field(
-        default_factory=_default_sources
-    )
+    sources: dict[SourceName, Source] = Field(default_factory=_default_sources)
     stage_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STAGE_MAP))
     delimiter: str | None = Field(default=None, description="None: found from the header; 'whitespace': runs of "
                                                            "blanks separate the fields")
@@ -196,6 +205,12 @@ class Config(_Strict):
     balance_tolerance: float = Field(
         default=0.02, gt=0, lt=1, description="largest unexplained gap between the bank's balance and the "
                                               "cash flows, as a share of the typical balance")
+
+    @field_validator("sources", mode="after")
+    @classmethod
+    def _default_files_beside(cls, value: dict[str, Source]) -> dict[str, Source]:
+        # a table the configuration does not name is still read from its default file when present
+        return {**_default_sources(), **value}
 
     @field_validator("timezone")
     @classmethod
@@ -231,8 +246,6 @@ class Config(_Strict):
         unknown = sorted({s for s in self.stage_map.values() if s not in STAGES})
         if unknown:
             raise ValueError(f"stage_map uses unknown stages {unknown}; stages are {list(STAGES)}")
-        if "orders" not in self.sources:
-            raise ValueError("sources must include 'orders'")
         return self
 
 

@@ -1,7 +1,8 @@
 """Read the business's sources into the canonical tables, keeping every reject.
 
-``load_tables`` reads orders (required), events and costs (optional) from the
-sources named in the run configuration -- CSV or other delimited text
+``load_tables`` reads orders (required unless a campaign results export
+stands alone), events, costs, contacts, campaigns, balances and commitments
+(optional) from the sources named in the run configuration -- CSV or other delimited text
 (whitespace-separated included), Parquet, a DuckDB database file or any SQL
 database SQLAlchemy can reach -- maps their columns to the canonical names
 (``toolkit.schema``), converts and checks every row, and derives what the
@@ -50,13 +51,24 @@ Decisions a reader of the results should know:
   offset (``...Z``, ``...+02:00``) are converted to ``Config.timezone`` and made
   naive. In a column where some values carry an offset and others do not, the
   ones without are rejected: their zone is unknown, and guessing would shift
-  them by hours. Timestamps before ``EARLIEST_TS`` or after now are rejected.
+  them by hours. Timestamps before ``EARLIEST_TS`` are rejected, and so are
+  those after now but in commitments and campaigns, which may be planned.
 * ``orders.status``, when the source has none, is ``refunded`` for refund
   lines and ``completed`` otherwise. A source status is normalised
   (``canceled``/``void`` -> cancelled, ``refund``/``returned`` -> refunded, ...).
 * ``orders.order_type``, when the source has none, see ``derive_order_types``.
 * A cost with no stage (no stage column, or a blank value) belongs to
   ``operations``: the cash position must still carry it.
+* ``Source.values`` gives a canonical column the source lacks one value for
+  every row (a results export's campaign id and send date), read as if the
+  file had it.
+* A contact's group is read from a ``group`` column (treatment/control, or
+  test/holdout) or else from its variant (``Source.control_variant`` rows are
+  the control group). A contact without a customer id is ``row <n>``, its
+  line, and cannot be linked to orders. A contacts export's further columns
+  pass through: float64 when every value given is a number, else text as is.
+* Without orders, a data set of contacts with outcomes (converted or revenue)
+  is still read, with an empty orders table; without either, nothing is.
 """
 
 from __future__ import annotations
@@ -80,8 +92,13 @@ from sqlglot import expressions as sql_tree
 from toolkit.config import Config, Source
 from toolkit.errors import JourneycastError
 from toolkit.schema import (
+    BUSINESS_DAY_RULES,
+    CONTACT_GROUPS,
     COST_STAGES,
+    DEFAULT_RESPONSE_WINDOW_DAYS,
+    DIRECTIONS,
     EARLIEST_TS,
+    FREQUENCIES,
     MAX_ABS_AMOUNT,
     ORDER_STATUSES,
     ORDER_TYPES,
@@ -127,7 +144,7 @@ _SQLGLOT_DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysq
 #: DuckDB settings for opening a source file: nothing written, no other file or URL read, no extension loaded.
 _DUCKDB_SOURCE_SETTINGS = {"enable_external_access": False,
                            "autoinstall_known_extensions": False, "autoload_known_extensions": False}
-_TABLES = ("orders", "events", "costs")
+_TABLES = tuple(SCHEMAS)
 _DATE_SAMPLE = 100_000  # values the day/month check reads
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
@@ -156,7 +173,9 @@ class RejectShareError(IngestError):
 # --------------------------------------------------------------------------- the rules
 
 #: How each source column is read: ``text`` (stripped, blank is missing),
-#: ``number`` or ``time``. Columns a table does not list are not read.
+#: ``number``, ``time`` (the row's timestamp ``ts``) or ``date`` (a further
+#: date, same format). Columns a table does not list are not read, but for
+#: contacts, whose further columns pass through unchanged.
 COLUMN_KINDS: dict[str, dict[str, str]] = {
     "orders": {"order_id": "text", "customer_id": "text", "ts": "time", "amount": "number", "sku": "text",
                "quantity": "number", "unit_price": "number", "status": "text", "order_type": "text",
@@ -164,7 +183,18 @@ COLUMN_KINDS: dict[str, dict[str, str]] = {
     "events": {"customer_id": "text", "ts": "time", "event_type": "text", "stage": "text", "channel": "text",
                "value": "number"},
     "costs": {"ts": "time", "stage": "text", "category": "text", "channel": "text", "amount": "number"},
+    "contacts": {"campaign_id": "text", "customer_id": "text", "ts": "time", "group": "text", "variant": "text",
+                 "converted": "number", "revenue": "number"},
+    "campaigns": {"campaign_id": "text", "name": "text", "channel": "text", "ts": "time", "variant": "text",
+                  "offer": "text", "discount": "number", "cost_per_contact": "number", "fixed_cost": "number",
+                  "response_window_days": "number", "control_share": "number"},
+    "balances": {"ts": "time", "account": "text", "balance": "number"},
+    "commitments": {"ts": "time", "amount": "number", "direction": "text", "category": "text", "stage": "text",
+                    "description": "text", "frequency": "text", "until": "date", "business_day": "text"},
 }
+
+#: Group words of a contacts export and the canonical group each means (case-insensitive).
+_GROUP_WORDS = {"treatment": "treatment", "test": "treatment", "control": "control", "holdout": "control"}
 
 
 @dataclass(frozen=True)
@@ -188,16 +218,20 @@ class Rule:
     needs: str | None = None
 
 
-def _timestamp_rules(table: str) -> tuple[Rule, ...]:
-    return (
+def _timestamp_rules(table: str, future: bool = False) -> tuple[Rule, ...]:
+    """The rules of a row's ``ts``; ``future``: the table may hold dates after now (plans, scheduled payments)."""
+    rules = (
         Rule(table, "ts", "missing ts", "_ts_text IS NULL AND _ts_missing"),
         Rule(table, "ts", "timestamp without UTC offset in a column whose other timestamps have one "
                           "(its time zone is unknown)", "_ts_text IS NOT NULL AND {offsets} AND NOT _offset"),
         Rule(table, "ts", "unparseable timestamp (expected {hint})",
              "_ts_text IS NOT NULL AND _offset = {offsets} AND ts IS NULL"),
         Rule(table, "ts", f"timestamp before {EARLIEST_TS} (entry error?)", f"ts < TIMESTAMP '{EARLIEST_TS}'"),
-        Rule(table, "ts", "timestamp after now ({now:%Y-%m-%d %H:%M})", "ts > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S.%f}'"),
     )
+    if future:
+        return rules
+    return (*rules, Rule(table, "ts", "timestamp after now ({now:%Y-%m-%d %H:%M})",
+                         "ts > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S.%f}'"))
 
 
 def _number_rules(table: str, column: str, required: bool = False) -> tuple[Rule, ...]:
@@ -209,8 +243,29 @@ def _number_rules(table: str, column: str, required: bool = False) -> tuple[Rule
     return tuple(rules)
 
 
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _one_of(values) -> str:
     return ", ".join(values)
+
+
+def _in(values) -> str:
+    return "(" + ", ".join(_sql_string(v) for v in values) + ")"
+
+
+def _word_rule(table: str, column: str, words: tuple[str, ...]) -> Rule:
+    """A text column whose (lower-cased) value must be one of ``words``."""
+    return Rule(table, column, f"unknown {column} (expected one of {_one_of(words)})",
+                f"{column} NOT IN {_in(words)}", needs=column)
+
+
+def _share_rule(table: str, column: str, upper: str) -> Rule:
+    """A share: from 0 up to 1 (``upper`` "<" excludes 1, "<=" includes it)."""
+    bound = "[0, 1)" if upper == "<" else "[0, 1]"
+    return Rule(table, column, f"{column} outside {bound}", f"_n_{column} < 0 OR NOT (_n_{column} {upper} 1)",
+                needs=column)
 
 
 #: Every row rule of every table, in the order problems are reported.
@@ -240,6 +295,41 @@ RULES: tuple[Rule, ...] = (
     *_number_rules("costs", "amount", required=True),
     Rule("costs", "stage", f"unknown cost stage (expected one of {_one_of(COST_STAGES)})",
          "stage NOT IN {cost_stages}"),
+    Rule("contacts", "campaign_id", "missing campaign_id", "campaign_id IS NULL"),
+    *_timestamp_rules("contacts"),
+    Rule("contacts", "group", "group is neither treatment nor control (test and holdout are read as such)",
+         '"group" IS NULL', needs="group"),
+    Rule("contacts", "variant", "missing variant (the group is read from it)", '"group" IS NULL AND variant IS NULL',
+         needs="variant"),
+    Rule("contacts", "converted", "converted is not 0 or 1", "_nan_converted OR _n_converted NOT IN (0, 1)",
+         needs="converted"),
+    *_number_rules("contacts", "revenue"),
+    Rule("campaigns", "campaign_id", "missing campaign_id", "campaign_id IS NULL"),
+    *_timestamp_rules("campaigns", future=True),
+    *_number_rules("campaigns", "discount"),
+    _share_rule("campaigns", "discount", "<"),
+    *(rule for cost in ("cost_per_contact", "fixed_cost") for rule in (
+        *_number_rules("campaigns", cost),
+        Rule("campaigns", cost, f"negative {cost}", f"_n_{cost} < 0", needs=cost))),
+    *_number_rules("campaigns", "response_window_days"),
+    Rule("campaigns", "response_window_days", "response_window_days is not a whole number of days from 1",
+         "_n_response_window_days % 1 <> 0 OR _n_response_window_days < 1", needs="response_window_days"),
+    *_number_rules("campaigns", "control_share"),
+    _share_rule("campaigns", "control_share", "<="),
+    *_timestamp_rules("balances"),
+    *_number_rules("balances", "balance", required=True),
+    *_timestamp_rules("commitments", future=True),
+    *_number_rules("commitments", "amount", required=True),
+    Rule("commitments", "amount", "amount is not above 0 (direction says whether money goes out or in)",
+         "_n_amount <= 0", needs="amount"),
+    _word_rule("commitments", "direction", DIRECTIONS),
+    _word_rule("commitments", "frequency", FREQUENCIES),
+    _word_rule("commitments", "business_day", BUSINESS_DAY_RULES),
+    Rule("commitments", "stage", f"unknown stage (expected one of {_one_of(COST_STAGES)})",
+         "stage NOT IN {cost_stages}", needs="stage"),
+    Rule("commitments", "until", "unparseable until date (expected {hint})", "_until_text IS NOT NULL AND until IS NULL",
+         needs="until"),
+    Rule("commitments", "until", "until is before ts", "until < ts", needs="until"),
 )
 
 #: Reason of a line repeated exactly; checked across rows, after ``RULES``.
@@ -255,13 +345,18 @@ class Ingested:
 
     ``counts[table]`` has ``rows_in``, ``accepted`` and ``rejected``;
     ``rows_in == accepted + rejected`` always. ``rejects`` may hold several
-    problems for one row, one line each.
+    problems for one row, one line each. ``has_outcomes``: the contacts carry
+    campaign outcomes, so the data are worth analysing without orders (whose
+    table is then empty). ``generated_ids``: contacts whose customer id was
+    missing and is ``row <n>``.
     """
 
     tables: dict[str, pd.DataFrame]
     rejects: pd.DataFrame
     counts: dict[str, dict] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    has_outcomes: bool = False
+    generated_ids: int = 0
 
     def rejects_by_reason(self) -> pd.DataFrame:
         """Problems per table and reason (details in parentheses dropped), most frequent first."""
@@ -279,6 +374,10 @@ class Ingested:
                 info["customers"] = int(frame.customer_id.nunique())
             if name == "orders":
                 info |= _order_summary(frame)
+            if name == "contacts":
+                info |= {"campaigns": int(frame.campaign_id.nunique()),
+                         "groups": {g: int((frame.group == g).sum()) for g in CONTACT_GROUPS},
+                         "generated_ids": self.generated_ids}
             reasons = by_reason[by_reason.table == name]
             info["rejects_by_reason"] = dict(zip(reasons.reason, reasons.problems.astype(int)))
             out[name] = info
@@ -299,6 +398,12 @@ class Ingested:
                 if info["guest_lines"]:
                     line += (f"; {info['guest_lines']:,} guest lines "
                              f"({info['guest_revenue_share']:.1%} of revenue)")
+            if name == "contacts":
+                line += f"; {info['campaigns']:,} campaigns; " + ", ".join(
+                    f"{count:,} {group}" for group, count in info["groups"].items())
+                if info["generated_ids"]:
+                    line += (f"; no customer id in {info['generated_ids']:,} rows: named 'row <line>', "
+                             "not linked to orders")
             lines.append(line)
             lines += [f"          {count:>8,}  {reason}" for reason, count in info["rejects_by_reason"].items()]
         return "\n".join(lines)
@@ -387,7 +492,7 @@ def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None =
         checked = checked_sources(con, data_dir, config, now, Path(scratch))
         tables = {}
         for name in checked.files:
-            table = _fetch(con, name)
+            table = _fetch(con, name, checked.extras.get(name, {}))
             try:
                 tables[name] = SCHEMAS[name].validate(table)
             except pandera.errors.SchemaError as exc:
@@ -395,16 +500,20 @@ def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None =
         rejects = con.sql(f"SELECT {', '.join(chr(34) + c + chr(34) for c in REJECT_COLUMNS)} FROM rejects").df()
     rejects = rejects.astype({"table": "str", "file": "str", "row": "int64", "column": "str", "value": "str",
                               "reason": "str"})
-    return Ingested(tables=tables, rejects=rejects, counts=checked.counts, files=checked.files)
+    return Ingested(tables=tables, rejects=rejects, counts=checked.counts, files=checked.files,
+                    has_outcomes=checked.outcomes, generated_ids=checked.generated_ids)
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
-    """The accepted rows of one table as the canonical pandas frame, in source order."""
-    columns = list(SCHEMAS[name].columns)
+def _fetch(con: duckdb.DuckDBPyConnection, name: str, extras: dict[str, str]) -> pd.DataFrame:
+    """The accepted rows of one table as the canonical pandas frame, in source order.
+
+    ``extras``: further columns passed through (contacts), with their dtype.
+    """
+    dtypes = {column: str(spec.dtype) for column, spec in SCHEMAS[name].columns.items()} | extras
     # through Arrow: about twice as fast as .df() for text columns
-    frame = con.sql(f"SELECT {', '.join(columns)} FROM {name}_ok ORDER BY idx").to_arrow_table().to_pandas()
-    for column, spec in SCHEMAS[name].columns.items():
-        dtype = str(spec.dtype)
+    frame = con.sql(f"SELECT {', '.join(map(_quoted, dtypes))} FROM {name}_ok ORDER BY idx"
+                    ).to_arrow_table().to_pandas()
+    for column, dtype in dtypes.items():
         frame[column] = frame[column].astype("datetime64[ns]" if column == "ts" else
                                              "str" if dtype in ("str", "string") else dtype)
     return frame
@@ -422,6 +531,9 @@ class Checked:
 
     counts: dict[str, dict]
     files: dict[str, str]
+    extras: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> passed-through column -> dtype
+    outcomes: bool = False  # the contacts carry campaign outcomes (converted or revenue)
+    generated_ids: int = 0  # accepted contacts without a customer id
 
 
 def _business_now(now: pd.Timestamp | None, timezone: str) -> pd.Timestamp:
@@ -449,15 +561,69 @@ def checked_sources(con: duckdb.DuckDBPyConnection, data_dir: str | Path, config
             table = _load(con, name, source, data_dir, config, now, scratch)
             if table is not None:
                 tables[name] = table
+    contacts = tables.get("contacts")
+    outcomes = contacts is not None and bool({"converted", "revenue"} & set(contacts.columns))
+    extras = {}
     if "orders" in tables:
         _mark_duplicate_lines(con, tables["orders"])
         _order_view(con, tables["orders"].source.cancellation_prefix)
-    for name in tables:
-        if name != "orders":
+    elif not outcomes:
+        raise IngestError(f"{_location(config.sources['orders'])}: no orders source found, and no contacts with "
+                          "outcomes (converted or revenue) to analyse instead; set sources.orders in journeycast.yml")
+    for name, table in tables.items():
+        if name == "contacts":
+            extras[name] = _contact_view(con, table)
+        elif name != "orders":
             con.sql(f"CREATE TEMP VIEW {name}_ok AS SELECT * FROM {name}_rows WHERE NOT bad")
     _rejects_table(con, list(tables.values()))
     counts = {name: _counts(con, name) for name in tables}
-    return Checked(counts=counts, files={name: table.label for name, table in tables.items()})
+    files = {name: table.label for name, table in tables.items()}
+    if "orders" not in tables:
+        _no_orders(con)
+        counts = {"orders": {"rows_in": 0, "accepted": 0, "rejected": 0}, **counts}
+        files = {"orders": f"{_location(config.sources['orders'])} (none)", **files}
+    generated = (con.sql("SELECT count(*) FROM contacts_rows WHERE NOT bad AND customer_id IS NULL").fetchall()[0][0]
+                 if contacts is not None else 0)
+    return Checked(counts=counts, files=files, extras=extras, outcomes=outcomes, generated_ids=generated)
+
+
+def _location(source: Source) -> str:
+    """Where a source says its rows are, for messages."""
+    return source.path or f"{source.database}:{source.table or 'query'}"
+
+
+def _no_orders(con: duckdb.DuckDBPyConnection) -> None:
+    """An empty ``orders_ok``: a results export alone has no orders, and readers still find the table."""
+    types = {"ts": "TIMESTAMP", "amount": "DOUBLE", "unit_price": "DOUBLE", "quantity": "BIGINT"}
+    columns = ", ".join(f"NULL::{types.get(c, 'VARCHAR')} AS {c}" for c in SCHEMAS["orders"].columns)
+    con.sql(f"CREATE TEMP TABLE orders_ok AS SELECT {columns}, NULL::BIGINT AS idx LIMIT 0")
+
+
+def _contact_view(con: duckdb.DuckDBPyConnection, table: _Table) -> dict[str, str]:
+    """``contacts_ok``: the accepted contacts, ids generated where missing, passed-through columns typed.
+
+    A further column whose every given value is a number is a number
+    (float64); any other stays text as it was. Returns each such column's dtype.
+    """
+    casts, dtypes = [], {}
+    if table.extras:
+        numeric = con.sql("SELECT " + ", ".join(
+            f"count(_extra_{i}) > 0 AND count(_extra_{i}) FILTER ("
+            f"TRY_CAST(trim(CAST(_extra_{i} AS VARCHAR)) AS DOUBLE) IS NULL) = 0"
+            for i in range(len(table.extras))) + " FROM contacts_rows WHERE NOT bad").fetchall()[0]
+        for i, (name, is_number) in enumerate(zip(table.extras, numeric)):
+            cast = (f"TRY_CAST(trim(CAST(_extra_{i} AS VARCHAR)) AS DOUBLE)" if is_number
+                    else f"CAST(_extra_{i} AS VARCHAR)")
+            casts.append(f"{cast} AS {_quoted(name)}")
+            dtypes[name] = "float64" if is_number else "str"
+    canonical = ", ".join(f'"{c}"' for c in SCHEMAS["contacts"].columns if c != "customer_id")
+    con.sql(f"""
+        CREATE TEMP VIEW contacts_ok AS
+        SELECT idx, {canonical}, coalesce(customer_id, 'row ' || {table.line}) AS customer_id
+               {''.join(', ' + c for c in casts)}
+        FROM contacts_rows WHERE NOT bad
+    """)
+    return dtypes
 
 
 # --------------------------------------------------------------------------- reading
@@ -473,16 +639,13 @@ class _Table:
     columns: dict[str, str]  # canonical -> source column
     rules: list[Rule]
     line: str = "idx + 1"  # SQL: the reported row number of 0-based position ``idx``
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    extras: dict[str, str] = field(default_factory=dict)  # contacts: passed-through column -> source column
 
 
 def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: Path, config: Config,
           now: pd.Timestamp, scratch: Path) -> _Table | None:
     """Check one source into the DuckDB table ``<name>_rows``; None when an optional one is absent."""
-    required = source.required or name == "orders"
+    required = source.required
     text_file = None
     if source.database:
         found = _database_frame(name, source, data_dir, required)
@@ -507,10 +670,12 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: P
         types = {row[0]: row[1] for row in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     except duckdb.Error as exc:
         raise _read_error(exc, label, config, text_file is not None) from None
-    columns = _column_sources(name, [c for c in types if c != "idx"], source, label)
+    found = [c for c in types if c != "idx"]
+    columns = _column_sources(name, found, source, label)
     table = _Table(name=name, label=label, source=source, columns=columns,
-                   rules=[r for r in RULES if r.table == name and (r.needs is None or r.needs in columns)])
-    q = _Columns(columns, types)
+                   rules=[r for r in RULES if r.table == name and (r.needs is None or r.needs in columns)],
+                   extras=_passed_through(name, found, columns))
+    q = _Columns(columns, types, source.values, list(table.extras.values()))
     try:
         if "ts" in columns and q.is_text("ts"):
             _check_date_format(con, scan, q, config, label)
@@ -802,6 +967,14 @@ def _column_sources(name: str, source_columns: list[str], source: Source, label:
         target = column.lower()
         if target in kinds and target not in picked and column not in mapped:
             picked[target] = original
+    for target in source.values:
+        if target not in kinds:
+            raise IngestError(f"{label}: sources.{name}.values sets {target!r}, which is not a {name} column "
+                              f"(expected one of {', '.join(kinds)})")
+        if target in picked:
+            raise IngestError(f"{label}: sources.{name}.values sets {target!r}, but the source has it already "
+                              f"(column {picked[target]!r}); drop one of them")
+        picked[target] = f"values.{target}"
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in picked
                and not (name == "orders" and c == "amount" and "unit_price" in picked)]
     if missing:
@@ -816,6 +989,20 @@ def _column_sources(name: str, source_columns: list[str], source: Source, label:
         raise IngestError(f"{label}: required column '{missing[0]}'{also} missing (found: {', '.join(found)}); "
                           f"expected at least {expected}, or map yours under sources.{name}.columns")
     return picked
+
+
+def _passed_through(name: str, found: list[str], columns: dict[str, str]) -> dict[str, str]:
+    """Contacts: the source columns not read as canonical ones, by their (stripped) names.
+
+    A results export's customer attributes and further outcomes (Hillstrom's
+    ``visit``) stay with each contact, for uplift models to read. A column
+    whose name is a canonical one the mapping gave to another column is left
+    out, as for every table.
+    """
+    if name != "contacts":
+        return {}
+    used = set(columns.values())
+    return {str(c).strip(): c for c in found if c not in used and str(c).strip().lower() not in COLUMN_KINDS[name]}
 
 
 # --------------------------------------------------------------------------- dates
@@ -876,16 +1063,22 @@ def _check_date_format(con: duckdb.DuckDBPyConnection, scan: str, q: _Columns, c
 class _Columns:
     """SQL for the source columns of one table: raw, as text, as numbers."""
 
-    def __init__(self, columns: dict[str, str], types: dict[str, str]):
+    def __init__(self, columns: dict[str, str], types: dict[str, str], constants: dict[str, str] | None = None,
+                 extras: list[str] | None = None):
         self.columns, self.types = columns, types
+        self.constants, self.extras = constants or {}, extras or []
 
     def __contains__(self, column: str) -> bool:
         return column in self.columns
 
     def source(self) -> str:
-        """The source columns under the names ``raw`` uses, and ``idx``."""
-        return ", ".join(["idx", *('"' + source.replace('"', '""') + f'" AS _raw_{column}'
-                                   for column, source in self.columns.items())])
+        """The source columns under the names ``raw`` uses (constants of ``Source.values`` among them),
+        the passed-through ones as ``_extra_<i>``, and ``idx``."""
+        return ", ".join([
+            "idx",
+            *(f"{_sql_string(self.constants[column]) if column in self.constants else _quoted(source)} "
+              f"AS _raw_{column}" for column, source in self.columns.items()),
+            *(f"{_quoted(source)} AS _extra_{i}" for i, source in enumerate(self.extras))])
 
     def raw(self, column: str) -> str:
         return f"_raw_{column}" if column in self.columns else "NULL"
@@ -919,8 +1112,8 @@ class _Columns:
         return f"NULLIF({converted}, 'NaN'::DOUBLE)"  # NaN is missing, as in pandas
 
 
-def _in(values) -> str:
-    return "(" + ", ".join(_sql_string(v) for v in values) + ")"
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _lookup(expression: str, table: dict[str, str]) -> str:
@@ -928,11 +1121,14 @@ def _lookup(expression: str, table: dict[str, str]) -> str:
     return f"(CASE {expression} {cases} END)" if table else "NULL"
 
 
-def _base(q: _Columns, name: str) -> dict[str, str]:
+def _base(q: _Columns, name: str, config: Config) -> dict[str, str]:
     """The source columns of one table converted by kind (``COLUMN_KINDS``); absent ones as missing."""
     base = {}
     for column, kind in COLUMN_KINDS[name].items():
-        if kind == "text":
+        if kind == "date":
+            base[f"_{column}_text"] = q.text(column) if column in q and q.is_text(column) else "NULL::VARCHAR"
+            base[column] = _date(q, column, config) if column in q else "NULL::TIMESTAMP"
+        elif kind == "text":
             base[column] = q.text(column) if column in q else "NULL::VARCHAR"
         elif kind == "number":
             present = column in q
@@ -942,6 +1138,18 @@ def _base(q: _Columns, name: str) -> dict[str, str]:
             base[f"_nan_{column}"] = (f"NOT {blank} AND _n_{column} IS NULL"
                                       if present and q.is_text(column) else "false")
     return base
+
+
+def _date(q: _Columns, column: str, config: Config) -> str:
+    """SQL: a further date column (``until``) as a naive timestamp, read like ``ts`` but without UTC offsets."""
+    kind = q.type(column)
+    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"timezone({_sql_string(config.timezone)}, {q.raw(column)})"
+    if kind in _NAIVE_TIMES:
+        return f"CAST({q.raw(column)} AS TIMESTAMP)"
+    if config.date_format:
+        return f"CAST(try_strptime({q.text(column)}, {_sql_string(config.date_format)}) AS TIMESTAMP)"
+    return _iso(q.text(column), "TIMESTAMP")
 
 
 def _timestamp(q: _Columns, config: Config, offsets: bool) -> tuple[dict[str, str], str, str]:
@@ -975,8 +1183,26 @@ def _timestamp(q: _Columns, config: Config, offsets: bool) -> tuple[dict[str, st
     return base, converted, hint
 
 
-def _derived(name: str, q: _Columns, config: Config, prefix: str | None) -> dict[str, str]:
+def _derived(name: str, q: _Columns, config: Config, source: Source) -> dict[str, str]:
     """The canonical columns computed from the converted source columns."""
+    if name == "contacts":
+        group = _contact_group(q, source.control_variant)
+        return {"group": group, "variant": f"coalesce(variant, {group})", "converted": "_n_converted",
+                "revenue": "_n_revenue"}
+    if name == "campaigns":
+        return {"name": "coalesce(name, campaign_id)", "channel": "coalesce(channel, 'unknown')",
+                "discount": "_n_discount", "cost_per_contact": "_n_cost_per_contact", "fixed_cost": "_n_fixed_cost",
+                "response_window_days": f"CAST(coalesce(_n_response_window_days, {DEFAULT_RESPONSE_WINDOW_DAYS}) "
+                                        "AS BIGINT)",
+                "control_share": "_n_control_share"}
+    if name == "balances":
+        return {"account": "coalesce(account, 'main')", "balance": "_n_balance"}
+    if name == "commitments":
+        return {"amount": "_n_amount", "direction": "lower(coalesce(direction, 'out'))",
+                "category": "coalesce(category, 'other')", "stage": "lower(coalesce(stage, 'operations'))",
+                "description": "coalesce(description, '')", "frequency": "lower(coalesce(frequency, 'once'))",
+                "business_day": "lower(coalesce(business_day, 'none'))"}
+    prefix = source.cancellation_prefix
     if name == "events":
         stage = _lookup("event_type", config.stage_map)
         if "stage" in q:
@@ -1004,6 +1230,21 @@ def _derived(name: str, q: _Columns, config: Config, prefix: str | None) -> dict
     }
 
 
+def _contact_group(q: _Columns, control_variant: str | None) -> str:
+    """SQL: a contact's group, from the group column or else from the variant.
+
+    Without a group column the ``control_variant`` rows (case-insensitive) are
+    the control group and every other variant is treatment; without either,
+    every contact was reached (a campaign without a hold-out).
+    """
+    if "group" in q:
+        return _lookup("_group", _GROUP_WORDS)
+    if "variant" in q and control_variant:
+        return (f"CASE WHEN lower(variant) = {_sql_string(control_variant.strip().lower())} THEN 'control' "
+                "WHEN variant IS NOT NULL THEN 'treatment' END")
+    return "'treatment'"
+
+
 def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _Columns, config: Config,
                  now: pd.Timestamp, offsets: bool) -> bool:
     """Convert and check every row into ``<table>_rows``; whether any timestamp had a UTC offset.
@@ -1015,7 +1256,7 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
     writing them would cost more than computing them.
     """
     name = table.name
-    base = _base(q, name)
+    base = _base(q, name, config)
     ts_base, ts, hint = _timestamp(q, config, offsets)
     base |= ts_base
     extra = {}
@@ -1025,7 +1266,9 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
         extra["_status_word"] = _lookup("_status", _STATUS_WORDS)
     if name == "events":
         base["_stage"] = f"lower({base['stage']})"
-    derived = _derived(name, q, config, table.source.cancellation_prefix)
+    if name == "contacts":
+        base["_group"] = f"lower({base['group']})"
+    derived = _derived(name, q, config, table.source)
     context = {"now": now, "hint": hint, "offsets": str(offsets).lower(), "order_types": _in(ORDER_TYPES),
                "stages": _in(STAGES), "cost_stages": _in(COST_STAGES)}
     tests = [f"coalesce({rule.test.format(**context)}, false)" for rule in table.rules]
@@ -1036,8 +1279,8 @@ def _create_rows(con: duckdb.DuckDBPyConnection, table: _Table, scan: str, q: _C
     layers = [base | extra, {"ts": ts, **derived.pop("_first", {})}, derived]
     select, known = f"SELECT {q.source()} FROM {scan}", set()
     for layer in layers:
-        replaced = ", ".join(f"{v} AS {k}" for k, v in layer.items() if k in known)
-        added = "".join(f", {v} AS {k}" for k, v in layer.items() if k not in known)
+        replaced = ", ".join(f'{v} AS "{k}"' for k, v in layer.items() if k in known)
+        added = "".join(f', {v} AS "{k}"' for k, v in layer.items() if k not in known)
         select = f"SELECT *{f' REPLACE ({replaced})' if replaced else ''}{added} FROM ({select})"
         known |= set(layer)
     helpers = ", ".join(sorted(k for k in known if k.startswith("_") and k != "_offset"))

@@ -87,7 +87,8 @@ class Dataset:
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The canonical tables (``orders``, and ``events``/``costs`` when present)."""
+        """The canonical tables: ``orders`` (empty for a campaign results export alone), and ``events``,
+        ``costs``, ``contacts``, ``campaigns``, ``balances``, ``commitments`` when present."""
         return self.ingested.tables
 
     @property
@@ -101,7 +102,9 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
     """Read and validate a data directory (or an orders file); ``overrides`` replace configuration settings.
 
     Raises ``JourneycastError`` when no usable order remains, since every later
-    step starts from the orders, and ``RejectShareError`` when a table lost more
+    step starts from the orders -- unless the contacts carry campaign outcomes:
+    a results export alone loads with an empty orders table and a note saying
+    so -- and ``RejectShareError`` when a table lost more
     than ``config.max_reject_share`` of its rows -- results built on what is
     left would mislead -- unless ``accept_rejects`` (then a warning note says it).
     """
@@ -110,10 +113,14 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
         config = config_from_dict({**config.model_dump(), **overrides},
                                   source=f"settings {sorted(overrides)}")
     ingested = load_tables(data_dir, config)
-    if not len(ingested.tables["orders"]):
-        raise JourneycastError(f"{ingested.files['orders']}: no usable orders remain; "
-                               "see the rejects for why")
     notes = []
+    if not len(ingested.tables["orders"]):
+        if not ingested.has_outcomes:
+            raise JourneycastError(f"{ingested.files['orders']}: no usable orders remain; "
+                                   "see the rejects for why")
+        notes.append(Note("data", "No orders: only campaign results are analysed; add an orders source "
+                                  "(sources.orders in journeycast.yml) for the journey, cash and re-purchase "
+                                  "pages.", "missing"))
     too_many = ingested.reject_share_error(config.max_reject_share)
     if too_many and not accept_rejects:
         raise RejectShareError(too_many)

@@ -84,14 +84,15 @@ def checked_warehouse(data_dir: str | Path, config: Config, rejects_file: str | 
     ------
     IngestError
         When a whole source is unusable (as ``load_tables``), or when no order
-        is accepted (the rejects are written first: they say why).
+        is accepted (the rejects are written first: they say why) and the
+        contacts carry no campaign outcomes to analyse instead.
     """
     rejects_file = Path(rejects_file) if rejects_file else limits.spill_dir / "rejects.parquet"
     with _connection(limits) as (con, scratch):
         checked = checked_sources(con, data_dir, config, now, scratch)
         rejects_file.parent.mkdir(parents=True, exist_ok=True)
         by_reason = _write_rejects(con, rejects_file)
-        if not checked.counts["orders"]["accepted"]:
+        if not checked.counts["orders"]["accepted"] and not checked.outcomes:
             raise IngestError(f"{checked.files['orders']}: no usable orders remain; "
                               f"the rejects in {rejects_file} say why")
         yield con, WarehouseCheck(counts=checked.counts, files=checked.files, rejects_file=rejects_file,
