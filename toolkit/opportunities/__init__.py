@@ -6,6 +6,8 @@
 ``upsell``     propensity to trade up, its time-split evaluation, and the offer to make
 ``campaign``   a campaign's cash flows as sample paths and its effect on shortfall risk
 ``planner``    natural purchase timing, incremental lift, and the campaign plan under cash risk
+``experiments`` what past campaigns earned over their control groups, with intervals
+``uplift``     who is persuadable: incremental response per customer, checked against random targeting
 
 Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 """
@@ -24,6 +26,9 @@ from toolkit.opportunities.planner import (LIFT_COLUMNS, LIFT_SOURCES, CampaignP
                                            assumed_lift, lift_table, planner_customers, purchase_timing,
                                            weekly_seasonality, window_chance)
 from toolkit.opportunities.upsell import personal_offers, product_items
+from toolkit.opportunities.experiments import (CampaignResults, MeasuredLift, SampleRatioCheck, contact_outcomes,
+                                               measure_campaigns, measured_lift, sample_ratio_check)
+from toolkit.opportunities.uplift import UpliftEvaluation, UpliftModel, customer_features, evaluate_uplift
 from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles, empty_offers,
                                           evaluate_upsell, offer_ladder_problem, product_tiers,
                                           suggest_offers, upsell_features, upsell_labels)
@@ -36,6 +41,17 @@ __all__ = [
     "MIN_REPEAT_CUSTOMERS",
     "Campaign",
     "CampaignPlan",
+    "CampaignResults",
+    "MeasuredLift",
+    "SampleRatioCheck",
+    "UpliftEvaluation",
+    "UpliftModel",
+    "contact_outcomes",
+    "customer_features",
+    "evaluate_uplift",
+    "measure_campaigns",
+    "measured_lift",
+    "sample_ratio_check",
     "CampaignPlanner",
     "CampaignEvaluation",
     "HoldoutCheck",
