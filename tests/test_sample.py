@@ -13,7 +13,7 @@ from toolkit.cli import main
 
 def test_regeneration_reproduces_committed_sample_exactly(tmp_path):
     assert main(["sample", "--out", str(tmp_path)]) == 0
-    for name in ("orders.csv", "events.csv", "costs.csv"):
+    for name in ("orders.csv", "events.csv", "costs.csv", "contacts.csv", "campaigns.csv"):
         assert filecmp.cmp(tmp_path / name, SAMPLE_DIR / name, shallow=False), name
 
 
@@ -69,3 +69,37 @@ def test_messy_export_carries_what_real_exports_do(tmp_path):
     again = tmp_path / "again"
     assert main(["sample", "--messy", "--out", str(again), "--customers", "2000", "--seed", "3"]) == 0
     assert filecmp.cmp(tmp_path / "orders.csv", again / "orders.csv", shallow=False)
+
+
+def test_past_campaigns_carry_the_planted_uplift():
+    """Treated minus control two-week purchase rates per planted segment, on the committed sample."""
+    orders = pd.read_csv(SAMPLE_DIR / "orders.csv", parse_dates=["ts"])
+    events = pd.read_csv(SAMPLE_DIR / "events.csv", parse_dates=["ts"])
+    contacts = pd.read_csv(SAMPLE_DIR / "contacts.csv", parse_dates=["ts"])
+    campaigns = pd.read_csv(SAMPLE_DIR / "campaigns.csv", parse_dates=["ts"])
+    assert set(campaigns.campaign_id) == set(sample.PAST_CAMPAIGNS) == set(contacts.campaign_id)
+    assert set(contacts.group) == {"treatment", "control"}
+    # every contact is a buyer once, per campaign, and the control share is the planned one
+    assert not contacts.duplicated(["campaign_id", "customer_id"]).any()
+    assert contacts.customer_id.isin(orders.customer_id).all()
+    share = contacts.groupby("campaign_id").group.apply(lambda g: (g == "control").mean())
+    assert share.between(0.11, 0.19).all()
+    # the variants' set-up costs add up to one campaign's
+    assert campaigns.groupby("campaign_id").fixed_cost.sum().eq(sample.CAMPAIGN_FIXED_COST).all()
+    rows = []
+    for campaign_id, sent in contacts.groupby("campaign_id"):
+        send = sent.ts.iloc[0]
+        segments = sample.campaign_segments(orders, events, send)
+        end = send.normalize() + pd.Timedelta(days=sample.CAMPAIGN_RESPONSE_DAYS)
+        window = orders[orders.ts.between(send, end, inclusive="left") & (orders.amount > 0)
+                        & (orders.status == "completed")]
+        rows.append(sent.assign(segment=sent.customer_id.map(segments.segment),
+                                bought=sent.customer_id.isin(window.customer_id)))
+    contacted = pd.concat(rows)
+    assert contacted.segment.notna().all()
+    rate = contacted.groupby(["segment", "group"]).bought.mean().unstack("group")
+    effect = rate["treatment"] - rate["control"]
+    assert effect["persuadable"] > 0.15
+    assert effect["do not disturb"] < 0
+    assert abs(effect["other"]) < 0.05
+    assert effect["persuadable"] > effect["other"] + 0.1 and effect["persuadable"] > effect["sure thing"] + 0.1

@@ -13,7 +13,10 @@ known truth (``data/sample/README.md`` lists what is planted and how strongly):
   are often preceded by a wishlist add or an abandoned cart;
 * upsell: the chance that a repeat purchase moves up a tier (or adds an add-on)
   rises with a hidden engagement trait, which shows in the events as review
-  reads, wishlist adds and product views, and in higher review ratings.
+  reads, wishlist adds and product views, and in higher review ratings;
+* past campaigns: three e-mail campaigns with random control groups whose
+  effect differs by segment (persuadables gain a lot, sure things nothing,
+  a do-not-disturb group loses purchases): ``PLANTED_CAMPAIGN_EFFECTS``.
 
 The same ``customers`` and ``seed`` always give byte-identical files.
 """
@@ -300,6 +303,186 @@ def _costs(days: pd.DatetimeIndex, events: pd.DataFrame, orders: pd.DataFrame,
     return pd.DataFrame(rows, columns=["ts", "stage", "category", "channel", "amount"])
 
 
+# --------------------------------------------------------------------------- past campaigns
+
+#: The shop's past e-mail campaigns: id -> (name, send day, {variant: (offer, discount)}).
+#: Every campaign held out a random ``CAMPAIGN_CONTROL_SHARE`` of its list as a control group.
+PAST_CAMPAIGNS = {
+    "spring-2025": ("Spring comeback 2025", "2025-04-07", {"10% off": ("10% off the next order", 0.10)}),
+    "autumn-2025": ("Autumn restock 2025", "2025-09-15", {"10% off": ("10% off the next order", 0.10)}),
+    "spring-2026": ("Spring comeback 2026", "2026-04-13", {"10% off": ("10% off the next order", 0.10),
+                                                          "20% off": ("20% off the next order", 0.20)}),
+}
+CAMPAIGN_CHANNEL = "email"
+CAMPAIGN_CONTROL_SHARE = 0.15
+CAMPAIGN_RESPONSE_DAYS = 14
+CAMPAIGN_COST_PER_CONTACT = 0.50  # sending and creative, per treated contact
+CAMPAIGN_FIXED_COST = 600.0  # set-up of each campaign
+#: Who is on a campaign's list: buyers whose last completed purchase is at most this old.
+CAMPAIGN_LIST_DAYS = 365
+
+#: Planted uplift per segment at 10% off: the added chance of an extra order in the response
+#: window (absolute), except "do not disturb", where it is the share of the customer's own
+#: purchases in the window that the contact loses (a negative effect).
+PLANTED_CAMPAIGN_EFFECTS = {"persuadable": 0.25, "sure thing": 0.0, "do not disturb": 0.6, "other": 0.02}
+#: How much more a 20% discount moves persuadables and others than 10% (sure things stay at zero).
+PLANTED_DISCOUNT_RESPONSE = {0.10: 1.0, 0.20: 1.5}
+#: Share of the lapsing one-time buyers who browse again in the month before a campaign:
+#: the visible sign (product views) of a persuadable customer.
+PERSUADABLE_BROWSING_SHARE = 0.4
+
+
+_EVENT_COLUMNS = ["customer_id", "ts", "event_type", "channel", "value"]
+
+
+def campaign_segments(orders: pd.DataFrame, events: pd.DataFrame, send: pd.Timestamp) -> pd.DataFrame:
+    """Each buyer's planted segment as of ``send``, from what the shop could see that day.
+
+    do not disturb: a support ticket in the last 60 days or a last review rated 1-2;
+    sure thing: a champion (4+ purchases, the last within 90 days);
+    persuadable: one purchase 60-240 days ago and product views in the last 30 days;
+    other: everyone else on the list (a last purchase within ``CAMPAIGN_LIST_DAYS``).
+    """
+    bought = orders[(orders.status == "completed") & (orders.amount > 0) & (orders.ts < send)]
+    buyers = bought.groupby("customer_id").agg(n=("ts", "size"), last=("ts", "max"), sku=("sku", "last"))
+    buyers["days"] = (send - buyers["last"]).dt.days
+    buyers = buyers[buyers["days"] <= CAMPAIGN_LIST_DAYS]
+    before = events[events.ts < send]
+    recent = before[before.ts >= send - pd.Timedelta(days=60)]
+    ticket = buyers.index.isin(recent.loc[recent.event_type == "support_ticket", "customer_id"])
+    last_rating = before[before.event_type == "review"].groupby("customer_id")["value"].last()
+    unhappy = buyers.index.isin(last_rating.index[last_rating <= 2])
+    viewed = before[(before.event_type == "product_view") & (before.ts >= send - pd.Timedelta(days=30))]
+    browsing = buyers.index.isin(viewed["customer_id"])
+    segment = np.select(
+        [ticket | unhappy, (buyers["n"] >= 4) & (buyers["days"] <= 90),
+         (buyers["n"] == 1) & buyers["days"].between(60, 240) & browsing],
+        ["do not disturb", "sure thing", "persuadable"], "other")
+    return buyers.assign(segment=segment)
+
+
+def _browsing_before(orders: pd.DataFrame, send: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
+    """Product views of the lapsing one-time buyers who come back to look in the month before ``send``."""
+    bought = orders[(orders.status == "completed") & (orders.amount > 0) & (orders.ts < send)]
+    buyers = bought.groupby("customer_id")["ts"].agg(["size", "max"])
+    days = (send - buyers["max"]).dt.days
+    lapsing = buyers.index[(buyers["size"] == 1) & days.between(60, 240)]
+    browsers = lapsing[rng.random(len(lapsing)) < PERSUADABLE_BROWSING_SHARE]
+    rows = [(cid, send - pd.Timedelta(seconds=int(rng.integers(3600, 30 * 86400))), "product_view", "site", math.nan)
+            for cid in browsers for _ in range(1 + rng.poisson(1.0))]
+    return pd.DataFrame(rows, columns=_EVENT_COLUMNS)
+
+
+_TIER_OF_SKU = {tier[:3].upper(): tier for tier in TIERS}
+
+
+def _campaign_effect(segment: str, discount: float) -> float:
+    """The planted effect of one contact, scaled by the discount for those whom a discount moves."""
+    base = PLANTED_CAMPAIGN_EFFECTS[segment]
+    return base if segment in ("sure thing", "do not disturb") else base * PLANTED_DISCOUNT_RESPONSE[discount]
+
+
+def _run_campaign(orders: pd.DataFrame, events: pd.DataFrame, campaign_id: str,
+                  rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Send one past campaign: pick its list, hold out a control group and plant the effects.
+
+    Treated customers pay the discounted price for what they buy in the response
+    window (what they would have bought anyway too: the discount a sure thing is
+    given is money lost), persuadables and others buy extra orders, and the
+    do-not-disturb group loses part of its own purchases. Control customers are
+    left as they were. Returns the changed orders and events, the contacts and
+    the campaign's cost row.
+    """
+    name, day, variants = PAST_CAMPAIGNS[campaign_id]
+    send = pd.Timestamp(day) + pd.Timedelta(hours=9)
+    events = pd.concat([events, _browsing_before(orders, send, rng)], ignore_index=True)
+    listed = campaign_segments(orders, events, send)
+    control = rng.random(len(listed)) < CAMPAIGN_CONTROL_SHARE
+    names = list(variants)
+    variant = np.array(names)[rng.integers(0, len(names), len(listed))]
+    contacts = pd.DataFrame({"campaign_id": campaign_id, "customer_id": listed.index, "ts": send,
+                             "group": np.where(control, "control", "treatment"), "variant": variant})
+
+    end = send.normalize() + pd.Timedelta(days=CAMPAIGN_RESPONSE_DAYS)
+    in_window = orders.ts.between(send, end, inclusive="left")
+    number = orders.order_id.str.slice(1)
+    treated = listed[~control].assign(variant=variant[~control])
+    discount = treated["variant"].map(lambda v: variants[v][1])
+    # the do-not-disturb group loses part of its own purchases (with their refunds)
+    dnd = treated.index[treated.segment == "do not disturb"]
+    lose = rng.random(len(orders)) < PLANTED_CAMPAIGN_EFFECTS["do not disturb"]
+    lost = in_window & orders.customer_id.isin(dnd) & (orders.amount > 0) & lose
+    keep = ~number.isin(set(number[lost]))
+    orders, number = orders[keep].copy(), number[keep]
+    # treated buyers pay the discounted price for what they buy in the window, refunds follow
+    sales = orders[orders.ts.between(send, end, inclusive="left") & (orders.amount > 0)
+                   & orders.customer_id.isin(treated.index)]
+    factor = pd.Series(1 - sales.customer_id.map(discount).to_numpy(), index=number[sales.index])
+    orders["amount"] = (orders["amount"] * number.map(factor).fillna(1.0)).round(2)
+
+    next_order = int(orders.order_id.str.slice(1).astype(int).max()) + 1
+    extra = []
+    for cid, row in treated.iterrows():
+        d = variants[row.variant][1]
+        if row.segment == "do not disturb" or rng.random() >= _campaign_effect(row.segment, d):
+            continue
+        day_ = send.normalize() + pd.Timedelta(days=int(rng.integers(0, CAMPAIGN_RESPONSE_DAYS)))
+        when = max(send, day_ + pd.Timedelta(seconds=int(rng.integers(7 * 3600, 23 * 3600))))
+        quantity = 1 + int(rng.random() < 0.18)
+        price = ADDON_PRICE if row.sku.startswith("ADD") else TIER_PRICE[_TIER_OF_SKU[row.sku[:3]]]
+        amount = round(price * quantity * rng.uniform(0.9, 1.1) * (1 - d), 2)
+        extra.append((f"O{next_order + len(extra):06d}", cid, when, amount, "repeat", row.sku, quantity,
+                      "completed"))
+    extra = pd.DataFrame(extra, columns=orders.columns)
+    orders = pd.concat([orders, extra], ignore_index=True)
+    cost = {"ts": send.normalize(), "stage": "post-purchase", "category": "campaigns", "channel": CAMPAIGN_CHANNEL,
+            "amount": round(CAMPAIGN_FIXED_COST + CAMPAIGN_COST_PER_CONTACT * int((~control).sum()), 2)}
+    return orders, events, contacts, cost
+
+
+def _purchase_events_follow(orders: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Purchase events that match the orders again after the campaigns changed them.
+
+    A lost order loses its purchase event, a discounted one shows the price paid,
+    and a campaign's extra order is a purchase from the e-mail channel.
+    """
+    sales = orders.loc[orders.amount > 0, ["customer_id", "ts", "amount"]]
+    purchase = events.event_type == "purchase"
+    matched = events[purchase].merge(sales, on=["customer_id", "ts"], how="inner")
+    matched["value"] = matched.pop("amount")
+    new = sales.merge(events.loc[purchase, ["customer_id", "ts"]], on=["customer_id", "ts"], how="left",
+                      indicator=True)
+    new = new[new.pop("_merge") == "left_only"]
+    new = pd.DataFrame({"customer_id": new.customer_id, "ts": new.ts, "event_type": "purchase",
+                        "channel": CAMPAIGN_CHANNEL, "value": new.amount})
+    return pd.concat([events[~purchase], matched, new], ignore_index=True)
+
+
+def past_campaigns(orders: pd.DataFrame, events: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
+    """Run ``PAST_CAMPAIGNS`` over the generated shop; return its changed tables and the campaign tables.
+
+    The campaigns draw from their own random stream (``seed`` + 2), so the shop's
+    customers and their own purchases are the same with or without them.
+    """
+    rng = np.random.default_rng(seed + 2)
+    contacts, costs, rows = [], [], []
+    for campaign_id, (name, day, variants) in PAST_CAMPAIGNS.items():
+        orders, events, sent, cost = _run_campaign(orders, events, campaign_id, rng)
+        contacts.append(sent)
+        costs.append(cost)
+        for variant, (offer, discount) in variants.items():
+            # the set-up cost is shared by the variants, so the rows add up to what was spent
+            rows.append((campaign_id, name, CAMPAIGN_CHANNEL, pd.Timestamp(day), variant, offer, discount,
+                         CAMPAIGN_COST_PER_CONTACT, CAMPAIGN_FIXED_COST / len(variants), CAMPAIGN_RESPONSE_DAYS,
+                         CAMPAIGN_CONTROL_SHARE))
+    campaigns = pd.DataFrame(rows, columns=["campaign_id", "name", "channel", "ts", "variant", "offer", "discount",
+                                            "cost_per_contact", "fixed_cost", "response_window_days",
+                                            "control_share"])
+    return {"orders": orders, "events": _purchase_events_follow(orders, events),
+            "contacts": pd.concat(contacts, ignore_index=True), "campaigns": campaigns,
+            "campaign_costs": pd.DataFrame(costs)}
+
+
 def generate(customers: int = 9000, seed: int = 7) -> dict[str, pd.DataFrame]:
     """Generate the sample shop's ``orders``, ``events`` and ``costs`` tables.
 
@@ -319,9 +502,15 @@ def generate(customers: int = 9000, seed: int = 7) -> dict[str, pd.DataFrame]:
     orders = pd.DataFrame(shop.orders, columns=["order_id", "customer_id", "ts", "amount",
                                                 "order_type", "sku", "quantity", "status"])
     orders = orders.sort_values(["ts", "order_id"], kind="stable", ignore_index=True)
-    costs = _costs(days, events, orders, rng, scale=customers / 9000)
+    campaigns = past_campaigns(orders, events, seed)
+    events = campaigns["events"].sort_values(["ts", "customer_id", "event_type"], kind="stable", ignore_index=True)
+    orders = campaigns["orders"].sort_values(["ts", "order_id"], kind="stable", ignore_index=True)
+    costs = pd.concat([_costs(days, events, orders, rng, scale=customers / 9000), campaigns["campaign_costs"]],
+                      ignore_index=True)
     costs = costs.sort_values(["ts", "stage", "category", "channel"], kind="stable", ignore_index=True)
-    return {"orders": orders, "events": events, "costs": costs}
+    contacts = campaigns["contacts"].sort_values(["ts", "customer_id"], kind="stable", ignore_index=True)
+    return {"orders": orders, "events": events, "costs": costs, "contacts": contacts,
+            "campaigns": campaigns["campaigns"]}
 
 
 def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> dict[str, Path]:
@@ -330,7 +519,8 @@ def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> d
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, frame in generate(customers, seed).items():
-        frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if name == "costs" else "%Y-%m-%d %H:%M:%S"))
+        day_only = name in ("costs", "campaigns")
+        frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if day_only else "%Y-%m-%d %H:%M:%S"))
         paths[name] = out / f"{name}.csv"
         with atomic_path(paths[name]) as partial:
             frame.to_csv(partial, index=False, float_format="%.2f", lineterminator="\n")
