@@ -254,7 +254,7 @@ class CampaignPlan:
         discount (share), natural_probability (of buying in the window anyway),
         incremental_probability (the purchases the campaign adds) and
         expected_profit (incremental margin less the discount given on natural
-        purchases and the contact), best first; empty when no campaign pays.
+        purchases and the contact), best first; empty when no plan is expected to pay.
     launch_week : the first day of the launch week (None when nothing is recommended).
     week_number : 1 = the week after the data.
     expected_profit, profit_p10, profit_p50, profit_p90 : incremental profit
@@ -273,7 +273,9 @@ class CampaignPlan:
         shortfall risk 9% > 5%").
     balance_bands : ds, scenario ("without the campaign" / "with the campaign"),
         p10, p50, p90 over the forecast days; empty when the cash is unknown.
-    recommended, verdict : whether to run it, and one plain sentence why.
+    recommended, verdict : whether to run it, and one plain sentence why. A plan that
+        loses money in half the draws or more is not recommended ("no campaign
+        pays reliably"); its targets and figures are kept to show what was weighed.
     lift_source : "model", "measured", "assumed" or "mixed".
     notes : what the plan assumes or lacks (an assumed lift, margin, an unknown cash position).
     """
@@ -456,6 +458,7 @@ class CampaignPlanner:
         if self.cash_ is None:
             self.base_ = None
             self.z_ = rng.standard_normal(self.draws)
+            self.before_risk_ = np.full(len(self.launch_days_), np.nan)
             return
         balance = self.cash_.balance_draws.to_numpy(dtype=float)
         self.base_ = balance
@@ -594,13 +597,16 @@ class CampaignPlanner:
         plan_risk = winner.risk if self.risk_judged_ else np.nan
         loss = float((draws < 0).mean())
         verdict = self._verdict(winner, targets, p10, p90, loss, plan_risk, risk_limit)
+        # a plan that loses money in most draws is a bet, not a plan that pays
+        pays = loss < 0.5
         return CampaignPlan(
             targets=targets, launch_week=self.launch_days_[winner.week], week_number=winner.week + 1,
             expected_profit=winner.profit, profit_p10=float(p10), profit_p50=float(p50), profit_p90=float(p90),
             loss_probability=loss, upfront_cost=upfront, shortfall_probability=plan_risk,
             shortfall_before=float(self.before_risk_[winner.week]), weeks=weeks,
             runners_up=self._runners_up(winner, chosen, ignoring, profit, cost, budget, risk_limit, allowed),
-            balance_bands=self._bands(winner, upfront), recommended=True, verdict=verdict,
+            balance_bands=self._bands(winner, upfront), recommended=pays,
+            verdict=verdict if pays else self._coin_toss(winner, len(targets), loss),
             lift_source=self.lift_source_, notes=notes)
 
     def _targets(self, option: _Option, profit: np.ndarray) -> pd.DataFrame:
@@ -680,6 +686,11 @@ class CampaignPlanner:
             sentence += "; the lift is assumed, not measured"
         return sentence
 
+    def _coin_toss(self, winner: _Option, targets: int, loss: float) -> str:
+        return (f"no campaign pays reliably: the best plan, launched in the {self._week_text(winner.week)} to "
+                f"{targets:,} customers, expects {self._money(winner.profit, sign=True)} but loses money in "
+                f"{loss:.0%} of the draws")
+
     def _nothing(self, weeks: pd.DataFrame, ignoring: list[_Option], risk_limit: float,
                  notes: list[Note]) -> CampaignPlan:
         paying = [o for o in ignoring if o.size and o.profit > 0]
@@ -687,6 +698,9 @@ class CampaignPlanner:
             safest = min(paying, key=lambda o: o.risk)
             verdict = (f"no campaign pays within the risk limit: every plan that pays has a shortfall risk of at "
                        f"least {safest.risk:.0%} (limit {risk_limit:.0%})")
+            already = float(np.min(self.before_risk_[[o.week for o in paying]]))
+            if already > risk_limit:
+                verdict += f", and without any campaign the risk from those weeks on is already {already:.0%} or more"
         else:
             verdict = ("no campaign pays: in every launch week and at every discount the discount given on "
                        "purchases that would happen anyway and the contact costs outweigh the sales it adds")

@@ -1,0 +1,237 @@
+"""The campaign planner: hand-made shops with a known best plan, then the sample shop with its real models."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from toolkit.cash import ExtraFlows, Scenario, apply_scenario, cash_position
+from toolkit.opportunities import (CampaignPlanner, OpportunityError, assumed_lift, lift_table, planner_customers,
+                                   purchase_timing, weekly_seasonality, window_chance)
+
+LAST_ACTUAL = pd.Timestamp("2026-01-04")
+FIRST = LAST_ACTUAL + pd.Timedelta(days=1)
+DAYS = pd.date_range(FIRST, periods=84, freq="D")  # 12 launch weeks
+
+
+def _outlook(balance_by_day: np.ndarray, draws: int = 200, minimum: float | None = 100_000.0,
+             opening: float | None = 0.0):
+    """A cash outlook whose P50 balance follows ``balance_by_day`` (a few dozen of noise per draw)."""
+    history = pd.DataFrame({"ds": [LAST_ACTUAL], "y": [0.0], "direction": ["inflow"],
+                            "unique_id": ["purchase|inflow|all"]})
+    flows = np.diff(np.concatenate([[0.0], balance_by_day]))
+    rng = np.random.default_rng(0)
+    values = flows[:, None] + rng.normal(0, 2, (len(DAYS), draws))
+    index = pd.MultiIndex.from_arrays([["purchase|inflow|all"] * len(DAYS), DAYS.astype("datetime64[ns]")],
+                                      names=["unique_id", "ds"])
+    paths = pd.DataFrame(values, index=index, columns=[f"draw_{i}" for i in range(draws)])
+    return cash_position(history, paths, opening, minimum)
+
+
+def _customers(n: int, value: float = 100.0, segments: tuple[str, ...] = ("loyal",)) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": [f"C{i:03d}" for i in range(n)],
+                         "segment": [segments[i % len(segments)] for i in range(n)],
+                         "value": value, "offer": "upgrade to pro", "max_discount": 0.3})
+
+
+def _timing(customers: pd.DataFrame, weekly: list[float]) -> pd.DataFrame:
+    return pd.DataFrame([weekly] * len(customers), index=pd.Index(customers["customer_id"], name="customer_id"),
+                        columns=range(1, len(weekly) + 1))
+
+
+#: Natural purchase chance per week: highest in weeks 4 to 6.
+PEAKED = [0.05, 0.05, 0.1, 0.3, 0.3, 0.3, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+
+
+def test_window_chance_combines_whole_and_partial_weeks():
+    timing = pd.DataFrame([[0.1, 0.2, 0.5]], index=["a"], columns=[1, 2, 3])
+    chance = window_chance(timing, launch_weeks=2, window_days=10)
+    # week 1 + 3/7 of week 2; week 2 + 3/7 of week 3
+    assert chance[0, 0] == pytest.approx(1 - 0.9 * 0.8 ** (3 / 7))
+    assert chance[0, 1] == pytest.approx(1 - 0.8 * 0.5 ** (3 / 7))
+    with pytest.raises(OpportunityError, match="need 4"):
+        window_chance(timing, launch_weeks=3, window_days=14)
+
+
+def test_profit_counts_only_the_purchases_the_campaign_adds():
+    customers = _customers(1, value=200.0)
+    timing = _timing(customers, [0.2] * 14)
+    lift = lift_table(pd.Series({"C000": 0.1}), "measured")
+    planner = CampaignPlanner(discounts=(0.1,), cost_per_contact=1.0, response_window_days=7, gross_margin=0.5,
+                              launch_weeks=2).fit(customers, None, timing, lift)
+    plan = planner.plan()
+    # 0.1 more sales at 200 x (0.5 - 0.1) margin, less 10% off the 0.2 that would buy anyway, less the contact
+    expected = 0.1 * 200 * 0.4 - 0.2 * 200 * 0.1 - 1.0
+    assert plan.expected_profit == pytest.approx(expected)
+    assert plan.targets["expected_profit"].iloc[0] == pytest.approx(expected)
+    assert plan.targets["natural_probability"].iloc[0] == pytest.approx(0.2)
+    assert plan.recommended and plan.lift_source == "measured"
+
+
+def test_natural_propensity_is_never_lift_so_a_campaign_without_lift_does_not_pay():
+    customers = _customers(50)
+    timing = _timing(customers, [0.6] * 14)  # everyone is about to buy anyway
+    no_lift = lift_table(pd.Series(0.0, index=customers["customer_id"]), "measured")
+    plan = CampaignPlanner(discounts=(0.0, 0.1), launch_weeks=4).fit(customers, _outlook(np.full(84, 150_000.0)),
+                                                                        timing, no_lift).plan()
+    assert not plan.recommended and plan.targets.empty and plan.launch_week is None
+    assert plan.verdict.startswith("no campaign pays: in every launch week and at every discount")
+
+
+def test_launch_weeks_differ_by_the_natural_timing_and_the_best_week_wins():
+    customers = _customers(300)
+    timing = _timing(customers, PEAKED)
+    planner = CampaignPlanner(discounts=(0.0, 0.1), cost_per_contact=0.5, gross_margin=0.6,
+                              response_window_days=14)
+    plan = planner.fit(customers, _outlook(np.full(84, 150_000.0)), timing, assumed_lift(timing, (0.0, 0.1))).plan()
+    profit = plan.weeks.set_index("week_number")["expected_profit"]
+    assert profit.idxmax() == 4 and profit[4] > 2 * profit[1]  # weeks 4-5 hold the most natural buying
+    assert plan.week_number == 4 and plan.launch_week == FIRST + pd.Timedelta(weeks=3)
+    assert plan.shortfall_probability == 0.0 and plan.recommended
+    assert "the lift is assumed, not measured" in plan.verdict
+    assert any(note.level == "assumed" and "assumed, not measured" in note.text for note in plan.notes)
+    assert set(plan.targets["discount"]) == {0.0}  # with the assumed lift a discount gives away more than it wins
+
+
+def test_the_planner_avoids_a_squeezed_week_and_says_what_it_gave_up():
+    customers = _customers(300, value=400.0)
+    timing = _timing(customers, PEAKED)
+    balance = np.full(84, 150_000.0)
+    balance[21:40] = 100_100.0  # a loan repayment squeezes cash in weeks 4 to 6, a receipt restores it
+    planner = CampaignPlanner(discounts=(0.0,), cost_per_contact=0.5, fixed_cost=500.0, gross_margin=0.6,
+                              response_window_days=14, risk_limit=0.05, currency="USD")
+    plan = planner.fit(customers, _outlook(balance), timing, assumed_lift(timing, (0.0,))).plan()
+    weeks = plan.weeks.set_index("week_number")
+    # 650 up front on a launch day within the squeeze breaks the minimum before the sales come in; a week-3
+    # launch has sold enough by the time the squeeze starts (weeks 1-2, with fewer natural buyers, may not)
+    assert (weeks.loc[4:6, "shortfall_probability"] > 0.95).all() and not weeks.loc[4:6, "feasible"].any()
+    assert (weeks.loc[[3, 7, 8], "shortfall_probability"] == 0.0).all()
+    assert weeks.loc[4, "best_profit"] == weeks["best_profit"].max()
+    assert plan.week_number == 3 and plan.shortfall_probability == 0.0
+    assert plan.shortfall_before == 0.0 and plan.recommended
+    reason = plan.runners_up.set_index("launch_week").loc[FIRST + pd.Timedelta(weeks=3), "reason"]
+    assert re.fullmatch(r"week of 26 Jan 2026: \+\$[\d.]+k more, shortfall risk (9\d|100)% > 5%", reason)
+    bands = plan.balance_bands.pivot(index="ds", columns="scenario", values="p50")
+    launch_day = plan.launch_week
+    assert bands.loc[launch_day, "with the campaign"] < bands.loc[launch_day, "without the campaign"]
+    assert bands["with the campaign"].iloc[-1] > bands["without the campaign"].iloc[-1]  # it paid back
+    # the same squeeze without a known opening balance: profit only, the risk not judged
+    blind = planner.fit(customers, _outlook(balance, opening=None), timing, assumed_lift(timing, (0.0,))).plan()
+    assert blind.week_number == 4 and np.isnan(blind.shortfall_probability)
+    assert "its shortfall risk is not judged" in blind.verdict
+    assert any(note.level == "missing" and "opening_balance" in note.text for note in blind.notes)
+
+
+def test_a_risk_limit_that_nothing_meets_means_no_campaign():
+    customers = _customers(300, value=400.0)
+    timing = _timing(customers, PEAKED)
+    planner = CampaignPlanner(discounts=(0.0,), cost_per_contact=0.5, fixed_cost=500.0, gross_margin=0.6)
+    plan = planner.fit(customers, _outlook(np.full(84, 100_100.0)), timing, assumed_lift(timing, (0.0,))).plan()
+    assert not plan.recommended and plan.targets.empty
+    assert re.fullmatch(r"no campaign pays within the risk limit: every plan that pays has a shortfall risk of "
+                        r"at least (9\d|100)% \(limit 5%\)", plan.verdict)
+    assert len(plan.runners_up) == len(plan.weeks)
+
+
+def test_each_segment_gets_the_discount_that_pays_it_best():
+    customers = _customers(200, segments=("loyal", "at risk"))
+    timing = _timing(customers, [0.2] * 14)
+    at_risk = customers["segment"] == "at risk"
+    # measured: a 20% discount wins back at-risk customers (+30 points); loyal ones hardly react to it
+    rows = []
+    for discount, loyal_lift, at_risk_lift in ((0.0, 0.03, 0.01), (0.2, 0.035, 0.30)):
+        lift = np.where(at_risk, at_risk_lift, loyal_lift)
+        rows.append(lift_table(pd.Series(lift, index=customers["customer_id"]), "measured").assign(
+            discount=discount))
+    planner = CampaignPlanner(discounts=(0.0, 0.2), cost_per_contact=0.2, gross_margin=0.6, launch_weeks=4)
+    plan = planner.fit(customers, None, timing, pd.concat(rows)).plan()
+    chosen = plan.targets.groupby("segment")["discount"].unique()
+    assert list(chosen["loyal"]) == [0.0] and list(chosen["at risk"]) == [0.2]
+    assert plan.verdict.count("by segment") == 1
+    uniform = plan.runners_up[plan.runners_up["option"].str.contains("for everyone")]
+    assert (uniform["expected_profit"] < plan.expected_profit).all() and len(uniform) == 2
+    # a slider that takes 20% off the menu leaves the at-risk customers without their discount
+    assert set(planner.plan(discounts=[0.0]).targets["discount"]) == {0.0}
+
+
+def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out():
+    customers = _customers(100)
+    timing = _timing(customers, [0.2] * 14)
+    scores = pd.Series(np.linspace(-0.05, 0.2, 100), index=customers["customer_id"])
+    planner = CampaignPlanner(discounts=(0.0,), cost_per_contact=2.0, fixed_cost=10.0, launch_weeks=3)
+    planner.fit(customers, None, timing, lift_table(scores, "model"))
+    plan = planner.plan()
+    assert plan.targets["customer_id"].isin(scores.index[scores > 0]).all()
+    assert plan.targets["expected_profit"].is_monotonic_decreasing and (plan.targets["expected_profit"] > 0).all()
+    capped = planner.plan(budget=50.0)
+    assert len(capped.targets) == 20  # (50 - 10) / 2 contacts
+    assert capped.upfront_cost <= 50.0 and capped.expected_profit < plan.expected_profit
+    assert set(capped.targets["customer_id"]) <= set(plan.targets["customer_id"])  # the best of them
+    assert not any(note.level == "assumed" for note in plan.notes)
+    pd.testing.assert_frame_equal(plan.targets, planner.plan().targets)  # same inputs, same plan
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(OpportunityError, match="discounts must be shares"):
+        CampaignPlanner(discounts=(0.1, 1.2))
+    with pytest.raises(OpportunityError, match="lift_source must be one of"):
+        lift_table(pd.Series({"a": 0.1}), "guessed")
+    with pytest.raises(OpportunityError, match="fit the campaign planner"):
+        CampaignPlanner().plan()
+    customers = _customers(3)
+    with pytest.raises(OpportunityError, match="required column 'value'"):
+        CampaignPlanner().fit(customers.drop(columns="value"), None, _timing(customers, [0.1] * 15),
+                              assumed_lift(_timing(customers, [0.1] * 15)))
+
+
+# ---------------------------------------------------------------- the sample shop
+
+
+@pytest.fixture(scope="module")
+def sample_plan_inputs(sample_dir):
+    """The sample's real re-purchase model, offers and a 13-week cash forecast (Prophet, 200 draws)."""
+    from toolkit import pipeline
+    from toolkit.opportunities import RepurchaseModel, personal_offers, segments, summary_from_orders
+
+    dataset = pipeline.load(sample_dir)
+    orders = dataset.tables["orders"]
+    as_of = dataset.period[1].normalize()
+    cash = pipeline.forecast_cash(dataset, horizon=91, uncertainty_samples=200, backtest_folds=1,
+                                  backtest_horizon=14, progress=False)
+    model = RepurchaseModel(seed=42).fit(summary_from_orders(orders, as_of))
+    customers = segments.customer_segments(orders, as_of).merge(
+        model.predict(91).drop(columns=["window_start_days", "window_end_days"]), on="customer_id")
+    offers = personal_offers(orders, as_of, dataset.config.gross_margin, model.predict(91))
+    timing = purchase_timing(model, 15, seasonality=weekly_seasonality(cash.result.forecast, 15))
+    return planner_customers(customers, offers), cash, timing
+
+
+def test_on_the_sample_launch_weeks_differ_and_squeezed_weeks_are_avoided(sample_plan_inputs):
+    customers, cash, timing = sample_plan_inputs
+    planner = CampaignPlanner(discounts=(0.0, 0.1, 0.2), cost_per_contact=0.5, fixed_cost=1_000.0,
+                              gross_margin=0.58, response_window_days=14)
+    planner.fit(customers, cash.outlook, timing, assumed_lift(timing))
+    strict = planner.plan(risk_limit=0.05)
+    weeks = strict.weeks
+    best = weeks["best_profit"]
+    assert best.max() > 0 and best.max() - best.min() > 0.2 * best.abs().max()  # timing matters
+    # the weeks whose cash is already squeezed (stock purchase, loan, payroll in the sample's commitments) are
+    # avoided: a limit between the weeks' own risks leaves the squeezed weeks out and keeps the others
+    limit = float(np.median(weeks["shortfall_before"])) + 0.01
+    plan = planner.plan(risk_limit=limit)
+    squeezed = plan.weeks["shortfall_before"] > limit
+    assert squeezed.any() and not plan.weeks.loc[squeezed, "feasible"].any()
+    if plan.recommended:
+        assert not squeezed[plan.week_number - 1] and plan.shortfall_probability <= limit
+        assert plan.expected_profit == plan.weeks["expected_profit"].max() > 0
+        assert plan.profit_p10 < plan.expected_profit < plan.profit_p90
+        assert (plan.targets["discount"] < 0.58).all() and len(plan.targets) > 10
+        assert "the lift is assumed, not measured" in plan.verdict
+    else:
+        assert plan.verdict.startswith("no campaign pays")
+        assert plan.loss_probability >= 0.5 or plan.targets.empty
+    if not strict.recommended and (weeks["shortfall_before"] > 0.05).all():
+        assert "without any campaign the risk from those weeks on is already" in strict.verdict
