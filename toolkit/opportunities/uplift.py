@@ -47,6 +47,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from toolkit.notes import Note
 from toolkit.opportunities.campaign import gross_margin_or_assumed
@@ -71,6 +72,12 @@ def _preprocessor(features: pd.DataFrame) -> ColumnTransformer:
     return ColumnTransformer([
         ("number", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
         ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), text)])
+
+
+def _one_thread() -> threadpool_limits:
+    """One OpenMP/BLAS thread: with one thread per visible core on a shared 2-core machine, a boosted fit
+    of 8,000 contacts took 16 s instead of 0.4 s."""
+    return threadpool_limits(limits=1)
 
 
 def _classifier(learner: str, seed: int):
@@ -113,14 +120,18 @@ class UpliftModel:
         self.features_ = list(features.columns)
         self.preprocessor_ = _preprocessor(features).fit(features)
         x = self.preprocessor_.transform(features)
+        with _one_thread():
+            self._fit_learners(x, treated, response)
+        self.treated_rate_ = float(response[treated == 1].mean())
+        self.control_rate_ = float(response[treated == 0].mean())
+        return self
+
+    def _fit_learners(self, x: np.ndarray, treated: np.ndarray, response: np.ndarray) -> None:
         if self.learner == "s-logistic":
             self.model_ = _classifier(self.learner, self.seed).fit(self._interacted(x, treated), response)
         else:
             self.treated_model_ = _classifier(self.learner, self.seed).fit(x[treated == 1], response[treated == 1])
             self.control_model_ = _classifier(self.learner, self.seed).fit(x[treated == 0], response[treated == 0])
-        self.treated_rate_ = float(response[treated == 1].mean())
-        self.control_rate_ = float(response[treated == 0].mean())
-        return self
 
     @staticmethod
     def _interacted(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
@@ -132,13 +143,17 @@ class UpliftModel:
             raise OpportunityError("fit the uplift model before predicting")
         require_columns(features, self.features_, "the uplift features")
         x = self.preprocessor_.transform(features[self.features_])
+        with _one_thread():
+            return pd.Series(self._uplift(x), index=features.index, name="incremental_probability")
+
+    def _uplift(self, x: np.ndarray) -> np.ndarray:
         if self.learner == "s-logistic":
             ones, zeros = np.ones(len(x)), np.zeros(len(x))
             uplift = (self.model_.predict_proba(self._interacted(x, ones))[:, 1]
                       - self.model_.predict_proba(self._interacted(x, zeros))[:, 1])
         else:
             uplift = self.treated_model_.predict_proba(x)[:, 1] - self.control_model_.predict_proba(x)[:, 1]
-        return pd.Series(uplift, index=features.index, name="incremental_probability")
+        return uplift
 
 
 def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None,
