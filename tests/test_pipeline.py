@@ -482,3 +482,42 @@ def test_guests_and_a_shop_without_a_product_ladder(sample_run):
     assert targets.empty and not evaluation.recommended
     assert evaluation.verdict == "not recommended: no customer meets the target threshold"
     assert not evaluation.launch_weeks()["feasible"].any()
+
+
+# --------------------------------------------------------------------------- campaign study
+
+def test_campaign_study_measures_the_sample_campaigns_and_says_a_plan_needs_cash():
+    from toolkit.pipeline import campaign_study, load
+
+    study = campaign_study(load(SAMPLE_DIR))
+    table = study.results.table
+    assert set(table.campaign_id) == {"spring-2025", "autumn-2025", "spring-2026"}
+    # the planted effect is positive overall: every measured variant's interval reaches above zero
+    assert (table.incremental_response_high > 0).all() and (table.incremental_response > 0).all()
+    assert study.uplift is not None and 0 < study.uplift.holdout < len(load(SAMPLE_DIR).tables["contacts"])
+    assert study.lift_source == "measured"
+    assert study.plan is None and study.planner is None
+    assert any(n.level == "missing" and "No campaign plan" in n.text and "cash forecast" in n.text
+               for n in study.notes)
+
+
+def test_campaign_study_without_campaigns_says_the_lift_is_assumed(tmp_path):
+    from toolkit.pipeline import campaign_study, load
+
+    for name in ("orders.csv", "events.csv", "costs.csv", "journeycast.yml"):
+        (tmp_path / name).write_bytes((SAMPLE_DIR / name).read_bytes())
+    study = campaign_study(load(tmp_path))
+    assert study.results is None and study.uplift is None and study.lift_source == "assumed"
+    assert any(n.level == "missing" and "assumed, not measured" in n.text for n in study.notes)
+
+
+def test_campaign_study_on_a_results_export_alone_measures_and_plans_nothing():
+    from conftest import ROOT, TEST_DATA
+    from toolkit.pipeline import campaign_study, load
+
+    study = campaign_study(load(ROOT.parent / "shared" / "data" / "hillstrom", TEST_DATA / "real" / "hillstrom.yml"))
+    table = study.results.table.set_index("variant")
+    assert set(table.index) == {"Mens E-Mail", "Womens E-Mail"}
+    assert (table.contacts_treated + table.contacts_control).gt(20000).all()
+    assert study.plan is None and study.lift_source == "measured"
+    assert any("No campaign plan" in n.text and "orders" in n.text for n in study.notes)

@@ -154,6 +154,13 @@ class CampaignSettings(_Strict):
     fixed_cost: float = Field(default=0.0, ge=0, description="money at launch (creative, agency, platform)")
     start_week: int = Field(default=1, ge=1, description="launch week (1: the week after the data)")
     duration_days: int = Field(default=28, ge=1, description="days the offer stays open")
+    prior_lift: float = Field(default=0.10, ge=0, le=2, description=(
+        "relative lift over each customer's natural purchase chance, assumed (not measured) when no past "
+        "campaign with a control group can be measured"))
+    budget: float | None = Field(default=None, ge=0, description="most money a planned campaign may spend up "
+                                                                 "front (contacts and fixed cost); None: no cap")
+    plan_discounts: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2], min_length=1, description=(
+        "the discounts the campaign planner may give a segment (shares of the offer price)"))
 
 
 class PaymentTiming(_Strict):

@@ -45,9 +45,15 @@ from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
 from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_customers
+from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults, UpliftEvaluation,
+                                   UpliftModel, assumed_lift, contact_outcomes, customer_features,
+                                   evaluate_uplift, lift_table, measure_campaigns, measured_lift,
+                                   planner_customers, purchase_timing)
+from toolkit.opportunities.segments import OpportunityError
 from toolkit.charts import money_markdown
 
 __all__ = [
+    "CampaignStudy",
     "CashForecast",
     "Dataset",
     "JourneyView",
@@ -768,6 +774,125 @@ def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities,
                         start_week, duration_days, seed, fixed_cost)
 
     return plan
+
+
+@dataclass
+class CampaignStudy:
+    """What past campaigns earned, who is persuadable, and the campaign to run next.
+
+    Attributes
+    ----------
+    results : each past campaign x variant over its control group, with
+        intervals and a verdict (None without a contacts table).
+    uplift : how the uplift model ranked held-out contacts against random
+        targeting (Qini, uplift@k with intervals); None when it could not be fitted.
+    scores : one row per current customer: customer_id, incremental_probability
+        (the uplift model's), empty unless the model beats random and orders exist.
+    lift : the lift the plan assumes per customer (``planner.LIFT_COLUMNS``).
+    lift_source : "model", "measured" or "assumed".
+    planner : the fitted planner (re-plan with ``planner.plan(budget=..., risk_limit=...,
+        discounts=...)``); None without orders, a re-purchase model or a cash forecast.
+    plan : ``planner.plan()`` under the configuration's budget and risk limit; None without a planner.
+    notes : what is missing, assumed or doubtful, in plain sentences.
+    """
+
+    results: CampaignResults | None
+    uplift: UpliftEvaluation | None
+    scores: pd.DataFrame
+    lift: pd.DataFrame
+    lift_source: str
+    planner: CampaignPlanner | None
+    plan: CampaignPlan | None
+    notes: list[Note] = field(default_factory=list)
+
+
+_STUDY_TOPIC = "campaigns"
+
+
+def _uplift_check(outcomes: pd.DataFrame, orders: pd.DataFrame | None, seed: int
+                  ) -> tuple[UpliftModel | None, UpliftEvaluation | None, list[Note]]:
+    """An uplift model fitted on every measurable contact, and its check on held-out contacts."""
+    usable = outcomes[outcomes["outcome_source"] != "none"]
+    if usable.empty or usable["converted"].isna().all():
+        return None, None, []
+    usable = usable[usable["converted"].notna()]
+    extra = [c for c in usable.columns if c not in ("converted", "revenue") and c.startswith("visit")]
+    try:
+        features = customer_features(usable, orders, outcomes=extra)
+        treated = (usable["group"] == "treatment").to_numpy()
+        converted = usable["converted"].to_numpy()
+        check = evaluate_uplift(UpliftModel(seed=seed), features, treated, converted, seed=seed)
+        model = UpliftModel(seed=seed).fit(features, treated, converted)
+    except OpportunityError as error:
+        return None, None, [Note(_STUDY_TOPIC, f"No uplift model: {error}.", "warning")]
+    return model, check, list(check.notes)
+
+
+def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Opportunities | None = None,
+                   budget: float | None = None, risk_limit: float | None = None,
+                   seed: int | None = None) -> CampaignStudy:
+    """Measure past campaigns, check an uplift model, and plan the next campaign within the cash risk.
+
+    The plan's lift comes, best first, from the uplift model (when it beats
+    random targeting), from the measured average effect of past campaigns, or
+    from ``campaign.prior_lift`` said as assumed, not measured. A results
+    export without orders (no customers to plan for, no cash) gives the
+    measurement only, and the notes say so.
+    """
+    config, tables = dataset.config, dataset.tables
+    settings = config.campaign
+    seed = config.seed if seed is None else seed
+    orders, contacts, campaigns = tables.get("orders"), tables.get("contacts"), tables.get("campaigns")
+    notes: list[Note] = []
+    results = check = model = None
+    if contacts is None or contacts.empty:
+        notes.append(Note(_STUDY_TOPIC, (
+            "No past campaigns: the campaign lift is assumed, not measured; add contacts.csv (who each campaign "
+            "contacted and who was held out) and campaigns.csv to measure it."), "missing"))
+    else:
+        outcomes = contact_outcomes(contacts, campaigns, orders)
+        results = measure_campaigns(outcomes, campaigns, gross_margin=config.gross_margin,
+                                    currency=config.currency, seed=seed)
+        model, check, uplift_notes = _uplift_check(outcomes, orders, seed)
+        notes += [*results.notes, *uplift_notes]
+    measured = measured_lift(results, campaigns, settings.prior_lift)
+    empty_scores = pd.DataFrame({"customer_id": pd.Series(dtype=str),
+                                 "incremental_probability": pd.Series(dtype=float)})
+    planner, plan, lift, scores = None, None, pd.DataFrame(columns=list(LIFT_COLUMNS)), empty_scores
+    missing = [what for what, absent in (("orders", orders is None), ("a cash forecast", cash is None),
+                                          ("customer scores", found is None or found.model is None))
+               if absent]
+    if missing:
+        notes.append(Note(_STUDY_TOPIC, (
+            f"No campaign plan: it needs {', '.join(missing)}; add an orders table to plan whom to contact "
+            "and when."), "missing"))
+        return CampaignStudy(results, check, scores, lift, measured.source, None, None,
+                             [*notes, *measured.notes])
+    window = int(campaigns["response_window_days"].max()) if campaigns is not None and len(campaigns) else 14
+    horizon_days = len(cash.outlook.balance_draws)
+    weeks = max(1, horizon_days // 7) + window // 7 + 2
+    timing = purchase_timing(found.model, weeks)
+    customers = planner_customers(found.customers)
+    source = measured.source
+    if model is not None and check is not None and check.better_than_random:
+        now = pd.DataFrame({"customer_id": customers["customer_id"].astype(str)})
+        features = customer_features(now, orders, as_of=found.as_of)
+        scores = model.predict(features).clip(-1, 1).rename("incremental_probability").reset_index()
+        lift, source = lift_table(scores.set_index("customer_id")["incremental_probability"], "model"), "model"
+    elif source == "measured":
+        lift = measured.for_customers(customers)
+    else:
+        lift = assumed_lift(timing, settings.plan_discounts, relative_lift=settings.prior_lift)
+    notes += [n for n in measured.notes if source != "model" or n.level != "assumed"]
+    planner = CampaignPlanner(discounts=settings.plan_discounts, cost_per_contact=settings.cost_per_contact,
+                              fixed_cost=settings.fixed_cost, response_window_days=window,
+                              risk_limit=config.risk_limit if risk_limit is None else risk_limit,
+                              budget=settings.budget if budget is None else budget,
+                              gross_margin=gross_margin_or_assumed(config.gross_margin)[0], seed=seed,
+                              currency=config.currency)
+    planner.fit(customers, cash.outlook, timing, lift)
+    plan = planner.plan()
+    return CampaignStudy(results, check, scores, lift, source, planner, plan, [*notes, *plan.notes])
 
 
 def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> pd.DataFrame:
