@@ -78,6 +78,7 @@ def test_adversarial_case_gets_its_answer_and_leaves_the_inputs_alone(case, engi
     assert code == case["exit"], said
     assert case["message"] in said
     assert "Traceback" not in said
+    assert not [text for text in case.get("absent", []) if text in said], said
     # one line says what is wrong (argparse puts its usage above it)
     assert len([line for line in out.err.splitlines() if "error:" in line]) == (case["exit"] != 0), out.err
     after = _digests(corpus)

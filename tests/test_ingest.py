@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -786,3 +787,69 @@ def test_without_orders_or_contact_outcomes_nothing_loads(tmp_path):
         load(tmp_path)
     _write(tmp_path, "campaign_id,ts,group,revenue\nA,2024-01-05,test,5\n", "contacts.csv")
     assert load(tmp_path).tables["contacts"].revenue.tolist() == [5.0]
+
+
+# --------------------------------------------------------------------------- hardening
+
+UNCLOSED_QUOTES = ('order_id,customer_id,ts,amount,sku\n'
+                   'O1,C1,2024-01-05,75,"a, b"\n'
+                   'O2,C2,2024-01-06,80,"broken\n'
+                   'O3,C3,2024-01-07,10,"x, y"\n'
+                   'O4,C4,2024-01-08,abc,b\n'
+                   'O5,C5,2024-01-09,12,"q ""z"""\n'
+                   'O6,C6,2024-01-10,5,"also broken\n'
+                   'O7,C7,2024-01-11,6,ok\n'
+                   'O8,C8,2024-13-45,7,s\n')
+
+
+def test_an_unclosed_quote_is_one_reject_and_the_lines_after_it_read_as_before(tmp_path):
+    result = _load_bad_text(tmp_path, UNCLOSED_QUOTES)
+    orders = result.tables["orders"]
+    assert orders.order_id.tolist() == ["O1", "O3", "O5", "O7"]
+    assert orders.sku.tolist() == ["a, b", "x, y", 'q "z"', "ok"]
+    reasons = _rejected(result)
+    assert sorted(reasons) == [3, 5, 7, 9]  # each reject on its own line
+    assert reasons[3].startswith("unreadable line (unterminated quote") and reasons[7] == reasons[3]
+    assert reasons[5] == "amount is not a number" and reasons[9].startswith("unparseable timestamp")
+    assert result.rejects.set_index("row").value[3] == 'O2,C2,2024-01-06,80,"broken'
+
+
+def _load_bad_text(folder, text: str, **settings):
+    path = _write(folder, text)
+    result = load_tables(folder, config_from_dict(settings), now=NOW)
+    counts = result.counts["orders"]
+    assert counts["rows_in"] == counts["accepted"] + counts["rejected"] == text.count("\n") - 1
+    assert path.read_text() == text
+    return result
+
+
+def test_ids_are_nfc_and_stripped_of_unicode_blanks(tmp_path):
+    result = _load_bad_text(tmp_path, "order_id,customer_id,ts,amount,sku\n"
+                                      "O1,C1,2024-01-05,75,P1\n"
+                                      "O1\u00a0,C1\u00a0,2024-01-06,80,\ufeffP1\u2009\n"
+                                      "O3,\u200b C1 ,2024-01-07,10,P1\n"
+                                      "O4,Cafe\u0301,2024-01-08,12,P2\n"
+                                      "O5,Caf\u00e9,2024-01-09,12,P2\n")
+    orders = result.tables["orders"]
+    assert orders.customer_id.tolist() == ["C1", "C1", "C1", "Caf\u00e9", "Caf\u00e9"]
+    assert orders.order_id.nunique() == 4 and set(orders.sku) == {"P1", "P2"}
+
+
+@pytest.mark.parametrize(("header", "settings", "message"), [
+    ("order_id,customer_id,ts,amount,amount", {}, "column 'amount' appears twice (columns 4 and 5)"),
+    ("order_id,customer_id,ts,amount, Amount ", {}, "columns 'amount' and ' Amount ' differ only in case"),
+    ("order_id,customer_id,ts,Total,Sum", {"columns": {"Total": "amount", "Sum": "amount"}},
+     "columns 'Total' and 'Sum' are both mapped to 'amount' under sources.orders.columns"),
+])
+def test_columns_that_could_be_read_as_one_are_refused(tmp_path, header, settings, message):
+    _write(tmp_path, header + "\nO1,C1,2024-01-05,75,7\n")
+    with pytest.raises(IngestError, match="^" + re.escape(f"orders.csv: {message}")):
+        load_tables(tmp_path, config_from_dict({"sources": {"orders": {"path": "orders.csv", **settings}}}), now=NOW)
+
+
+def test_a_file_that_is_no_table_is_not_shown_in_the_error(tmp_path):
+    _write(tmp_path, "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(IngestError) as caught:
+        load_tables(tmp_path, config_from_dict({}), now=NOW)
+    assert "found one column, whose name does not look like a header" in str(caught.value)
+    assert "root" not in str(caught.value)

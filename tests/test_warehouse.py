@@ -265,3 +265,19 @@ def test_a_results_export_alone_is_checked_in_duckdb(tmp_path):
     ours = _assert_same_as_ingest(data, config, tmp_path)
     assert ours.counts["orders"] == {"rows_in": 0, "accepted": 0, "rejected": 0}
     assert ours.counts["contacts"] == {"rows_in": 2, "accepted": 2, "rejected": 0}
+
+
+def test_an_unclosed_quote_and_unicode_ids_read_in_duckdb_as_in_ingest(tmp_path):
+    from test_ingest import UNCLOSED_QUOTES
+
+    from toolkit.warehouse import checked_warehouse
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text(UNCLOSED_QUOTES.replace("C3,", "C1\u00a0,").replace("C5,", "C1,"))
+    ours = _assert_same_as_ingest(data, config_from_dict({}), tmp_path)
+    assert ours.counts["orders"] == {"rows_in": 8, "accepted": 4, "rejected": 4}
+    limits = WarehouseLimits(spill_dir=tmp_path / "spill")
+    with checked_warehouse(data, config_from_dict({}), tmp_path / "r.parquet", now=NOW, limits=limits) as (con, _):
+        assert con.sql("SELECT customer_id, sku FROM orders_ok ORDER BY idx").fetchall() == [
+            ("C1", "a, b"), ("C1", "x, y"), ("C1", 'q "z"'), ("C7", "ok")]

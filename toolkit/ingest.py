@@ -74,6 +74,8 @@ Decisions a reader of the results should know:
 from __future__ import annotations
 
 import codecs
+import csv
+import dataclasses
 import mmap
 import re
 import sqlite3
@@ -99,6 +101,7 @@ from toolkit.schema import (
     DIRECTIONS,
     EARLIEST_TS,
     FREQUENCIES,
+    ID_COLUMNS,
     MAX_ABS_AMOUNT,
     ORDER_STATUSES,
     ORDER_TYPES,
@@ -152,6 +155,8 @@ _FLOATS = ("FLOAT", "DOUBLE", "DECIMAL")
 _NAIVE_TIMES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
 # what str.strip() removes, as DuckDB trim() characters
 _BLANKS = "' \t\n\x0b\x0c\r'"
+# and the Unicode blanks an id may carry from a spreadsheet or a web form (no-break, thin, zero-width spaces, BOM)
+_UNICODE_BLANKS = "' \t\n\x0b\x0c\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff'"
 
 
 def _iso(text: str, kind: str) -> str:
@@ -665,11 +670,35 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: P
             scan = (f"(SELECT * EXCLUDE (file_row_number), file_row_number AS idx "
                     f"FROM read_parquet({_sql_string(str(path))}, file_row_number=true))")
         else:
-            scan, text_file = _text_scan(name, path, label, config, scratch)
+            text_file = _text_file(name, path, label, config, scratch)
+            scan = text_file.scan(name)
+    for repair in range(_QUOTE_REPAIRS + 1):
+        table = _check_rows(con, name, scan, source, label, config, now, text_file is not None)
+        broken = _unterminated_quotes(con, name) if text_file is not None and repair < _QUOTE_REPAIRS else {}
+        if not broken:
+            break
+        # read again from a copy without the broken lines: the lines a quote swallowed are rows of their own
+        text_file = text_file.without(broken, scratch / f"{name}-{repair}.csv")
+        scan = text_file.scan(name)
+        con.sql(f"DROP TABLE {name}_reject_errors; DROP TABLE {name}_reject_scans")
+    if text_file is not None:
+        table.line = _text_lines(con, name, text_file, label, config)
+    else:
+        con.sql(f"CREATE TEMP TABLE {name}_unreadable (line BIGINT, csv_line VARCHAR, error_message VARCHAR)")
+    rows = con.sql(f"SELECT (SELECT count(*) FROM {name}_rows) + (SELECT count(*) FROM {name}_unreadable)"
+                   ).fetchall()[0][0]
+    if rows == 0:
+        raise IngestError(f"{label}: the file has a header but no rows" if text_file else f"{label}: no rows")
+    return table
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, name: str, scan: str, source: Source, label: str, config: Config,
+                now: pd.Timestamp, text: bool) -> _Table:
+    """Map the columns of the source ``scan`` and check its rows into ``<name>_rows``."""
     try:
         types = {row[0]: row[1] for row in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     except duckdb.Error as exc:
-        raise _read_error(exc, label, config, text_file is not None) from None
+        raise _read_error(exc, label, config, text) from None
     found = [c for c in types if c != "idx"]
     columns = _column_sources(name, found, source, label)
     table = _Table(name=name, label=label, source=source, columns=columns,
@@ -685,15 +714,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: P
             # some timestamps carry a UTC offset: read again, converting those and rejecting the rest
             _create_rows(con, table, scan, q, config, now, True)
     except duckdb.Error as exc:
-        raise _read_error(exc, label, config, text_file is not None) from None
-    if text_file is not None:
-        table.line = _text_lines(con, name, text_file, label, config)
-    else:
-        con.sql(f"CREATE TEMP TABLE {name}_unreadable (line BIGINT, csv_line VARCHAR, error_message VARCHAR)")
-    rows = con.sql(f"SELECT (SELECT count(*) FROM {name}_rows) + (SELECT count(*) FROM {name}_unreadable)"
-                   ).fetchall()[0][0]
-    if rows == 0:
-        raise IngestError(f"{label}: the file has a header but no rows" if text_file else f"{label}: no rows")
+        raise _read_error(exc, label, config, text) from None
     return table
 
 
@@ -715,27 +736,122 @@ def _csv_encoding(path: Path, label: str, config: Config) -> str:
         raise IngestError(f"encoding '{config.encoding}' in journeycast.yml is not a known encoding") from None
 
 
-def _text_scan(name: str, path: Path, label: str, config: Config, scratch: Path) -> tuple[str, Path]:
-    """SQL scanning a delimited text file as text columns plus ``idx``; the file DuckDB reads.
+#: Longest column name an error repeats; a longer one is more likely a line of data or of another kind of file.
+_NAME_LENGTH = 64
 
-    Unreadable lines go to ``<name>_reject_errors``. Files in an encoding
-    DuckDB does not read, and whitespace-separated files, are read from a
-    UTF-8, tab-separated copy in ``scratch`` with the same lines.
+#: How many times a text file is read again without a line whose quote never closes (one a time).
+_QUOTE_REPAIRS = 20
+_UNTERMINATED_QUOTE = "unterminated quote: read without it, the lines after it are rows of their own"
+
+
+@dataclass(frozen=True)
+class _TextFile:
+    """A delimited text file as DuckDB reads it: the dialect is stated, never sniffed.
+
+    A sniffer that meets one unclosed quote picks "no quoting" for the whole
+    file, and every valid quoted comma after it splits a value; so the header
+    is parsed here and the quote character fixed. ``broken``: line -> text of
+    the lines left out of ``path`` (blank there) because their quote never closed.
+    """
+
+    path: Path
+    delimiter: str
+    encoding: str  # DuckDB's name
+    names: tuple[str, ...]
+    quote: str
+    broken: dict[int, str] = field(default_factory=dict)
+
+    def scan(self, name: str) -> str:
+        """SQL scanning the file as text columns plus ``idx``; unreadable lines go to ``<name>_reject_errors``."""
+        columns = "{" + ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in self.names) + "}"
+        # row_number() OVER () streams: file order without holding the file
+        return (f"(SELECT row_number() OVER () - 1 AS idx, * FROM read_csv({_sql_string(str(self.path))}, "
+                f"header=true, auto_detect=false, columns={columns}, delim={_sql_string(self.delimiter)}, "
+                f"quote={_sql_string(self.quote)}, escape={_sql_string(self.quote)}, strict_mode=true, "
+                f"encoding={_sql_string(self.encoding)}, store_rejects=true, "
+                f"rejects_table='{name}_reject_errors', rejects_scan='{name}_reject_scans'))")
+
+    def without(self, broken: dict[int, tuple[int, str]], target: Path) -> "_TextFile":
+        """A copy with the lines ``broken`` (line -> (byte position, text)) blank, line numbers kept."""
+        data = self.path.read_bytes()
+        with target.open("wb") as out:
+            position = 0
+            for near, _ in sorted(broken.values()):
+                start = data.rfind(b"\n", 0, near) + 1  # DuckDB's position may be 1-based
+                out.write(data[position:start])
+                end = data.find(b"\n", start)
+                position = len(data) if end < 0 else end - (data[end - 1:end] == b"\r")
+            out.write(data[position:])
+        lost = {line: text for line, (_, text) in broken.items()}
+        return dataclasses.replace(self, path=target, broken={**self.broken, **lost})
+
+
+def _text_file(name: str, path: Path, label: str, config: Config, scratch: Path) -> _TextFile:
+    """How to read a delimited text file (see ``_TextFile``).
+
+    Files in an encoding DuckDB does not read, and whitespace-separated
+    files, are read from a UTF-8, tab-separated copy in ``scratch`` with the same lines.
     """
     encoding = _csv_encoding(path, label, config)
     delimiter = config.delimiter or _header_delimiter(path, encoding)
+    quote = '"'
     if delimiter == WHITESPACE:
         path = _whitespace_to_tabs(path, label, encoding, scratch / f"{name}.tsv")
-        delimiter, encoding = "\t", "utf-8"
+        delimiter, encoding, quote = "\t", "utf-8", ""  # blanks split the fields: a quote is a character
     elif encoding not in _DUCKDB_ENCODINGS:
         path = _transcode(path, label, encoding, scratch / f"{name}.csv")
         encoding = "utf-8"
-    # row_number() OVER () streams: file order without holding the file
-    scan = (f"(SELECT row_number() OVER () - 1 AS idx, * FROM read_csv({_sql_string(str(path))}, "
-            f"header=true, all_varchar=true, delim={_sql_string(delimiter)}, "
-            f"encoding={_sql_string(_DUCKDB_ENCODINGS[encoding])}, store_rejects=true, "
-            f"rejects_table='{name}_reject_errors', rejects_scan='{name}_reject_scans'))")
-    return scan, path
+    names = _header_names(path, encoding, delimiter, quote, label)
+    return _TextFile(path, delimiter, _DUCKDB_ENCODINGS[encoding], names, quote)
+
+
+def _header_names(path: Path, encoding: str, delimiter: str, quote: str, label: str) -> tuple[str, ...]:
+    """The column names of the header line (a blank name is ``column<n>``); a name given twice is an error."""
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding
+    try:
+        if encoding.startswith("utf-16"):  # a newline is two bytes: let the codec find it
+            with path.open("r", encoding=codec, newline="") as handle:
+                header = handle.readline(1 << 20)
+        else:  # only the header's bytes: a bad byte further down is a reject of its own line
+            with path.open("rb") as handle:
+                header = handle.readline(1 << 20).decode(codec)
+    except UnicodeDecodeError:
+        raise _encoding_error(label, 1, encoding) from None
+    header = header.rstrip("\r\n")
+    dialect = {"quotechar": quote} if quote else {"quoting": csv.QUOTE_NONE}
+    names = next(csv.reader([header], delimiter=delimiter, **dialect), [])
+    names = [name or f"column{i}" for i, name in enumerate(names, start=1)]
+    _refuse_repeated_names(names, label)
+    return tuple(names)
+
+
+def _refuse_repeated_names(names: list[str], label: str) -> None:
+    """A column name given twice is an error: which of the two is meant is unknown.
+
+    Case and blanks around a name are ignored, as when a column is found by
+    its canonical name (and as SQL names are compared).
+    """
+    seen: dict[str, tuple[int, str]] = {}
+    for i, name in enumerate(names, start=1):
+        key = str(name).strip().lower()
+        if key in seen:
+            first, before = seen[key]
+            same = (f"column {before.strip()!r} appears twice" if before.strip() == str(name).strip()
+                    else f"columns {before!r} and {name!r} differ only in case")
+            raise IngestError(f"{label}: {same} (columns {first} and {i}); rename or drop one of them")
+        seen[key] = (i, str(name))
+
+
+def _unterminated_quotes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int, tuple[int, str]]:
+    """The first line whose quoted value never closed and swallowed the lines after it: line -> (byte position, text).
+
+    Only the first: the lines it swallowed count as one, so the line numbers
+    DuckDB gives the problems after it are off until it is left out.
+    """
+    found = con.sql(f"""
+        SELECT line, line_byte_position, split_part(csv_line, chr(10), 1)
+        FROM {name}_reject_errors WHERE contains(csv_line, chr(10)) ORDER BY line LIMIT 1""").fetchall()
+    return {int(line): (int(start), text.rstrip("\r")) for line, start, text in found}
 
 
 def _header_delimiter(path: Path, encoding: str) -> str:
@@ -754,21 +870,25 @@ def _header_delimiter(path: Path, encoding: str) -> str:
     return WHITESPACE if len(header.split()) > 1 else ","
 
 
-def _text_lines(con: duckdb.DuckDBPyConnection, name: str, path: Path, label: str, config: Config) -> str:
+def _text_lines(con: duckdb.DuckDBPyConnection, name: str, text: _TextFile, label: str, config: Config) -> str:
     """Store the unreadable lines; the SQL giving the line number of row position ``idx``.
 
     A row's line is the idx-th line after the header that is neither
     unreadable nor blank. With ``t_1 < t_2 < ...`` those skipped lines and
     ``u_j = t_j - (j - 1)``, row ``idx`` is on line ``idx + 2 + #{j: u_j <= idx + 2}``.
+    Lines left out for an unterminated quote (``text.broken``) are unreadable ones.
     """
     con.sql(f"CREATE TEMP TABLE {name}_unreadable AS SELECT DISTINCT ON (line) line, error_type, "
             f"trim(csv_line, {_BLANKS}) AS csv_line, error_message FROM {name}_reject_errors ORDER BY line")
+    if text.broken:
+        con.sql(f"INSERT INTO {name}_unreadable SELECT unnest(?::BIGINT[]), NULL, unnest(?::VARCHAR[]), ?",
+                params=[list(text.broken), list(text.broken.values()), _UNTERMINATED_QUOTE])
     encoding = con.sql(f"SELECT min(line) FROM {name}_unreadable WHERE error_type = 'INVALID ENCODING'"
                        ).fetchall()[0][0]
     if encoding is not None:
         raise _encoding_error(label, encoding, config.encoding)
     unreadable = [row[0] for row in con.sql(f"SELECT line FROM {name}_unreadable").fetchall()]
-    skipped = sorted({*unreadable, *(int(line) for line in _blank_lines(path))})
+    skipped = sorted({*unreadable, *(int(line) for line in _blank_lines(text.path))})
     shifts = [line - j for j, line in enumerate(skipped)]
     con.sql(f"CREATE TEMP TABLE {name}_skipped AS SELECT unnest(?::BIGINT[]) AS u", params=[shifts])
     return f"(idx + 2 + (SELECT count(*) FROM {name}_skipped WHERE u <= idx + 2))"
@@ -953,15 +1073,27 @@ def _column_sources(name: str, source_columns: list[str], source: Source, label:
     A column is read when the mapping names it or when its own name is a
     canonical one (case and surrounding blanks ignored); a canonical name the
     mapping gives to one column is never taken from another. A required
-    column absent is an error that names what was found.
+    column absent is an error that names what was found. Two columns that
+    could both be read as one (a name given twice, names that differ only in
+    case, two columns mapped to one canonical name) are an error: reading
+    either would be a guess.
     """
     kinds = COLUMN_KINDS[name]
+    _refuse_repeated_names(source_columns, label)
     stripped = {str(c).strip(): c for c in source_columns}
     unknown = sorted(t for t in source.columns.values() if t not in kinds)
     if unknown:
         raise IngestError(f"{label}: sources.{name}.columns maps to {unknown[0]!r}, which is not a "
                           f"{name} column (expected one of {', '.join(kinds)})")
-    picked = {target: stripped[column] for column, target in source.columns.items() if column in stripped}
+    candidates: dict[str, list[str]] = {}
+    for column, target in source.columns.items():
+        if column in stripped:
+            candidates.setdefault(target, []).append(stripped[column])
+    for target, found in candidates.items():
+        if len(found) > 1:
+            raise IngestError(f"{label}: columns {found[0]!r} and {found[1]!r} are both mapped to {target!r} "
+                              f"under sources.{name}.columns; map only one")
+    picked = {target: found[0] for target, found in candidates.items()}
     mapped = set(source.columns)
     for column, original in stripped.items():
         target = column.lower()
@@ -980,15 +1112,28 @@ def _column_sources(name: str, source_columns: list[str], source: Source, label:
     if missing:
         found = list(stripped)
         expected = ", ".join(REQUIRED_COLUMNS[name])
-        if any(d in column for column in found for d in _DELIMITERS):
+        if len(found) == 1 and any(d in found[0] for d in _DELIMITERS):
             raise IngestError(
-                f"{label}: the header did not split into columns (found {found[:3]}); "
-                f"expected columns {expected}. Check the file's delimiter or set `delimiter:` "
-                "in journeycast.yml")
+                f"{label}: the header did not split into columns (one column, its name holding "
+                f"{' and '.join(repr(d) for d in _DELIMITERS if d in found[0])}); expected columns {expected}. "
+                "Check the file's delimiter or set `delimiter:` in journeycast.yml")
         also = " (or quantity and unit_price)" if missing[0] == "amount" else ""
-        raise IngestError(f"{label}: required column '{missing[0]}'{also} missing (found: {', '.join(found)}); "
+        raise IngestError(f"{label}: required column '{missing[0]}'{also} missing ({_found_columns(found)}); "
                           f"expected at least {expected}, or map yours under sources.{name}.columns")
     return picked
+
+
+def _found_columns(found: list[str]) -> str:
+    """The column names a source has, for an error -- when they look like names.
+
+    A file that is not a table (a system file, a binary) has one long "name":
+    its first line, which an error must not show.
+    """
+    if len(found) > 1 and all(len(c) <= _NAME_LENGTH and c.isprintable() for c in found):
+        return "found: " + ", ".join(found)
+    if len(found) == 1:
+        return "found one column, whose name does not look like a header"
+    return f"found {len(found)} columns whose names do not look like a header"
 
 
 def _passed_through(name: str, found: list[str], columns: dict[str, str]) -> dict[str, str]:
@@ -1094,12 +1239,19 @@ class _Columns:
         """Stripped text; blank is NULL (``trim`` only where an end is blank: it is slow).
 
         Whole numbers stored as floats (ids in a database result) read without ``.0``.
+        Identifiers (``schema.ID_COLUMNS``) follow the schema's rule: Unicode NFC,
+        Unicode blanks (non-breaking spaces among them) stripped as well.
         """
         if self.type(column).startswith(_FLOATS):
             raw = self.raw(column)
             return (f"CASE WHEN isnan({raw}) THEN NULL WHEN {raw} = trunc({raw}) "
                     f"THEN CAST(CAST({raw} AS HUGEINT) AS VARCHAR) ELSE CAST({raw} AS VARCHAR) END")
         value = self.value(column)
+        if column in ID_COLUMNS:
+            # nfc_normalize returns ASCII text as it is, at no cost
+            return (f"NULLIF(CASE WHEN ascii({value}) <= 32 OR ascii({value}) > 126 OR ascii({value}[-1]) <= 32 "
+                    f"OR ascii({value}[-1]) > 126 THEN trim(nfc_normalize({value}), {_UNICODE_BLANKS}) "
+                    f"ELSE nfc_normalize({value}) END, '')")
         return (f"NULLIF(CASE WHEN ascii({value}) <= 32 OR ascii({value}[-1]) <= 32 "
                 f"THEN trim({value}, {_BLANKS}) ELSE {value} END, '')")
 

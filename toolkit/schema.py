@@ -9,6 +9,12 @@ Three tables describe a customer journey:
 ``costs`` (optional): one row per spend booking
     ts, stage, category, channel, amount
 
+Identifiers (``ID_COLUMNS``: order_id, customer_id, campaign_id, sku) are
+compared as text after one rule: Unicode NFC normalisation, and blanks around
+them stripped, non-breaking and other Unicode spaces included. So "C1", "C1"
+followed by a no-break space and an id typed with a decomposed accent are the
+same customer, whichever system exported them.
+
 Timestamps are timezone-naive in the business's local time (see
 ``Config.timezone``). Amounts are in the configured currency: order amounts are
 money in (negative for refund and cancellation lines, whose quantity is
@@ -56,6 +62,9 @@ ORDER_TYPES: tuple[str, ...] = ("new", "repeat", "upsell", "guest")
 
 #: Order status: refunds (negative amounts) and cancellations are kept and marked.
 ORDER_STATUSES: tuple[str, ...] = ("completed", "refunded", "cancelled")
+
+#: Columns holding identifiers, normalised by the rule above.
+ID_COLUMNS: tuple[str, ...] = ("order_id", "customer_id", "campaign_id", "sku")
 
 #: Contact groups: those a campaign reached and those held out to measure it against.
 CONTACT_GROUPS: tuple[str, ...] = ("treatment", "control")
