@@ -147,3 +147,66 @@ def test_too_few_upsells_is_a_finding_not_a_crash(sample_tables):
     early = evaluate_upsell(orders, orders["ts"].min() + pd.Timedelta(days=30))
     assert early.reason.startswith("not enough upsells to check: no purchase before")
     assert early.customers == 0
+
+
+def test_personal_offers_climb_the_range_cross_sell_or_discount_on_a_shop_without_tiers():
+    from toolkit.opportunities import personal_offers, product_items
+
+    rows = [("a", "2024-01-01", "OFF-PA-1", 10.0), ("a", "2024-02-01", "OFF-PA-2", 20.0),
+            ("a", "2024-03-01", "OFF-PA-3", 40.0), ("b", "2024-01-01", "OFF-PA-1", 10.0),
+            ("b", "2024-02-01", "OFF-PA-2", 20.0), ("c", "2024-01-05", "OFF-PA-1", 10.0),
+            ("c", "2024-01-06", "FUR-CH-1", 300.0), ("d", "2024-01-05", "OFF-PA-1", 10.0),
+            ("d", "2024-01-07", "FUR-CH-1", 300.0), ("e", "2024-01-09", "OFF-PA-1", 10.0),
+            ("f", "2024-01-01", "FUR-CH-1", 300.0), ("f", "2024-01-02", "OFF-PA-1", 10.0),
+            ("f", "2024-01-03", "OFF-PA-2", 20.0), ("f", "2024-01-04", "OFF-PA-3", 40.0),
+            ("g", "2024-01-03", "TEC-PH-1", 90.0), ("h", "2024-01-03", "TEC-PH-1", 90.0)]
+    orders = _orders(rows)
+    items = product_items(orders).set_index("sku")
+    assert items.loc["OFF-PA-3", "category"] == "OFF-PA" and items.loc["OFF-PA-3", "item"] == "OFF-PA premium"
+    assert items.loc["OFF-PA-1", "item"] == "OFF-PA entry" and items.loc["FUR-CH-1", "item"] == "FUR-CH"
+    predictions = pd.DataFrame({"customer_id": ["b", "e"], "expected_value": [10.0, 1000.0]})
+    offers = personal_offers(orders, "2024-04-01", gross_margin=0.4, predictions=predictions).set_index("customer_id")
+    # b stopped at mid-range paper, where a and f climbed on; e bought entry paper, as c, d and f did, who
+    # bought chairs more often (3 in 6) than customers at large (3 in 8)
+    assert offers.loc["b", "offer"] == "upgrade to OFF-PA premium" and offers.loc["b", "offer_kind"] == "next tier"
+    assert offers.loc["e", "offer_kind"] == "bundle" and offers.loc["e", "offer_sku"] == "FUR-CH-1"
+    assert offers.loc["e", "offer_value"] == 300.0 and offers.loc["e", "confidence"] == pytest.approx(3 / 6)
+    assert offers.loc["a", "offer"] == "add FUR-CH"  # a is at the top of paper, where f added a chair
+    # g's phone buyers bought nothing else: a discount on what they know
+    assert offers.loc["g", "offer"] == "discount on TEC-PH" and np.isnan(offers.loc["g", "confidence"])
+    assert offers.loc["b", "max_discount"] == pytest.approx(0.1)  # 0.4 x 10 expected over a 40 offer
+    assert (offers.drop(index="b")["max_discount"] == 0.3).all()  # the largest offer discount, below the margin
+    thin = personal_offers(orders, "2024-04-01", gross_margin=0.2)
+    assert (thin["max_discount"] == 0.19).all()  # never at or below cost
+    assert offers.index.tolist() == sorted("abcdefgh") and offers["offer"].nunique() >= 4
+
+
+def test_personal_offers_differ_between_customers_on_the_sample(sample_tables):
+    from toolkit.opportunities import personal_offers
+
+    offers = personal_offers(sample_tables["orders"], sample.END, gross_margin=0.58)
+    assert offers["customer_id"].is_unique
+    assert set(offers["offer_kind"]) == {"next tier", "bundle", "discount"}
+    assert offers["offer"].value_counts(normalize=True).iloc[0] < 0.5  # not one offer for everyone
+    upgrades = offers[offers["offer_kind"] == "next tier"]
+    assert set(upgrades["offer"]) <= {"upgrade to pro", "upgrade to elite"}
+    assert offers.loc[offers["offer_kind"] == "bundle", "offer_sku"].str.startswith("ADD-").all()
+    assert (offers["max_discount"] < 0.58).all() and (offers["offer_value"] > 0).all()
+
+
+def test_personal_offers_differ_between_customers_on_superstore():
+    from test_real_data import REAL_CONFIGS, _real_data
+    from toolkit.config import load_config
+    from toolkit.ingest import load_tables
+    from toolkit.opportunities import personal_offers, purchases
+
+    data = _real_data() / "superstore"
+    orders = load_tables(data, load_config(data, REAL_CONFIGS / "superstore.yml")).tables["orders"]
+    offers = personal_offers(orders, orders["ts"].max(), gross_margin=0.4)
+    assert len(offers) == purchases(orders)["customer_id"].nunique() == 804
+    assert offers["offer"].nunique() >= 10 and offers["offer"].value_counts(normalize=True).iloc[0] < 0.4
+    assert {"next tier", "bundle"} <= set(offers["offer_kind"])
+    # categories from Superstore's product ids: FUR-CH of FUR-CH-10004287, priced by band within the category
+    assert offers["offer"].str.fullmatch(r"(upgrade to|add|discount on) [A-Z]{3}-[A-Z]{2}"
+                                         r"( entry| mid-range| premium)?").all()
+    assert (offers["max_discount"] < 0.4).all() and (offers["offer_value"] > 0).all()

@@ -550,7 +550,8 @@ def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margi
     cap = np.full(len(customers), min(max_discount, gross_margin - 0.01))
     if predictions is not None and "expected_value" in predictions.columns:
         expected = predictions.set_index(predictions["customer_id"].astype(str))["expected_value"].reindex(customers)
-        cap = np.minimum(cap, gross_margin * expected.fillna(0).clip(lower=0).to_numpy() / np.maximum(value, 1e-9))
+        # a customer the predictions do not cover keeps the margin's bound alone
+        cap = np.minimum(cap, gross_margin * expected.fillna(np.inf).clip(lower=0).to_numpy() / np.maximum(value, 1e-9))
     out = pd.DataFrame({
         "customer_id": customers, "offer": offer, "offer_kind": kind, "offer_value": value,
         "max_discount": np.floor(np.clip(cap, 0, None) * 100) / 100,  # whole percent, never above the bound
