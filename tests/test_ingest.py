@@ -814,12 +814,20 @@ def test_an_unclosed_quote_is_one_reject_and_the_lines_after_it_read_as_before(t
     assert result.rejects.set_index("row").value[3] == 'O2,C2,2024-01-06,80,"broken'
 
 
+def test_an_unclosed_quote_in_a_windows_file_is_rejected_with_its_text(tmp_path):
+    result = _load_bad_text(tmp_path, UNCLOSED_QUOTES.replace("\n", "\r\n"))
+    assert result.tables["orders"].order_id.tolist() == ["O1", "O3", "O5", "O7"]
+    rejects = result.rejects.set_index("row")
+    assert sorted(rejects.index) == [3, 5, 7, 9]
+    assert rejects.value[3] == 'O2,C2,2024-01-06,80,"broken' and rejects.value[7] == 'O6,C6,2024-01-10,5,"also broken'
+
+
 def _load_bad_text(folder, text: str, **settings):
     path = _write(folder, text)
     result = load_tables(folder, config_from_dict(settings), now=NOW)
     counts = result.counts["orders"]
     assert counts["rows_in"] == counts["accepted"] + counts["rejected"] == text.count("\n") - 1
-    assert path.read_text() == text
+    assert path.read_bytes() == text.encode()
     return result
 
 
@@ -853,3 +861,14 @@ def test_a_file_that_is_no_table_is_not_shown_in_the_error(tmp_path):
         load_tables(tmp_path, config_from_dict({}), now=NOW)
     assert "found one column, whose name does not look like a header" in str(caught.value)
     assert "root" not in str(caught.value)
+
+
+def test_the_data_period_ends_with_what_happened_not_with_plans(tmp_path):
+    from toolkit.pipeline import load
+
+    _write(tmp_path, "order_id,customer_id,ts,amount\nO1,C1,2024-01-05,75\nO2,C2,2024-03-06,25\n")
+    _write(tmp_path, "ts,amount,frequency\n2023-12-01,900,monthly\n2031-01-01,5000,once\n", "commitments.csv")
+    _write(tmp_path, "campaign_id,ts\nnext-spring,2030-03-01\n", "campaigns.csv")
+    dataset = load(tmp_path)
+    assert dataset.tables["commitments"].ts.max() == pd.Timestamp("2031-01-01")
+    assert dataset.period == (pd.Timestamp("2024-01-05"), pd.Timestamp("2024-03-06"))

@@ -105,6 +105,7 @@ from toolkit.schema import (
     MAX_ABS_AMOUNT,
     ORDER_STATUSES,
     ORDER_TYPES,
+    PLANNED_TABLES,
     REQUIRED_COLUMNS,
     SCHEMAS,
     STAGES,
@@ -223,8 +224,8 @@ class Rule:
     needs: str | None = None
 
 
-def _timestamp_rules(table: str, future: bool = False) -> tuple[Rule, ...]:
-    """The rules of a row's ``ts``; ``future``: the table may hold dates after now (plans, scheduled payments)."""
+def _timestamp_rules(table: str) -> tuple[Rule, ...]:
+    """The rules of a row's ``ts``; only tables of plans (``PLANNED_TABLES``) may hold dates after now."""
     rules = (
         Rule(table, "ts", "missing ts", "_ts_text IS NULL AND _ts_missing"),
         Rule(table, "ts", "timestamp without UTC offset in a column whose other timestamps have one "
@@ -233,7 +234,7 @@ def _timestamp_rules(table: str, future: bool = False) -> tuple[Rule, ...]:
              "_ts_text IS NOT NULL AND _offset = {offsets} AND ts IS NULL"),
         Rule(table, "ts", f"timestamp before {EARLIEST_TS} (entry error?)", f"ts < TIMESTAMP '{EARLIEST_TS}'"),
     )
-    if future:
+    if table in PLANNED_TABLES:
         return rules
     return (*rules, Rule(table, "ts", "timestamp after now ({now:%Y-%m-%d %H:%M})",
                          "ts > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S.%f}'"))
@@ -310,7 +311,7 @@ RULES: tuple[Rule, ...] = (
          needs="converted"),
     *_number_rules("contacts", "revenue"),
     Rule("campaigns", "campaign_id", "missing campaign_id", "campaign_id IS NULL"),
-    *_timestamp_rules("campaigns", future=True),
+    *_timestamp_rules("campaigns"),
     *_number_rules("campaigns", "discount"),
     _share_rule("campaigns", "discount", "<"),
     *(rule for cost in ("cost_per_contact", "fixed_cost") for rule in (
@@ -323,7 +324,7 @@ RULES: tuple[Rule, ...] = (
     _share_rule("campaigns", "control_share", "<="),
     *_timestamp_rules("balances"),
     *_number_rules("balances", "balance", required=True),
-    *_timestamp_rules("commitments", future=True),
+    *_timestamp_rules("commitments"),
     *_number_rules("commitments", "amount", required=True),
     Rule("commitments", "amount", "amount is not above 0 (direction says whether money goes out or in)",
          "_n_amount <= 0", needs="amount"),
@@ -849,7 +850,7 @@ def _unterminated_quotes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int,
     DuckDB gives the problems after it are off until it is left out.
     """
     found = con.sql(f"""
-        SELECT line, line_byte_position, split_part(csv_line, chr(10), 1)
+        SELECT line, line_byte_position, split_part(ltrim(csv_line, chr(13) || chr(10)), chr(10), 1)
         FROM {name}_reject_errors WHERE contains(csv_line, chr(10)) ORDER BY line LIMIT 1""").fetchall()
     return {int(line): (int(start), text.rstrip("\r")) for line, start, text in found}
 

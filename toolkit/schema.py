@@ -63,6 +63,10 @@ ORDER_TYPES: tuple[str, ...] = ("new", "repeat", "upsell", "guest")
 #: Order status: refunds (negative amounts) and cancellations are kept and marked.
 ORDER_STATUSES: tuple[str, ...] = ("completed", "refunded", "cancelled")
 
+#: Tables of plans, whose dates may lie ahead (a scheduled payment, a planned campaign); the
+#: others record what happened, and a date after now in them is an entry error.
+PLANNED_TABLES: tuple[str, ...] = ("campaigns", "commitments")
+
 #: Columns holding identifiers, normalised by the rule above.
 ID_COLUMNS: tuple[str, ...] = ("order_id", "customer_id", "campaign_id", "sku")
 
