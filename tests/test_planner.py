@@ -157,6 +157,17 @@ def test_each_segment_gets_the_discount_that_pays_it_best():
     assert set(planner.plan(discounts=[0.0]).targets["discount"]) == {0.0}
 
 
+def test_a_discount_a_campaign_was_measured_at_is_an_option():
+    customers = _customers(50)
+    timing = _timing(customers, [0.1] * 14)
+    measured = lift_table(pd.Series(0.2, index=customers["customer_id"]), "measured").assign(discount=0.15)
+    planner = CampaignPlanner(discounts=(0.0, 0.1), launch_weeks=3, gross_margin=0.6)
+    plan = planner.fit(customers, None, timing, measured).plan()
+    assert planner.discounts_ == (0.0, 0.1, 0.15)
+    assert set(plan.targets["discount"]) == {0.15} and plan.recommended  # no lift is known at 0% or 10%
+    assert not planner.plan(discounts=[0.0, 0.1]).recommended
+
+
 def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out():
     customers = _customers(100)
     timing = _timing(customers, [0.2] * 14)
@@ -206,11 +217,31 @@ def sample_plan_inputs(sample_dir):
         model.predict(91).drop(columns=["window_start_days", "window_end_days"]), on="customer_id")
     offers = personal_offers(orders, as_of, dataset.config.gross_margin, model.predict(91))
     timing = purchase_timing(model, 15, seasonality=weekly_seasonality(cash.result.forecast, 15))
-    return planner_customers(customers, offers), cash, timing
+    return planner_customers(customers, offers), cash, timing, model
+
+
+def test_timing_splits_the_models_expected_purchases_by_week_and_signals_raise_the_weeks_they_cover(
+        sample_plan_inputs):
+    customers, cash, timing, model = sample_plan_inputs
+    plain = purchase_timing(model, 6)
+    # P(at least one purchase) per week from a Poisson count: the weeks' counts add up to the model's
+    np.testing.assert_allclose(-np.log(1 - plain).sum(axis=1), model.expected_purchases(42).to_numpy(), rtol=1e-6)
+    assert (plain[1] > plain[6]).mean() > 0.9  # silent customers fade: the chance drifts down week by week
+    shape = weekly_seasonality(cash.result.forecast, 15)
+    assert shape.mean() == pytest.approx(1.0) and shape.std() > 0.01
+    customer = plain.index[0]
+    cart = pd.DataFrame({"customer_id": [customer, customer], "event_type": ["cart_abandon", "cart_abandon"],
+                         "odds_ratio": [10.0, 10.0], "lead_days": [14, 14], "days_ago": [2, 5]})
+    signalled = purchase_timing(model, 6, signals=cart)
+    before = plain.loc[customer]
+    odds = before / (1 - before) * 10  # one abandoned cart counts once, in the 12 days it still says something
+    np.testing.assert_allclose(signalled.loc[customer, [1, 2]], (odds / (1 + odds))[[1, 2]])
+    np.testing.assert_allclose(signalled.loc[customer, [3, 4, 5, 6]], before[[3, 4, 5, 6]])
+    pd.testing.assert_frame_equal(signalled.drop(index=customer), plain.drop(index=customer))
 
 
 def test_on_the_sample_launch_weeks_differ_and_squeezed_weeks_are_avoided(sample_plan_inputs):
-    customers, cash, timing = sample_plan_inputs
+    customers, cash, timing, _ = sample_plan_inputs
     planner = CampaignPlanner(discounts=(0.0, 0.1, 0.2), cost_per_contact=0.5, fixed_cost=1_000.0,
                               gross_margin=0.58, response_window_days=14)
     planner.fit(customers, cash.outlook, timing, assumed_lift(timing))

@@ -67,6 +67,7 @@ from toolkit.charts import money_text
 from toolkit.notes import Note
 from toolkit.opportunities.repurchase import RepurchaseModel
 from toolkit.opportunities.segments import OpportunityError, require_columns
+from toolkit.opportunities.signals import _with_odds_ratio
 
 __all__ = [
     "LIFT_COLUMNS",
@@ -107,8 +108,9 @@ def purchase_timing(model: RepurchaseModel, weeks: int, summary: pd.DataFrame | 
     silent customer's P(alive) fades); ``seasonality`` (one factor per week,
     e.g. :func:`weekly_seasonality` of the inflow forecast) scales them to the
     shop's weekly shape; ``signals`` (:func:`toolkit.opportunities.recent_signals`
-    output: customer_id, odds_ratio, lead_days, days_ago) multiply the odds of a
-    purchase in the weeks before the signal's lead runs out. The chance of at
+    output: customer_id, event_type, odds_ratio, lead_days, days_ago, most
+    recent first) multiply the odds of a purchase in the weeks before the
+    signal's lead runs out, each kind of signal once per customer. The chance of at
     least one purchase is ``1 - exp(-expected)`` (purchases as a Poisson count).
 
     Returns a frame indexed by customer_id with columns 1..weeks.
@@ -127,15 +129,15 @@ def purchase_timing(model: RepurchaseModel, weeks: int, summary: pd.DataFrame | 
     chance = pd.DataFrame(1 - np.exp(-expected), columns=range(1, weeks + 1),
                           index=pd.Index(customers, name="customer_id"))
     if signals is not None and len(signals):
-        require_columns(signals, ("customer_id", "odds_ratio", "lead_days", "days_ago"), "signals")
-        due = (signals["lead_days"] - signals["days_ago"]).clip(lower=1)
-        for (customer, ratio, days) in zip(signals["customer_id"], signals["odds_ratio"], due):
-            if customer in chance.index:
-                week_starts = _DAYS * np.arange(weeks)
-                raised = week_starts < days
-                p = chance.loc[customer].to_numpy()
-                odds = p / np.clip(1 - p, 1e-12, None) * np.where(raised, ratio, 1.0)
-                chance.loc[customer] = odds / (1 + odds)
+        require_columns(signals, ("customer_id", "event_type", "odds_ratio", "lead_days", "days_ago"), "signals")
+        latest = signals.drop_duplicates(["customer_id", "event_type"])  # each kind of signal counts once
+        row = chance.index.get_indexer(latest["customer_id"].astype(str))
+        latest, row = latest[row >= 0], row[row >= 0]
+        due = (latest["lead_days"] - latest["days_ago"]).clip(lower=1).to_numpy()
+        raised = _DAYS * np.arange(weeks)[None, :] < due[:, None]       # the weeks before the lead runs out
+        ratio = np.ones(chance.shape)
+        np.multiply.at(ratio, row, np.where(raised, latest["odds_ratio"].to_numpy(dtype=float)[:, None], 1.0))
+        chance = _with_odds_ratio(chance, pd.DataFrame(ratio, index=chance.index, columns=chance.columns))
     return chance
 
 
@@ -345,6 +347,7 @@ class CampaignPlanner:
     Attributes (after ``fit``)
     --------------------------
     customers_ : the fitted customers (customer_id, segment, offer, value, max_discount).
+    discounts_ : the menu plus every discount the lift was measured at.
     natural_ : P(natural purchase in the window), customers x launch weeks.
     profit_ : expected incremental profit, customers x launch weeks x discounts (-inf where
         the discount is not allowed: at or above the margin or the offer's bound).
@@ -419,15 +422,17 @@ class CampaignPlanner:
     def _fit_lift(self, lift: pd.DataFrame) -> None:
         """incremental_probability and relative_lift per customer x discount (0 where no lift is known)."""
         ids = self.customers_["customer_id"].to_numpy()
-        n, k = len(ids), len(self.discounts)
-        absolute, relative = np.zeros((n, k)), np.zeros((n, k))
         frame = lift.assign(customer_id=lift["customer_id"].astype(str))
         if "discount" not in frame.columns or frame["discount"].isna().all():
             frame = frame.drop(columns="discount", errors="ignore").merge(
                 pd.DataFrame({"discount": self.discounts}), how="cross")
-        frame = frame[frame["discount"].isin(self.discounts)]
+        # a discount a past campaign was measured at is an option too, whatever the menu says
+        frame = frame[frame["discount"].notna()]
+        self.discounts_ = tuple(sorted({*self.discounts, *frame["discount"].astype(float)}))
+        n, k = len(ids), len(self.discounts_)
+        absolute, relative = np.zeros((n, k)), np.zeros((n, k))
         row = pd.Index(ids).get_indexer(frame["customer_id"])
-        column = pd.Index(self.discounts).get_indexer(frame["discount"].astype(float))
+        column = pd.Index(self.discounts_).get_indexer(frame["discount"].astype(float))
         keep = row >= 0
         absolute[row[keep], column[keep]] = frame["incremental_probability"].to_numpy(dtype=float)[keep]
         relative[row[keep], column[keep]] = frame["relative_lift"].to_numpy(dtype=float)[keep]
@@ -438,13 +443,13 @@ class CampaignPlanner:
     def _fit_profit(self) -> None:
         """Expected incremental cash and its variance per customer x week x discount, before contact costs."""
         value = self.customers_["value"].to_numpy(dtype=float)[:, None, None]
-        discount = np.asarray(self.discounts)[None, None, :]
+        discount = np.asarray(self.discounts_)[None, None, :]
         natural = self.natural_[:, :, None]
         incremental = self.absolute_lift_[:, None, :] + self.relative_lift_[:, None, :] * natural
         incremental = np.clip(incremental, -natural, 1 - natural)
         won = value * (self.gross_margin - discount)       # cash of a sale won by the campaign
         given = value * discount                            # discount on a sale that would have happened
-        self.incremental_ = np.broadcast_to(incremental, (*self.natural_.shape, len(self.discounts)))
+        self.incremental_ = np.broadcast_to(incremental, (*self.natural_.shape, len(self.discounts_)))
         self.cash_mean_ = incremental * won - natural * given
         self.cash_var_ = (np.abs(incremental) * (1 - np.abs(incremental)) * won ** 2
                           + natural * (1 - natural) * given ** 2)
@@ -551,10 +556,10 @@ class CampaignPlanner:
         budget = None if budget is None or not math.isfinite(budget) else float(budget)
         risk_limit = self.risk_limit if risk_limit is None else float(risk_limit)
         cost = self.cost_per_contact if cost_per_contact is None else float(cost_per_contact)
-        menu = np.asarray(self.discounts)
+        menu = np.asarray(self.discounts_)
         allowed = np.ones(len(menu), bool) if discounts is None else np.isin(menu, np.asarray(discounts, float))
         if not allowed.any():
-            raise OpportunityError(f"none of the discounts {list(discounts)} is on the menu {list(self.discounts)}")
+            raise OpportunityError(f"none of the discounts {list(discounts)} is on the menu {list(self.discounts_)}")
         profit = np.where(self.allowed_, self.cash_mean_ - cost, -np.inf)
         weeks = len(self.launch_days_)
         chosen, ignoring = [], []
@@ -614,7 +619,7 @@ class CampaignPlanner:
         table = self.customers_.iloc[members]
         return pd.DataFrame({
             "customer_id": table["customer_id"].to_numpy(), "segment": table["segment"].to_numpy(),
-            "offer": table["offer"].to_numpy(), "discount": np.asarray(self.discounts)[choice],
+            "offer": table["offer"].to_numpy(), "discount": np.asarray(self.discounts_)[choice],
             "natural_probability": self.natural_[members, option.week],
             "incremental_probability": self.incremental_[members, option.week, choice],
             "expected_profit": profit[members, option.week, choice]})
@@ -657,7 +662,7 @@ class CampaignPlanner:
         for k in np.flatnonzero(allowed):
             choice = np.full(len(self.customers_), k)
             within, _ = self._options(winner.week, choice, profit, cost, budget, risk_limit)
-            label = f"{self.discounts[k]:.0%} discount for everyone"
+            label = f"{self.discounts_[k]:.0%} discount for everyone"
             if within.size == 0 or within.profit <= 0:
                 reason = "does not pay"
             elif within.profit >= winner.profit - 1e-9:
