@@ -9,6 +9,7 @@ import pytest
 from conftest import TEST_DATA
 from test_experiments import real_data
 from toolkit.opportunities import OpportunityError, lift_table
+from toolkit.opportunities.experiments import contact_outcomes
 from toolkit.opportunities.uplift import LEARNERS, UpliftModel, customer_features, evaluate_uplift, uplift_curves
 
 
@@ -137,3 +138,25 @@ def test_hillstrom_visit_uplift_of_the_womens_email_beats_random():
     # Conversions: too few buyers (0.6-0.9%) for any ranking to be told from random.
     bought = evaluate_uplift(UpliftModel(), features, treatment, test["converted"], holdout_share=0.5, seed=0)
     assert not bought.better_than_random
+
+
+def test_sample_persuadables_rank_first_also_on_a_later_campaign(sample_tables):
+    from test_experiments import planted_segments
+
+    contacts, orders = sample_tables["contacts"], sample_tables["orders"]
+    outcomes = contact_outcomes(contacts, sample_tables["campaigns"], orders)
+    features = customer_features(contacts, orders, events=sample_tables["events"])
+    segment = planted_segments(sample_tables)
+    treatment, converted = (outcomes["group"] == "treatment").to_numpy(float), outcomes["converted"].to_numpy()
+    share = (segment == "persuadable").mean()  # about 9% of contacts
+
+    def top_decile(score: pd.Series, kinds: np.ndarray) -> pd.Series:
+        return pd.Series(kinds[score.rank(ascending=False).to_numpy() <= len(score) / 10]).value_counts(normalize=True)
+
+    everyone = UpliftModel().fit(features, treatment, converted).predict(features)
+    assert top_decile(everyone, segment)["persuadable"] > 0.5 > share
+    # Learnt from the two 2025 campaigns, ranking the 2026 list: persuadables still lead the top decile.
+    late = (contacts["campaign_id"] == "spring-2026").to_numpy()
+    model = UpliftModel().fit(features[~late], treatment[~late], converted[~late])
+    later = top_decile(model.predict(features[late]), segment[late])
+    assert later.idxmax() == "persuadable" and later["persuadable"] > 5 * share

@@ -156,8 +156,21 @@ class UpliftModel:
         return uplift
 
 
+def _history(contacts: pd.DataFrame, table: pd.DataFrame, as_of: pd.Timestamp | str | None) -> pd.DataFrame:
+    """Each contact's lines of ``table`` (orders or events) strictly before its cutoff, with ``contact`` and ``cutoff``."""
+    if as_of is None:
+        require_columns(contacts, ("ts",), "contacts")
+    cutoff = contacts["ts"] if as_of is None else pd.Series(pd.Timestamp(as_of), index=contacts.index)
+    sent = pd.DataFrame({"contact": np.arange(len(contacts)),
+                         "customer_id": contacts["customer_id"].astype(str).to_numpy(), "cutoff": cutoff.to_numpy()})
+    lines = table.dropna(subset=["customer_id"])
+    pairs = sent.merge(lines.assign(customer_id=lines["customer_id"].astype(str)), on="customer_id")
+    return pairs[pairs["ts"] < pairs["cutoff"]]
+
+
 def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None,
-                      as_of: pd.Timestamp | str | None = None, outcomes: Sequence[str] = ()) -> pd.DataFrame:
+                      as_of: pd.Timestamp | str | None = None, outcomes: Sequence[str] = (),
+                      events: pd.DataFrame | None = None, event_days: int = 30) -> pd.DataFrame:
     """The uplift model's features per contact, indexed by customer_id: attributes plus order history.
 
     Every non-canonical column of ``contacts`` but ``outcomes`` (extra outcome
@@ -167,32 +180,36 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
     customers now): days_since_last_order, orders (distinct), spend (net) and
     days_since_first_order, from lines strictly before that time only, so that
     nothing the campaign caused leaks into its own features. Customers without
-    history get 0 orders and spend and the longest gap seen.
+    history get 0 orders and spend and the longest gap seen. With ``events``,
+    the count of each event type in the ``event_days`` before that time is
+    added ("product_view_last_30_days"): recent browsing is what tells a
+    lapsing customer about to come back from one who has gone.
     """
     require_columns(contacts, ("customer_id",), "contacts")
     attributes = default_attributes(contacts, outcomes)
     features = contacts[attributes].copy()
+    contact = np.arange(len(contacts))
     if orders is not None:
         require_columns(orders, ("order_id", "customer_id", "ts", "amount"), "orders")
-        if as_of is None:
-            require_columns(contacts, ("ts",), "contacts")
-        cutoff = (contacts["ts"] if as_of is None else pd.Series(pd.Timestamp(as_of), index=contacts.index))
-        sent = pd.DataFrame({"contact": np.arange(len(contacts)),
-                             "customer_id": contacts["customer_id"].astype(str).to_numpy(),
-                             "cutoff": cutoff.to_numpy()})
-        lines = orders.dropna(subset=["customer_id"])[["order_id", "customer_id", "ts", "amount"]]
-        pairs = sent.merge(lines.assign(customer_id=lines["customer_id"].astype(str)), on="customer_id")
-        pairs = pairs[pairs["ts"] < pairs["cutoff"]]
+        pairs = _history(contacts, orders[["order_id", "customer_id", "ts", "amount"]], as_of)
         history = pairs.groupby("contact").agg(last=("ts", "max"), first=("ts", "min"),
                                                orders=("order_id", "nunique"), spend=("amount", "sum"),
-                                               cutoff=("cutoff", "first"))
-        history = history.reindex(np.arange(len(contacts)))
+                                               cutoff=("cutoff", "first")).reindex(contact)
         days_since_last = (history["cutoff"] - history["last"]).dt.days
         longest = float(days_since_last.max()) if days_since_last.notna().any() else 0.0
         features["days_since_last_order"] = days_since_last.fillna(longest).to_numpy(dtype=float)
         features["orders"] = history["orders"].fillna(0).to_numpy(dtype=float)
         features["spend"] = history["spend"].fillna(0.0).to_numpy(dtype=float)
         features["days_since_first_order"] = (history["cutoff"] - history["first"]).dt.days.fillna(0).to_numpy(float)
+    if events is not None:
+        require_columns(events, ("customer_id", "ts", "event_type"), "events")
+        pairs = _history(contacts, events[["customer_id", "ts", "event_type"]], as_of)
+        recent = pairs[pairs["ts"] >= pairs["cutoff"] - pd.Timedelta(days=event_days)]
+        kinds = sorted(events["event_type"].dropna().astype(str).unique())
+        counts = pd.crosstab(recent["contact"], recent["event_type"].astype(str)).reindex(
+            index=contact, columns=kinds, fill_value=0)
+        for event_type in kinds:
+            features[f"{event_type}_last_{event_days}_days"] = counts[event_type].to_numpy(dtype=float)
     if features.shape[1] == 0:
         raise OpportunityError("no customer features: the contacts carry no attributes and no orders were given")
     return features.set_axis(pd.Index(contacts["customer_id"].astype(str), name="customer_id"))
