@@ -48,11 +48,15 @@ __all__ = [
     "THEME",
     "ChartDataError",
     "backtest_scores",
+    "bank_reconciliation",
+    "campaign_cash_bands",
+    "campaign_effects",
     "campaign_timing",
     "cash_balance",
     "cash_outlook",
     "cash_opportunities_linked",
     "cash_title",
+    "cash_with_commitments",
     "cohort_retention",
     "currency_symbol",
     "forecast_bands",
@@ -518,6 +522,79 @@ def cash_outlook(outlook: Any, currency: str = "USD", history_days: int | None =
     return cash_balance(recent_history(outlook.bands, history_days), outlook.minimum_cash,
                         outlook.first_breach_date, outlook.shortfall_probability, currency=currency,
                         balance_known=getattr(outlook, "balance_known", True))
+
+
+def _known_payments(known: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """Known money per day and what it is (``ds, amount, what``): money out negative."""
+    inside = known[(known["ds"] >= first) & (known["ds"] <= last)]
+    parts = inside["unique_id"].str.split("|", expand=True).reindex(columns=[0, 1, 2])
+    what = np.where(parts[2].str.startswith("committed:"), parts[2].str.removeprefix("committed:"),
+                    "owed: " + parts[0].astype("str"))
+    sign = np.where(inside["direction"] == "outflow", -1.0, 1.0)
+    return (pd.DataFrame({"ds": inside["ds"], "amount": sign * inside["y"].to_numpy(), "what": what})
+            .groupby(["ds", "what"], as_index=False)["amount"].sum())
+
+
+@_or_nothing_to_show
+def cash_with_commitments(outlook: Any, known: pd.DataFrame | None, currency: str = "USD",
+                          history_days: int | None = 180) -> alt.VConcatChart | alt.LayerChart:
+    """:func:`cash_outlook` above the money known ahead of time, day by day, on the same dates.
+
+    ``known``: ``unique_id, ds, y, direction`` (``CashForecast.known``:
+    commitments and sales already made but not yet settled; series
+    ``<stage>|<direction>|committed:<category>``). The bars show what each
+    dip of the balance is made of; without known money only the balance is drawn.
+    """
+    balance = cash_outlook(outlook, currency=currency, history_days=history_days)
+    bands = recent_history(outlook.bands, history_days)
+    if known is None or known.empty:
+        return balance
+    payments = _known_payments(known, bands["ds"].min(), bands["ds"].max())
+    if payments.empty:
+        return balance
+    bars = _money_labels(alt.Chart(payments), currency, "amount").mark_bar(size=4).encode(
+        x=alt.X("ds:T", title=None, scale=alt.Scale(domain=[f"{bands['ds'].min():%Y-%m-%d}",
+                                                            f"{bands['ds'].max():%Y-%m-%d}"])),
+        y=alt.Y("amount:Q", axis=_money_axis(currency, "Known money (out < 0)")),
+        color=alt.Color("what:N", title="Commitment / owed"),
+        tooltip=[alt.Tooltip("ds:T", title="Date"), alt.Tooltip("what:N", title="What"),
+                 alt.Tooltip("amount_label:N", title="Amount")],
+    ).properties(height=110, title="Commitments and money owed: the same in every simulated future")
+    return alt.vconcat(balance, bars).resolve_scale(color="independent")
+
+
+@_or_nothing_to_show
+def bank_reconciliation(table: pd.DataFrame, currency: str = "USD", tolerance: float | None = None,
+                        title: str | None = None) -> alt.VConcatChart:
+    """The bank's balance against the one the cash flows imply, and the difference the data does not explain.
+
+    ``table``: ``ds, bank, flows, difference`` (``toolkit.balances.reconcile``);
+    ``tolerance`` (a share of the median bank balance) is drawn around zero.
+    """
+    _require(table, ["ds", "bank", "flows", "difference"], "bank_reconciliation",
+             "no bank balance falls within the data's period")
+    long = table.melt(id_vars="ds", value_vars=["bank", "flows"], var_name="source", value_name="balance")
+    long["source"] = long["source"].map({"bank": "Bank statement", "flows": "Cash flows in the data"})
+    lines = _money_labels(alt.Chart(long), currency, "balance").mark_line().encode(
+        x=alt.X("ds:T", title=None), y=alt.Y("balance:Q", axis=_money_axis(currency, "Balance"),
+                                             scale=alt.Scale(zero=False)),
+        color=alt.Color("source:N", title=None, scale=alt.Scale(range=[INK, FORECAST])),
+        strokeDash=alt.StrokeDash("source:N", legend=None, scale=alt.Scale(range=[[1, 0], FUTURE_DASH])),
+        tooltip=[alt.Tooltip("ds:T", title="Date"), alt.Tooltip("source:N", title="Source"),
+                 alt.Tooltip("balance_label:N", title="Balance")])
+    worst = table.loc[table["difference"].abs().idxmax()]
+    if title is None:
+        title = (f"Largest unexplained difference: {money_text(worst['difference'], currency, compact=False)} "
+                 f"on {_date_text(pd.Timestamp(worst['ds']))}")
+    gap = [_money_labels(alt.Chart(table[["ds", "difference"]]), currency, "difference").mark_area(
+        color=DANGER, opacity=0.35, line={"color": DANGER}).encode(
+        x=alt.X("ds:T", title=None), y=alt.Y("difference:Q", axis=_money_axis(currency, "Bank - flows")),
+        tooltip=[alt.Tooltip("ds:T", title="Date"), alt.Tooltip("difference_label:N", title="Unexplained")])]
+    if tolerance is not None:
+        limit = tolerance * float(table["bank"].abs().median())
+        gap += _labelled_rule("limit", limit, f"Tolerance ±{money_text(limit, currency)}", MUTED, [4, 3])
+        gap += _labelled_rule("limit", -limit, "", MUTED, [4, 3])
+    return alt.vconcat(lines.properties(title=title), alt.layer(*gap).properties(height=110))
 
 
 @_or_nothing_to_show

@@ -30,6 +30,8 @@ writes them as commitment rows an analyst can copy into ``commitments.csv``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import holidays as public_holidays
 import numpy as np
@@ -37,15 +39,21 @@ import pandas as pd
 from dateutil.rrule import MONTHLY, WEEKLY, YEARLY, rrule
 
 from toolkit.errors import JourneycastError, require_columns
-from toolkit.flows import paid_on
+from toolkit.flows import FLOW_TABLES, money_in_transit, paid_on, stage_flows
+from toolkit.journey import period_label
 from toolkit.schema import COST_STAGES
+
+if TYPE_CHECKING:
+    from toolkit.config import PaymentTiming
 
 __all__ = [
     "BUSINESS_DAY_RULES",
     "COMMITMENT_COLUMNS",
     "COMMITTED",
     "FREQUENCIES",
+    "CashFlows",
     "CommitmentError",
+    "cash_flows",
     "commitment_table",
     "committed_categories",
     "committed_flows",
@@ -310,3 +318,64 @@ def detect_schedules(costs: pd.DataFrame, recent: int = 8, max_variation: float 
                                               "amount": pd.Series(dtype="float64")})).assign(
             payments=pd.Series(dtype="int64"), variation=pd.Series(dtype="float64"))
     return pd.DataFrame(rows)[columns].astype({"until": "datetime64[ns]", "ts": "datetime64[ns]"})
+
+
+@dataclass(frozen=True)
+class CashFlows:
+    """The actual money of a business as the bank sees it, split by how it is known ahead.
+
+    ``series`` are the stage series to forecast statistically (costs of
+    committed categories left out); ``history`` adds the committed money on
+    the same grid (series ``<stage>|<direction>|committed:<category>``): the
+    balance history is built from it. ``known`` is the money known after the
+    last day -- future commitments and money in transit -- as ``unique_id, ds,
+    y, direction``.
+    """
+
+    series: pd.DataFrame
+    history: pd.DataFrame
+    known: pd.DataFrame
+
+
+def _on_grid(money: pd.DataFrame, like: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Dated money (``unique_id, ds, y``) as long series on the grid and columns of ``like``."""
+    grid = pd.DatetimeIndex(like["ds"].unique())
+    wide = (money.assign(ds=period_label(money["ds"], freq)).groupby(["ds", "unique_id"])["y"].sum()
+            .unstack("unique_id", fill_value=0.0).reindex(grid, fill_value=0.0).rename_axis("ds"))
+    out = wide.melt(ignore_index=False, var_name="unique_id", value_name="y").reset_index()
+    keys = out["unique_id"].str.split("|", expand=True)
+    out = out.assign(stage=keys[0], direction=keys[1], segment=keys[2])
+    for column in ("unique_id", "stage", "direction", "segment"):
+        out[column] = out[column].astype("str")
+    return out[list(like.columns)]
+
+
+def cash_flows(tables: dict[str, pd.DataFrame], timing: PaymentTiming, until: pd.Timestamp,
+               holidays: Iterable[pd.Timestamp] = (), freq: str = "D", segment: str | None = None,
+               gross_margin: float | None = None) -> CashFlows:
+    """The stage series, the committed money and the money known up to ``until``, with payment timing.
+
+    ``tables`` are the canonical tables (``commitments`` optional); the other
+    parameters as for ``toolkit.flows.stage_flows``. Without commitments,
+    ``history`` equals ``series``.
+    """
+    booked = {name: tables[name] for name in FLOW_TABLES if name in tables}
+    commitments = tables.get("commitments")
+    if booked.get("costs") is not None and commitments is not None:
+        # committed categories are known money: their costs leave the forecast series
+        booked["costs"] = split_committed_costs(booked["costs"], commitments)[0]
+    series = stage_flows(booked, freq=freq, segment=segment, gross_margin=gross_margin, timing=timing,
+                         holidays=holidays)
+    transit = money_in_transit(booked, timing, holidays, segment, gross_margin=gross_margin)
+    known = [transit.assign(direction=transit["unique_id"].str.split("|").str[1].astype("str"))]
+    history = series
+    if commitments is not None and len(commitments):
+        first, last = series["ds"].min(), series["ds"].max()
+        committed = committed_flows(tables.get("costs"), commitments, first, until, holidays, timing.costs_days)
+        past = committed[committed["ds"] <= last]
+        if len(past):
+            history = pd.concat([series, _on_grid(past, series, freq)], ignore_index=True)
+        known.append(committed[committed["ds"] > last])
+    known_money = pd.concat(known, ignore_index=True)
+    known_money = known_money[known_money["ds"] <= until].sort_values(["ds", "unique_id"], kind="stable")
+    return CashFlows(series, history, known_money.reset_index(drop=True))

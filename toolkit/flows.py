@@ -88,6 +88,7 @@ __all__ = [
     "DEFAULT_MAPPING",
     "DIRECTIONS",
     "ESTIMATED",
+    "FLOW_TABLES",
     "SEGMENT_DIMENSIONS",
     "SERIES_COLUMNS",
     "TOUCHPOINT_COLUMNS",
@@ -113,6 +114,9 @@ SEGMENT_DIMENSIONS: tuple[str, ...] = ("channel",)
 
 #: Segment label of the outflow series estimated from the gross margin (no costs in the data).
 ESTIMATED = "estimated"
+
+#: The tables that hold booked money: the series and the data's period come from these.
+FLOW_TABLES: tuple[str, ...] = ("orders", "events", "costs")
 
 #: Columns of every series frame.
 SERIES_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y", "stage", "direction", "segment")
@@ -241,7 +245,8 @@ def _money_rows(tables: dict[str, pd.DataFrame], segment: str | None,
 
 
 def _data_days(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    period = data_period(tables)
+    # commitments run into the future and bank balances may start before the data: neither sets its period
+    period = data_period({name: tables[name] for name in FLOW_TABLES if name in tables})
     if period is None:
         raise FlowsError("the tables hold no rows: there is no period to build series over")
     return pd.Timestamp(period[0]).normalize(), pd.Timestamp(period[1]).normalize()
@@ -438,7 +443,8 @@ def _daily_totals(con: duckdb.DuckDBPyConnection, tables: dict[str, str], by_cha
         out["costs"] = con.sql(f"""
             SELECT date_trunc('day', ts) AS ts, stage, {channel} AS channel, fsum(amount) AS amount
             FROM costs_ok GROUP BY 1, 2, 3, sign(amount) ORDER BY ALL""").df()
-    period = " UNION ALL ".join(f"SELECT min(ts) AS first, max(ts) AS last FROM {name}_ok" for name in tables)
+    period = " UNION ALL ".join(f"SELECT min(ts) AS first, max(ts) AS last FROM {name}_ok"
+                                for name in tables if name in FLOW_TABLES)
     first, last = con.sql(f"SELECT date_trunc('day', min(first)), date_trunc('day', max(last)) "
                           f"FROM ({period})").fetchall()[0]
     segments = sorted({*orders["customer_id"], ALL}) if first is not None else []

@@ -26,18 +26,18 @@ from toolkit.balances import bank_start, reconcile, reconciliation_notes
 from toolkit.cash import (Adjustment, CashOutlook, DemandShock, LowPoint, OutflowChange, ReceiptDelay, Scenario,
                           apply_scenario, cash_position, compare_scenarios, compare_scenarios_with_notes,
                           days_of_cash, low_point, with_known_flows)
-from toolkit.commitments import committed_flows, detect_schedules, holiday_dates, split_committed_costs
+from toolkit.commitments import cash_flows, detect_schedules, holiday_dates, split_committed_costs
 from toolkit.config import Config, config_from_dict, load_config
 from toolkit.errors import JourneycastError
 from toolkit.export import plain
-from toolkit.flows import has_costs, money_in_transit, stage_flows
+from toolkit.flows import FLOW_TABLES, has_costs
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.forecast.calendar import holiday_calendar
 from toolkit.ingest import Ingested, RejectShareError, load_tables
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
                              data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
-                             period_label, time_to_convert, zero_amount_orders)
+                             time_to_convert, zero_amount_orders)
 from toolkit.schema import PLANNED_TABLES, STAGES
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, empty_offers, evaluate_campaign,
@@ -322,39 +322,6 @@ def _cash_notes(config: Config, costs: str, banked: bool = False) -> list[Note]:
     return notes
 
 
-def _known_money(dataset: Dataset, series: pd.DataFrame, horizon_end: pd.Timestamp,
-                 holidays: list[pd.Timestamp], segment: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Committed payments as history series on the grid of ``series``, and the money known after the last day.
-
-    The second frame holds future commitments and money in transit (``unique_id, ds, y, direction``).
-    """
-    config, tables = dataset.config, {name: dataset.tables[name] for name in _FLOW_TABLES if name in dataset.tables}
-    commitments = dataset.tables.get("commitments")
-    first, last = series["ds"].min(), series["ds"].max()
-    parts = [money_in_transit(tables, config.payment_timing, holidays, segment,
-                              gross_margin=config.gross_margin if _cost_basis(dataset) == "estimated" else None)]
-    parts[0]["direction"] = parts[0]["unique_id"].str.split("|").str[1]
-    history = series.iloc[:0]
-    if commitments is not None and len(commitments):
-        committed = committed_flows(tables.get("costs"), commitments, first, horizon_end, holidays,
-                                    config.payment_timing.costs_days)
-        parts.append(committed)
-        past = committed[committed["ds"] <= last]
-        if len(past):
-            grid = pd.DatetimeIndex(series["ds"].unique())
-            past = past.assign(ds=period_label(past["ds"], config.frequency))
-            wide = (past.groupby(["ds", "unique_id"])["y"].sum().unstack("unique_id", fill_value=0.0)
-                    .reindex(grid, fill_value=0.0).rename_axis("ds"))
-            history = wide.melt(ignore_index=False, var_name="unique_id", value_name="y").reset_index()
-            keys = history["unique_id"].str.split("|", expand=True)
-            history = history.assign(stage=keys[0], direction=keys[1], segment=keys[2])
-            for column in ("unique_id", "stage", "direction", "segment"):
-                history[column] = history[column].astype("str")
-            history = history[list(series.columns)]
-    known = pd.concat(parts, ignore_index=True)
-    return history, known[known["ds"] > last].reset_index(drop=True)
-
-
 def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | None = None,
                   scenarios: Iterable[Scenario | Mapping[str, Any]] = (),
                   **forecaster_options: Any) -> CashForecast:
@@ -374,25 +341,20 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
         forecaster_options.pop("holiday_country", config.holiday_country), config.currency, config.timezone)
     settings = {"horizon": config.horizon, "freq": config.frequency, "holiday_country": holidays,
                 "seed": config.seed, **forecaster_options}
-    # the money the business booked; commitments and bank balances are dated outside its period
-    tables = {name: dataset.tables[name] for name in _FLOW_TABLES if name in dataset.tables}
-    first, last = (pd.Timestamp(d).normalize() for d in data_period(tables))
+    # commitments and bank balances are dated outside the period of the booked money
+    first, last = (pd.Timestamp(d).normalize()
+                   for d in data_period({n: t for n, t in dataset.tables.items() if n in FLOW_TABLES}))
     # generous: a daily horizon's end, or a weekly/monthly one's, plus payment terms
     horizon_end = last + pd.DateOffset(days=settings["horizon"] * {"D": 1, "W": 7, "MS": 31}[config.frequency] + 200)
     closed = holiday_dates(holidays, first, horizon_end)
-    commitments, balances = dataset.tables.get("commitments"), dataset.tables.get("balances")
-    if tables.get("costs") is not None and commitments is not None:
-        # committed categories are known money: their costs leave the forecast series
-        tables["costs"] = split_committed_costs(tables["costs"], commitments)[0]
-    series = stage_flows(tables, freq=config.frequency, segment=segment,
-                         gross_margin=config.gross_margin if costs == "estimated" else None,
-                         timing=config.payment_timing, holidays=closed)
+    flows = cash_flows(dataset.tables, config.payment_timing, horizon_end, closed, config.frequency, segment,
+                       gross_margin=config.gross_margin if costs == "estimated" else None)
+    series, history = flows.series, flows.history
     execution = {k: settings.pop(k) for k in _EXECUTION_OPTIONS if k in settings}
     result = computed_once(_fit_predict, series, settings, execution, ignore=("execution",))
-    committed_history, known = _known_money(dataset, series, horizon_end, closed, segment)
-    history = pd.concat([series, committed_history], ignore_index=True)
-    paths = with_known_flows(result.paths, known)
-    known = known[known["ds"] <= paths.index.get_level_values("ds").max()].reset_index(drop=True)
+    paths = with_known_flows(result.paths, flows.known)
+    known = flows.known[flows.known["ds"] <= paths.index.get_level_values("ds").max()].reset_index(drop=True)
+    balances = dataset.tables.get("balances")
     opening = config.opening_balance
     bank_notes: list[Note] = []
     reconciliation = None
@@ -410,7 +372,7 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     outlook = cash_position(history, paths, opening, minimum)
     dated = [dated_scenario(s, outlook.as_of) for s in scenarios]
     comparison, skipped = compare_scenarios_with_notes(history, paths, dated, opening, minimum)
-    schedules = _schedules_to_commit(tables.get("costs"))
+    schedules = _schedules_to_commit(dataset.tables.get("costs"), dataset.tables.get("commitments"))
     notes = [*result.notes, *_cash_notes(config, costs, reconciliation is not None), *bank_notes,
              *_schedule_notes(schedules), *holiday_notes, *skipped]
     balance = outlook.balance_known and costs != "none"
@@ -420,13 +382,11 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
                         days_of_cash=days_of_cash(outlook, history) if balance else None)
 
 
-#: The tables that hold booked money: the series and the data's period come from these.
-_FLOW_TABLES = ("orders", "events", "costs")
-
-
-def _schedules_to_commit(costs: pd.DataFrame | None) -> pd.DataFrame | None:
+def _schedules_to_commit(costs: pd.DataFrame | None, commitments: pd.DataFrame | None) -> pd.DataFrame | None:
     """Cost categories (not yet commitments) that look like schedules; None without costs."""
-    return None if costs is None or costs.empty else detect_schedules(costs)
+    if costs is None or costs.empty:
+        return None
+    return detect_schedules(split_committed_costs(costs, commitments)[0])
 
 
 def _schedule_notes(schedules: pd.DataFrame | None) -> list[Note]:

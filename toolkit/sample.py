@@ -513,14 +513,65 @@ def generate(customers: int = 9000, seed: int = 7) -> dict[str, pd.DataFrame]:
             "campaigns": campaigns["campaigns"]}
 
 
+# --------------------------------------------------------------------------- the cash side
+
+#: Cash in the bank on the first day of the sample, before any money moved.
+OPENING_BALANCE = 300_000.0
+#: Card sales reach the bank this many business days after the sale (US public holidays skipped).
+SETTLEMENT_BUSINESS_DAYS = 2
+#: The bank's monthly account fee, taken on each month's last day: in no data file, so the
+#: reconciliation finds it as the only unexplained difference (36 x 35 = 1,260 over three years).
+BANK_FEE = 35.0
+
+#: What Trailhead Supply has committed to pay (and one loan it received). Payroll's history is in
+#: costs.csv (it rose with each year of trading); the commitment carries today's 5,000 forward.
+#: The stock purchase before the holiday season is the horizon's low point.
+COMMITMENTS = pd.DataFrame([
+    # ts, amount, direction, category, stage, description, frequency, until, business_day
+    ("2023-11-03", 5000.0, "out", "payroll", "operations", "weekly payroll", "weekly", "", "none"),
+    ("2023-11-01", 2500.0, "out", "rent", "operations", "warehouse rent", "monthly", "", "following"),
+    ("2025-03-03", 80000.0, "in", "loan", "operations", "bank loan paid out", "once", "", "none"),
+    ("2025-06-30", 7500.0, "out", "loan", "operations", "loan repayment", "quarterly", "2028-03-31", "preceding"),
+    ("2026-11-09", 60000.0, "out", "stock", "purchase", "holiday-season stock purchase", "once", "", "following"),
+], columns=["ts", "amount", "direction", "category", "stage", "description", "frequency", "until", "business_day"])
+
+
+def cash_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The shop's ``commitments`` and a weekly bank statement (``balances``) that follows its cash flows.
+
+    The balance on each Friday (and the last day) is the opening balance plus
+    every net cash flow as the bank sees it -- card sales two business days
+    late, committed payments on their dates -- less the bank fees no file holds.
+    """
+    from toolkit.commitments import cash_flows, holiday_dates
+    from toolkit.config import PaymentTiming
+    from toolkit.flows import net_flow
+
+    commitments = COMMITMENTS.assign(ts=pd.to_datetime(COMMITMENTS["ts"]),
+                                     until=pd.to_datetime(COMMITMENTS["until"].replace("", None)))
+    timing = PaymentTiming(sales_days=SETTLEMENT_BUSINESS_DAYS, sales_business_days=True)
+    flows = cash_flows({**tables, "commitments": commitments}, timing, END,
+                       holiday_dates("US", START, END + pd.Timedelta(days=30)))
+    daily = net_flow(flows.history).set_index("ds")["net"]
+    fees = pd.Series(BANK_FEE, index=daily.index).where(daily.index.is_month_end, 0.0)
+    balance = OPENING_BALANCE + (daily - fees).cumsum()
+    statement_days = balance.index[(balance.index.day_of_week == 4) | (balance.index == balance.index[-1])]
+    balances = pd.DataFrame({"ts": statement_days, "account": "main",
+                             "balance": balance[statement_days].round(2).to_numpy()})
+    return {"commitments": COMMITMENTS, "balances": balances}
+
+
 def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> dict[str, Path]:
     """Generate the sample and write it as CSV files in ``out_dir``; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, frame in generate(customers, seed).items():
-        day_only = name in ("costs", "campaigns")
-        frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if day_only else "%Y-%m-%d %H:%M:%S"))
+    tables = generate(customers, seed)
+    for name, frame in {**tables, **cash_tables(tables)}.items():
+        if name == "commitments":  # written as the shop keeps them: dates as text
+            frame = frame.assign(ts=pd.to_datetime(frame["ts"]))
+        daily = name in ("costs", "commitments", "balances", "campaigns")
+        frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M:%S"))
         paths[name] = out / f"{name}.csv"
         with atomic_path(paths[name]) as partial:
             frame.to_csv(partial, index=False, float_format="%.2f", lineterminator="\n")
