@@ -55,7 +55,7 @@ from toolkit.opportunities.experiments import CONTACT_COLUMNS, default_attribute
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["LEARNERS", "TOP_SHARES", "UpliftEvaluation", "UpliftModel", "customer_features", "evaluate_uplift",
-           "uplift_curves"]
+           "holdout_split", "ranking_check", "uplift_curves"]
 
 _TOPIC = "uplift model"
 LEARNERS: tuple[str, ...] = ("t-logistic", "s-logistic", "t-boosting")
@@ -291,6 +291,15 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def holdout_split(treatment: np.ndarray, outcome: np.ndarray, holdout_share: float = 0.3,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions to learn from and to hold out, stratified by treatment and outcome."""
+    if not 0 < holdout_share < 1:
+        raise OpportunityError(f"holdout_share must lie between 0 and 1, got {holdout_share}")
+    strata = np.asarray(treatment, dtype=float) * 2 + np.asarray(outcome, dtype=float)
+    return train_test_split(np.arange(len(strata)), test_size=holdout_share, random_state=seed, stratify=strata)
+
+
 def evaluate_uplift(model: UpliftModel, features: pd.DataFrame, treatment: pd.Series | np.ndarray,
                     outcome: pd.Series | np.ndarray, holdout_share: float = 0.3, seed: int = 0,
                     value_per_response: float | None = None, cost_per_contact: float = 0.0,
@@ -299,28 +308,38 @@ def evaluate_uplift(model: UpliftModel, features: pd.DataFrame, treatment: pd.Se
     """Fit a copy of ``model`` on part of the contacts and check its ranking on the rest.
 
     The held-out part (``holdout_share``, stratified by treatment and outcome)
-    is ranked by the model's predictions; Qini, AUUC and uplift@k come with
-    Poisson-bootstrap intervals of the held-out contacts (the ranking fixed).
-    ``value_per_response`` (money a response brings, e.g. revenue per
-    converted customer) adds the profit of targeting the top k% against
-    contacting everyone: incremental responses x value x margin - contacts x
-    ``cost_per_contact``, per held-out customer.
+    is ranked by the model's predictions and checked by :func:`ranking_check`.
     """
-    if not 0 < holdout_share < 1:
-        raise OpportunityError(f"holdout_share must lie between 0 and 1, got {holdout_share}")
     treated = np.asarray(treatment, dtype=float)
     response = np.asarray(outcome, dtype=float)
-    strata = treated * 2 + response
-    rows = np.arange(len(features))
-    train, test = train_test_split(rows, test_size=holdout_share, random_state=seed, stratify=strata)
+    train, test = holdout_split(treated, response, holdout_share, seed)
     fitted = copy.deepcopy(model).fit(features.iloc[train], treated[train], response[train])
     score = fitted.predict(features.iloc[test]).to_numpy()
+    return ranking_check(score, treated[test], response[test], model.learner, seed, value_per_response,
+                         cost_per_contact, gross_margin, confidence, shares)
+
+
+def ranking_check(score: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, learner: str = "",
+                  seed: int = 0, value_per_response: float | None = None, cost_per_contact: float = 0.0,
+                  gross_margin: float | None = None, confidence: float = 0.95,
+                  shares: Sequence[float] = TOP_SHARES) -> UpliftEvaluation:
+    """How well ``score`` ranks held-out contacts by their uplift, against random targeting.
+
+    Qini, AUUC and uplift@k come with Poisson-bootstrap intervals of the
+    held-out contacts (the ranking fixed), so any learner's scores -- ours or
+    another library's -- are judged the same way. ``value_per_response``
+    (money a response brings, e.g. revenue per converted customer) adds the
+    profit of targeting the top k% against contacting everyone: incremental
+    responses x value x margin - contacts x ``cost_per_contact``, per held-out customer.
+    """
+    treated = np.asarray(treatment, dtype=float)
+    response = np.asarray(outcome, dtype=float)
     rng = np.random.default_rng(seed)
     # Ties (e.g. customers with identical features) are ordered at random, not by their position in the file.
-    jitter = rng.random(len(test)) * 1e-12
-    point = _metrics(uplift_curves(score + jitter, treated[test], response[test]), shares)
-    weights = rng.poisson(1.0, (_EVALUATION_DRAWS, len(test))).astype(float)
-    draws = _metrics(uplift_curves(score + jitter, treated[test], response[test], weights), shares)
+    ranked = np.asarray(score, dtype=float) + rng.random(len(treated)) * 1e-12
+    point = _metrics(uplift_curves(ranked, treated, response), shares)
+    weights = rng.poisson(1.0, (_EVALUATION_DRAWS, len(treated))).astype(float)
+    draws = _metrics(uplift_curves(ranked, treated, response, weights), shares)
     margin, notes = gross_margin_or_assumed(gross_margin) if value_per_response is not None else (None, [])
     top = []
     for share in shares:
@@ -344,9 +363,9 @@ def evaluate_uplift(model: UpliftModel, features: pd.DataFrame, treatment: pd.Se
     better = qini_low > 0
     if not better:
         notes.append(Note(_TOPIC, (
-            f"The uplift model ({model.learner}) does not rank customers better than random targeting on held-out "
+            f"The uplift model ({learner}) does not rank customers better than random targeting on held-out "
             f"contacts (Qini {confidence:.0%} interval {qini_low:.4f}..{qini_high:.4f} includes 0): the plan uses "
             "the measured average effect of past campaigns instead."), "warning"))
-    return UpliftEvaluation(model.learner, len(test), float(point["qini"][0]), qini_low, qini_high,
+    return UpliftEvaluation(learner, len(treated), float(point["qini"][0]), qini_low, qini_high,
                             float(point["auuc"][0]), auuc_low, auuc_high, float(point["auuc_random"][0]),
                             pd.DataFrame(top), bool(better), notes)
