@@ -397,26 +397,28 @@ class Ingested:
                       if info["first"] is not None else "no rows")
             line = (f"{name:<7} {info['file']}: {info['rows_in']:,} rows in, "
                     f"{info['accepted']:,} accepted, {info['rejected']:,} rejected; {period}")
-            if "customers" in info:
-                line += f"; {info['customers']:,} customers"
-            if name == "orders":
-                line += f"; {info['orders']:,} orders"
-                if info["guest_lines"]:
-                    line += (f"; {info['guest_lines']:,} guest lines "
-                             f"({info['guest_revenue_share']:.1%} of revenue)")
-            if name == "contacts":
-                line += f"; {info['campaigns']:,} campaigns; " + ", ".join(
-                    f"{count:,} {group}" for group, count in info["groups"].items())
-                if info["generated_ids"]:
-                    line += (f"; no customer id in {info['generated_ids']:,} rows: named 'row <line>', "
-                             "not linked to orders")
-            lines.append(line)
+            lines.append(line + (_details(name, info) if info["accepted"] else ""))
             lines += [f"          {count:>8,}  {reason}" for reason, count in info["rejects_by_reason"].items()]
         return "\n".join(lines)
 
     def reject_share_error(self, limit: float) -> str | None:
         """The message when a table lost more than ``limit`` of its rows, else None."""
         return reject_share_error(self.counts, self.rejects_by_reason(), self.files, limit)
+
+
+def _details(name: str, info: dict) -> str:
+    """What a summary line says about a table's accepted rows beyond the counts."""
+    text = f"; {info['customers']:,} customers" if "customers" in info else ""
+    if name == "orders":
+        text += f"; {info['orders']:,} orders"
+        if info["guest_lines"]:
+            text += f"; {info['guest_lines']:,} guest lines ({info['guest_revenue_share']:.1%} of revenue)"
+    if name == "contacts":
+        text += f"; {info['campaigns']:,} campaigns; " + ", ".join(
+            f"{count:,} {group}" for group, count in info["groups"].items())
+        if info["generated_ids"]:
+            text += f"; no customer id in {info['generated_ids']:,} rows: named 'row <line>', not linked to orders"
+    return text
 
 
 def _order_summary(orders: pd.DataFrame) -> dict:
@@ -651,10 +653,9 @@ class _Table:
 def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: Path, config: Config,
           now: pd.Timestamp, scratch: Path) -> _Table | None:
     """Check one source into the DuckDB table ``<name>_rows``; None when an optional one is absent."""
-    required = source.required
     text_file = None
     if source.database:
-        found = _database_frame(name, source, data_dir, required)
+        found = _database_frame(name, source, data_dir, source.required)
         if found is None:
             return None
         frame, label = found
@@ -663,7 +664,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: P
     else:
         path = data_dir / source.path
         if not path.exists():
-            if required:
+            if source.required:
                 raise IngestError(f"{path}: {name} file not found (set sources.{name} in journeycast.yml)")
             return None
         label = source.path
