@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from conftest import TEST_DATA
 from toolkit import sample
 from toolkit.flows import stage_flows
 from toolkit.forecast import (
+    BASELINES,
+    MODELS,
     ForecastError,
     ForecastSettings,
     StageForecaster,
@@ -27,6 +30,7 @@ from toolkit.forecast import (
     series_seed,
 )
 from toolkit.forecast.backtest import FoldForecast
+from toolkit.forecast.methods import SMOOTHING, SeasonalFeatures, prophet_forecast
 from toolkit.forecast.stan_io import write_stan_json
 
 EXAMPLES = TEST_DATA / "prophet_examples"
@@ -138,11 +142,15 @@ def test_failing_and_degenerate_series_get_fallbacks_while_others_are_served(ser
     assert diag.loc["short", "status"] == "fallback" and "too short" in diag.loc["short", "reason"]
     assert diag.loc["broken", "status"] == "failed-over"
     assert "infinity" in diag.loc["broken", "reason"].lower()
-    assert diag.loc["broken", "model"] in ("seasonal_naive", "weekday_mean")
+    # served by the best of the other models (or their mean), never by Prophet
+    assert diag.loc["broken", "model"] in ("ets", "theta", "seasonal_naive", "weekday_mean", "combined")
+    assert "prophet" not in diag.loc["broken", "members"]
     for uid in ("pm", "closed", "sparse"):  # backtested, then served by the rule of choose_model
         assert diag.loc[uid, "status"] in ("ok", "combined", "baseline"), diag.loc[uid, "reason"]
-        assert np.isfinite(diag.loc[uid, ["prophet_mase", "seasonal_naive_mase", "weekday_mean_mase",
-                                          "combined_mase"]].astype(float)).all()
+        assert np.isfinite(diag.loc[uid, ["prophet_mase", "ets_mase", "theta_mase", "seasonal_naive_mase",
+                                          "weekday_mean_mase"]].astype(float)).all()
+        # a combination is scored on the same windows as its members
+        assert np.isfinite(float(diag.loc[uid, "combined_mase"])) == (diag.loc[uid, "status"] == "combined")
     # the zero series is forecast as zero, with no spread
     zero = serial_result.paths.loc["zero"].to_numpy()
     assert (zero == 0).all()
@@ -156,23 +164,27 @@ def test_failing_and_degenerate_series_get_fallbacks_while_others_are_served(ser
     assert serial_result.paths.index.names == ["unique_id", "ds"]
 
 
-def test_no_series_is_ok_when_a_baseline_beat_prophet(serial_result):
+def test_no_series_is_ok_when_a_baseline_beat_every_model(serial_result):
     diag = serial_result.diagnostics
     ran = diag[diag.status.isin(["ok", "combined", "baseline"])]
     assert len(ran) == 3
     for row in ran.itertuples():
         prophet = row.prophet_mase
-        partner = min(("seasonal_naive", "weekday_mean"), key=lambda m: getattr(row, f"{m}_mase"))
-        baseline = getattr(row, f"{partner}_mase")
+        scores = {m: getattr(row, f"{m}_mase") for m in MODELS}
+        best = min(scores, key=lambda m: (scores[m], MODELS.index(m)))
+        partner = min(BASELINES, key=lambda m: scores[m])
+        baseline = scores[partner]
         if row.status == "ok":
-            assert row.model == "prophet" and prophet < baseline
+            assert row.model == best and best not in BASELINES and row.members == ""
         elif row.status == "baseline":
-            assert row.model == partner and f"{partner} beat prophet" in row.reason and prophet > baseline
+            assert row.model == best == partner and f"{partner} beat prophet" in row.reason
         else:
+            members = row.members.split(",")
             assert row.model == "combined" and "too close to call" in row.reason
-        # Prophet losing is never silent: a warning names the series and both scores
+            assert best in members and len(members) > 1
+        # a baseline beating Prophet and every other model is never silent: a warning says so
         warned = [n for n in serial_result.notes if n.text.startswith(f"Series {row.unique_id}: Prophet did")]
-        assert len(warned) == int(prophet > baseline)
+        assert len(warned) == int(best in BASELINES and prophet > baseline)
         if warned:
             assert warned[0].level == "warning"
             assert f"{prophet:.3f} vs {baseline:.3f}" in warned[0].text
@@ -311,6 +323,10 @@ def test_calibration_factor_by_hand():
     factor, coverage = calibration_factor([fold(0, [10, 4, 30, 12, 15]), fold(1, [10, 11, 9, 12, 10])], 0.8)
     assert factor == pytest.approx(1.2)  # the 80% quantile of all ten needed factors
     assert coverage == pytest.approx(7 / 10)
+    # closed days (forecast as zero) are neither calibrated on nor counted as covered
+    shut = [fold(0, [10, 4, 30, 12, 15, 0, 0]), fold(1, [10, 11, 9, 12, 10, 0, 0])]
+    shut = [replace(f, closed=np.array([False] * 5 + [True] * 2)) for f in shut]
+    assert calibration_factor(shut, 0.8) == (pytest.approx(1.2), pytest.approx(7 / 10))
 
 
 def test_import_and_fits_are_quiet(capfd, mixed_series):
@@ -322,3 +338,33 @@ def test_import_and_fits_are_quiet(capfd, mixed_series):
     forecast_series(("pm", pm, ForecastSettings(**PLAIN_SETTINGS, uncertainty_samples=10)))
     out, err = capfd.readouterr()
     assert "cmdstanpy" not in out + err and "plotly" not in out + err
+
+
+def test_prophet_features_built_once_give_prophets_own_forecast():
+    # Holidays on, a fold's fit and the full fit: the features sliced from the grid built once
+    # must give the numbers Prophet gives when it builds them itself.
+    history = _peyton_manning().iloc[-500:].reset_index(drop=True)
+    settings = ForecastSettings(holiday_country="US", uncertainty_samples=50)
+    dates = pd.date_range(history.ds.iloc[-1] + pd.Timedelta(days=1), periods=28)
+    shared = SeasonalFeatures(pd.DatetimeIndex(history.ds).append(dates))
+    for train, ahead in ((history.iloc[:472], pd.DatetimeIndex(history.ds.iloc[472:])), (history, dates)):
+        own = prophet_forecast(fit_prophet(train, settings), ahead, seed=5)
+        cached = prophet_forecast(fit_prophet(train, settings, features=shared), ahead, seed=5)
+        assert np.allclose(own[0], cached[0], rtol=1e-6) and np.allclose(own[1], cached[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["ets", "theta"])
+def test_smoothing_methods_follow_the_level_with_seeded_paths(method):
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2025-01-06", periods=210, freq="D")
+    weekly = np.tile([1.2, 1.0, 1.0, 1.0, 1.3, 0.7, 0.8], 30)
+    y = np.where(np.arange(210) < 170, 500.0, 300.0) * weekly + rng.normal(0, 15, 210)
+    history = pd.DataFrame({"ds": days, "y": y})
+    history.loc[100, "y"] = np.nan  # an unknown day
+    point, paths = SMOOTHING[method](history, 28, 7, 200, 11)
+    again = SMOOTHING[method](history, 28, 7, 200, 11)
+    assert paths.shape == (28, 200) and np.array_equal(paths, again[1]) and np.array_equal(point, again[0])
+    assert point.mean() == pytest.approx(300 * weekly.mean(), rel=0.1)
+    # the spread of a level that may wander grows with the horizon
+    spread = paths.std(axis=1)
+    assert spread[-7:].mean() > spread[:7].mean()

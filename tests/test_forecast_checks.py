@@ -69,7 +69,8 @@ def test_a_prophet_that_loses_clearly_is_replaced_by_the_baseline_and_named():
 ])
 def test_near_equals_are_averaged_not_picked_by_a_coin_flip(prophet, weekday_mean, note):
     choice = choose_model("s", _scores(prophet, weekday_mean))
-    assert (choice.status, choice.model, choice.partner) == ("combined", "combined", "weekday_mean")
+    assert (choice.status, choice.model) == ("combined", "combined")
+    assert set(choice.members) == {"prophet", "weekday_mean"}
     assert "too close to call" in choice.reason
     assert (choice.note is not None) == note
 
@@ -85,9 +86,54 @@ def test_prophet_is_ok_only_when_it_beats_the_baselines_clearly():
     assert kept.note.level == "warning" and "2.000 vs 1.000" in kept.note.text
 
 
-def test_a_series_that_prophet_cannot_follow_is_served_by_a_baseline_with_a_warning():
+def _all_scores(**means: list[float]) -> pd.DataFrame:
+    """Backtest scores per window (MASE; MAE the same) of the models given, by name."""
+    rows = [{"unique_id": "s", "model": model, "fold": fold, "cutoff": pd.Timestamp("2025-01-01"), "n": 14,
+             "mae": value, "mase": value, "coverage": 0.8, "error": None}
+            for model, values in means.items() for fold, value in enumerate(values)]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def test_a_smoothing_model_that_wins_clearly_is_served_alone_and_near_equals_are_averaged():
+    baselines = dict(seasonal_naive=[1.2, 1.3, 1.1], weekday_mean=[1.0, 1.1, 0.9])
+    alone = choose_model("s", _all_scores(prophet=[0.9, 0.95, 0.85], ets=[0.5, 0.55, 0.45],
+                                          theta=[0.8, 0.75, 0.85], **baselines))
+    assert (alone.status, alone.model, alone.members, alone.note) == ("ok", "ets", (), None)
+    assert "ets beat the other models beyond noise" in alone.reason
+    pair = choose_model("s", _all_scores(prophet=[0.9, 0.95, 0.85], ets=[0.5, 0.55, 0.45],
+                                         theta=[0.52, 0.56, 0.47], **baselines))
+    assert (pair.status, pair.model, pair.members, pair.note) == ("combined", "combined", ("ets", "theta"), None)
+    # a baseline at the top of a near tie joins the mean, and that is said as a warning
+    tied = choose_model("s", _all_scores(prophet=[1.5, 1.6, 1.4], ets=[1.02, 1.12, 0.93],
+                                         theta=[2.0, 2.0, 2.0], **baselines))
+    assert tied.members == ("weekday_mean", "ets") and tied.note.level == "warning"
+    assert "the mean of weekday_mean and ets is served" in tied.note.text
+
+
+def test_after_a_level_drop_the_forecast_follows_the_new_level():
+    # A shop whose takings fell by 40% seven weeks ago (a cohort stopped buying): Prophet's
+    # changepoints lie in the first 80% of the history and keep part of the old level.
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2025-01-06", periods=364, freq="D")
+    weekly = np.tile([1.1, 1.0, 1.0, 1.05, 1.2, 0.8, 0.85], 52)
+    level = np.where(np.arange(364) < 315, 1000.0, 600.0)
+    y = level * weekly * rng.lognormal(0, 0.08, 364)
+    quick = {**QUICK, "backtest_folds": 3}
+    result = StageForecaster(**quick).fit(_series("drop|inflow|all", days, y)).predict()
+    row = result.diagnostics.iloc[0]
+    served = row.members.split(",") if row.status == "combined" else [row.model]
+    assert {"ets", "theta"} & set(served), row.reason
+    assert result.forecast["yhat"].mean() == pytest.approx(600 * weekly.mean(), rel=0.12)
+    assert row.ets_mase < row.prophet_mase
+    # the served paths are the mean of the members' paths draw by draw: intervals come from them
+    paths = result.paths.to_numpy()
+    lower = np.percentile(paths, 10, axis=1)
+    assert np.allclose(lower, result.forecast["yhat_lower"].to_numpy())
+
+
+def test_a_series_that_prophet_cannot_follow_is_served_without_prophet():
     # A seasonal random walk: next Monday is last Monday plus a step, which the seasonal
-    # naive rule follows and Prophet's smooth trend does not.
+    # naive rule and seasonal exponential smoothing follow and Prophet's smooth trend does not.
     rng = np.random.default_rng(7)
     days = pd.date_range("2025-01-06", periods=364, freq="D")
     y = np.tile([500.0, 800, 700, 600, 900, 300, 200], 52)
@@ -95,12 +141,12 @@ def test_a_series_that_prophet_cannot_follow_is_served_by_a_baseline_with_a_warn
         y[t] = y[t - 7] + rng.normal(0, 60)
     result = StageForecaster(**QUICK).fit(_series("walk|inflow|all", days, np.maximum(y, 0))).predict()
     row = result.diagnostics.iloc[0]
-    assert row.status == "baseline" and row.model in ("seasonal_naive", "weekday_mean"), row.reason
-    assert row[f"{row.model}_mase"] < row.prophet_mase
+    served = row.members.split(",") if row.status == "combined" else [row.model]
+    assert "prophet" not in served and set(served) <= {"ets", "seasonal_naive", "weekday_mean"}, row.reason
+    assert max(row[f"{m}_mase"] for m in served) < row.prophet_mase / 2
     assert (result.forecast.model == row.model).all()
-    warnings = [n for n in result.notes if "Prophet did worse" in n.text]
-    assert len(warnings) == 1 and warnings[0].level == "warning"
-    assert f"{row.prophet_mase:.3f} vs {row[f'{row.model}_mase']:.3f}" in warnings[0].text
+    # the reason names every model's score, Prophet's included
+    assert f"prophet {row.prophet_mase:.3f}" in row.reason
 
 
 # --- closures carried forward ------------------------------------------------------------------

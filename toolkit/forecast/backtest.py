@@ -9,7 +9,9 @@ Scores per window:
 * ``mae``: mean absolute error of the point forecast;
 * ``mase``: ``mae`` divided by the in-sample MAE of the seasonal naive rule on
   the training part (one season back), so < 1 beats last week's copy in-sample;
-* ``coverage``: share of actuals inside the forecast's ``interval_width`` interval.
+* ``coverage``: share of actuals on open days inside the forecast's
+  ``interval_width`` interval. Closed days are forecast as exactly zero and
+  would count as covered whatever the model: they are left out.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.forecast.backends import run_tasks
-from toolkit.forecast.methods import combine, finish, forecast_with, interval
+from toolkit.forecast.methods import SeasonalFeatures, combine, finish, forecast_with, interval
 from toolkit.forecast.settings import (
     MODELS,
     ForecastSettings,
@@ -67,7 +69,10 @@ class FoldForecast:
             y = self.actual[observed]
             row["mae"] = float(np.mean(np.abs(y - self.point[observed])))
             row["mase"] = row["mae"] / self.scale if self.scale > 0 else np.nan
-            row["coverage"] = float(np.mean((self.lower[observed] <= y) & (y <= self.upper[observed])))
+            opened = observed & ~self.closed
+            if opened.any():
+                y = self.actual[opened]
+                row["coverage"] = float(np.mean((self.lower[opened] <= y) & (y <= self.upper[opened])))
         return row
 
 
@@ -79,14 +84,19 @@ def seasonal_naive_scale(y: np.ndarray, season: int) -> float:
 
 
 def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id: str,
-                    models: tuple[str, ...] = MODELS) -> list[FoldForecast]:
+                    models: tuple[str, ...] = MODELS,
+                    features: SeasonalFeatures | None = None) -> list[FoldForecast]:
     """Forecasts of every fold by every method for one series on a regular grid.
+
+    ``features``: Prophet's features of the history's grid, shared by the folds
+    (built here when not given).
 
     Folds whose training part would be shorter than ``settings.shortest_history``
     are skipped. A method that raises gets a fold with ``error`` set instead of
     stopping the backtest.
     """
     horizon, n = settings.backtest_horizon, len(history)
+    features = features if features is not None else SeasonalFeatures(pd.DatetimeIndex(history["ds"]))
     out = []
     for fold in range(settings.backtest_folds):
         cutoff_at = n - (settings.backtest_folds - fold) * horizon
@@ -104,7 +114,7 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
         seed = series_seed(settings.seed, f"{unique_id}|fold{fold}")
         for model in models:
             try:
-                raw_point, raw_paths = forecast_with(model, train, dates, settings, closed, seed)
+                raw_point, raw_paths = forecast_with(model, train, dates, settings, closed, seed, features)
             except Exception as exc:  # a failing method is scored as failed, never fatal
                 out.append(FoldForecast(model=model, error=f"{type(exc).__name__}: {exc}", **common))
                 continue
@@ -117,25 +127,25 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
     return out
 
 
-def combined_folds(folds: list[FoldForecast], partner: str, width: float) -> list[FoldForecast]:
-    """The ``"combined"`` forecast of each window: Prophet and ``partner`` averaged, then finished.
+def combined_folds(folds: list[FoldForecast], members: tuple[str, ...], width: float) -> list[FoldForecast]:
+    """The ``"combined"`` forecast of each window: the ``members`` averaged, then finished.
 
-    Built from the windows both methods forecast without error, the same way
+    Built from the windows every member forecast without error, the same way
     the served combination is (:func:`~toolkit.forecast.methods.combine`), so
     it is scored and calibrated like any other method.
     """
     by_fold = {(f.model, f.fold): f for f in folds if f.error is None}
     out = []
-    for (model, k), prophet in sorted(by_fold.items(), key=lambda item: item[0][1]):
-        other = by_fold.get((partner, k))
-        if model != "prophet" or other is None:
+    for k in sorted({f.fold for f in folds}):
+        parts = [by_fold.get((model, k)) for model in members]
+        if any(part is None for part in parts):
             continue
-        raw_point, raw_paths = combine([(prophet.raw_point, prophet.raw_paths),
-                                        (other.raw_point, other.raw_paths)])
+        first = parts[0]
+        raw_point, raw_paths = combine([(part.raw_point, part.raw_paths) for part in parts])
         raw_lower, raw_upper = interval(raw_paths, width)
-        point, paths = finish(raw_point, raw_paths, 1.0, prophet.closed, prophet.clip)
+        point, paths = finish(raw_point, raw_paths, 1.0, first.closed, first.clip)
         lower, upper = interval(paths, width)
-        out.append(replace(prophet, model="combined", raw_point=raw_point, raw_lower=raw_lower,
+        out.append(replace(first, model="combined", raw_point=raw_point, raw_lower=raw_lower,
                            raw_upper=raw_upper, point=point, lower=lower, upper=upper,
                            raw_paths=raw_paths))
     return out
@@ -160,7 +170,7 @@ def backtest(series: pd.DataFrame, horizon: int = 28, folds: int = 3,
     Parameters
     ----------
     horizon, folds : length and number of the consecutive test windows at the end.
-    models : which of ``"prophet"``, ``"seasonal_naive"``, ``"weekday_mean"`` to score.
+    models : which of ``MODELS`` (Prophet, ETS, Theta and the two baselines) to score.
     settings : everything else (frequency, holidays, interval width, seed...);
         defaults to :class:`ForecastSettings`'s.
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from toolkit.forecast.smoothing import filled_values
+
 __all__ = ["BASELINES", "baseline_forecast"]
 
 BASELINES = ("seasonal_naive", "weekday_mean")
@@ -34,14 +36,6 @@ def _rule(values: np.ndarray, t: int, method: str, season: int, weeks: int) -> n
     counts = observed.sum(axis=1)
     sums = np.where(observed, window, 0.0).sum(axis=1)
     return np.divide(sums, counts, out=np.full(len(values), np.nan), where=counts > 0)
-
-
-def _filled(y: np.ndarray, season: int) -> np.ndarray:
-    """History with gaps filled from the same phase of the previous season, else the mean."""
-    phase = pd.Series(y).where(np.isfinite(y))
-    phase = phase.groupby(np.arange(len(y)) % season).ffill()
-    mean = float(np.nanmean(phase)) if phase.notna().any() else 0.0
-    return phase.fillna(mean).to_numpy()
 
 
 def baseline_forecast(history: pd.DataFrame, dates: pd.DatetimeIndex, method: str, season: int,
@@ -68,7 +62,7 @@ def baseline_forecast(history: pd.DataFrame, dates: pd.DatetimeIndex, method: st
     if method == "seasonal_naive" and n < season:
         raise ValueError(f"seasonal naive needs a full season ({season} periods), got {n}")
     if method == "seasonal_naive" or not np.isfinite(y).any():
-        y = _filled(y, season)
+        y = filled_values(y, season)
     overall = float(np.nanmean(y))
     closed_future = np.isin(dates.day_of_week, closed) if closed else np.zeros(horizon, bool)
     closed_past = np.isin(pd.DatetimeIndex(history["ds"]).day_of_week, closed) if closed else (

@@ -1,4 +1,4 @@
-"""One forecast from one method: Prophet or a baseline, as a point forecast plus sample paths.
+"""One forecast from one method: Prophet, ETS, Theta or a baseline, as a point forecast plus sample paths.
 
 Every method returns *raw* paths; :func:`finish` then applies what the toolkit
 adds on top, in this order: widen or narrow the spread around the point
@@ -16,16 +16,67 @@ import pandas as pd
 
 from toolkit.forecast.baselines import BASELINES, baseline_forecast
 from toolkit.forecast.settings import ForecastSettings
+from toolkit.forecast.smoothing import ets_forecast, theta_forecast
 from toolkit.forecast.stan_io import FastJsonModel, quiet_logging
 
 if TYPE_CHECKING:
     from prophet import Prophet
 
-__all__ = ["combine", "finish", "fit_prophet", "forecast_with", "interval", "prophet_forecast"]
+#: The exponential smoothing candidates (see :mod:`.smoothing`).
+SMOOTHING = {"ets": ets_forecast, "theta": theta_forecast}
+
+__all__ = ["SMOOTHING", "SeasonalFeatures", "combine", "finish", "fit_prophet", "forecast_with", "interval", "prophet_forecast"]
+
+
+class SeasonalFeatures:
+    """Prophet's regression features (seasonalities, holidays) of a series' dates, built once.
+
+    A series is fitted on a rolling origin several times and once more on its
+    whole history, always on dates of the same grid. The features of a date
+    depend on the date alone, so they are built once for the whole grid (the
+    history and the horizon) per model configuration and set of holidays, and
+    each fit and prediction takes its rows: building them, holidays above
+    all, was about half of every Prophet fit. The holidays are those Prophet
+    would use: the ones of the training years, fixed at the fit (as Prophet
+    fixes them for its predictions), so the numbers are Prophet's own.
+    """
+
+    def __init__(self, dates: pd.DatetimeIndex) -> None:
+        self.dates = pd.DatetimeIndex(dates)
+        self._built: dict[tuple, tuple] = {}
+
+    @staticmethod
+    def _configuration(model: Prophet) -> tuple:
+        seasonalities = tuple(sorted((name, props["period"], props["fourier_order"], props["prior_scale"],
+                                      props["mode"], props["condition_name"])
+                                     for name, props in model.seasonalities.items()))
+        return (seasonalities, model.country_holidays, model.holidays_prior_scale, model.holidays_mode,
+                None if model.train_holiday_names is None else tuple(model.train_holiday_names))
+
+    def attach(self, model: Prophet) -> None:
+        """Serve ``model``'s features from the grid's (built on first use); other dates as Prophet would."""
+        build = model.make_all_seasonality_features
+
+        def features(df: pd.DataFrame) -> tuple:
+            rows = self.dates.get_indexer(pd.DatetimeIndex(df["ds"]))
+            if (rows < 0).any() or model.extra_regressors or model.holidays is not None:
+                return build(df)
+            if model.train_holiday_names is None:  # the fit: the holidays of its years, as Prophet takes them
+                holidays = model.construct_holiday_dataframe(df["ds"])
+                if len(holidays):
+                    model.train_holiday_names = pd.Series(holidays["holiday"].unique())
+            key = self._configuration(model)
+            if key not in self._built:
+                self._built[key] = build(pd.DataFrame({"ds": self.dates}))
+            table, priors, components, modes = self._built[key]
+            return (table.iloc[rows].reset_index(drop=True), list(priors), components.copy(),
+                    {mode: list(names) for mode, names in modes.items()})
+
+        model.make_all_seasonality_features = features
 
 
 def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
-                closed: tuple[int, ...] = ()) -> Prophet:
+                closed: tuple[int, ...] = (), features: SeasonalFeatures | None = None) -> Prophet:
     """Fit one Prophet model to a series (``ds, y``) with the toolkit's settings.
 
     Rows of closed weekdays that are zero are left out of the fit: Prophet has
@@ -33,7 +84,8 @@ def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
     towards them (their forecast is set to zero in :func:`finish`). Holidays of
     ``settings.holiday_country`` are added for daily series. ``yearly="auto"``
     leaves the choice to Prophet, which turns yearly seasonality on only with
-    at least two years of history.
+    at least two years of history. ``features`` serves the regression
+    features of the series' grid, built once for all its fits.
     """
     quiet_logging()  # before Prophet's import-time plotly notice
     from prophet import Prophet  # imported here: reading a stored forecast does not need it
@@ -46,6 +98,8 @@ def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
     if settings.holiday_country and settings.freq == "D":
         model.add_country_holidays(country_name=settings.holiday_country)
     model.stan_backend.model = FastJsonModel(model.stan_backend.model)
+    if features is not None:
+        features.attach(model)
     return model.fit(train)
 
 
@@ -80,11 +134,16 @@ def prophet_forecast(model: Prophet, dates: pd.DatetimeIndex, seed: int) -> tupl
 
 
 def forecast_with(method: str, history: pd.DataFrame, dates: pd.DatetimeIndex,
-                  settings: ForecastSettings, closed: tuple[int, ...], seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw point forecast and paths of ``method`` ("prophet" or a baseline); may raise."""
+                  settings: ForecastSettings, closed: tuple[int, ...], seed: int,
+                  features: SeasonalFeatures | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw point forecast and paths of ``method`` (one of ``MODELS``); may raise.
+
+    ``features``: Prophet's features of a grid holding the history and ``dates``.
+    """
     if method == "prophet":
-        return prophet_forecast(fit_prophet(history, settings, closed), dates, seed)
+        return prophet_forecast(fit_prophet(history, settings, closed, features), dates, seed)
+    if method in SMOOTHING:
+        return SMOOTHING[method](history, len(dates), settings.season, settings.uncertainty_samples, seed)
     if method in BASELINES:
         return baseline_forecast(history, dates, method, settings.season,
                                  settings.uncertainty_samples, np.random.default_rng(seed),

@@ -10,11 +10,11 @@ For each series (one journey stage x direction x segment) the forecaster
    (:func:`~toolkit.forecast.settings.series_calendar`);
 2. judges whether Prophet can be fitted at all: too little history or a
    constant series (e.g. all zero) gets a *fallback* baseline straight away;
-3. backtests Prophet and both baselines on rolling origins (:mod:`.backtest`),
-   and the average of Prophet and the better baseline (``combined``);
-4. serves Prophet, the better baseline or their average by the rule of
-   :func:`choose_model`, or the best baseline with status ``failed-over`` when
-   Prophet raised;
+3. backtests Prophet, exponential smoothing (ETS), Theta (:mod:`.smoothing`)
+   and both baselines on rolling origins (:mod:`.backtest`);
+4. serves the best of them alone when it wins beyond noise, else the mean of
+   the near-best (``combined``), by the rule of :func:`choose_model`; the
+   best of the others with status ``failed-over`` when Prophet raised;
 5. calibrates the spread of the served method's paths so that its backtest
    intervals hold their nominal coverage (see :func:`calibration_factor`);
 6. forecasts the horizon as sample paths: closed weekdays and the dates of
@@ -68,7 +68,7 @@ from toolkit.forecast.backtest import (
 from toolkit.forecast.baselines import BASELINES
 from toolkit.forecast.calendar import holiday_calendar
 from toolkit.forecast.checks import doubtful_last_days, plausibility
-from toolkit.forecast.methods import combine, finish, forecast_with, interval
+from toolkit.forecast.methods import SeasonalFeatures, combine, finish, forecast_with, interval
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
     MODELS,
@@ -113,7 +113,7 @@ CALIBRATION_LIMITS = (0.25, 8.0)
 #: there are fewer than four chunks per worker, so the workers stay busy.
 CHUNK_SERIES = 20
 
-#: What can serve a series: a method, or the average of Prophet and the better baseline.
+#: What can serve a series: a method, or the mean of the near-best methods.
 SERVED_MODELS = (*MODELS, "combined")
 
 #: A gap in mean backtest MASE smaller than this share of the smaller one is too close to call.
@@ -159,14 +159,16 @@ class ForecastResult:
     diagnostics : one row per series: the ``status``, the ``model`` served and
         the ``reason``, ``n_obs``, closed weekdays, ``closures`` carried over
         from last year, days ``left_out`` of the fit, backtest
-        ``<model>_mae/_mase/_coverage`` of Prophet, both baselines and their
-        combination, the ``calibration`` factor and the served model's
-        ``coverage_calibrated`` (leave-one-window-out), plus the extra columns.
-        ``status`` is ``ok`` only where Prophet is served and beat both
-        baselines in the backtest (or there was no backtest); ``combined``
-        where Prophet and the better baseline were too close to call and their
-        average is served; ``baseline`` where a baseline beat Prophet and is
-        served; ``worse-than-baseline`` where Prophet is served although a
+        ``<model>_mae/_mase/_coverage`` of Prophet, ETS, Theta, both baselines
+        and the served combination (coverage on open days), the ``members``
+        of a combination, the ``calibration`` factor and the served model's
+        ``coverage_calibrated`` (leave-one-window-out, open days), plus the
+        extra columns. ``status`` is ``ok`` where a forecasting model
+        (Prophet, ETS or Theta) is served alone, having beaten every other
+        model beyond noise (or there was no backtest); ``combined`` where
+        several were too close to call and their mean is served; ``baseline``
+        where a baseline beat every model and is served;
+        ``worse-than-baseline`` where Prophet is served although a
         baseline beat it (``select_best=False``); ``fallback`` where Prophet
         was not tried (too short, constant); ``failed-over`` where Prophet
         raised; ``failed`` where the task itself failed (:func:`failed_series`).
@@ -225,7 +227,8 @@ def calibration_factor(folds: list[FoldForecast], width: float) -> tuple[float, 
     needed factors over all windows gives nominal coverage. Clipping at zero
     does not change which non-negative actuals are covered. The coverage
     returned is leave-one-window-out: each window scored with the factor
-    computed from the other windows (closed days count as covered when zero).
+    computed from the other windows, on open days only (a closed day forecast
+    as zero is covered whatever the spread, and would flatter the score).
 
     Returns ``(1.0, nan)`` when there is nothing to calibrate on.
     """
@@ -244,9 +247,8 @@ def calibration_factor(folds: list[FoldForecast], width: float) -> tuple[float, 
     if len(folds) > 1:
         for k, fold in enumerate(folds):
             factor = factor_from(needed[:k] + needed[k + 1:])
-            observed = np.isfinite(fold.actual)
-            covered += int((needed[k] <= factor).sum() + (fold.actual[observed & fold.closed] == 0).sum())
-            total += int(observed.sum())
+            covered += int((needed[k] <= factor).sum())
+            total += needed[k].size
     return factor_from(needed), (covered / total if total else np.nan)
 
 
@@ -256,7 +258,7 @@ def _summary(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | None, str]:
-    """Model with the lowest mean MASE (MAE where MASE is undefined); ties go to Prophet."""
+    """Model with the lowest mean MASE (MAE where MASE is undefined); ties go to the earlier in ``MODELS``."""
     metric = "mase" if summary["mase"].notna().any() else "mae"
     scores = summary[metric].reindex(list(candidates)).dropna()
     if scores.empty:
@@ -266,75 +268,93 @@ def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | Non
 
 @dataclass(frozen=True)
 class Choice:
-    """The model to serve a series with, and why (see :func:`choose_model`)."""
+    """The model to serve a series with, and why (see :func:`choose_model`).
+
+    ``members`` are the models averaged when ``model`` is ``"combined"``.
+    """
 
     status: str
     model: str
-    partner: str | None = None
+    members: tuple[str, ...] = ()
     reason: str = ""
     note: Note | None = None
 
 
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True) -> Choice:
-    """Serve Prophet, the better baseline or their average, from the backtest scores per window.
+    """Serve the best model alone only when it wins beyond noise, else the mean of the near-best.
 
-    The rule, on the mean MASE over the backtest windows (MAE where MASE is
-    undefined) of Prophet (``P``) and of the better of the two baselines (``B``):
+    On the backtest scores per window (MASE; MAE where MASE is undefined) of
+    Prophet, ETS, Theta and both baselines (models that failed a window are
+    left out), the best model is the one with the lowest mean. Every other
+    model is compared with it window by window: it is *too close to call*
+    when its mean gap to the best is at most ``NOISE_SHARE`` (10%) of the
+    best's score or at most one standard error of the per-window gaps (the
+    windows disagree). Then
 
-    * the gap is *too close to call* when ``|P - B|`` is less than
-      ``NOISE_SHARE`` (10%) of the smaller of the two, or less than one
-      standard error of the per-window gaps (the windows disagree about which
-      is better). Then the average of the two (``combined``) is served: a coin
-      flip between near-equals picks the wrong one half the time, and the
-      average is rarely worse than either;
-    * otherwise the better of the two is served: Prophet (status ``ok``) or
-      the baseline (status ``baseline``). An exact tie (both perfect on a
-      fixed schedule, say) goes to Prophet.
+    * the best alone is served when no other model is that close: status
+      ``ok`` for a forecasting model, ``baseline`` for a baseline;
+    * otherwise the mean of the best and every model close to it (path by
+      path, see :func:`~toolkit.forecast.methods.combine`) is served with
+      status ``combined``: picking one of near-equals on a few windows picks
+      the wrong one about half of the time, and their mean is rarely worse
+      than either. Models with exactly the best's scores add nothing and are
+      left out.
 
-    Whenever Prophet did worse than the baseline (``P > B``), the note (level
-    ``"warning"``) names the series and both scores. With ``select_best=False``
-    Prophet is served regardless, with status ``worse-than-baseline`` where a
-    baseline beat it beyond noise. Without backtest scores Prophet is served
-    with status ``ok``.
+    When a baseline is the best (alone or in the mean), a ``"warning"`` note
+    names the series and the scores of Prophet and that baseline. With
+    ``select_best=False`` Prophet is served regardless, with status
+    ``worse-than-baseline`` where a baseline beat it beyond noise. Without
+    backtest scores Prophet is served with status ``ok``.
     """
     summary = _summary(scores)
-    partner, metric = _best(summary, BASELINES)
-    if partner is None or not np.isfinite(summary["mae"].get("prophet", np.nan)):
+    best, metric = _best(summary, MODELS)
+    if best is None:
         return Choice("ok", "prophet")
-    if metric == "mase" and not np.isfinite(summary.loc["prophet", "mase"]):
+    if metric == "mase" and not np.isfinite(summary.loc[best, "mase"]):
         metric = "mae"
-    prophet, baseline = float(summary.loc["prophet", metric]), float(summary.loc[partner, metric])
-    per_window = scores.set_index(["model", "fold"])[metric]
-    gaps = (per_window.loc["prophet"] - per_window.loc[partner]).dropna()
-    error = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
-    close = abs(prophet - baseline) <= max(NOISE_SHARE * min(prophet, baseline), error)
-    scored = f"mean {metric.upper()} {prophet:.3f} vs {baseline:.3f}"
-    if prophet == baseline:
-        return Choice("ok", "prophet", partner)
+    means = summary[metric].reindex(list(MODELS)).dropna()
+    per_window = scores.pivot_table(index="fold", columns="model", values=metric)
+
+    def beyond_noise(worse: str, better: str) -> bool:
+        gaps = (per_window[worse] - per_window[better]).dropna()
+        error = float(gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
+        return float(gaps.mean()) > max(NOISE_SHARE * float(means[better]), error)
+
+    label = metric.upper()
+    baseline, _ = _best(summary, BASELINES)
     if not select_best:
-        if close or prophet < baseline:
-            return Choice("ok", "prophet", partner)
-        reason = f"{partner} beat prophet in the backtest ({scored}); prophet is served as asked"
-        return Choice("worse-than-baseline", "prophet", partner, reason, Note("forecast", (
-            f"Series {unique_id}: Prophet is served although it did worse than "
-            f"{_DESCRIBED[partner]} in the backtest ({scored}); the forecast is doubtful."), "warning"))
-    if close:
+        if "prophet" in means and baseline is not None and beyond_noise("prophet", baseline):
+            scored = f"mean {label} {means['prophet']:.3f} vs {means[baseline]:.3f}"
+            reason = f"{baseline} beat prophet in the backtest ({scored}); prophet is served as asked"
+            return Choice("worse-than-baseline", "prophet", (), reason, Note("forecast", (
+                f"Series {unique_id}: Prophet is served although it did worse than "
+                f"{_DESCRIBED[baseline]} in the backtest ({scored}); the forecast is doubtful."), "warning"))
+        return Choice("ok", "prophet")
+    ranked = sorted(means.index, key=lambda m: (means[m], MODELS.index(m)))
+    near = tuple(m for m in ranked if m == best or (means[m] > means[best] and not beyond_noise(m, best)))
+    scored = ", ".join(f"{m} {means[m]:.3f}" for m in ranked)
+    if len(near) > 1:
         status, model = "combined", "combined"
-        reason = (f"prophet and {partner} too close to call in the backtest ({scored}): "
-                  f"their average is served")
-        served = "the average of the two is served"
-    elif prophet < baseline:
-        return Choice("ok", "prophet", partner)
+        reason = (f"{_listed(near)} too close to call in the backtest (mean {label}: {scored}): "
+                  f"their mean is served")
+        served = f"the mean of {_listed(near)} is served"
     else:
-        status, model = "baseline", partner
-        reason = f"{partner} beat prophet in the backtest (mean {metric.upper()} {baseline:.3f} vs {prophet:.3f})"
+        status, model = ("baseline" if best in BASELINES else "ok"), best
+        reason = f"{best} beat the other models beyond noise in the backtest (mean {label}: {scored})"
+        if best in BASELINES and "prophet" in means:
+            reason = (f"{best} beat prophet in the backtest (mean {label} {means[best]:.3f} vs "
+                      f"{means['prophet']:.3f}; {scored})")
         served = "that baseline is served instead"
     note = None
-    if prophet > baseline:
+    if best in BASELINES and "prophet" in means and means["prophet"] > means[best]:
         note = Note("forecast", (
-            f"Series {unique_id}: Prophet did worse than {_DESCRIBED[partner]} in the backtest "
-            f"(mean {metric.upper()} {prophet:.3f} vs {baseline:.3f}); {served}."), "warning")
-    return Choice(status, model, partner, reason, note)
+            f"Series {unique_id}: Prophet did worse than {_DESCRIBED[best]} in the backtest "
+            f"(mean {label} {means['prophet']:.3f} vs {means[best]:.3f}); {served}."), "warning")
+    return Choice(status, model, near if model == "combined" else (), reason, note)
 
 
 def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
@@ -353,9 +373,10 @@ def _spans(spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]) -> str:
 def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: int,
                  closed: tuple[int, ...], clip: bool, summary: pd.DataFrame, factor: float,
                  coverage_calibrated: float, spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (),
-                 left_out: pd.DatetimeIndex | None = None) -> dict[str, Any]:
+                 left_out: pd.DatetimeIndex | None = None, members: tuple[str, ...] = ()) -> dict[str, Any]:
     """One series' diagnostics row, with every model's backtest scores (NaN where not scored)."""
     diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
+                   "members": ",".join(members),
                    "n_obs": n_obs, "closed_weekdays": ",".join(_WEEKDAYS[d] for d in closed),
                    "closures": _spans(spans),
                    "left_out": ",".join(f"{d:%Y-%m-%d}" for d in (left_out if left_out is not None else [])),
@@ -394,13 +415,13 @@ def calendar_notes(calendar: BusinessCalendar, settings: ForecastSettings) -> li
 
 
 def _served_forecast(choice: Choice, history: pd.DataFrame, dates: pd.DatetimeIndex,
-                     settings: ForecastSettings, closed: tuple[int, ...], seed: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw point forecast and paths of the chosen model (may raise where Prophet is in it)."""
+                     settings: ForecastSettings, closed: tuple[int, ...], seed: int,
+                     features: SeasonalFeatures | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw point forecast and paths of the chosen model or the mean of its members (may raise)."""
     if choice.model != "combined":
-        return forecast_with(choice.model, history, dates, settings, closed, seed)
-    return combine([forecast_with(method, history, dates, settings, closed, seed)
-                    for method in ("prophet", choice.partner)])
+        return forecast_with(choice.model, history, dates, settings, closed, seed, features)
+    return combine([forecast_with(method, history, dates, settings, closed, seed, features)
+                    for method in choice.members])
 
 
 def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
@@ -428,6 +449,7 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     clip = settings.non_negative and not (y[finite] < 0).any()
     dates = future_dates(history["ds"].iloc[-1], settings.horizon, settings.freq)
     seed = series_seed(settings.seed, unique_id)
+    features = SeasonalFeatures(pd.DatetimeIndex(history["ds"]).append(dates))
 
     folds: list[FoldForecast] = []
     scores = fold_scores(unique_id, folds)
@@ -440,27 +462,27 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     else:
         choice = Choice("ok", "prophet")
         if settings.backtest_folds:
-            folds = backtest_series(history, settings, unique_id)
+            folds = backtest_series(history, settings, unique_id, features=features)
         prophet_errors = [f.error for f in folds if f.model == "prophet" and f.error]
         scores = fold_scores(unique_id, folds)
-        partner = _best(_summary(scores), BASELINES)[0] if folds else None
-        if partner is not None and not prophet_errors:
-            combined = combined_folds(folds, partner, settings.interval_width)
+        if prophet_errors:  # served by the best of the others
+            choice = choose_model(unique_id, scores[scores["model"] != "prophet"])
+            choice = replace(choice, status="failed-over",
+                             reason=f"Prophet failed in the backtest: {prophet_errors[0]}; {choice.reason}")
+        elif folds:
+            choice = choose_model(unique_id, scores, settings.select_best)
+        if choice.model == "combined":
+            combined = combined_folds(folds, choice.members, settings.interval_width)
             folds += combined
             scores = pd.concat([scores, fold_scores(unique_id, combined)], ignore_index=True)
         summary = _summary(scores) if folds else summary
-        if prophet_errors:
-            choice = Choice("failed-over", _best(summary, BASELINES)[0] or "weekday_mean",
-                            reason=f"Prophet failed in the backtest: {prophet_errors[0]}")
-        elif folds:
-            choice = choose_model(unique_id, scores[scores["model"].isin(MODELS)], settings.select_best)
     try:
-        raw_point, raw_paths = _served_forecast(choice, history, dates, settings, closed, seed)
-    except Exception as exc:  # only Prophet can fail here; a baseline takes over
-        if choice.model not in ("prophet", "combined"):
+        raw_point, raw_paths = _served_forecast(choice, history, dates, settings, closed, seed, features)
+    except Exception as exc:  # a model that raises on the whole history: the best baseline takes over
+        if choice.model in BASELINES:
             raise
         choice = Choice("failed-over", _best(summary, BASELINES)[0] or "weekday_mean",
-                        reason=f"Prophet failed: {type(exc).__name__}: {exc}")
+                        reason=f"{choice.model} failed: {type(exc).__name__}: {exc}")
         raw_point, raw_paths = _served_forecast(choice, history, dates, settings, closed, seed)
     if choice.note is not None:
         notes.append(choice.note)
@@ -475,7 +497,8 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     notes += plausibility(history.assign(unique_id=unique_id),
                           pd.DataFrame({"unique_id": unique_id, "ds": dates, "yhat": point}))
     diagnostics = _diagnostics(unique_id, choice.status, choice.model, choice.reason, int(finite.sum()),
-                               closed, clip, summary, factor, coverage_calibrated, spans, left_out)
+                               closed, clip, summary, factor, coverage_calibrated, spans, left_out,
+                               choice.members)
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, choice.model, diagnostics, scores,
                          tuple(notes))
 
@@ -624,7 +647,10 @@ class StageForecaster:
     yearly : ``"auto"`` lets Prophet turn yearly seasonality on only with two
         years of history; ``True``/``False`` force it.
     backtest_folds, backtest_horizon : rolling-origin windows at the end of the
-        history used to choose the served model and calibrate intervals;
+        history used to choose the served model and calibrate intervals (as
+        many of the five as leave ``min_history`` to fit on: five windows
+        give the paired comparison of :func:`choose_model` a spread to judge
+        noise by, and Prophet's features are built once for all of them);
         ``backtest_folds=0`` skips the backtest (and with it selection and calibration).
     closed_days : forecast weekdays on which the business (all inflows together)
         took nothing in every recent week as zero, and the dates of last year's
@@ -664,7 +690,7 @@ class StageForecaster:
                  holiday_country: str | None = "US", interval_width: float = 0.8,
                  uncertainty_samples: int = 500, seed: int = 42, backend: str = "local",
                  n_jobs: int | None = None, yearly: bool | Literal["auto"] = "auto",
-                 backtest_folds: int = 3, backtest_horizon: int = 28, closed_days: bool = True,
+                 backtest_folds: int = 5, backtest_horizon: int = 28, closed_days: bool = True,
                  last_days: bool = True, non_negative: bool = True, calibrate: bool = True,
                  select_best: bool = True,
                  min_history: int | None = None, progress: bool = True,

@@ -37,8 +37,8 @@ __all__ = [
     "split_series",
 ]
 
-#: The forecasters a series can be served by.
-MODELS = ("prophet", "seasonal_naive", "weekday_mean")
+#: The forecasters a series can be served by, alone or averaged (ties go to the earlier).
+MODELS = ("prophet", "ets", "theta", "seasonal_naive", "weekday_mean")
 
 _SEASON = {"D": 7, "W": 52, "MS": 12}
 
@@ -104,7 +104,7 @@ class ForecastSettings:
     non_negative: bool = True
     calibrate: bool = True
     select_best: bool = True
-    backtest_folds: int = 3
+    backtest_folds: int = 5
     backtest_horizon: int = 28
     min_history: int | None = None
     baseline_weeks: int = 4
