@@ -39,6 +39,7 @@ import pandas as pd
 import vl_convert as vlc
 from babel.numbers import get_currency_symbol
 
+from toolkit.commitments import known_payments
 from toolkit.errors import JourneycastError, require_columns
 
 if TYPE_CHECKING:
@@ -524,17 +525,6 @@ def cash_outlook(outlook: Any, currency: str = "USD", history_days: int | None =
                         balance_known=getattr(outlook, "balance_known", True))
 
 
-def _known_payments(known: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
-    """Known money per day and what it is (``ds, amount, what``): money out negative."""
-    inside = known[(known["ds"] >= first) & (known["ds"] <= last)]
-    parts = inside["unique_id"].str.split("|", expand=True).reindex(columns=[0, 1, 2])
-    what = np.where(parts[2].str.startswith("committed:"), parts[2].str.removeprefix("committed:"),
-                    "owed: " + parts[0].astype("str"))
-    sign = np.where(inside["direction"] == "outflow", -1.0, 1.0)
-    return (pd.DataFrame({"ds": inside["ds"], "amount": sign * inside["y"].to_numpy(), "what": what})
-            .groupby(["ds", "what"], as_index=False)["amount"].sum())
-
-
 @_or_nothing_to_show
 def cash_with_commitments(outlook: Any, known: pd.DataFrame | None, currency: str = "USD",
                           history_days: int | None = 180) -> alt.VConcatChart | alt.LayerChart:
@@ -549,7 +539,7 @@ def cash_with_commitments(outlook: Any, known: pd.DataFrame | None, currency: st
     bands = recent_history(outlook.bands, history_days)
     if known is None or known.empty:
         return balance
-    payments = _known_payments(known, bands["ds"].min(), bands["ds"].max())
+    payments = known_payments(known[(known["ds"] >= bands["ds"].min()) & (known["ds"] <= bands["ds"].max())])
     if payments.empty:
         return balance
     bars = _money_labels(alt.Chart(payments), currency, "amount").mark_bar(size=4).encode(

@@ -61,6 +61,7 @@ __all__ = [
     "detect_schedules",
     "holiday_dates",
     "is_committed",
+    "known_payments",
     "occurrences",
     "split_committed_costs",
 ]
@@ -208,6 +209,21 @@ def occurrences(commitments: pd.DataFrame, start: pd.Timestamp, end: pd.Timestam
     for column in ("direction", "stage", "category", "description", "frequency", "unique_id"):
         out[column] = out[column].astype("str")
     return out.sort_values(["ds", "unique_id"], kind="stable").reset_index(drop=True)[columns]
+
+
+def known_payments(known: pd.DataFrame) -> pd.DataFrame:
+    """Money known ahead, for people: ``ds, what, stage, amount`` (money out negative), by day and item.
+
+    ``known`` as ``CashFlows.known``; ``what`` is the commitment's category,
+    or "owed: <stage>" for money booked but not yet paid.
+    """
+    parts = known["unique_id"].str.split("|", expand=True).reindex(columns=[0, 1, 2])
+    what = np.where(parts[2].str.startswith(COMMITTED), parts[2].str.removeprefix(COMMITTED),
+                    "owed: " + parts[0].astype("str"))
+    sign = np.where(known["direction"] == "outflow", -1.0, 1.0)
+    frame = pd.DataFrame({"ds": known["ds"], "what": what, "stage": parts[0].astype("str"),
+                          "amount": sign * known["y"].to_numpy()})
+    return frame.groupby(["ds", "what", "stage"], as_index=False, sort=True)["amount"].sum()
 
 
 def committed_categories(commitments: pd.DataFrame | None) -> set[tuple[str, str]]:

@@ -176,6 +176,15 @@ class PaymentTiming(_Strict):
     refunds_days: int = Field(default=0, ge=0, le=90, description="days until a refund leaves the account")
     costs_days: int = Field(default=0, ge=0, le=180, description="payment terms: days until a cost is paid")
 
+    def sentence(self) -> str:
+        """The timing in words, for a page or a note."""
+        if self == PaymentTiming():
+            return "Every sale, refund and cost is taken as paid on the day it is booked."
+        unit = "business days" if self.sales_business_days else "days"
+        return (f"Sales reach the bank {self.sales_days} {unit} after the sale, refunds leave it "
+                f"{self.refunds_days} days after they are booked and costs are paid {self.costs_days} days "
+                "after booking.")
+
 
 class Config(_Strict):
     """The run configuration: data layout, business facts and model settings."""

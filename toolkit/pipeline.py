@@ -310,15 +310,9 @@ def _cash_notes(config: Config, costs: str, banked: bool = False) -> list[Note]:
                                    "is not computed. Add a costs file, or set gross_margin in journeycast.yml to "
                                    "estimate the cost of goods.", "missing"))
     timing = config.payment_timing
-    if timing == type(timing)():
-        notes.append(Note("timing", "Payment timing: every sale, refund and cost is taken as paid on the day it "
-                                    "is booked; set payment_timing in journeycast.yml (e.g. sales_days: 2 for "
-                                    "card settlement) to follow the bank's dates.", "assumed"))
-    else:
-        unit = "business days" if timing.sales_business_days else "days"
-        notes.append(Note("timing", f"Payment timing from journeycast.yml: sales settle {timing.sales_days} {unit} "
-                                    f"after the sale, refunds leave {timing.refunds_days} days and costs are paid "
-                                    f"{timing.costs_days} days after booking.", "assumed"))
+    how = ("set payment_timing in journeycast.yml (e.g. sales_days: 2 for card settlement) to follow the bank's "
+           "dates" if timing == type(timing)() else "from payment_timing in journeycast.yml")
+    notes.append(Note("timing", f"Payment timing: {timing.sentence()[:-1]}; {how}.", "assumed"))
     return notes
 
 
@@ -526,6 +520,21 @@ def forecast_tables(cash: CashForecast, view: JourneyView | None = None) -> dict
     return tables
 
 
+def _working_capital(cash: CashForecast) -> dict[str, Any]:
+    """The low point, days of cash and the bank's largest unexplained difference, JSON-ready (empty when unknown)."""
+    out: dict[str, Any] = {}
+    if cash.low_point is not None:
+        low = cash.low_point
+        out |= {"lowest_p10": low.p10, "lowest_p10_date": plain(low.p10_date), "days_of_cash": cash.days_of_cash,
+                "low_point_commitment": {k: plain(v) for k, v in low.commitment.items()} if low.commitment else None,
+                "low_point_stage": low.stage}
+    if cash.reconciliation is not None and len(cash.reconciliation):
+        worst = cash.reconciliation.loc[cash.reconciliation["difference"].abs().idxmax()]
+        out |= {"bank_largest_difference": float(worst["difference"]),
+                "bank_largest_difference_date": plain(worst["ds"])}
+    return out
+
+
 def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
     """What a forecast run found, as plain JSON-ready values."""
     first, last = dataset.period
@@ -542,7 +551,8 @@ def forecast_summary(dataset: Dataset, cash: CashForecast) -> dict[str, Any]:
         "horizon": int(cash.result.forecast.ds.nunique()),
         "currency": dataset.config.currency,
         "cash": {"measure": cash.measure, "costs": cash.costs}
-                | {k: plain(v) for k, v in cash.outlook.summary().items()},
+                | {k: plain(v) for k, v in cash.outlook.summary().items()}
+                | _working_capital(cash),
         "series": series,
         "notes": notes_frame([*dataset.notes, *cash.notes]),
     }
@@ -1016,6 +1026,10 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
         "first likely breach": plain(figures["first_breach_date"]),
         "runway (days)": figures["runway_days"],
     }
+    if cash.low_point is not None:
+        out["lowest P10 balance"] = cash.low_point.p10
+        out["low point date"] = plain(cash.low_point.p50_date)
+        out["days of cash"] = cash.days_of_cash
     if found is not None:
         # without a re-purchase model (too few repeat customers) there is no such figure, not a zero
         fitted = found.model is not None
