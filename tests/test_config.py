@@ -27,7 +27,7 @@ def test_defaults_without_a_file(tmp_path):
 
 def test_sample_file_sets_the_business_facts(sample_dir):
     config = load_config(sample_dir)
-    assert config.opening_balance == 200000 and config.minimum_cash == 100000
+    assert config.opening_balance == 300000 and config.minimum_cash == 100000
     assert config.currency == "USD" and config.timezone == "UTC"
 
 
