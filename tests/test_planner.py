@@ -61,7 +61,7 @@ def test_profit_counts_only_the_purchases_the_campaign_adds():
     timing = _timing(customers, [0.2] * 14)
     lift = lift_table(pd.Series({"C000": 0.1}), "measured")
     planner = CampaignPlanner(discounts=(0.1,), cost_per_contact=1.0, response_window_days=7, gross_margin=0.5,
-                              launch_weeks=2).fit(customers, None, timing, lift)
+                              launch_weeks=2).fit(customers, None, timing, lift, as_of=LAST_ACTUAL)
     plan = planner.plan()
     # 0.1 more sales at 200 x (0.5 - 0.1) margin, less 10% off the 0.2 that would buy anyway, less the contact
     expected = 0.1 * 200 * 0.4 - 0.2 * 200 * 0.1 - 1.0
@@ -147,7 +147,7 @@ def test_each_segment_gets_the_discount_that_pays_it_best():
         rows.append(lift_table(pd.Series(lift, index=customers["customer_id"]), "measured").assign(
             discount=discount))
     planner = CampaignPlanner(discounts=(0.0, 0.2), cost_per_contact=0.2, gross_margin=0.6, launch_weeks=4)
-    plan = planner.fit(customers, None, timing, pd.concat(rows)).plan()
+    plan = planner.fit(customers, None, timing, pd.concat(rows), as_of=LAST_ACTUAL).plan()
     chosen = plan.targets.groupby("segment")["discount"].unique()
     assert list(chosen["loyal"]) == [0.0] and list(chosen["at risk"]) == [0.2]
     assert plan.verdict.count("by segment") == 1
@@ -162,9 +162,11 @@ def test_a_discount_a_campaign_was_measured_at_is_an_option():
     timing = _timing(customers, [0.1] * 14)
     measured = lift_table(pd.Series(0.2, index=customers["customer_id"]), "measured").assign(discount=0.15)
     planner = CampaignPlanner(discounts=(0.0, 0.1), launch_weeks=3, gross_margin=0.6)
-    plan = planner.fit(customers, None, timing, measured).plan()
+    plan = planner.fit(customers, None, timing, measured, as_of=LAST_ACTUAL).plan()
     assert planner.discounts_ == (0.0, 0.1, 0.15)
     assert set(plan.targets["discount"]) == {0.15} and plan.recommended  # no lift is known at 0% or 10%
+    assert " customers with a 15% discount: expected incremental profit +$" in plan.verdict
+    assert "assumed" not in plan.verdict and [note.level for note in plan.notes] == ["missing"]  # cash unknown
     assert not planner.plan(discounts=[0.0, 0.1]).recommended
 
 
@@ -173,7 +175,7 @@ def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out()
     timing = _timing(customers, [0.2] * 14)
     scores = pd.Series(np.linspace(-0.05, 0.2, 100), index=customers["customer_id"])
     planner = CampaignPlanner(discounts=(0.0,), cost_per_contact=2.0, fixed_cost=10.0, launch_weeks=3)
-    planner.fit(customers, None, timing, lift_table(scores, "model"))
+    planner.fit(customers, None, timing, lift_table(scores, "model"), as_of=LAST_ACTUAL)
     plan = planner.plan()
     assert plan.targets["customer_id"].isin(scores.index[scores > 0]).all()
     assert plan.targets["expected_profit"].is_monotonic_decreasing and (plan.targets["expected_profit"] > 0).all()
@@ -193,9 +195,11 @@ def test_bad_inputs_are_refused():
     with pytest.raises(OpportunityError, match="fit the campaign planner"):
         CampaignPlanner().plan()
     customers = _customers(3)
+    timing = _timing(customers, [0.1] * 15)
     with pytest.raises(OpportunityError, match="required column 'value'"):
-        CampaignPlanner().fit(customers.drop(columns="value"), None, _timing(customers, [0.1] * 15),
-                              assumed_lift(_timing(customers, [0.1] * 15)))
+        CampaignPlanner().fit(customers.drop(columns="value"), None, timing, assumed_lift(timing), as_of=LAST_ACTUAL)
+    with pytest.raises(OpportunityError, match="needs as_of"):
+        CampaignPlanner().fit(customers, None, timing, assumed_lift(timing))
 
 
 # ---------------------------------------------------------------- the sample shop

@@ -349,8 +349,10 @@ class CampaignPlanner:
     customers_ : the fitted customers (customer_id, segment, offer, value, max_discount).
     discounts_ : the menu plus every discount the lift was measured at.
     natural_ : P(natural purchase in the window), customers x launch weeks.
-    profit_ : expected incremental profit, customers x launch weeks x discounts (-inf where
-        the discount is not allowed: at or above the margin or the offer's bound).
+    incremental_ : the purchases the campaign adds, customers x launch weeks x discounts.
+    cash_mean_, cash_var_ : expected incremental cash (margin on the purchases added less the
+        discount on natural ones) and its variance, before contact costs, same shape.
+    allowed_ : where a discount may be given (below the margin and within the offer's bound).
     launch_days_ : the first day of every launch week.
     """
 
@@ -380,7 +382,7 @@ class CampaignPlanner:
     # ------------------------------------------------------------------ fit
 
     def fit(self, customers: pd.DataFrame, cash: CashOutlook | None, timing: pd.DataFrame,
-            lift: pd.DataFrame) -> CampaignPlanner:
+            lift: pd.DataFrame, as_of: str | pd.Timestamp | None = None) -> CampaignPlanner:
         """Precompute every customer x launch week x discount: natural chance, lift, profit and its spread.
 
         Parameters
@@ -390,7 +392,11 @@ class CampaignPlanner:
         cash : the cash forecast's outlook (``CashForecast.outlook``) or None when unknown.
         timing : :func:`purchase_timing` for at least the launch weeks plus the window.
         lift : a lift frame (:data:`LIFT_COLUMNS`; :func:`assumed_lift`, :func:`lift_table`).
+        as_of : the last day of data, when there is no cash forecast to take it from
+            (launch weeks start the day after).
         """
+        if cash is None and as_of is None:
+            raise OpportunityError("without a cash forecast the planner needs as_of, the last day of data")
         require_columns(customers, ("customer_id", "segment", "value"), "the planner's customers")
         require_columns(lift, ("customer_id", "incremental_probability", "relative_lift", "lift_source"),
                         "the lift")
@@ -406,7 +412,7 @@ class CampaignPlanner:
         self.customers_ = table[["customer_id", "segment", "offer", "value", "max_discount"]]
         self.cash_ = cash
         self.risk_judged_ = cash is not None and cash.minimum_cash is not None
-        first = (cash.as_of if cash is not None else pd.Timestamp.now().normalize()) + pd.Timedelta(days=1)
+        first = (cash.as_of if cash is not None else pd.Timestamp(as_of).normalize()) + pd.Timedelta(days=1)
         horizon_days = len(cash.balance_draws) if cash is not None else None
         weeks = self.launch_weeks or (max(1, horizon_days // _DAYS) if horizon_days else 13)
         if horizon_days is not None:
@@ -676,8 +682,12 @@ class CampaignPlanner:
     def _verdict(self, winner: _Option, targets: pd.DataFrame, p10: float, p90: float, loss: float,
                  risk: float, risk_limit: float) -> str:
         discounts = sorted(set(targets["discount"]))
-        offer = ("no discount" if discounts == [0.0] else
-                 "a discount of " + " or ".join(f"{d:.0%}" for d in discounts) + " by segment")
+        if discounts == [0.0]:
+            offer = "no discount"
+        elif len(discounts) == 1:
+            offer = f"a {discounts[0]:.0%} discount"
+        else:
+            offer = "a discount of " + " or ".join(f"{d:.0%}" for d in discounts) + " by segment"
         sentence = (f"recommended: launch in the {self._week_text(winner.week)} to {len(targets):,} customers "
                     f"with {offer}: expected incremental profit {self._money(winner.profit, sign=True)} "
                     f"(P10 {self._money(p10)} to P90 {self._money(p90)})")
