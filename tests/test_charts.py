@@ -665,3 +665,33 @@ def test_money_text_with_cents_and_no_negative_zero():
     assert charts.money_text(1234.5, compact=False, decimals=2) == "$1,234.50"
     assert charts.money_text(-0.3, compact=False) == "$0"
     assert charts.money_text(-1234.567, "EUR", compact=False, decimals=2) == "-€1,234.57"
+
+
+# --------------------------------------------------------------------------- campaign charts
+
+def _measured_campaigns() -> pd.DataFrame:
+    return pd.DataFrame({"campaign_id": ["spring", "autumn"], "variant": ["10% off", "10% off"],
+                         "incremental_response": [0.05, 0.01], "incremental_response_low": [0.02, -0.02],
+                         "incremental_response_high": [0.08, 0.04]})
+
+
+def test_campaign_effects_draws_each_interval_against_zero():
+    chart = charts.campaign_effects(_measured_campaigns())
+    drawn = texts(charts.to_svg(chart))
+    assert "spring · 10% off" in drawn and "autumn · 10% off" in drawn
+    assert "What past campaigns added" in drawn
+    assert any(row.get("incremental_response_low") == -0.02 for row in vega_rows(chart))
+    # nothing measured: a chart that says why instead of failing
+    empty = charts.campaign_effects(_measured_campaigns().iloc[:0])
+    assert "Nothing to show: no campaign could be measured" in texts(charts.to_svg(empty))
+
+
+def test_campaign_cash_bands_show_both_scenarios_and_the_minimum():
+    days = pd.date_range("2026-11-01", periods=10, freq="D")
+    bands = pd.concat([pd.DataFrame({"ds": days, "scenario": name, "p10": base - 50, "p50": base, "p90": base + 50})
+                       for name, base in (("without the campaign", 120_000.0), ("with the campaign", 118_000.0))])
+    drawn = texts(charts.to_svg(charts.campaign_cash_bands(bands, 100_000, "USD")))
+    assert "with the campaign" in drawn and "without the campaign" in drawn
+    assert any("minimum $100k" in t or "minimum $100,000" in t for t in drawn), drawn
+    unknown = charts.campaign_cash_bands(bands.iloc[:0], None)
+    assert "cash position is unknown" in " ".join(texts(charts.to_svg(unknown)))

@@ -106,3 +106,41 @@ def test_pseudonymising_without_a_key_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("JOURNEYCAST_PSEUDONYM_KEY", raising=False)
     assert main(["opportunities", str(SAMPLE_DIR), "--out", str(tmp_path), "--pseudonymise"]) == 2
     assert "JOURNEYCAST_PSEUDONYM_KEY" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- campaigns
+
+def test_campaigns_on_the_sample_writes_measurement_scores_and_plan(tmp_path, capsys):
+    out = tmp_path / "campaigns"
+    assert main(["campaigns", str(SAMPLE_DIR), "--out", str(out), "--risk-limit", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("campaign_measurement", "uplift_quality", "uplift_scores", "campaign_plan", "campaign_runners_up",
+                 "campaign_cash_bands"):
+        assert (out / f"{name}.parquet").exists() and (out / f"{name}.csv").exists(), name
+    measured = pd.read_csv(out / "campaign_measurement.csv")
+    assert set(measured.campaign_id) == {"spring-2025", "autumn-2025", "spring-2026"}
+    assert (measured.incremental_response > 0).all()
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["campaigns_measured"] == 3 and plan["lift_source"] in ("model", "measured")
+    assert plan["plan"]["verdict"] in printed
+    assert plan["plan"]["targets"] == len(pd.read_parquet(out / "campaign_plan.parquet"))
+    # a risk limit beyond the configuration's range is refused before anything runs
+    with pytest.raises(SystemExit):
+        main(["campaigns", str(SAMPLE_DIR), "--out", str(out), "--risk-limit", "2"])
+    assert "risk_limit" in capsys.readouterr().err
+
+
+def test_campaigns_on_a_results_export_alone_measures_and_says_there_is_no_plan(tmp_path, capsys):
+    from conftest import ROOT, TEST_DATA
+
+    out = tmp_path / "hillstrom"
+    data = ROOT.parent / "shared" / "data" / "hillstrom"
+    assert main(["campaigns", str(data), "--config", str(TEST_DATA / "real" / "hillstrom.yml"),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["plan"] is None and "plan: none" in printed
+    assert any("No campaign plan" in note["text"] for note in plan["notes"])
+    measured = pd.read_csv(out / "campaign_measurement.csv")
+    assert set(measured.variant) == {"Mens E-Mail", "Womens E-Mail"}
+    assert not (out / "campaign_plan.csv").exists()

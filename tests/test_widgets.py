@@ -284,3 +284,29 @@ def test_upsell_explorer_with_no_one_to_contact_says_the_verdict(frames):
     assert texts(charts.to_svg(explorer.static())) == expected
     explorer.discount.value = 30
     assert texts(charts.to_svg(shown(explorer))) == expected
+
+
+# --------------------------------------------------------------------------- campaign plan explorer
+
+def test_campaign_plan_explorer_replans_on_every_control():
+    from test_planner import PEAKED, _customers, _outlook, _timing
+    from toolkit.opportunities import CampaignPlanner, assumed_lift
+    from toolkit.widgets import CampaignPlanExplorer
+
+    customers = _customers(300, value=400.0)
+    timing = _timing(customers, PEAKED)
+    planner = CampaignPlanner(discounts=(0.0, 0.1), cost_per_contact=0.5, fixed_cost=500.0, gross_margin=0.6,
+                              response_window_days=14, risk_limit=0.05)
+    planner.fit(customers, _outlook(np.full(84, 150_000.0)), timing, assumed_lift(timing, (0.0, 0.1)))
+    explorer = CampaignPlanExplorer(planner, 100_000.0, budget=None, risk_limit=0.05)
+    assert explorer.plan_values["budget"] == float("inf")
+    first = charts.to_svg(explorer.chart)
+    assert planner.plan().verdict.split(":")[0][:40] in " ".join(texts(first))
+    assert "Cash with and without the campaign" in texts(first)
+    # a budget smaller than the fixed cost leaves no campaign: the chart says so and no cash bands are drawn
+    explorer.budget.value = 100.0
+    small = texts(charts.to_svg(explorer.chart))
+    assert "Cash with and without the campaign" not in small
+    assert texts(charts.to_svg(explorer.static())) == texts(first)  # the report shows the starting values
+    explorer.max_discount.value = 0.0
+    assert explorer.plan_values["discounts"] == [0.0]

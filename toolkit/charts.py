@@ -52,6 +52,8 @@ __all__ = [
     "bank_reconciliation",
     "campaign_cash_bands",
     "campaign_effects",
+    "campaign_cash_bands",
+    "campaign_effects",
     "campaign_timing",
     "cash_balance",
     "cash_outlook",
@@ -1444,3 +1446,68 @@ def backtest_scores(
         coverage_title = f"Interval coverage (nominal {nominal_coverage:.0%})"
         panels.append(panel("coverage", nominal_coverage, coverage_title, "%"))
     return alt.hconcat(*panels).properties(title=title)
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+@_or_nothing_to_show
+def campaign_effects(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
+    """Each past campaign's incremental response over its control group, with its interval and a zero line.
+
+    ``table``: ``campaign_id, variant, incremental_response`` and its ``_low``/``_high``
+    (``CampaignResults.table``). An interval that crosses the zero line is an
+    effect not distinguishable from zero.
+    """
+    cols = ["campaign_id", "variant", "incremental_response", "incremental_response_low",
+            "incremental_response_high"]
+    _require(table, cols, "campaign_effects", "no campaign could be measured")
+    data = table[cols].dropna(subset=["incremental_response"]).assign(
+        campaign=lambda f: f["campaign_id"].astype(str) + " · " + f["variant"].astype(str))
+    if data.empty:
+        raise _NothingToDraw("no campaign had outcomes and a control group")
+    y = alt.Y("campaign:N", title=None, sort=None)
+    axis = alt.Axis(format="+.1%", title="Added purchase rate over the control group (95% interval)")
+    bars = alt.Chart(data).mark_rule(strokeWidth=3, color="#9ca3af").encode(
+        y=y, x=alt.X("incremental_response_low:Q", axis=axis), x2="incremental_response_high:Q")
+    points = alt.Chart(data).mark_point(filled=True, size=80, color="#1f77b4").encode(
+        y=y, x="incremental_response:Q",
+        tooltip=[alt.Tooltip("campaign:N", title="Campaign"),
+                 alt.Tooltip("incremental_response:Q", format="+.1%", title="Added purchase rate"),
+                 alt.Tooltip("incremental_response_low:Q", format="+.1%", title="from"),
+                 alt.Tooltip("incremental_response_high:Q", format="+.1%", title="to")])
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#111827", strokeDash=[4, 3]).encode(x="x:Q")
+    return (bars + points + zero).properties(
+        width=WIDTH, height=max(60, 28 * len(data)),
+        title=title or alt.TitleParams("What past campaigns added",
+                                       subtitle="An interval that crosses the dashed line is not "
+                                                "distinguishable from zero"))
+
+
+@_or_nothing_to_show
+def campaign_cash_bands(bands: pd.DataFrame, minimum_cash: float | None = None, currency: str = "USD",
+                        title: str | None = None) -> alt.LayerChart:
+    """The balance with and without the planned campaign: P10-P90 bands and medians, the minimum as a line.
+
+    ``bands``: ``ds, scenario, p10, p50, p90`` (``CampaignPlan.balance_bands``).
+    """
+    _require(bands, ["ds", "scenario", "p10", "p50", "p90"], "campaign_cash_bands",
+             "the cash position is unknown, so the plan's effect on it cannot be drawn")
+    colour = alt.Color("scenario:N", title=None, scale=alt.Scale(
+        domain=["without the campaign", "with the campaign"], range=["#9ca3af", "#1f77b4"]))
+    x = alt.X("ds:T", title=None)
+    base = alt.Chart(bands)
+    band = base.mark_area(opacity=0.25).encode(x=x, y=alt.Y("p10:Q", axis=_money_axis(currency, "Balance")),
+                                               y2="p90:Q", color=colour)
+    median = base.mark_line().encode(
+        x=x, y="p50:Q", color=colour,
+        tooltip=[alt.Tooltip("ds:T", title="Day"), alt.Tooltip("scenario:N", title="Scenario"),
+                 alt.Tooltip("p50:Q", format=",.0f", title="Median balance")])
+    layers = [band, median]
+    if minimum_cash is not None:
+        layers += _labelled_rule("minimum", minimum_cash, f"minimum {money_text(minimum_cash, currency)}", "#b91c1c",
+                                 [4, 3])
+    return alt.layer(*layers).properties(
+        width=WIDTH, height=260,
+        title=title or alt.TitleParams("Cash with and without the campaign",
+                                       subtitle="Median balance and the band in which 8 of 10 futures fall"))

@@ -189,6 +189,39 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_campaigns(args: argparse.Namespace) -> int:
+    import json
+
+    from toolkit import export, pipeline
+    from toolkit.export import atomic_path, jsonable
+
+    dataset = pipeline.load(args.data_dir, args.config, accept_rejects=args.accept_rejects)
+    cash = found = None
+    if len(dataset.tables.get("orders", ())):  # a campaign results export alone has no orders
+        cash = pipeline.forecast_cash(dataset, **_execution(args))
+        found = pipeline.opportunities(dataset)
+    study = pipeline.campaign_study(dataset, cash, found, budget=args.budget, risk_limit=args.risk_limit)
+    tables = pipeline.campaign_tables(study)
+    export.write_tables(args.out, tables)
+    for name, frame in tables.items():
+        export.write_shareable_csv(frame, args.out / f"{name}.csv")
+    summary = pipeline.campaign_summary(study)
+    with atomic_path(args.out / "plan.json") as partial:
+        partial.write_text(json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if study.results is not None:
+        for row in study.results.table.itertuples():
+            print(f"{row.campaign_id} {row.variant}: {row.verdict}")
+    check = study.uplift
+    if check is not None:
+        print(f"uplift model ({check.learner}): Qini {check.qini:.4f} [{check.qini_low:.4f}, {check.qini_high:.4f}], "
+              f"{'better than' if check.better_than_random else 'not distinguishable from'} random targeting")
+    print(f"plan: {study.plan.verdict if study.plan is not None else 'none'} (lift {study.lift_source})")
+    for note in summary["notes"]:
+        print(f"note ({note['level']}): {note['text']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _chosen(given, configured):
     """The command-line value when given, else the configuration's."""
     return configured if given is None else given
@@ -330,6 +363,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudonymise", action="store_true",
                    help=f"replace customer ids in every output file by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
     p.set_defaults(func=_cmd_opportunities)
+
+    p = sub.add_parser("campaigns", help="measure past campaigns, check an uplift model, plan the next campaign")
+    _data_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("reports/campaigns"), help="output directory")
+    p.add_argument("--budget", type=_setting("budget", float), default=None,
+                   help="most money the campaign may spend up front (default: the config's campaign.budget)")
+    p.add_argument("--risk-limit", type=_setting("risk_limit", float), default=None,
+                   help="largest acceptable P(balance < minimum_cash) (default: the config's risk_limit)")
+    _backend_arguments(p)
+    p.set_defaults(func=_cmd_campaigns)
 
     p = sub.add_parser("report", help="run the notebooks into an offline HTML report")
     _data_arguments(p)

@@ -61,6 +61,9 @@ __all__ = [
     "campaign",
     "campaign_cash_notes",
     "campaign_planner",
+    "campaign_study",
+    "campaign_summary",
+    "campaign_tables",
     "dated_scenario",
     "cash_figure_names",
     "forecast_cash",
@@ -782,18 +785,45 @@ class CampaignStudy:
 
 
 _STUDY_TOPIC = "campaigns"
+#: Results an export may carry beside converted and revenue (Hillstrom's ``visit``): outcomes, never features.
+_EXPORT_OUTCOMES = ("visit",)
 
 
-def _uplift_check(outcomes: pd.DataFrame, orders: pd.DataFrame | None, seed: int
+#: Recent behaviour persuadability may show in: event type -> days looked back before a contact.
+_RECENT_EVENTS = {"product_view": 30, "wishlist_add": 30, "cart_abandon": 30, "support_ticket": 60}
+
+
+def recent_events(customers: pd.DataFrame, events: pd.DataFrame | None, cutoff: pd.Series) -> pd.DataFrame:
+    """``customers`` with, per row, how often each of ``_RECENT_EVENTS`` happened in its days before ``cutoff``.
+
+    Features for the uplift model beside the order history: a lapsing customer
+    who browses again, or one with a fresh support ticket, may answer a
+    campaign differently. Without events ``customers`` is returned unchanged.
+    """
+    if events is None or events.empty:
+        return customers
+    rows = pd.DataFrame({"row": np.arange(len(customers)), "cutoff": cutoff.to_numpy(),
+                         "customer_id": customers["customer_id"].astype(str).to_numpy()})
+    recent = events.loc[events["event_type"].isin(list(_RECENT_EVENTS)) & events["customer_id"].notna(),
+                        ["customer_id", "ts", "event_type"]]
+    pairs = rows.merge(recent.assign(customer_id=recent["customer_id"].astype(str)), on="customer_id")
+    days = pd.to_timedelta(pairs["event_type"].map(_RECENT_EVENTS), unit="D")
+    pairs = pairs[(pairs["ts"] < pairs["cutoff"]) & (pairs["ts"] >= pairs["cutoff"] - days)]
+    counts = (pairs.groupby(["row", "event_type"]).size().unstack(fill_value=0)
+              .reindex(index=np.arange(len(customers)), columns=list(_RECENT_EVENTS), fill_value=0))
+    names = {kind: f"{kind}s_last_{days}_days" for kind, days in _RECENT_EVENTS.items()}
+    return customers.assign(**{names[kind]: counts[kind].to_numpy(dtype=float) for kind in _RECENT_EVENTS})
+
+
+def _uplift_check(outcomes: pd.DataFrame, orders: pd.DataFrame | None, events: pd.DataFrame | None, seed: int
                   ) -> tuple[UpliftModel | None, UpliftEvaluation | None, list[Note]]:
     """An uplift model fitted on every measurable contact, and its check on held-out contacts."""
     usable = outcomes[outcomes["outcome_source"] != "none"]
     if usable.empty or usable["converted"].isna().all():
         return None, None, []
-    usable = usable[usable["converted"].notna()]
-    extra = [c for c in usable.columns if c not in ("converted", "revenue") and c.startswith("visit")]
+    usable = recent_events(usable[usable["converted"].notna()], events, usable["ts"])
     try:
-        features = customer_features(usable, orders, outcomes=extra)
+        features = customer_features(usable, orders, outcomes=[c for c in _EXPORT_OUTCOMES if c in usable.columns])
         treated = (usable["group"] == "treatment").to_numpy()
         converted = usable["converted"].to_numpy()
         check = evaluate_uplift(UpliftModel(seed=seed), features, treated, converted, seed=seed)
@@ -818,6 +848,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     settings = config.campaign
     seed = config.seed if seed is None else seed
     orders, contacts, campaigns = tables.get("orders"), tables.get("contacts"), tables.get("campaigns")
+    orders = orders if orders is not None and len(orders) else None
     notes: list[Note] = []
     results = check = model = None
     if contacts is None or contacts.empty:
@@ -828,7 +859,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
         outcomes = contact_outcomes(contacts, campaigns, orders)
         results = measure_campaigns(outcomes, campaigns, gross_margin=config.gross_margin,
                                     currency=config.currency, seed=seed)
-        model, check, uplift_notes = _uplift_check(outcomes, orders, seed)
+        model, check, uplift_notes = _uplift_check(outcomes, orders, tables.get("events"), seed)
         notes += [*results.notes, *uplift_notes]
     measured = measured_lift(results, campaigns, settings.prior_lift)
     empty_scores = pd.DataFrame({"customer_id": pd.Series(dtype=str),
@@ -851,7 +882,8 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     source = measured.source
     if model is not None and check is not None and check.better_than_random:
         now = pd.DataFrame({"customer_id": customers["customer_id"].astype(str)})
-        features = customer_features(now, orders, as_of=found.as_of)
+        today = pd.Series(found.as_of + pd.Timedelta(days=1), index=now.index)  # the whole last day counts
+        features = customer_features(recent_events(now, tables.get("events"), today), orders, as_of=today.iloc[0])
         scores = model.predict(features).clip(-1, 1).rename("incremental_probability").reset_index()
         lift, source = lift_table(scores.set_index("customer_id")["incremental_probability"], "model"), "model"
     elif source == "measured":
@@ -868,6 +900,43 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     planner.fit(customers, cash.outlook, timing, lift)
     plan = planner.plan()
     return CampaignStudy(results, check, scores, lift, source, planner, plan, [*notes, *plan.notes])
+
+
+def campaign_tables(study: CampaignStudy) -> dict[str, pd.DataFrame]:
+    """The study's tables as files take them: measurement, uplift quality and scores, and the plan's parts."""
+    tables = {"uplift_scores": study.scores}
+    if study.results is not None:
+        tables["campaign_measurement"] = study.results.table
+    if study.uplift is not None:
+        tables["uplift_quality"] = study.uplift.top
+    if study.plan is not None:
+        tables |= {"campaign_plan": study.plan.targets, "campaign_runners_up": study.plan.runners_up,
+                   "campaign_cash_bands": study.plan.balance_bands}
+    return tables
+
+
+def campaign_summary(study: CampaignStudy) -> dict[str, Any]:
+    """The recommendation in plain values (``plan.json``): what to run, its risk, and where its lift comes from."""
+    plan, check = study.plan, study.uplift
+    out: dict[str, Any] = {
+        "lift_source": study.lift_source,
+        "campaigns_measured": 0 if study.results is None else int(study.results.table["campaign_id"].nunique()),
+        "uplift_model": None if check is None else {
+            "learner": check.learner, "holdout": check.holdout, "qini": check.qini, "qini_low": check.qini_low,
+            "qini_high": check.qini_high, "better_than_random": check.better_than_random},
+        "plan": None,
+        "notes": notes_frame(study.notes),
+    }
+    if plan is not None:
+        out["plan"] = {
+            "recommended": plan.recommended, "verdict": plan.verdict, "launch_week": plan.launch_week,
+            "targets": len(plan.targets), "expected_profit": plan.expected_profit,
+            "profit_p10": plan.profit_p10, "profit_p90": plan.profit_p90, "loss_probability": plan.loss_probability,
+            "upfront_cost": plan.upfront_cost, "shortfall_probability": plan.shortfall_probability,
+            "shortfall_before": plan.shortfall_before,
+            "discounts": ({} if plan.targets.empty else
+                          plan.targets.groupby("segment")["discount"].first().to_dict())}
+    return out
 
 
 def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> pd.DataFrame:

@@ -17,6 +17,7 @@ the controls that cannot help disabled, instead of failing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from toolkit import charts
 
 __all__ = [
     "CampaignEvaluationLike",
+    "CampaignPlanExplorer",
     "CashOutlookLike",
     "ForecastExplorer",
     "ScenarioExplorer",
@@ -406,3 +408,67 @@ class UpsellTimingExplorer(_Explorer):
     def _redraw(self) -> None:
         if not self._updating:
             self._show(self.chart_for(self.targets, self.evaluations, self.week, self.verdict))
+
+
+class CampaignPlanExplorer(_Explorer):
+    """The campaign plan re-optimised as the analyst changes the budget, the risk limit and the largest discount.
+
+    Parameters
+    ----------
+    planner
+        A fitted ``toolkit.opportunities.CampaignPlanner``: ``planner.plan(budget=...,
+        risk_limit=..., discounts=...)`` returns a ``CampaignPlan`` in a fraction of a
+        second, so every move of a control re-plans.
+    minimum_cash
+        The balance the business must keep (drawn on the cash bands); None when unknown.
+    budget, risk_limit
+        Starting values (budget None: no cap, shown as 0).
+    currency
+        For the amounts in the charts.
+
+    The chart shows the plan's verdict, its risk by launch week and the cash
+    with and without it; ``static()`` draws the starting values, as the report shows them.
+    """
+
+    def __init__(self, planner: Any, minimum_cash: float | None = None, budget: float | None = None,
+                 risk_limit: float = 0.05, currency: str = "USD") -> None:
+        super().__init__()
+        self.planner = planner
+        self.minimum_cash = minimum_cash
+        self.currency = currency
+        symbol = charts.currency_symbol(currency)
+        menu = [float(d) for d in planner.discounts]
+        self.budget = widgets.BoundedFloatText(description=f"Budget {symbol}", min=0.0, max=1e9, step=500.0,
+                                               value=0.0 if budget is None else float(budget))
+        self.risk_limit = widgets.FloatSlider(description="Risk limit", min=0.0, max=0.5, step=0.01,
+                                              value=risk_limit, continuous_update=False, readout_format=".0%")
+        self.max_discount = widgets.SelectionSlider(description="Discount ≤", value=menu[-1],
+                                                    options=[(f"{d:.0%}", d) for d in menu],
+                                                    continuous_update=False)
+        self._defaults = self.plan_values
+        for control in (self.budget, self.risk_limit, self.max_discount):
+            control.observe(lambda _change: self._redraw(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.budget, self.risk_limit, self.max_discount]), self.output])
+        self._redraw()
+
+    @property
+    def plan_values(self) -> dict[str, Any]:
+        """The controls as keyword arguments for ``planner.plan`` (a budget of 0 means no cap)."""
+        return {"budget": float(self.budget.value) or math.inf, "risk_limit": float(self.risk_limit.value),
+                "discounts": [d for d in self.planner.discounts if d <= self.max_discount.value]}
+
+    def chart_for(self, values: dict[str, Any]) -> alt.TopLevelMixin:
+        """The plan for ``values``: its verdict as the title, risk by launch week, cash with and without it."""
+        plan = self.planner.plan(**values)
+        timing = charts.campaign_timing(plan.launch_weeks(), values["risk_limit"], plan.launch_week,
+                                        self.currency, title=plan.verdict)
+        if not plan.recommended:
+            return timing  # no campaign: the cash stays as forecast
+        return alt.vconcat(timing, charts.campaign_cash_bands(plan.balance_bands, self.minimum_cash, self.currency))
+
+    def static(self) -> alt.TopLevelMixin:
+        """The chart for the starting values."""
+        return self.chart_for(self._defaults)
+
+    def _redraw(self) -> None:
+        self._show(self.chart_for(self.plan_values))
