@@ -822,6 +822,19 @@ def test_an_unclosed_quote_in_a_windows_file_is_rejected_with_its_text(tmp_path)
     assert rejects.value[3] == 'O2,C2,2024-01-06,80,"broken' and rejects.value[7] == 'O6,C6,2024-01-10,5,"also broken'
 
 
+def test_lines_joined_by_a_stray_closing_quote_are_not_accepted_as_one_order(tmp_path):
+    text = ('order_id,customer_id,ts,amount,sku\n'
+            'O1,C1,2024-01-05,75,"broken\n'
+            'O2,C2,2024-01-06,80,Monitor 27"\n'
+            'O3,C3,2024-01-07,10,P3\n')
+    _write(tmp_path, text)
+    result = load_tables(tmp_path, config_from_dict({}), now=NOW)
+    assert result.tables["orders"].order_id.tolist() == ["O3"]
+    reject = result.rejects.iloc[0]
+    assert reject.reason == "line break inside sku (an unclosed quote may have joined lines)"
+    assert reject.value == 'broken\nO2,C2,2024-01-06,80,Monitor 27'  # the joined line is shown, not lost
+
+
 def _load_bad_text(folder, text: str, **settings):
     path = _write(folder, text)
     result = load_tables(folder, config_from_dict(settings), now=NOW)

@@ -281,3 +281,12 @@ def test_an_unclosed_quote_and_unicode_ids_read_in_duckdb_as_in_ingest(tmp_path)
     with checked_warehouse(data, config_from_dict({}), tmp_path / "r.parquet", now=NOW, limits=limits) as (con, _):
         assert con.sql("SELECT customer_id, sku FROM orders_ok ORDER BY idx").fetchall() == [
             ("C1", "a, b"), ("C1", "x, y"), ("C1", 'q "z"'), ("C7", "ok")]
+
+
+def test_the_hillstrom_results_export_checks_in_duckdb_as_in_ingest(tmp_path):
+    from conftest import ROOT
+    from toolkit.config import load_config
+
+    folder = ROOT.parent / "shared" / "data" / "hillstrom"
+    ours = _assert_same_as_ingest(folder, load_config(folder, TEST_DATA / "real" / "hillstrom.yml"), tmp_path)
+    assert ours.counts["contacts"] == {"rows_in": 32043, "accepted": 32043, "rejected": 0}

@@ -336,6 +336,10 @@ RULES: tuple[Rule, ...] = (
     Rule("commitments", "until", "unparseable until date (expected {hint})", "_until_text IS NOT NULL AND until IS NULL",
          needs="until"),
     Rule("commitments", "until", "until is before ts", "until < ts", needs="until"),
+    # a quote that opens a value and is closed by a stray one lines later joins those lines into one value
+    *(Rule(table, column, f"line break inside {column} (an unclosed quote may have joined lines)",
+           f"contains({column}, chr(10))", needs=column)
+      for table, kinds in COLUMN_KINDS.items() for column in kinds if column in ID_COLUMNS),
 )
 
 #: Reason of a line repeated exactly; checked across rows, after ``RULES``.
