@@ -16,11 +16,12 @@ the ingest with ``tests/data/real/hillstrom.yml``):
   ``ranking_check`` (Qini and uplift@30% with bootstrap intervals). scikit-uplift's
   own ``qini_auc_score`` of each score is printed beside ours as a check of the metric.
 
-causalml pulls pandas below 3, so the peers run in their own environment, a
-subprocess of this script (``--peers IN OUT``):
+The peers are not project dependencies (causalml alone installs 1.7 GB): they
+run in the benchmarks' own environment, which bench_accuracy.py shares (its
+statsforecast needs pandas < 3), as a subprocess of this script (``--peers IN OUT``):
 
     python3.11 -m venv benchmarks/.venv-peers
-    benchmarks/.venv-peers/bin/pip install "causalml==0.18.*" "scikit-uplift==0.5.1" scikit-learn==1.9.1
+    benchmarks/.venv-peers/bin/pip install "causalml==0.18.*" "scikit-uplift==0.5.1" scikit-learn==1.9.1 "pandas<3"
     .venv/bin/python benchmarks/bench_uplift.py [--variant "Womens E-Mail"] [--outcome visit] [--holdout 0.5]
 
 Last, measurement + features + uplift fit on data/sample are timed (the
