@@ -69,6 +69,12 @@ def test_profit_counts_only_the_purchases_the_campaign_adds():
     assert plan.targets["expected_profit"].iloc[0] == pytest.approx(expected)
     assert plan.targets["natural_probability"].iloc[0] == pytest.approx(0.2)
     assert plan.recommended and plan.lift_source == "measured"
+    assert not plan.notes[:-1]  # only the unknown cash: the margin is configured and the lift measured
+    # a customer who usually spends 50 gives away 10% of 50 on a purchase made anyway; an unknown margin is 0.4
+    usual = CampaignPlanner(discounts=(0.1,), cost_per_contact=1.0, response_window_days=7, launch_weeks=2).fit(
+        customers.assign(natural_value=50.0), None, timing, lift, as_of=LAST_ACTUAL).plan()
+    assert usual.expected_profit == pytest.approx(0.1 * 200 * 0.3 - 0.2 * 50 * 0.1 - 1.0)
+    assert any(note.level == "assumed" and "gross_margin" in note.text for note in usual.notes)
 
 
 def test_natural_propensity_is_never_lift_so_a_campaign_without_lift_does_not_pay():
@@ -183,7 +189,7 @@ def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out()
     assert len(capped.targets) == 20  # (50 - 10) / 2 contacts
     assert capped.upfront_cost <= 50.0 and capped.expected_profit < plan.expected_profit
     assert set(capped.targets["customer_id"]) <= set(plan.targets["customer_id"])  # the best of them
-    assert not any(note.level == "assumed" for note in plan.notes)
+    assert not any("lift is assumed" in note.text for note in plan.notes)  # scored by a model
     pd.testing.assert_frame_equal(plan.targets, planner.plan().targets)  # same inputs, same plan
 
 

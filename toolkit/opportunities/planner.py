@@ -6,7 +6,9 @@ purchases, week by week: :func:`purchase_timing`); a campaign launched in week
 ``w`` with a response window of ``d`` days meets that natural chance in its
 window: those purchases get the discount (a cost) and gain nothing. Only the
 incremental conversions are gain, so the expected profit of a campaign depends
-on when it is launched.
+on when it is launched. Every natural purchase in the window is taken to use
+the discount, at the customer's usual spend (``natural_value``): the cautious
+reading, as a customer who hears of a discount rarely pays full price.
 
 The incremental conversion probability never comes from natural propensity.
 It comes, per customer, from one of (best first):
@@ -65,6 +67,7 @@ import pandas as pd
 from toolkit.cash import CashOutlook
 from toolkit.charts import money_text
 from toolkit.notes import Note
+from toolkit.opportunities.campaign import gross_margin_or_assumed
 from toolkit.opportunities.repurchase import RepurchaseModel
 from toolkit.opportunities.segments import OpportunityError, require_columns
 from toolkit.opportunities.signals import _with_odds_ratio
@@ -227,13 +230,16 @@ def planner_customers(customers: pd.DataFrame, offers: pd.DataFrame | None = Non
     """The planner's customer frame from ``Opportunities.customers`` and :func:`personal_offers`.
 
     Columns: customer_id, segment, offer, value (the offer's value, else the
-    customer's expected spend per purchase) and max_discount (the offer's bound,
-    else none: 1). Customers without a value are left out: nothing to sell them.
+    customer's expected spend per purchase), natural_value (the expected spend
+    per purchase: what a purchase that happens anyway is worth, else the value)
+    and max_discount (the offer's bound, else none: 1). Customers without a
+    value are left out: nothing to sell them.
     """
     require_columns(customers, ("customer_id", "segment"), "the customers")
     out = customers[["customer_id", "segment"]].copy()
     spend = customers["expected_spend"] if "expected_spend" in customers.columns else np.nan
     out["value"] = pd.Series(spend, index=customers.index, dtype=float)
+    out["natural_value"] = out["value"]
     out["offer"] = "the usual range"
     out["max_discount"] = 1.0
     if offers is not None and len(offers):
@@ -242,6 +248,7 @@ def planner_customers(customers: pd.DataFrame, offers: pd.DataFrame | None = Non
         out.loc[has, "value"] = chosen["offer_value"].to_numpy()[has]
         out.loc[has, "offer"] = chosen["offer"].to_numpy()[has]
         out.loc[has, "max_discount"] = chosen["max_discount"].to_numpy()[has]
+    out["natural_value"] = out["natural_value"].fillna(out["value"])
     out = out[out["value"].notna() & (out["value"] > 0)]
     return out.astype({"customer_id": "str", "segment": "str", "offer": "str"}).reset_index(drop=True)
 
@@ -338,6 +345,7 @@ class CampaignPlanner:
     risk_limit : the largest acceptable P(balance < minimum_cash) from the launch on.
     budget : the most that may be spent up front (contacts and fixed cost); None: no cap.
     gross_margin : share of a sale left after goods and shipping; a discount must stay below it.
+        None: unknown, ``ASSUMED_GROSS_MARGIN`` is used and the plan's notes say so.
     launch_weeks : weekly launch days tried from the day after the data (None: all that fit
         in the cash forecast's horizon, else 13).
     draws : profit draws when there is no cash forecast (with one, its draws are used).
@@ -346,7 +354,8 @@ class CampaignPlanner:
 
     Attributes (after ``fit``)
     --------------------------
-    customers_ : the fitted customers (customer_id, segment, offer, value, max_discount).
+    customers_ : the fitted customers (customer_id, segment, offer, value, natural_value, max_discount).
+    margin_ : the gross margin used (the configured one, or the assumed one).
     discounts_ : the menu plus every discount the lift was measured at.
     natural_ : P(natural purchase in the window), customers x launch weeks.
     incremental_ : the purchases the campaign adds, customers x launch weeks x discounts.
@@ -358,12 +367,12 @@ class CampaignPlanner:
 
     def __init__(self, discounts: Sequence[float] = (0.0, 0.1, 0.2), cost_per_contact: float = 2.0,
                  fixed_cost: float = 0.0, response_window_days: int = 14, risk_limit: float = 0.05,
-                 budget: float | None = None, gross_margin: float = 0.4, launch_weeks: int | None = None,
+                 budget: float | None = None, gross_margin: float | None = None, launch_weeks: int | None = None,
                  draws: int = 1000, seed: int = 42, currency: str = "USD") -> None:
         menu = tuple(sorted({float(d) for d in discounts}))
         if not menu or not all(0 <= d < 1 for d in menu):
             raise OpportunityError(f"discounts must be shares in [0, 1), got {discounts!r}")
-        if not 0 < gross_margin <= 1:
+        if gross_margin is not None and not 0 < gross_margin <= 1:
             raise OpportunityError(f"gross_margin must be a share in (0, 1], got {gross_margin}")
         if response_window_days < 1 or cost_per_contact < 0 or fixed_cost < 0 or draws < 10:
             raise OpportunityError("the response window must be a day or more, costs not negative, draws >= 10")
@@ -373,7 +382,7 @@ class CampaignPlanner:
         self.response_window_days = int(response_window_days)
         self.risk_limit = float(risk_limit)
         self.budget = budget
-        self.gross_margin = float(gross_margin)
+        self.gross_margin = gross_margin
         self.launch_weeks = launch_weeks
         self.draws = int(draws)
         self.seed = int(seed)
@@ -387,8 +396,8 @@ class CampaignPlanner:
 
         Parameters
         ----------
-        customers : :func:`planner_customers` (customer_id, segment, value; offer and
-            max_discount optional).
+        customers : :func:`planner_customers` (customer_id, segment, value; offer,
+            natural_value and max_discount optional).
         cash : the cash forecast's outlook (``CashForecast.outlook``) or None when unknown.
         timing : :func:`purchase_timing` for at least the launch weeks plus the window.
         lift : a lift frame (:data:`LIFT_COLUMNS`; :func:`assumed_lift`, :func:`lift_table`).
@@ -409,7 +418,10 @@ class CampaignPlanner:
             table["offer"] = "the usual range"
         if "max_discount" not in table.columns:
             table["max_discount"] = 1.0
-        self.customers_ = table[["customer_id", "segment", "offer", "value", "max_discount"]]
+        if "natural_value" not in table.columns:
+            table["natural_value"] = table["value"]
+        self.customers_ = table[["customer_id", "segment", "offer", "value", "natural_value", "max_discount"]]
+        self.margin_, self.margin_notes_ = gross_margin_or_assumed(self.gross_margin)
         self.cash_ = cash
         self.risk_judged_ = cash is not None and cash.minimum_cash is not None
         first = (cash.as_of if cash is not None else pd.Timestamp(as_of).normalize()) + pd.Timedelta(days=1)
@@ -449,17 +461,18 @@ class CampaignPlanner:
     def _fit_profit(self) -> None:
         """Expected incremental cash and its variance per customer x week x discount, before contact costs."""
         value = self.customers_["value"].to_numpy(dtype=float)[:, None, None]
+        usual = self.customers_["natural_value"].to_numpy(dtype=float)[:, None, None]
         discount = np.asarray(self.discounts_)[None, None, :]
         natural = self.natural_[:, :, None]
         incremental = self.absolute_lift_[:, None, :] + self.relative_lift_[:, None, :] * natural
         incremental = np.clip(incremental, -natural, 1 - natural)
-        won = value * (self.gross_margin - discount)       # cash of a sale won by the campaign
-        given = value * discount                            # discount on a sale that would have happened
+        won = value * (self.margin_ - discount)     # cash of a sale won by the campaign
+        given = usual * discount                     # discount on a purchase that would have happened anyway
         self.incremental_ = np.broadcast_to(incremental, (*self.natural_.shape, len(self.discounts_)))
         self.cash_mean_ = incremental * won - natural * given
         self.cash_var_ = (np.abs(incremental) * (1 - np.abs(incremental)) * won ** 2
                           + natural * (1 - natural) * given ** 2)
-        allowed = (discount < self.gross_margin) & (
+        allowed = (discount < self.margin_) & (
             discount <= self.customers_["max_discount"].to_numpy(dtype=float)[:, None, None] + 1e-12)
         self.allowed_ = np.broadcast_to(allowed, self.cash_mean_.shape)
 
@@ -738,7 +751,7 @@ class CampaignPlanner:
             recommended=False, verdict=verdict, lift_source=self.lift_source_, notes=notes)
 
     def _notes(self) -> list[Note]:
-        notes = []
+        notes = list(self.margin_notes_)
         if self.lift_source_ == "assumed":
             notes.append(Note("campaign", (
                 "The campaign's lift is assumed, not measured: a relative lift over each customer's natural chance "
