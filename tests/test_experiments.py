@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,30 @@ def test_without_past_campaigns_the_prior_is_assumed_not_measured():
     assert lift.table["incremental_probability"].tolist() == [0.0]
     assert "assumed, not measured" in lift.notes[0].text
     assert measured_lift(None).table["relative_lift"].tolist() == [0.0]
+
+
+def test_contacts_without_a_link_to_the_orders_are_not_read_as_nobody_bought():
+    contacts = _randomised(20, 20, 0.0, 0.0).drop(columns=["converted", "revenue"])
+    contacts["customer_id"] = [f"row {i}" for i in range(40)]  # an export's generated ids
+    orders = pd.DataFrame({"order_id": ["o1"], "customer_id": ["C1"], "ts": [SENT], "amount": [5.0]})
+    outcomes = contact_outcomes(contacts, None, orders)
+    assert set(outcomes["outcome_source"]) == {"none"} and outcomes["converted"].isna().all()
+    row = measure_campaigns(outcomes).table.iloc[0]
+    assert row["verdict"] == "cannot be measured: no outcomes recorded"
+
+
+def test_results_for_people_show_intervals_and_no_raw_missing_values():
+    outcomes = contact_outcomes(_randomised(2000, 1000, 0.2, 0.1))
+    campaigns = pd.DataFrame({"campaign_id": ["spring", "spring"], "variant": [None, "mail"],
+                              "discount": [0.1, 0.2], "cost_per_contact": [1.0, None]})
+    results = measure_campaigns(outcomes, campaigns, 0.5, currency="EUR")
+    row = results.table.iloc[0]
+    assert row["incremental_profit"] == pytest.approx(  # the variant's discount, the campaign's contact cost
+        (0.5 - 0.2) / 0.8 * row["revenue_per_contact_treated"] - 0.5 * row["revenue_per_contact_control"] - 1.0)
+    html = results.for_people("EUR").to_html()
+    shown = f"{row['incremental_response'] * 100:+.1f} points ({row['incremental_response_low'] * 100:+.1f} to"
+    assert shown in html and "incremental conversion rate (95% interval)" in html and "€" in html
+    assert not re.search(r">\s*(nan|NaN|None|<NA>)\s*<", html)
 
 
 def test_contacts_without_required_columns_are_refused():

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 from scipy import stats
 
 from toolkit.notes import Note
@@ -49,6 +50,8 @@ _TOPIC = "campaign measurement"
 CONTACT_COLUMNS: tuple[str, ...] = ("campaign_id", "customer_id", "ts", "group")
 #: Canonical columns that are not customer attributes (never balance-checked or used as features).
 _NOT_ATTRIBUTES = frozenset(CONTACT_COLUMNS + ("variant", "converted", "revenue", "outcome_source"))
+#: How a response column reads in a heading.
+_RESPONSE_WORDS = {"converted": "conversion rate", "visit": "visit rate"}
 #: The response window when the campaigns table does not give one.
 DEFAULT_RESPONSE_WINDOW_DAYS = 14
 #: Responders and non-responders each group needs for the normal approximation (the usual np >= 10 rule).
@@ -128,7 +131,8 @@ def contact_outcomes(contacts: pd.DataFrame, campaigns: pd.DataFrame | None = No
     them; otherwise they are read from the contact's orders within the
     campaign's ``response_window_days`` (default 14) after it was sent, net of
     refunds. ``outcome_source`` says "export", "orders" or "none" (no outcome
-    columns and no orders: nothing can be measured). With orders, ``spend_before``
+    columns, and no orders or none of the campaign's contacts in them: nothing
+    can be measured). With orders, ``spend_before``
     (net spend in the year before the send) is added for the balance check.
     Every other column of ``contacts`` is kept.
     """
@@ -146,7 +150,12 @@ def contact_outcomes(contacts: pd.DataFrame, campaigns: pd.DataFrame | None = No
             window = _campaign_setting(campaigns, "response_window_days", DEFAULT_RESPONSE_WINDOW_DAYS)
             found = _orders_outcomes(out[from_orders], orders, window)
             out.loc[from_orders, ["converted", "revenue"]] = found.to_numpy()
-            out.loc[from_orders, "outcome_source"] = "orders"
+            # A campaign none of whose contacts is a customer in the orders (e.g. an export's generated
+            # "row <n>" ids) has no link to them: its zeros would read as "nobody bought".
+            linked = out["customer_id"].astype(str).isin(set(orders["customer_id"].dropna().astype(str)))
+            linked = linked.groupby(out["campaign_id"]).transform("any")
+            out.loc[from_orders & linked, "outcome_source"] = "orders"
+            out.loc[from_orders & ~linked, ["converted", "revenue"]] = np.nan
         out["spend_before"] = _spend_before(out, orders)
     return out
 
@@ -309,6 +318,31 @@ class CampaignResults:
     response: str = "converted"
     confidence: float = 0.95
 
+    def for_people(self, currency: str = "USD") -> Styler:
+        """The table as people read it (``toolkit.tables.people_table``): rates, effects with intervals, verdicts."""
+        from toolkit.tables import people_table
+
+        table = self.table
+
+        def points(column: str) -> pd.Series:
+            return pd.Series([
+                "" if pd.isna(value) else f"{value * 100:+.1f} points ({low * 100:+.1f} to {high * 100:+.1f})"
+                for value, low, high in zip(table[column], table[f"{column}_low"], table[f"{column}_high"])],
+                index=table.index, dtype=object).replace("", None)
+
+        shown = table[["campaign_id", "variant", *self.by, "contacts_treated", "contacts_control",
+                       "response_rate_treated", "response_rate_control"]].assign(
+            incremental_response=points("incremental_response"),
+            total_incremental_profit=table["total_incremental_profit"], roi=table["roi"],
+            verdict=table["verdict"])
+        return people_table(shown, money=["total_incremental_profit"], percent=[
+            "response_rate_treated", "response_rate_control", "roi"],
+            integers=["contacts_treated", "contacts_control"], text=["campaign_id", "variant", *self.by],
+            currency=currency, money_decimals=0, missing={"roi": "no cost recorded"},
+            labels={"incremental_response": (f"incremental {_RESPONSE_WORDS.get(self.response, self.response)} "
+                                             f"({self.confidence:.0%} interval)"),
+                    "roi": "ROI"})
+
 
 def _amount(value: float, currency: str) -> str:
     return f"{value:,.0f} {currency}".strip()
@@ -334,7 +368,8 @@ def _costs(campaigns: pd.DataFrame | None, campaign_id: str, variant: str) -> di
         return found
     rows = campaigns[campaigns["campaign_id"] == campaign_id]
     if "variant" in rows.columns:
-        rows = pd.concat([rows[rows["variant"].astype("string") == variant], rows[rows["variant"].isna()]])
+        same = rows["variant"].astype("string").eq(variant).fillna(False).astype(bool)
+        rows = pd.concat([rows[same], rows[rows["variant"].isna()]])
     for column in found:
         if column in rows.columns and rows[column].notna().any():
             found[column] = float(rows[column].dropna().iloc[0])
