@@ -96,6 +96,8 @@ def test_launch_weeks_differ_by_the_natural_timing_and_the_best_week_wins():
     profit = plan.weeks.set_index("week_number")["expected_profit"]
     assert profit.idxmax() == 4 and profit[4] > 2 * profit[1]  # weeks 4-5 hold the most natural buying
     assert plan.week_number == 4 and plan.launch_week == FIRST + pd.Timedelta(weeks=3)
+    assert (plan.targets["window_start"] == plan.launch_week).all()  # everyone's likeliest week too
+    np.testing.assert_allclose(plan.targets["expected_value"], plan.targets["incremental_probability"] * 100.0)
     assert plan.shortfall_probability == 0.0 and plan.recommended
     assert "the lift is assumed, not measured" in plan.verdict
     assert any(note.level == "assumed" and "assumed, not measured" in note.text for note in plan.notes)

@@ -37,22 +37,25 @@ subject to P(balance < minimum_cash) <= risk_limit. The risk is measured on
 the cash forecast's own sample paths (``CashOutlook.balance_draws``), from the
 launch day on, so a dip before a launch does not condemn that launch. Without
 an opening balance there is no balance to check: the plan weighs profit only
-and says the risk is not judged. A plan that is empty or expected to lose
-money is never recommended: the verdict then says that no campaign pays.
+and says the risk is not judged. A plan that is empty, expected to lose money,
+or losing money in half the draws or more is never recommended: the verdict
+then says that no campaign pays.
 
-Example::
+Example (``dataset``, ``cash``, ``found`` from ``toolkit.pipeline``)::
 
-    from toolkit.opportunities import (CampaignPlanner, assumed_lift, personal_offers,
-                                       purchase_timing, planner_customers)
+    from toolkit.opportunities import (CampaignPlanner, assumed_lift, personal_offers, planner_customers,
+                                       purchase_timing, recent_signals, weekly_seasonality)
 
-    weeks = 13 + 2                                   # launch weeks + the response window
-    timing = purchase_timing(found.model, weeks)     # P(natural purchase) per customer x week
-    offers = personal_offers(orders, as_of, gross_margin=0.58)
+    weeks = 13 + 2 + 1                               # launch weeks + the response window + a spare
+    timing = purchase_timing(found.model, weeks,     # P(natural purchase) per customer x week
+                             seasonality=weekly_seasonality(cash.result.forecast, weeks),
+                             signals=recent_signals(events, found.as_of, orders=orders))
+    offers = personal_offers(orders, found.as_of, gross_margin=0.58, predictions=found.customers)
     customers = planner_customers(found.customers, offers)
     planner = CampaignPlanner(discounts=(0, 0.1, 0.2), cost_per_contact=2.0, gross_margin=0.58)
     planner.fit(customers, cash.outlook, timing, assumed_lift(timing, planner.discounts))
     plan = planner.plan()                            # again with budget=..., risk_limit=... on a slider move
-    plan.verdict, plan.targets, plan.runners_up, plan.balance_bands
+    plan.verdict, plan.targets, plan.runners_up, plan.balance_bands, plan.launch_weeks()
 """
 
 from __future__ import annotations
@@ -261,9 +264,12 @@ class CampaignPlan:
     ----------
     targets : one row per customer to contact: customer_id, segment, offer,
         discount (share), natural_probability (of buying in the window anyway),
-        incremental_probability (the purchases the campaign adds) and
+        incremental_probability (the purchases the campaign adds),
         expected_profit (incremental margin less the discount given on natural
-        purchases and the contact), best first; empty when no plan is expected to pay.
+        purchases and the contact), expected_value (the sales the campaign adds)
+        and window_start (the launch week in which the customer is likeliest to
+        buy anyway), best first; empty when no plan is expected to pay. The
+        columns ``toolkit.charts.upsell_timing`` draws are all there.
     launch_week : the first day of the launch week (None when nothing is recommended).
     week_number : 1 = the week after the data.
     expected_profit, profit_p10, profit_p50, profit_p90 : incremental profit
@@ -636,12 +642,15 @@ class CampaignPlanner:
     def _targets(self, option: _Option, profit: np.ndarray) -> pd.DataFrame:
         members, choice = option.members[:option.size], option.choice[:option.size]
         table = self.customers_.iloc[members]
+        incremental = self.incremental_[members, option.week, choice]
         return pd.DataFrame({
             "customer_id": table["customer_id"].to_numpy(), "segment": table["segment"].to_numpy(),
             "offer": table["offer"].to_numpy(), "discount": np.asarray(self.discounts_)[choice],
             "natural_probability": self.natural_[members, option.week],
-            "incremental_probability": self.incremental_[members, option.week, choice],
-            "expected_profit": profit[members, option.week, choice]})
+            "incremental_probability": incremental,
+            "expected_profit": profit[members, option.week, choice],
+            "expected_value": incremental * table["value"].to_numpy(dtype=float),
+            "window_start": self.launch_days_[self.natural_[members].argmax(axis=1)]})
 
     def _bands(self, option: _Option, upfront: float) -> pd.DataFrame:
         if self.cash_ is None:
@@ -742,7 +751,8 @@ class CampaignPlanner:
                               "offer": pd.Series(dtype="str"), "discount": pd.Series(dtype=float),
                               "natural_probability": pd.Series(dtype=float),
                               "incremental_probability": pd.Series(dtype=float),
-                              "expected_profit": pd.Series(dtype=float)})
+                              "expected_profit": pd.Series(dtype=float), "expected_value": pd.Series(dtype=float),
+                              "window_start": pd.Series(dtype="datetime64[ns]")})
         return CampaignPlan(
             targets=empty, launch_week=None, week_number=None, expected_profit=0.0, profit_p10=0.0,
             profit_p50=0.0, profit_p90=0.0, loss_probability=0.0, upfront_cost=0.0, shortfall_probability=np.nan,
