@@ -885,3 +885,11 @@ def test_the_data_period_ends_with_what_happened_not_with_plans(tmp_path):
     dataset = load(tmp_path)
     assert dataset.tables["commitments"].ts.max() == pd.Timestamp("2031-01-01")
     assert dataset.period == (pd.Timestamp("2024-01-05"), pd.Timestamp("2024-03-06"))
+
+
+def test_a_system_file_split_at_its_colons_is_not_shown_either(tmp_path):
+    _write(tmp_path, "root:x:0:1:admin:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    with pytest.raises(IngestError) as caught:
+        load_tables(tmp_path, config_from_dict({"delimiter": ":"}), now=NOW)
+    assert "found 7 columns whose names do not look like a header" in str(caught.value)
+    assert "root" not in str(caught.value) and "bash" not in str(caught.value)

@@ -742,8 +742,8 @@ def _csv_encoding(path: Path, label: str, config: Config) -> str:
         raise IngestError(f"encoding '{config.encoding}' in journeycast.yml is not a known encoding") from None
 
 
-#: Longest column name an error repeats; a longer one is more likely a line of data or of another kind of file.
-_NAME_LENGTH = 64
+#: A column name an error may repeat: a word or a few, not a number, path or line of another kind of file.
+_COLUMN_NAME = re.compile(r"[^\W\d][\w .#%()-]{0,63}")
 
 #: How many times a text file is read again without a line whose quote never closes (one a time).
 _QUOTE_REPAIRS = 20
@@ -1132,10 +1132,11 @@ def _column_sources(name: str, source_columns: list[str], source: Source, label:
 def _found_columns(found: list[str]) -> str:
     """The column names a source has, for an error -- when they look like names.
 
-    A file that is not a table (a system file, a binary) has one long "name":
-    its first line, which an error must not show.
+    A file that is not a table (a system file, a binary) has one long "name",
+    or fields of data (numbers, paths) as names: its first line, which an
+    error must not show.
     """
-    if len(found) > 1 and all(len(c) <= _NAME_LENGTH and c.isprintable() for c in found):
+    if len(found) > 1 and all(_COLUMN_NAME.fullmatch(c) for c in found):
         return "found: " + ", ".join(found)
     if len(found) == 1:
         return "found one column, whose name does not look like a header"
