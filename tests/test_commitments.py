@@ -208,19 +208,26 @@ def test_a_shop_without_commitments_or_balances_is_forecast_as_before(sample_cop
     assert cash.reconciliation is None and cash.known.empty and not is_committed(cash.history["unique_id"]).any()
 
 
-def test_committed_payroll_is_not_also_forecast_and_enters_every_path(sample_copy, monkeypatch):
+def test_the_sample_shop_reads_its_commitments_and_bank_and_forecasts_payroll_no_more(monkeypatch):
     monkeypatch.setenv("JOURNEYCAST_STORE", "off")
-    dataset = load(sample_copy, horizon=14)
-    dataset.tables["commitments"] = pd.DataFrame({
-        "ts": ["2023-11-03", "2026-11-09"], "amount": [5000.0, 30000.0], "category": ["payroll", "stock"],
-        "stage": ["operations", "purchase"], "frequency": ["weekly", "once"]})
+    dataset = load("data/sample", horizon=14)
+    assert {"commitments", "balances"} <= set(dataset.tables)
     cash = forecast_cash(dataset, uncertainty_samples=30, progress=False)
-    operations = cash.series[cash.series["stage"] == "operations"]
-    assert operations.empty  # payroll was the only operations cost: nothing of it is forecast
-    committed = cash.paths.loc["operations|outflow|committed:payroll"]
-    assert committed.index.tolist() == list(pd.date_range("2026-11-06", "2026-11-13", freq="W-FRI"))
-    assert (committed.to_numpy() == 5000.0).all()
+    assert not (cash.series["stage"] == "operations").any()  # payroll and rent are known, not forecast
+    payroll = cash.paths.loc["operations|outflow|committed:payroll"]
+    assert payroll.index.tolist() == list(pd.date_range("2026-11-06", "2026-11-13", freq="W-FRI"))
+    assert (payroll.to_numpy() == 5000.0).all()
     past = cash.history[cash.history["unique_id"] == "operations|outflow|committed:payroll"]
     assert past["y"].sum() == pytest.approx(dataset.tables["costs"].query("category == 'payroll'")["amount"].sum())
-    assert cash.low_point is not None and cash.low_point.commitment["category"] in {"stock", "payroll"}
+    # the forecast starts from the bank's last balance; the planted fees are the only unexplained difference
+    bank = dataset.tables["balances"].sort_values("ts")["balance"].iloc[-1]
+    assert cash.outlook.bands["actual"].dropna().iloc[-1] == pytest.approx(bank)
+    # anchored on the last statement, the flows start lower than the bank by every fee charged since
+    difference = cash.reconciliation["difference"]
+    assert difference.iloc[-1] == pytest.approx(0.0, abs=0.01)
+    assert difference.iloc[0] == pytest.approx(36 * 35.0, abs=0.01)
+    assert [n.topic for n in cash.notes if n.topic == "bank"] == ["bank"]  # the precedence note, no warning
+    assert cash.low_point.p50_date == pd.Timestamp("2026-11-09")
+    assert cash.low_point.commitment == {"category": "stock", "stage": "purchase",
+                                         "ds": pd.Timestamp("2026-11-09"), "amount": 60000.0}
     assert "payroll" not in set(cash.schedules["category"])

@@ -41,16 +41,14 @@ from dateutil.rrule import MONTHLY, WEEKLY, YEARLY, rrule
 from toolkit.errors import JourneycastError, require_columns
 from toolkit.flows import FLOW_TABLES, money_in_transit, paid_on, stage_flows
 from toolkit.journey import period_label
-from toolkit.schema import COST_STAGES
+from toolkit.schema import BUSINESS_DAY_RULES, COST_STAGES, FREQUENCIES
 
 if TYPE_CHECKING:
     from toolkit.config import PaymentTiming
 
 __all__ = [
-    "BUSINESS_DAY_RULES",
     "COMMITMENT_COLUMNS",
     "COMMITTED",
-    "FREQUENCIES",
     "CashFlows",
     "CommitmentError",
     "cash_flows",
@@ -65,12 +63,6 @@ __all__ = [
     "occurrences",
     "split_committed_costs",
 ]
-
-#: How often a commitment recurs.
-FREQUENCIES: tuple[str, ...] = ("once", "weekly", "monthly", "month-end", "quarterly", "yearly")
-
-#: How a date on a weekend or public holiday moves: not at all, to the next or to the previous business day.
-BUSINESS_DAY_RULES: tuple[str, ...] = ("none", "following", "preceding")
 
 #: Columns of a commitments table, in order.
 COMMITMENT_COLUMNS: tuple[str, ...] = ("ts", "amount", "direction", "category", "stage", "description",
