@@ -193,6 +193,12 @@ def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out()
     assert set(capped.targets["customer_id"]) <= set(plan.targets["customer_id"])  # the best of them
     assert not any("lift is assumed" in note.text for note in plan.notes)  # scored by a model
     pd.testing.assert_frame_equal(plan.targets, planner.plan().targets)  # same inputs, same plan
+    assert planner.plan(budget=11.0).verdict == ("no campaign pays within the budget: $11 does not cover the fixed "
+                                                 "cost and one contact ($12)")
+    unknown = planner.fit(customers, None, timing, lift_table(pd.Series(dtype=float), "model"), as_of=LAST_ACTUAL)
+    assert unknown.plan().verdict == "no campaign pays: no lift is known for any customer, measured or assumed"
+    nobody = planner.fit(customers.iloc[:0], None, timing, lift_table(scores, "model"), as_of=LAST_ACTUAL)
+    assert nobody.plan().verdict.startswith("no campaign pays: there is no customer to plan for")
 
 
 def test_bad_inputs_are_refused():

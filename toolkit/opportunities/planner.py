@@ -273,12 +273,14 @@ class CampaignPlan:
     launch_week : the first day of the launch week (None when nothing is recommended).
     week_number : 1 = the week after the data.
     expected_profit, profit_p10, profit_p50, profit_p90 : incremental profit
-        after every cost, its mean and quantiles over the draws.
+        after every cost, its mean and quantiles over the draws (the sum over
+        many customers' independent purchases, drawn as a normal variable).
     loss_probability : share of the draws in which the plan loses money.
     upfront_cost : contacts and fixed cost, paid on the launch day.
     shortfall_probability, shortfall_before : P(balance < minimum) from the
         launch day to the end of the horizon with and without the plan (NaN
-        when the risk is not judged).
+        when the risk is not judged). A later launch leaves fewer days to fall
+        short in, so compare weeks by the difference the plan makes too.
     weeks : one row per launch week: launch_week, week_number, expected_profit
         (the best plan within the risk limit), best_profit (the best plan
         ignoring the risk), shortfall_probability (of the best plan ignoring the
@@ -619,7 +621,7 @@ class CampaignPlanner:
             "feasible": [o.size > 0 and o.profit > 0 for o in chosen]})
         notes = self._notes()
         if winner is None:
-            return self._nothing(weeks, ignoring, risk_limit, notes)
+            return self._nothing(weeks, ignoring, cost, budget, risk_limit, notes)
         targets = self._targets(winner, profit)
         draws = winner.mean + winner.sd * self.z_ - self.fixed_cost - cost * winner.size
         p10, p50, p90 = np.quantile(draws, (0.1, 0.5, 0.9), method="inverted_cdf")
@@ -728,10 +730,17 @@ class CampaignPlanner:
                 f"{targets:,} customers, expects {self._money(winner.profit, sign=True)} but loses money in "
                 f"{loss:.0%} of the draws")
 
-    def _nothing(self, weeks: pd.DataFrame, ignoring: list[_Option], risk_limit: float,
-                 notes: list[Note]) -> CampaignPlan:
+    def _nothing(self, weeks: pd.DataFrame, ignoring: list[_Option], cost: float, budget: float | None,
+                 risk_limit: float, notes: list[Note]) -> CampaignPlan:
         paying = [o for o in ignoring if o.size and o.profit > 0]
-        if paying:
+        if self.customers_.empty:
+            verdict = "no campaign pays: there is no customer to plan for (none has a purchase value and a timing)"
+        elif self.lift_source_ == "none":
+            verdict = "no campaign pays: no lift is known for any customer, measured or assumed"
+        elif budget is not None and budget < self.fixed_cost + cost:
+            verdict = (f"no campaign pays within the budget: {self._money(budget)} does not cover the fixed cost "
+                       f"and one contact ({self._money(self.fixed_cost + cost)})")
+        elif paying:
             safest = min(paying, key=lambda o: o.risk)
             verdict = (f"no campaign pays within the risk limit: every plan that pays has a shortfall risk of at "
                        f"least {safest.risk:.0%} (limit {risk_limit:.0%})")
