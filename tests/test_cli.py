@@ -122,7 +122,7 @@ def test_campaigns_on_the_sample_writes_measurement_scores_and_plan(tmp_path, ca
     assert (measured.incremental_response > 0).all()
     plan = json.loads((out / "plan.json").read_text())
     assert plan["campaigns_measured"] == 3 and plan["lift_source"] in ("model", "measured")
-    assert plan["plan"]["verdict"] in printed
+    assert plan["plan"]["verdict"] in printed and plan["recommendation"] in printed
     assert plan["plan"]["targets"] == len(pd.read_parquet(out / "campaign_plan.parquet"))
     # a risk limit beyond the configuration's range is refused before anything runs
     with pytest.raises(SystemExit):
@@ -139,7 +139,7 @@ def test_campaigns_on_a_results_export_alone_measures_and_says_there_is_no_plan(
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     plan = json.loads((out / "plan.json").read_text())
-    assert plan["plan"] is None and "plan: none" in printed
+    assert plan["plan"] is None and "No campaign is planned" in printed
     assert any("No campaign plan" in note["text"] for note in plan["notes"])
     measured = pd.read_csv(out / "campaign_measurement.csv")
     assert set(measured.variant) == {"Mens E-Mail", "Womens E-Mail"}

@@ -205,7 +205,7 @@ def _cmd_campaigns(args: argparse.Namespace) -> int:
     export.write_tables(args.out, tables)
     for name, frame in tables.items():
         export.write_shareable_csv(frame, args.out / f"{name}.csv")
-    summary = pipeline.campaign_summary(study)
+    summary = pipeline.campaign_summary(study, dataset.config.currency)
     with atomic_path(args.out / "plan.json") as partial:
         partial.write_text(json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     if study.results is not None:
@@ -215,7 +215,7 @@ def _cmd_campaigns(args: argparse.Namespace) -> int:
     if check is not None:
         print(f"uplift model ({check.learner}): Qini {check.qini:.4f} [{check.qini_low:.4f}, {check.qini_high:.4f}], "
               f"{'better than' if check.better_than_random else 'not distinguishable from'} random targeting")
-    print(f"plan: {study.plan.verdict if study.plan is not None else 'none'} (lift {study.lift_source})")
+    print(summary["recommendation"])
     for note in summary["notes"]:
         print(f"note ({note['level']}): {note['text']}")
     print(f"wrote {args.out}")

@@ -12,6 +12,7 @@ run them one cell at a time and the ``journeycast`` commands run them in a row:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, 
                                    evaluate_uplift, lift_table, measure_campaigns, measured_lift,
                                    planner_customers, purchase_timing)
 from toolkit.opportunities.segments import OpportunityError
-from toolkit.charts import money_markdown
+from toolkit.charts import money_markdown, money_text
 
 __all__ = [
     "CampaignStudy",
@@ -61,6 +62,7 @@ __all__ = [
     "campaign",
     "campaign_cash_notes",
     "campaign_planner",
+    "campaign_recommendation",
     "campaign_study",
     "campaign_summary",
     "campaign_tables",
@@ -902,6 +904,28 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     return CampaignStudy(results, check, scores, lift, source, planner, plan, [*notes, *plan.notes])
 
 
+#: How a plan's lift is said to people.
+_LIFT_WORDS = {"model": "measured (an uplift model fitted on past campaigns)",
+               "measured": "measured on past campaigns with control groups",
+               "assumed": "assumed, not measured (campaign.prior_lift)"}
+
+
+def campaign_recommendation(study: CampaignStudy, currency: str = "USD") -> str:
+    """The campaign to run next in one sentence: what, when, its profit and risk, and whether its lift is measured."""
+    plan, lift = study.plan, _LIFT_WORDS[study.lift_source]
+    if plan is None:
+        return f"No campaign is planned: planning needs orders and a cash forecast; the lift would be {lift}."
+    if not plan.recommended:
+        return f"Run no campaign now: {plan.verdict} (the lift is {lift})."
+    risk = ("its cash risk is not judged (the balance is unknown)" if math.isnan(plan.shortfall_probability)
+            else f"the chance of falling below the minimum is {plan.shortfall_probability:.0%} with it and "
+                 f"{plan.shortfall_before:.0%} without")
+    return (f"Run the campaign in the week of {plan.launch_week:%d %b %Y} to {len(plan.targets):,} customers: "
+            f"expected added profit {money_text(plan.expected_profit, currency)} (8 in 10 futures "
+            f"{money_text(plan.profit_p10, currency)} to {money_text(plan.profit_p90, currency)}); {risk}; "
+            f"the lift is {lift}.")
+
+
 def campaign_tables(study: CampaignStudy) -> dict[str, pd.DataFrame]:
     """The study's tables as files take them: measurement, uplift quality and scores, and the plan's parts."""
     tables = {"uplift_scores": study.scores}
@@ -915,7 +939,7 @@ def campaign_tables(study: CampaignStudy) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def campaign_summary(study: CampaignStudy) -> dict[str, Any]:
+def campaign_summary(study: CampaignStudy, currency: str = "USD") -> dict[str, Any]:
     """The recommendation in plain values (``plan.json``): what to run, its risk, and where its lift comes from."""
     plan, check = study.plan, study.uplift
     out: dict[str, Any] = {
@@ -925,6 +949,7 @@ def campaign_summary(study: CampaignStudy) -> dict[str, Any]:
             "learner": check.learner, "holdout": check.holdout, "qini": check.qini, "qini_low": check.qini_low,
             "qini_high": check.qini_high, "better_than_random": check.better_than_random},
         "plan": None,
+        "recommendation": campaign_recommendation(study, currency),
         "notes": notes_frame(study.notes),
     }
     if plan is not None:
