@@ -14,7 +14,7 @@ from scipy import stats
 from conftest import ROOT, TEST_DATA
 from toolkit.opportunities import LIFT_COLUMNS, OpportunityError
 from toolkit.opportunities.experiments import (contact_outcomes, linear_effect, measure_campaigns, measured_lift,
-                                               sample_ratio_check)
+                                               sample_ratio_check, segments_at_send)
 
 SENT = pd.Timestamp("2024-03-01 09:00")
 
@@ -210,6 +210,19 @@ def test_results_for_people_show_intervals_and_no_raw_missing_values():
     shown = f"{row['incremental_response'] * 100:+.1f} points ({row['incremental_response_low'] * 100:+.1f} to"
     assert shown in html and "incremental conversion rate (95% interval)" in html and "€" in html
     assert not re.search(r">\s*(nan|NaN|None|<NA>)\s*<", html)
+
+
+def test_segments_are_taken_as_they_were_before_the_send(sample_tables):
+    from toolkit.opportunities.segments import customer_segments
+
+    contacts, orders = sample_tables["contacts"], sample_tables["orders"]
+    segment = segments_at_send(contacts, orders)
+    spring = contacts["campaign_id"] == "spring-2026"
+    before = customer_segments(orders, as_of=pd.Timestamp("2026-04-12")).set_index("customer_id")["segment"]
+    expected = before.reindex(contacts.loc[spring, "customer_id"]).fillna("no purchase yet").to_numpy()
+    assert (segment[spring].to_numpy() == expected).all()
+    today = customer_segments(orders).set_index("customer_id")["segment"]
+    assert (segment[spring].to_numpy() != today.reindex(contacts.loc[spring, "customer_id"]).to_numpy()).any()
 
 
 def test_contacts_without_required_columns_are_refused():

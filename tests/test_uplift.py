@@ -102,6 +102,13 @@ def test_features_use_only_orders_before_the_send():
     assert (features.iloc[1]["orders"], features.iloc[1]["spend"]) == (0, 0.0)
     scored_now = customer_features(contacts, orders, as_of="2024-12-31", outcomes=["visit"])
     assert scored_now.iloc[0]["spend"] == 530.0
+    events = pd.DataFrame({"customer_id": ["A", "A", "A", "B"], "event_type": ["view", "view", "ticket", "view"],
+                           "ts": pd.to_datetime(["2024-02-25", "2024-01-01", "2024-01-15", "2024-03-02"])})
+    counted = customer_features(contacts, events=events, event_days={"view": 30, "ticket": 60},
+                                outcomes=["visit"])
+    # A on 1 March: one view within 30 days (not January's), the January ticket within 60; B's view came later.
+    assert counted[["view_last_30_days", "ticket_last_60_days"]].iloc[:2].to_numpy().tolist() == [[1, 1], [0, 0]]
+    assert "ticket_last_30_days" in customer_features(contacts, events=events, outcomes=["visit"]).columns
 
 
 def test_scores_feed_the_planner_as_a_model_lift():

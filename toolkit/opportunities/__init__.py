@@ -27,7 +27,8 @@ from toolkit.opportunities.planner import (LIFT_COLUMNS, LIFT_SOURCES, CampaignP
                                            weekly_seasonality, window_chance)
 from toolkit.opportunities.upsell import personal_offers, product_items
 from toolkit.opportunities.experiments import (CampaignResults, MeasuredLift, SampleRatioCheck, contact_outcomes,
-                                               measure_campaigns, measured_lift, sample_ratio_check)
+                                               measure_campaigns, measured_lift, sample_ratio_check,
+                                               segments_at_send)
 from toolkit.opportunities.uplift import UpliftEvaluation, UpliftModel, customer_features, evaluate_uplift
 from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles, empty_offers,
                                           evaluate_upsell, offer_ladder_problem, product_tiers,
@@ -52,6 +53,7 @@ __all__ = [
     "measure_campaigns",
     "measured_lift",
     "sample_ratio_check",
+    "segments_at_send",
     "CampaignPlanner",
     "CampaignEvaluation",
     "HoldoutCheck",

@@ -43,7 +43,7 @@ from toolkit.opportunities.segments import OpportunityError, require_columns
 __all__ = ["BOOTSTRAP_DRAWS", "CONTACT_COLUMNS", "DEFAULT_RESPONSE_WINDOW_DAYS", "MIN_EVENTS", "SMD_LIMIT",
            "SRM_P_VALUE", "CampaignResults", "MeasuredLift", "SampleRatioCheck", "campaign_result_verdict",
            "contact_outcomes", "default_attributes", "linear_effect", "measure_campaigns", "measured_lift",
-           "sample_ratio_check"]
+           "sample_ratio_check", "segments_at_send"]
 
 _TOPIC = "campaign measurement"
 #: The columns every contacts frame has (the canonical ``contacts`` table).
@@ -187,6 +187,26 @@ def _attribute_matrix(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.Data
         elif values.nunique() <= 20:
             parts.append(pd.get_dummies(values.astype(str), prefix=column, prefix_sep="=", dtype=float))
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
+
+
+def segments_at_send(contacts: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
+    """Each contact's RFM segment on the day before its campaign was sent (index of ``contacts``).
+
+    Measuring a campaign per segment needs the segment a customer was in when
+    contacted, not today's (the campaign itself may have moved them); the same
+    rules then map today's customers to the effect measured for their segment
+    (:meth:`MeasuredLift.for_customers`). Contacts who had not bought yet read
+    "no purchase yet".
+    """
+    from toolkit.opportunities.segments import customer_segments
+
+    require_columns(contacts, ("customer_id", "ts"), "contacts")
+    segment = pd.Series("no purchase yet", index=contacts.index, dtype=object)
+    for sent, part in contacts.groupby(contacts["ts"].dt.normalize()):
+        found = customer_segments(orders, as_of=sent - pd.Timedelta(days=1))
+        found = found.set_axis(found["customer_id"].astype(str))["segment"]
+        segment[part.index] = found.reindex(part["customer_id"].astype(str)).fillna("no purchase yet").to_numpy()
+    return segment.rename("segment")
 
 
 def default_attributes(contacts: pd.DataFrame, outcomes: Sequence[str] = ()) -> list[str]:

@@ -38,7 +38,7 @@ did not beat random beyond noise.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,7 +173,8 @@ def _history(contacts: pd.DataFrame, table: pd.DataFrame, as_of: pd.Timestamp | 
 
 def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None,
                       as_of: pd.Timestamp | str | None = None, outcomes: Sequence[str] = (),
-                      events: pd.DataFrame | None = None, event_days: int = 30) -> pd.DataFrame:
+                      events: pd.DataFrame | None = None,
+                      event_days: int | Mapping[str, int] = 30) -> pd.DataFrame:
     """The uplift model's features per contact, indexed by customer_id: attributes plus order history.
 
     Every non-canonical column of ``contacts`` but ``outcomes`` (extra outcome
@@ -186,7 +187,9 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
     history get 0 orders and spend and the longest gap seen. With ``events``,
     the count of each event type in the ``event_days`` before that time is
     added ("product_view_last_30_days"): recent browsing is what tells a
-    lapsing customer about to come back from one who has gone.
+    lapsing customer about to come back from one who has gone. ``event_days``
+    as a mapping (event type -> days) counts only those types, each over its
+    own days (e.g. support tickets over 60).
     """
     require_columns(contacts, ("customer_id",), "contacts")
     attributes = default_attributes(contacts, outcomes)
@@ -206,13 +209,16 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
         features["days_since_first_order"] = (history["cutoff"] - history["first"]).dt.days.fillna(0).to_numpy(float)
     if events is not None:
         require_columns(events, ("customer_id", "ts", "event_type"), "events")
+        windows = (dict(event_days) if isinstance(event_days, Mapping) else
+                   dict.fromkeys(sorted(events["event_type"].dropna().astype(str).unique()), event_days))
         pairs = _history(contacts, events[["customer_id", "ts", "event_type"]], as_of)
-        recent = pairs[pairs["ts"] >= pairs["cutoff"] - pd.Timedelta(days=event_days)]
-        kinds = sorted(events["event_type"].dropna().astype(str).unique())
-        counts = pd.crosstab(recent["contact"], recent["event_type"].astype(str)).reindex(
-            index=contact, columns=kinds, fill_value=0)
-        for event_type in kinds:
-            features[f"{event_type}_last_{event_days}_days"] = counts[event_type].to_numpy(dtype=float)
+        pairs = pairs.assign(event_type=pairs["event_type"].astype(str))
+        days = pd.to_timedelta(pairs["event_type"].map(windows), unit="D")
+        recent = pairs[pairs["ts"] >= pairs["cutoff"] - days]  # types without a window have NaT: left out
+        counts = pd.crosstab(recent["contact"], recent["event_type"]).reindex(
+            index=contact, columns=list(windows), fill_value=0)
+        for event_type, window in windows.items():
+            features[f"{event_type}_last_{window}_days"] = counts[event_type].to_numpy(dtype=float)
     if features.shape[1] == 0:
         raise OpportunityError("no customer features: the contacts carry no attributes and no orders were given")
     return features.set_axis(pd.Index(contacts["customer_id"].astype(str), name="customer_id"))
