@@ -564,7 +564,10 @@ def measured_lift(results: CampaignResults | None, campaigns: pd.DataFrame | Non
     With measured campaigns, the incremental response of every measured
     variant (per ``results.by`` segment and per discount of ``campaigns``) is
     pooled by inverse-variance weighting -- the average measured effect, not
-    the best variant, which would overstate it. Without any, ``prior_lift``
+    the best variant, which would overstate it. (Each row's standard error is
+    read from its interval's width; variants sharing one control group are
+    pooled as if independent, which narrows the pooled interval a little.)
+    Without any, ``prior_lift``
     (``campaign.prior_lift`` of the configuration: a relative lift over each
     customer's natural purchase chance) is returned with lift_source "assumed"
     and a note saying it is assumed, not measured; without a prior either, the
