@@ -14,6 +14,7 @@ from toolkit.cash import (
     CashError,
     DemandShock,
     ExtraFlows,
+    MoveCommitment,
     OneOffCost,
     OutflowChange,
     ReceiptDelay,
@@ -23,6 +24,8 @@ from toolkit.cash import (
     cash_position_from_net_flow,
     compare_scenarios,
     compare_scenarios_with_notes,
+    days_of_cash,
+    low_point,
     scenario_from_dict,
 )
 from toolkit.errors import JourneycastError
@@ -679,3 +682,41 @@ def test_scenario_from_dict_builds_every_configurable_adjustment():
 def test_scenario_from_dict_names_what_is_wrong(mapping, message):
     with pytest.raises(JourneycastError, match=message):
         scenario_from_dict(mapping)
+
+
+def test_move_commitment_from_a_mapping_and_its_limits():
+    paths = make_paths({"purchase|inflow|all": constant(100, 20, 4),
+                        "purchase|outflow|committed:stock": constant(0, 20, 4)})
+    paths.loc[("purchase|outflow|committed:stock", HORIZON_START + pd.Timedelta(days=3))] = 5000.0
+    scenario = scenario_from_dict({"name": "later", "adjustments": [
+        {"type": "move_commitment", "category": "stock", "date": "2026-11-04", "days": 7}]})
+    moved = apply_scenario(paths, scenario).loc["purchase|outflow|committed:stock"]
+    assert moved.loc["2026-11-04"].eq(0).all() and moved.loc["2026-11-11"].eq(5000).all()
+    assert moved.to_numpy().sum() == 5000 * 4  # moved, not lost, in every draw
+    beyond = apply_scenario(paths, Scenario("past the horizon", (MoveCommitment("stock", "2026-11-04", 30),)))
+    assert beyond.loc["purchase|outflow|committed:stock"].to_numpy().sum() == 0
+    with pytest.raises(CashError, match="before the forecast horizon"):
+        apply_scenario(paths, Scenario("too early", (MoveCommitment("stock", "2026-11-04", -10),)))
+    history = make_history({"purchase|inflow|all": 100})
+    table, notes = compare_scenarios_with_notes(
+        history, paths, [Scenario("rent later", (MoveCommitment("rent", "2026-11-04", 7),))], 1000.0, 0.0)
+    assert list(table["scenario"]) == [BASELINE] and "no commitment of category 'rent'" in notes[0].text
+
+
+def test_days_of_cash_and_low_point_by_hand():
+    history = make_history({"purchase|inflow|all": 100, "operations|outflow|all": 50})
+    paths = make_paths({"purchase|inflow|all": constant(100, 10, 3), "operations|outflow|all": constant(50, 10, 3),
+                        "operations|outflow|committed:rent": constant(0, 10, 3)})
+    paths.loc[("operations|outflow|committed:rent", HORIZON_START + pd.Timedelta(days=4))] = 2000.0
+    outlook = cash_position(history, paths, 1000.0, 0.0)
+    # 1,000 + 10 days x 50 = 1,500 at the last actual day; 50 a day going out
+    assert days_of_cash(outlook, history) == pytest.approx(1500 / 50)
+    low = low_point(outlook, paths)
+    # 1,500 + 5 x 50 - 2,000 on 5 Nov is the lowest; the rent drives it
+    assert low.p50 == pytest.approx(-250.0) and low.p50_date == pd.Timestamp("2026-11-05")
+    assert low.commitment == {"category": "rent", "stage": "operations", "ds": pd.Timestamp("2026-11-05"),
+                              "amount": 2000.0}
+    assert low.stage == "operations"
+    assert "after the rent payment" in low.sentence(lambda v: f"{v:,.0f}")
+    flows_only = cash_position(history, paths, None, None)
+    assert days_of_cash(flows_only, history) is None

@@ -162,6 +162,34 @@ def test_without_costs_the_cost_of_goods_is_estimated_from_the_gross_margin(smal
         flows.stage_flows(orders_only, gross_margin=1.5)
 
 
+def test_payment_timing_moves_each_flow_by_its_own_terms(small_shop_tables):
+    from toolkit.config import PaymentTiming
+
+    timing = PaymentTiming(sales_days=3, refunds_days=1, costs_days=30)
+    timed = flows.stage_flows(small_shop_tables, timing=timing)
+    purchase = timed[timed["unique_id"] == "purchase|inflow|all"].set_index("ds")["y"]
+    # calendar days: Friday 5 Jan's sale arrives on Monday 8 Jan; 1 May's after the data's last day (3 May)
+    assert purchase[purchase > 0].to_dict() == {T("2024-01-08"): 100, T("2024-01-09"): 80, T("2024-02-05"): 120}
+    refunds = timed[timed["unique_id"] == "post-purchase|outflow|all"].set_index("ds")["y"]
+    assert refunds.get(T("2024-01-21")) == 80  # the refund a day late
+    # money paid after the data's last day is not in the series but owed: together they are every amount
+    transit = flows.money_in_transit(small_shop_tables, timing)
+    everything = _totals(flows.stage_flows(small_shop_tables))
+    timed_and_owed = pd.Series(_totals(timed)).add(transit.groupby("unique_id")["y"].sum(), fill_value=0)
+    assert timed_and_owed.to_dict() == pytest.approx(everything)
+    assert transit["ds"].min() > timed["ds"].max()
+    assert transit.query("unique_id == 'purchase|inflow|all'")[["ds", "y"]].to_dict("records") == [
+        {"ds": T("2024-05-04"), "y": 70.0}]
+    # business days skip weekends and the holidays given
+    business = flows.stage_flows(small_shop_tables, timing=PaymentTiming(sales_days=1, sales_business_days=True),
+                                 holidays=[T("2024-01-08")])
+    purchase = business[business["unique_id"] == "purchase|inflow|all"].set_index("ds")["y"]
+    assert purchase[purchase > 0].index[:2].tolist() == [T("2024-01-09"), T("2024-01-10")]
+    # the default timing is the booking day: the series are exactly those without timing
+    pd.testing.assert_frame_equal(flows.stage_flows(small_shop_tables, timing=PaymentTiming()),
+                                  flows.stage_flows(small_shop_tables))
+
+
 def test_bad_parameters(small_shop_tables):
     with pytest.raises(flows.FlowsError, match="region"):
         flows.stage_flows(small_shop_tables, segment="region")
