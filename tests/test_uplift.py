@@ -56,6 +56,9 @@ def test_a_real_effect_beats_random_with_intervals_and_profit_by_share():
     # At 10 a contact, contacting only the persuadable top 20% earns more than contacting everyone.
     assert top.loc[0.2, "profit_low"] > top.loc[0.2, "profit_everyone_high"]
     assert check.uplift_at(0.3) == pytest.approx(top.loc[0.3, "uplift"])
+    html = check.for_people("EUR").to_html()
+    assert f"{top.loc[0.1, 'uplift'] * 100:+.1f} points" in html and "€" in html
+    assert html.count(">yes<") == int((top["excess_low"] > 0).sum())
 
 
 def test_no_effect_is_not_better_than_random_and_a_note_says_to_fall_back():

@@ -42,7 +42,7 @@ from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["BOOTSTRAP_DRAWS", "CONTACT_COLUMNS", "DEFAULT_RESPONSE_WINDOW_DAYS", "MIN_EVENTS", "SMD_LIMIT",
            "SRM_P_VALUE", "CampaignResults", "MeasuredLift", "SampleRatioCheck", "campaign_result_verdict",
-           "contact_outcomes", "default_attributes", "linear_effect", "measure_campaigns", "measured_lift",
+           "contact_outcomes", "default_attributes", "interval_points", "linear_effect", "measure_campaigns", "measured_lift",
            "sample_ratio_check", "segments_at_send"]
 
 _TOPIC = "campaign measurement"
@@ -343,16 +343,9 @@ class CampaignResults:
         from toolkit.tables import people_table
 
         table = self.table
-
-        def points(column: str) -> pd.Series:
-            return pd.Series([
-                "" if pd.isna(value) else f"{value * 100:+.1f} points ({low * 100:+.1f} to {high * 100:+.1f})"
-                for value, low, high in zip(table[column], table[f"{column}_low"], table[f"{column}_high"])],
-                index=table.index, dtype=object).replace("", None)
-
         shown = table[["campaign_id", "variant", *self.by, "contacts_treated", "contacts_control",
                        "response_rate_treated", "response_rate_control"]].assign(
-            incremental_response=points("incremental_response"),
+            incremental_response=interval_points(table, "incremental_response"),
             total_incremental_profit=table["total_incremental_profit"], roi=table["roi"],
             verdict=table["verdict"])
         return people_table(shown, money=["total_incremental_profit"], percent=[
@@ -362,6 +355,17 @@ class CampaignResults:
             labels={"incremental_response": (f"incremental {_RESPONSE_WORDS.get(self.response, self.response)} "
                                              f"({self.confidence:.0%} interval)"),
                     "roi": "ROI"})
+
+
+def interval_points(table: pd.DataFrame, column: str) -> pd.Series:
+    """A share and its interval (``column``, ``column_low``, ``column_high``) in percentage points, as text.
+
+    "+6.7 points (+4.2 to +9.2)"; None where the share is missing (a table for people shows its own word).
+    """
+    return pd.Series([
+        None if pd.isna(value) else f"{value * 100:+.1f} points ({low * 100:+.1f} to {high * 100:+.1f})"
+        for value, low, high in zip(table[column], table[f"{column}_low"], table[f"{column}_high"])],
+        index=table.index, dtype=object)
 
 
 def _amount(value: float, currency: str) -> str:

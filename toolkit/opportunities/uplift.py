@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -54,7 +55,7 @@ from threadpoolctl import threadpool_limits
 
 from toolkit.notes import Note
 from toolkit.opportunities.campaign import gross_margin_or_assumed
-from toolkit.opportunities.experiments import CONTACT_COLUMNS, default_attributes
+from toolkit.opportunities.experiments import default_attributes, interval_points
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["LEARNERS", "TOP_SHARES", "UpliftEvaluation", "UpliftModel", "customer_features", "evaluate_uplift",
@@ -288,6 +289,26 @@ class UpliftEvaluation:
     top: pd.DataFrame
     better_than_random: bool
     notes: list[Note] = field(default_factory=list)
+
+    def for_people(self, currency: str = "USD") -> Styler:
+        """The check per share targeted as people read it (``toolkit.tables.people_table``)."""
+        from toolkit.tables import people_table
+
+        top = self.top
+        shown = pd.DataFrame({
+            "customers_targeted": top["share"],
+            "incremental_response": interval_points(top, "uplift"),
+            "random_targeting": interval_points(top, "random"),
+            "better_than_random": np.where(top["excess_low"] > 0, "yes", "not distinguishable"),
+        })
+        money = []
+        if "profit" in top.columns:
+            shown = shown.assign(profit_per_customer=top["profit"], profit_contacting_everyone=top["profit_everyone"])
+            money = ["profit_per_customer", "profit_contacting_everyone"]
+        return people_table(shown, percent=["customers_targeted"], money=money, currency=currency,
+                            labels={"customers_targeted": "top share targeted",
+                                    "incremental_response": "incremental response among them (95% interval)",
+                                    "random_targeting": "random targeting (95% interval)"})
 
     def uplift_at(self, share: float) -> float:
         """The incremental response rate among the top ``share`` of customers."""
