@@ -98,6 +98,10 @@ def test_offers_next_tier_or_co_bought_add_ons_with_a_bounded_discount():
     assert offers.loc["a", "window_start"] == pd.Timestamp("2024-02-06")
     assert offers.loc["e", "window_end"] == pd.Timestamp("2024-02-01") + pd.Timedelta(days=90)
     np.testing.assert_allclose(offers["offer_price"], offers["list_price"] - offers["discount"])
+    # elite customers who own some add-ons are offered the next ones the tier buys, not what they have
+    owners = suggest_offers(orders, pd.Series({"c": 0.5, "d": 0.4}), "2024-02-01").set_index("customer_id")
+    assert owners.loc["d", "offer"] == "add-on bundle ADD-01 + ADD-03" and owners.loc["d", "list_price"] == 50.0
+    assert owners.loc["c", "offer"] == "add-on bundle ADD-03" and owners.loc["c", "offer_skus"] == ["ADD-03"]
 
 
 def test_sample_offers_follow_the_tier_ladder(sample_tables, evaluation):
@@ -108,7 +112,10 @@ def test_sample_offers_follow_the_tier_ladder(sample_tables, evaluation):
     for tier, offer in ladder.items():
         assert (offers.loc[offers["current_tier"] == tier, "offer"] == offer).all()
     elite = offers[offers["current_tier"] == "elite"]
-    assert elite["offer"].str.startswith("add-on bundle ADD-").all()
+    bundle = elite["offer"].str.startswith("add-on bundle ADD-")
+    # bundles leave out the add-ons each customer already owns: no offer to those who own them all
+    assert bundle.mean() > 0.5 and elite.loc[bundle, "offer"].nunique() > 1
+    assert (elite.loc[~bundle, "offer"] == "no offer").all() and (elite.loc[~bundle, "list_price"] == 0).all()
     assert (offers["discount"] <= 0.15 * offers["list_price"] + 1e-9).all()
 
 

@@ -330,6 +330,16 @@ def evaluate_upsell(orders: pd.DataFrame, cutoff: str | pd.Timestamp,
         scores=pd.DataFrame({"propensity": score, "upsell": actual}), features=test)
 
 
+def _addon_ranking(orders: pd.DataFrame, tiers: pd.DataFrame) -> pd.DataFrame:
+    """Per tier, its customers' add-ons ranked by how many of them bought each: tier, sku, customers."""
+    tiered = _with_tiers(orders, tiers)
+    addon_buyers = tiered[tiered["is_addon"].astype(bool)][["customer_id", "sku"]].drop_duplicates()
+    tier_buyers = tiered[~tiered["is_addon"].astype(bool)][["customer_id", "tier"]].drop_duplicates()
+    pairs = tier_buyers.merge(addon_buyers, on="customer_id")
+    counts = pairs.groupby(["tier", "sku"]).size().rename("customers").reset_index()
+    return counts.sort_values(["tier", "customers", "sku"], ascending=[True, False, True], ignore_index=True)
+
+
 def addon_bundles(orders: pd.DataFrame, bundle_size: int = 2) -> pd.DataFrame:
     """The add-ons most often bought by customers of each tier (customer-level co-occurrence).
 
@@ -338,14 +348,9 @@ def addon_bundles(orders: pd.DataFrame, bundle_size: int = 2) -> pd.DataFrame:
     the tier's customers bought the first of them).
     """
     tiers = product_tiers(orders)
-    tiered = _with_tiers(orders, tiers)
-    addon_buyers = tiered[tiered["is_addon"].astype(bool)][["customer_id", "sku"]].drop_duplicates()
-    tier_buyers = tiered[~tiered["is_addon"].astype(bool)][["customer_id", "tier"]].drop_duplicates()
-    pairs = tier_buyers.merge(addon_buyers, on="customer_id")
-    if pairs.empty:
+    counts = _addon_ranking(orders, tiers)
+    if counts.empty:
         return pd.DataFrame(columns=["tier", "skus", "price", "customers"])
-    counts = pairs.groupby(["tier", "sku"]).size().rename("customers").reset_index()
-    counts = counts.sort_values(["tier", "customers", "sku"], ascending=[True, False, True])
     price = tiers.set_index("sku")["unit_price"]
     rows = []
     for tier, group in counts.groupby("tier"):
@@ -359,6 +364,10 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
                    max_discount: float = 0.15, bundle_size: int = 2,
                    horizon_days: int = 90) -> pd.DataFrame:
     """The offer for each scored customer: next tier up, or an add-on bundle at the top tier.
+
+    The bundle is the add-ons most bought by customers of the top tier that
+    this customer does not own yet, so customers who already bought some get
+    the next ones.
 
     Parameters
     ----------
@@ -391,7 +400,9 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
     top_sku = (_with_tiers(orders, tiers).query("~is_addon").groupby(["tier", "sku"]).size()
                .rename("n").reset_index().sort_values(["tier", "n", "sku"], ascending=[True, False, True])
                .drop_duplicates("tier").set_index("tier")["sku"])
-    bundles = addon_bundles(orders, bundle_size).set_index("tier")
+    ranking = _addon_ranking(orders, tiers).groupby("tier")["sku"].agg(list)
+    unit_price = tiers.set_index("sku")["unit_price"]
+    owned = _with_tiers(purchases(orders, day), tiers).query("is_addon").groupby("customer_id")["sku"].agg(set)
     current = upsell_features(orders, day)["current_tier"].reindex(propensity.index)
     if current.isna().any():
         unknown = ", ".join(map(str, current.index[current.isna()][:5]))
@@ -405,10 +416,10 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
             nxt = tier + 1
             rows.append((customer, f"upgrade to {tier_name[nxt]}", [top_sku[nxt]],
                          float(tier_price[nxt])))
-        elif tier in bundles.index:
-            skus = bundles.at[tier, "skus"]
+        elif skus := [sku for sku in ranking.get(tier, []) if sku not in owned.get(customer, set())][:bundle_size]:
+            # the add-ons the tier buys most that this customer does not own yet
             rows.append((customer, "add-on bundle " + " + ".join(skus), skus,
-                         float(bundles.at[tier, "price"])))
+                         round(float(unit_price[skus].sum()), 2)))
         else:
             rows.append((customer, "no offer", [], 0.0))
     offers = pd.DataFrame(rows, columns=["customer_id", "offer", "offer_skus", "list_price"])
