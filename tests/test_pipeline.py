@@ -502,12 +502,13 @@ def test_campaign_study_measures_the_sample_campaigns_and_says_a_plan_needs_cash
 
 
 def test_campaign_study_without_campaigns_says_the_lift_is_assumed(tmp_path):
-    from toolkit.pipeline import campaign_study, load
+    from toolkit.pipeline import campaign_recommendation, campaign_study, load
 
     for name in ("orders.csv", "events.csv", "costs.csv", "journeycast.yml"):
         (tmp_path / name).write_bytes((SAMPLE_DIR / name).read_bytes())
     study = campaign_study(load(tmp_path))
     assert study.results is None and study.uplift is None and study.lift_source == "assumed"
+    assert campaign_recommendation(study).endswith("the lift would be assumed, not measured (campaign.prior_lift).")
     assert any(n.level == "missing" and "assumed, not measured" in n.text for n in study.notes)
 
 
