@@ -42,8 +42,8 @@ from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["BOOTSTRAP_DRAWS", "CONTACT_COLUMNS", "DEFAULT_RESPONSE_WINDOW_DAYS", "MIN_EVENTS", "SMD_LIMIT",
            "SRM_P_VALUE", "CampaignResults", "MeasuredLift", "SampleRatioCheck", "campaign_result_verdict",
-           "contact_outcomes", "default_attributes", "interval_points", "linear_effect", "measure_campaigns", "measured_lift",
-           "sample_ratio_check", "segments_at_send"]
+           "contact_history", "contact_outcomes", "default_attributes", "interval_points", "linear_effect",
+           "measure_campaigns", "measured_lift", "sample_ratio_check", "segments_at_send"]
 
 _TOPIC = "campaign measurement"
 #: The columns every contacts frame has (the canonical ``contacts`` table).
@@ -111,16 +111,31 @@ def _orders_outcomes(contacts: pd.DataFrame, orders: pd.DataFrame, window_days: 
         "revenue": revenue.reindex(contacts.index, fill_value=0.0).astype(float)})
 
 
+def contact_history(contacts: pd.DataFrame, table: pd.DataFrame,
+                    as_of: pd.Timestamp | str | None = None) -> pd.DataFrame:
+    """Each contact's lines of ``table`` (orders or events) strictly before its send time.
+
+    One row per contact x line, with ``contact`` (the contact's position in
+    ``contacts``) and ``cutoff`` (its send time, or ``as_of`` for every contact
+    when given): what the shop knew when it sent, so nothing a campaign caused
+    leaks into what describes its contacts. Guest lines (no customer id) are left out.
+    """
+    if as_of is None:
+        require_columns(contacts, ("ts",), "contacts")
+    cutoff = contacts["ts"] if as_of is None else pd.Series(pd.Timestamp(as_of), index=contacts.index)
+    sent = pd.DataFrame({"contact": np.arange(len(contacts)),
+                         "customer_id": contacts["customer_id"].astype(str).to_numpy(), "cutoff": cutoff.to_numpy()})
+    lines = table.dropna(subset=["customer_id"])
+    pairs = sent.merge(lines.assign(customer_id=lines["customer_id"].astype(str)), on="customer_id")
+    return pairs[pairs["ts"] < pairs["cutoff"]]
+
+
 def _spend_before(contacts: pd.DataFrame, orders: pd.DataFrame) -> pd.Series:
-    """Each contact's net spend in the year before it was sent (for the balance check; never after)."""
-    lines = orders.dropna(subset=["customer_id"])[["customer_id", "ts", "amount"]]
-    lines = lines.assign(customer_id=lines["customer_id"].astype(str))
-    sent = pd.DataFrame({"contact": contacts.index, "customer_id": contacts["customer_id"].astype(str).to_numpy(),
-                         "sent": contacts["ts"].to_numpy()})
-    pairs = sent.merge(lines, on="customer_id")
-    before = (pairs["ts"] < pairs["sent"]) & (pairs["ts"] >= pairs["sent"] - pd.Timedelta(days=_SPEND_LOOKBACK_DAYS))
-    spend = pairs[before].groupby("contact")["amount"].sum()
-    return spend.reindex(contacts.index, fill_value=0.0).astype(float)
+    """Each contact's net spend in the year before it was sent (for the balance check)."""
+    pairs = contact_history(contacts, orders[["customer_id", "ts", "amount"]])
+    pairs = pairs[pairs["ts"] >= pairs["cutoff"] - pd.Timedelta(days=_SPEND_LOOKBACK_DAYS)]
+    spend = pairs.groupby("contact")["amount"].sum().reindex(np.arange(len(contacts)), fill_value=0.0)
+    return pd.Series(spend.to_numpy(dtype=float), index=contacts.index)
 
 
 def contact_outcomes(contacts: pd.DataFrame, campaigns: pd.DataFrame | None = None,

@@ -55,7 +55,7 @@ from threadpoolctl import threadpool_limits
 
 from toolkit.notes import Note
 from toolkit.opportunities.campaign import gross_margin_or_assumed
-from toolkit.opportunities.experiments import default_attributes, interval_points
+from toolkit.opportunities.experiments import contact_history, default_attributes, interval_points
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["LEARNERS", "TOP_SHARES", "UpliftEvaluation", "UpliftModel", "customer_features", "evaluate_uplift",
@@ -160,18 +160,6 @@ class UpliftModel:
         return uplift
 
 
-def _history(contacts: pd.DataFrame, table: pd.DataFrame, as_of: pd.Timestamp | str | None) -> pd.DataFrame:
-    """Each contact's lines of ``table`` (orders or events) strictly before its cutoff, with ``contact`` and ``cutoff``."""
-    if as_of is None:
-        require_columns(contacts, ("ts",), "contacts")
-    cutoff = contacts["ts"] if as_of is None else pd.Series(pd.Timestamp(as_of), index=contacts.index)
-    sent = pd.DataFrame({"contact": np.arange(len(contacts)),
-                         "customer_id": contacts["customer_id"].astype(str).to_numpy(), "cutoff": cutoff.to_numpy()})
-    lines = table.dropna(subset=["customer_id"])
-    pairs = sent.merge(lines.assign(customer_id=lines["customer_id"].astype(str)), on="customer_id")
-    return pairs[pairs["ts"] < pairs["cutoff"]]
-
-
 def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None,
                       as_of: pd.Timestamp | str | None = None, outcomes: Sequence[str] = (),
                       events: pd.DataFrame | None = None,
@@ -198,7 +186,7 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
     contact = np.arange(len(contacts))
     if orders is not None:
         require_columns(orders, ("order_id", "customer_id", "ts", "amount"), "orders")
-        pairs = _history(contacts, orders[["order_id", "customer_id", "ts", "amount"]], as_of)
+        pairs = contact_history(contacts, orders[["order_id", "customer_id", "ts", "amount"]], as_of)
         history = pairs.groupby("contact").agg(last=("ts", "max"), first=("ts", "min"),
                                                orders=("order_id", "nunique"), spend=("amount", "sum"),
                                                cutoff=("cutoff", "first")).reindex(contact)
@@ -212,7 +200,7 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
         require_columns(events, ("customer_id", "ts", "event_type"), "events")
         windows = (dict(event_days) if isinstance(event_days, Mapping) else
                    dict.fromkeys(sorted(events["event_type"].dropna().astype(str).unique()), event_days))
-        pairs = _history(contacts, events[["customer_id", "ts", "event_type"]], as_of)
+        pairs = contact_history(contacts, events[["customer_id", "ts", "event_type"]], as_of)
         pairs = pairs.assign(event_type=pairs["event_type"].astype(str))
         days = pd.to_timedelta(pairs["event_type"].map(windows), unit="D")
         recent = pairs[pairs["ts"] >= pairs["cutoff"] - days]  # types without a window have NaT: left out
