@@ -173,19 +173,20 @@ def test_personal_offers_climb_the_range_cross_sell_or_discount_on_a_shop_withou
     assert items.loc["OFF-PA-1", "item"] == "OFF-PA entry" and items.loc["FUR-CH-1", "item"] == "FUR-CH"
     predictions = pd.DataFrame({"customer_id": ["b", "e"], "expected_value": [10.0, 1000.0]})
     offers = personal_offers(orders, "2024-04-01", gross_margin=0.4, predictions=predictions).set_index("customer_id")
-    # b stopped at mid-range paper, where a and f climbed on; e bought entry paper, as c, d and f did, who
-    # bought chairs more often (3 in 6) than customers at large (3 in 8)
+    # b stopped at mid-range paper, where a and f climbed on; e bought entry paper, as c and d did before
+    # going on to buy a chair: 2 in 6, more often than customers at large did after their first day (2 in 8)
     assert offers.loc["b", "offer"] == "upgrade to OFF-PA premium" and offers.loc["b", "offer_kind"] == "next tier"
     assert offers.loc["e", "offer_kind"] == "bundle" and offers.loc["e", "offer_sku"] == "FUR-CH-1"
-    assert offers.loc["e", "offer_value"] == 300.0 and offers.loc["e", "confidence"] == pytest.approx(3 / 6)
-    assert offers.loc["a", "offer"] == "add FUR-CH"  # a is at the top of paper, where f added a chair
-    # g's phone buyers bought nothing else: a discount on what they know
+    assert offers.loc["e", "offer_value"] == 300.0 and offers.loc["e", "confidence"] == pytest.approx(2 / 6)
+    # a is at the top of paper: f bought a chair too, but before the paper, so no one went on to one from there;
+    # g's phone buyers bought nothing else: each gets a discount on what they know
+    assert offers.loc["a", "offer"] == "discount on OFF-PA premium"
     assert offers.loc["g", "offer"] == "discount on TEC-PH" and np.isnan(offers.loc["g", "confidence"])
     assert offers.loc["b", "max_discount"] == pytest.approx(0.1)  # 0.4 x 10 expected over a 40 offer
     assert (offers.drop(index="b")["max_discount"] == 0.3).all()  # the largest offer discount, below the margin
     thin = personal_offers(orders, "2024-04-01", gross_margin=0.2)
     assert (thin["max_discount"] == 0.19).all()  # never at or below cost
-    assert offers.index.tolist() == sorted("abcdefgh") and offers["offer"].nunique() >= 4
+    assert offers.index.tolist() == sorted("abcdefgh") and offers["offer"].nunique() >= 5
 
 
 def test_personal_offers_differ_between_customers_on_the_sample(sample_tables):
@@ -211,8 +212,8 @@ def test_personal_offers_differ_between_customers_on_superstore():
     orders = load_tables(data, load_config(data, REAL_CONFIGS / "superstore.yml")).tables["orders"]
     offers = personal_offers(orders, orders["ts"].max(), gross_margin=0.4)
     assert len(offers) == purchases(orders)["customer_id"].nunique() == 804
-    assert offers["offer"].nunique() >= 10 and offers["offer"].value_counts(normalize=True).iloc[0] < 0.4
-    assert {"next tier", "bundle"} <= set(offers["offer_kind"])
+    assert offers["offer"].nunique() >= 20 and offers["offer"].value_counts(normalize=True).iloc[0] < 0.2
+    assert set(offers["offer_kind"]) == {"next tier", "bundle", "discount"}
     # categories from Superstore's product ids: FUR-CH of FUR-CH-10004287, priced by band within the category
     assert offers["offer"].str.fullmatch(r"(upgrade to|add|discount on) [A-Z]{3}-[A-Z]{2}"
                                          r"( entry| mid-range| premium)?").all()

@@ -489,6 +489,26 @@ def _customer_items(orders: pd.DataFrame, items: pd.DataFrame, as_of: pd.Timesta
     return lines.assign(key=number.reindex(pd.MultiIndex.from_frame(lines[["category", "band"]])).to_numpy())
 
 
+def _bought_next(lines: pd.DataFrame, items: int, customers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Who went on to buy what: P(first bought j on a later day | bought i), and the same for everyone.
+
+    The second is the share of all customers who first bought j after their
+    own first purchase day: the baseline a home item's buyers are compared with.
+    Pairs are formed per customer, so the work grows with the square of the
+    items a customer bought, not of the catalogue.
+    """
+    first = (lines.assign(day=lines["ts"].dt.normalize())
+             .groupby(["customer_id", "key"], as_index=False)["day"].min())
+    pairs = first.merge(first, on="customer_id", suffixes=("", "_next"))
+    later = pairs[pairs["day_next"] > pairs["day"]]
+    followed = np.zeros((items, items))
+    np.add.at(followed, (later["key"].to_numpy(), later["key_next"].to_numpy()), 1.0)
+    buyers = np.bincount(first["key"], minlength=items)
+    opened = first.groupby("customer_id")["day"].transform("min")
+    share = np.bincount(first.loc[first["day"] > opened, "key"], minlength=items) / customers
+    return followed / np.maximum(buyers, 1)[:, None], share
+
+
 def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margin: float,
                     predictions: pd.DataFrame | None = None,
                     max_discount: float = MAX_OFFER_DISCOUNT) -> pd.DataFrame:
@@ -498,13 +518,13 @@ def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margi
     :func:`product_items`) of their latest purchase -- the main range for the
     tier ladder, add-ons aside. Two offers are weighed, each by its price times
     a share of the customers who bought the home item (``confidence``: the
-    share who also bought the offered item):
+    share who went on to buy the offered item on a later day):
 
     * ``"next tier"``: the next price band of the home category, weighed by
       the share who took that step;
-    * ``"bundle"``: the item of another category most associated with the home
-      item that the customer has not bought yet, weighed by how much more often
-      buyers of the home item bought it than customers at large.
+    * ``"bundle"``: the item of another category that buyers of the home item
+      went on to buy, not bought by the customer yet, weighed by how much more
+      often they did than customers at large after their first purchase.
 
     A customer for whom neither exists gets ``"discount"`` on their home item.
     ``max_discount`` (a share of ``offer_value``) stays below the gross margin
@@ -533,8 +553,7 @@ def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margi
     customers, customer_codes = np.unique(lines["customer_id"].astype(str), return_inverse=True)
     bought = np.zeros((len(customers), len(catalogue)), bool)
     bought[customer_codes, lines["key"].to_numpy()] = True
-    together = bought.T.astype(float) @ bought.astype(float)
-    confidence = together / np.maximum(np.diag(together), 1)[:, None]   # P(bought j | bought i)
+    confidence, share = _bought_next(lines, len(catalogue), len(customers))
     main = lines[lines["category"] != "add-on"] if (lines["category"] != "add-on").any() else lines
     home = main.groupby("customer_id")["key"].last().reindex(customers).fillna(
         lines.groupby("customer_id")["key"].last().reindex(customers)).astype("int64").to_numpy()
@@ -543,8 +562,7 @@ def personal_offers(orders: pd.DataFrame, as_of: str | pd.Timestamp, gross_margi
     price = catalogue["price"].to_numpy(dtype=float)
     rows = np.arange(len(customers))
     # a step up the home range counts every buyer who took it; another range only what buyers of the
-    # home item buy more often than customers at large: an item everyone buys says nothing about them
-    share = bought.mean(axis=0)
+    # home item go on to buy more often than customers at large: what everyone buys says nothing about them
     same = category[None, :] == category[home][:, None]
     above = same & (band[None, :] == band[home][:, None] + 1)
     upgrade_score = np.where(above & ~bought, confidence[home] * price[None, :], 0.0)
