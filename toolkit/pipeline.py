@@ -892,7 +892,8 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
         lift = measured.for_customers(customers)
     else:
         lift = assumed_lift(timing, settings.plan_discounts, relative_lift=settings.prior_lift)
-    notes += [n for n in measured.notes if source != "model" or n.level != "assumed"]
+    if source == "measured":  # an assumed lift is said by the plan's own notes
+        notes += measured.notes
     planner = CampaignPlanner(discounts=settings.plan_discounts, cost_per_contact=settings.cost_per_contact,
                               fixed_cost=settings.fixed_cost, response_window_days=window,
                               risk_limit=config.risk_limit if risk_limit is None else risk_limit,

@@ -420,7 +420,8 @@ class CampaignPlanExplorer(_Explorer):
         risk_limit=..., discounts=...)`` returns a ``CampaignPlan`` in a fraction of a
         second, so every move of a control re-plans.
     minimum_cash
-        The balance the business must keep (drawn on the cash bands); None when unknown.
+        The balance the business must keep (drawn on the cash bands); None when unknown: then
+        only the launch weeks are drawn.
     budget, risk_limit
         Starting values (budget None: no cap, shown as 0).
     currency
@@ -462,8 +463,8 @@ class CampaignPlanExplorer(_Explorer):
         plan = self.planner.plan(**values)
         timing = charts.campaign_timing(plan.launch_weeks(), values["risk_limit"], plan.launch_week,
                                         self.currency, title=plan.verdict)
-        if not plan.recommended:
-            return timing  # no campaign: the cash stays as forecast
+        if not plan.recommended or self.minimum_cash is None:
+            return timing  # no campaign (the cash stays as forecast), or no balance to draw it on
         return alt.vconcat(timing, charts.campaign_cash_bands(plan.balance_bands, self.minimum_cash, self.currency))
 
     def static(self) -> alt.TopLevelMixin:
