@@ -170,3 +170,17 @@ def test_sample_persuadables_rank_first_also_on_a_later_campaign(sample_tables):
     model = UpliftModel().fit(features[~late], treatment[~late], converted[~late])
     later = top_decile(model.predict(features[late]), segment[late])
     assert later.idxmax() == "persuadable" and later["persuadable"] > 5 * share
+
+
+def test_cross_fitting_checks_every_contact_with_models_that_never_saw_it(sample_tables):
+    contacts, orders = sample_tables["contacts"], sample_tables["orders"]
+    outcomes = contact_outcomes(contacts, sample_tables["campaigns"], orders)
+    features = customer_features(contacts, orders, events=sample_tables["events"],
+                                 event_days={"product_view": 30, "wishlist_add": 30, "support_ticket": 60})
+    treatment, converted = (outcomes["group"] == "treatment").to_numpy(float), outcomes["converted"].to_numpy()
+    # The sample's persuadables are a non-linear rule (one purchase 60-240 days ago and browsing again):
+    # boosted learners find it, and with every contact checked the ranking beats random.
+    check = evaluate_uplift(UpliftModel("t-boosting"), features, treatment, converted, folds=5)
+    assert check.holdout == len(contacts) and check.better_than_random
+    with pytest.raises(OpportunityError, match="folds"):
+        evaluate_uplift(UpliftModel(), features, treatment, converted, folds=1)

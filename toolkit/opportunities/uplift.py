@@ -48,7 +48,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -322,18 +322,32 @@ def evaluate_uplift(model: UpliftModel, features: pd.DataFrame, treatment: pd.Se
                     outcome: pd.Series | np.ndarray, holdout_share: float = 0.3, seed: int = 0,
                     value_per_response: float | None = None, cost_per_contact: float = 0.0,
                     gross_margin: float | None = None, confidence: float = 0.95,
-                    shares: Sequence[float] = TOP_SHARES) -> UpliftEvaluation:
-    """Fit a copy of ``model`` on part of the contacts and check its ranking on the rest.
+                    shares: Sequence[float] = TOP_SHARES, folds: int | None = None) -> UpliftEvaluation:
+    """Fit copies of ``model`` on part of the contacts and check how they rank the rest.
 
-    The held-out part (``holdout_share``, stratified by treatment and outcome)
-    is ranked by the model's predictions and checked by :func:`ranking_check`.
+    By default one held-out part (``holdout_share``, stratified by treatment
+    and outcome) is ranked by a model fitted on the others. With ``folds``
+    (e.g. 5), every contact is scored by a model fitted on the other folds
+    and all of them are checked at once (cross-fitting): the check then uses
+    every contact, which matters when control groups are small. Either way the
+    scores go to :func:`ranking_check`.
     """
     treated = np.asarray(treatment, dtype=float)
     response = np.asarray(outcome, dtype=float)
-    train, test = holdout_split(treated, response, holdout_share, seed)
-    fitted = copy.deepcopy(model).fit(features.iloc[train], treated[train], response[train])
-    score = fitted.predict(features.iloc[test]).to_numpy()
-    return ranking_check(score, treated[test], response[test], model.learner, seed, value_per_response,
+    if folds is None:
+        train, test = holdout_split(treated, response, holdout_share, seed)
+        parts = [(train, test)]
+    else:
+        if folds < 2:
+            raise OpportunityError(f"folds must be at least 2, got {folds}")
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        parts = list(splitter.split(np.zeros(len(treated)), treated * 2 + response))
+        test = np.arange(len(treated))
+    score = np.empty(len(treated))
+    for train, held in parts:
+        fitted = copy.deepcopy(model).fit(features.iloc[train], treated[train], response[train])
+        score[held] = fitted.predict(features.iloc[held]).to_numpy()
+    return ranking_check(score[test], treated[test], response[test], model.learner, seed, value_per_response,
                          cost_per_contact, gross_margin, confidence, shares)
 
 
