@@ -69,6 +69,14 @@ Decisions a reader of the results should know:
   pass through: float64 when every value given is a number, else text as is.
 * Without orders, a data set of contacts with outcomes (converted or revenue)
   is still read, with an empty orders table; without either, nothing is.
+* Text files are read with a stated dialect (the header parsed here, ``"``
+  quoting), never a sniffed one. A line whose quote never closes is rejected
+  and the file read again without it, so the lines it swallowed are rows of
+  their own and keep their line numbers.
+* Two source columns that could be read as one (a name given twice, names
+  differing only in case, two mapped to one canonical name) are an error.
+* Ids are normalised by the rule in ``toolkit.schema`` (NFC, Unicode blanks
+  stripped). An error shows the offending value, never a file's first line.
 """
 
 from __future__ import annotations
