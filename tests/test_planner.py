@@ -104,6 +104,25 @@ def test_launch_weeks_differ_by_the_natural_timing_and_the_best_week_wins():
     assert set(plan.targets["discount"]) == {0.0}  # with the assumed lift a discount gives away more than it wins
 
 
+def test_a_weekly_cash_forecast_gives_the_same_launch_weeks_as_a_daily_one():
+    customers = _customers(300)
+    timing = _timing(customers, PEAKED)
+    history = pd.DataFrame({"ds": [LAST_ACTUAL], "y": [0.0], "direction": ["inflow"],
+                            "unique_id": ["purchase|inflow|all"]})
+    weeks = pd.date_range(FIRST + pd.Timedelta(days=6), periods=12, freq="7D")  # a row at the end of each week
+    index = pd.MultiIndex.from_arrays([["purchase|inflow|all"] * 12, weeks.astype("datetime64[ns]")],
+                                      names=["unique_id", "ds"])
+    paths = pd.DataFrame(np.r_[150_000.0, np.zeros(11)][:, None].repeat(50, axis=1), index=index,
+                         columns=[f"draw_{i}" for i in range(50)])
+    weekly = cash_position(history, paths, 0.0, 100_000.0)
+    planner = CampaignPlanner(discounts=(0.0,), cost_per_contact=0.5, gross_margin=0.6)
+    by_week = planner.fit(customers, weekly, timing, assumed_lift(timing, (0.0,))).plan()
+    by_day = planner.fit(customers, _outlook(np.full(84, 150_000.0)), timing, assumed_lift(timing, (0.0,))).plan()
+    assert len(by_week.weeks) == len(by_day.weeks) == 12
+    assert by_week.launch_week == by_day.launch_week and by_week.expected_profit == by_day.expected_profit
+    assert by_week.shortfall_probability == 0.0
+
+
 def test_the_planner_avoids_a_squeezed_week_and_says_what_it_gave_up():
     customers = _customers(300, value=400.0)
     timing = _timing(customers, PEAKED)

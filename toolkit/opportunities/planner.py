@@ -433,7 +433,9 @@ class CampaignPlanner:
         self.cash_ = cash
         self.risk_judged_ = cash is not None and cash.minimum_cash is not None
         first = (cash.as_of if cash is not None else pd.Timestamp(as_of).normalize()) + pd.Timedelta(days=1)
-        horizon_days = len(cash.balance_draws) if cash is not None else None
+        # in days, whatever the forecast's frequency (a weekly forecast has a row a week)
+        horizon_days = ((pd.Timestamp(cash.balance_draws.index.max()) - cash.as_of).days
+                        if cash is not None else None)
         weeks = self.launch_weeks or (max(1, horizon_days // _DAYS) if horizon_days else 13)
         if horizon_days is not None:
             weeks = min(weeks, max(1, (horizon_days - 1) // _DAYS + 1))
@@ -498,8 +500,8 @@ class CampaignPlanner:
         dates = pd.DatetimeIndex(self.cash_.balance_draws.index)
         self.launch_rows_ = np.searchsorted(dates, self.launch_days_)
         days = np.arange(len(dates))
-        # share of the window's sales in by each day, per launch week (0 before the launch)
-        elapsed = days[None, :] - self.launch_rows_[:, None] + 1
+        # share of the window's sales in by each forecast day, per launch week (0 before the launch)
+        elapsed = (dates.to_numpy()[None, :] - self.launch_days_.to_numpy()[:, None]) / np.timedelta64(1, "D") + 1
         self.ramp_ = np.clip(elapsed / self.response_window_days, 0, 1)
         if self.risk_judged_:
             below = balance < self.cash_.minimum_cash
