@@ -279,6 +279,13 @@ class CashForecast:
     low_point: LowPoint | None = None
     days_of_cash: float | None = None
 
+    def __post_init__(self) -> None:
+        # built without known money (by hand, or by older callers): the balance comes from the forecast alone
+        if self.history is None:
+            self.history = self.series
+        if self.paths is None:
+            self.paths = self.result.paths
+
     @property
     def cost_stages(self) -> list[str]:
         """Stages with money going out, in journey order (what a cost what-if can change); may be empty."""
