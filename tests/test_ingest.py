@@ -672,6 +672,9 @@ def test_hillstrom_results_export_loads_as_contacts_without_orders(real_data):
     spend = contacts.groupby("group").revenue.mean()
     expected = raw.assign(group=raw.segment.eq("No E-Mail").map({True: "control", False: "treatment"}))
     assert spend.to_dict() == pytest.approx(expected.groupby("group").spend.mean().to_dict(), rel=1e-12)
+    # the arms' means published with the data (../shared/data/README.md)
+    assert contacts.groupby("variant").revenue.mean().to_dict() == pytest.approx(
+        {"Mens E-Mail": 1.35382, "Womens E-Mail": 0.84689, "No E-Mail": 0.61010}, abs=5e-6)
     # further columns pass through: numbers as floats, the rest as text
     assert contacts.visit.dtype == "float64" and contacts.visit.mean() == pytest.approx(raw.visit.mean())
     assert contacts.history_segment.tolist() == raw.history_segment.tolist()

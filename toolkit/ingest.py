@@ -688,12 +688,12 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, source: Source, data_dir: P
             scan = text_file.scan(name)
     for repair in range(_QUOTE_REPAIRS + 1):
         table = _check_rows(con, name, scan, source, label, config, now, text_file is not None)
-        broken = _unterminated_quotes(con, name) if text_file is not None and repair < _QUOTE_REPAIRS else {}
-        if not broken:
+        broken = _unterminated_quote(con, name) if text_file is not None and repair < _QUOTE_REPAIRS else None
+        repaired = broken and text_file.without(*broken, scratch / f"{name}-{repair}.csv")
+        if not repaired:
             break
-        # read again from a copy without the broken lines: the lines a quote swallowed are rows of their own
-        text_file = text_file.without(broken, scratch / f"{name}-{repair}.csv")
-        scan = text_file.scan(name)
+        # read again without the broken line: the lines its quote swallowed are rows of their own
+        text_file, scan = repaired, repaired.scan(name)
         con.sql(f"DROP TABLE {name}_reject_errors; DROP TABLE {name}_reject_scans")
     if text_file is not None:
         table.line = _text_lines(con, name, text_file, label, config)
@@ -785,19 +785,22 @@ class _TextFile:
                 f"encoding={_sql_string(self.encoding)}, store_rejects=true, "
                 f"rejects_table='{name}_reject_errors', rejects_scan='{name}_reject_scans'))")
 
-    def without(self, broken: dict[int, tuple[int, str]], target: Path) -> "_TextFile":
-        """A copy with the lines ``broken`` (line -> (byte position, text)) blank, line numbers kept."""
+    def without(self, line: int, near: int, text: str, target: Path) -> "_TextFile | None":
+        """A copy with the broken line ``line`` blank, line numbers kept; None when it cannot be found.
+
+        ``near``: DuckDB's byte position of the line (it may count from 1);
+        ``text``: the line as DuckDB read it, checked before the line is left out.
+        """
+        if self.encoding == "utf-16":  # a newline is two bytes there
+            return None
         data = self.path.read_bytes()
-        with target.open("wb") as out:
-            position = 0
-            for near, _ in sorted(broken.values()):
-                start = data.rfind(b"\n", 0, near) + 1  # DuckDB's position may be 1-based
-                out.write(data[position:start])
-                end = data.find(b"\n", start)
-                position = len(data) if end < 0 else end - (data[end - 1:end] == b"\r")
-            out.write(data[position:])
-        lost = {line: text for line, (_, text) in broken.items()}
-        return dataclasses.replace(self, path=target, broken={**self.broken, **lost})
+        start = data.rfind(b"\n", 0, near) + 1
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end - (data[end - 1:end] == b"\r")
+        if data[start:end].decode(self.encoding, errors="replace") != text:
+            return None
+        target.write_bytes(data[:start] + data[end:])
+        return dataclasses.replace(self, path=target, broken={**self.broken, line: text})
 
 
 def _text_file(name: str, path: Path, label: str, config: Config, scratch: Path) -> _TextFile:
@@ -856,8 +859,8 @@ def _refuse_repeated_names(names: list[str], label: str) -> None:
         seen[key] = (i, str(name))
 
 
-def _unterminated_quotes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int, tuple[int, str]]:
-    """The first line whose quoted value never closed and swallowed the lines after it: line -> (byte position, text).
+def _unterminated_quote(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, int, str] | None:
+    """The first line whose quoted value never closed and swallowed the lines after it: line, byte position, text.
 
     Only the first: the lines it swallowed count as one, so the line numbers
     DuckDB gives the problems after it are off until it is left out.
@@ -865,7 +868,7 @@ def _unterminated_quotes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int,
     found = con.sql(f"""
         SELECT line, line_byte_position, split_part(ltrim(csv_line, chr(13) || chr(10)), chr(10), 1)
         FROM {name}_reject_errors WHERE contains(csv_line, chr(10)) ORDER BY line LIMIT 1""").fetchall()
-    return {int(line): (int(start), text.rstrip("\r")) for line, start, text in found}
+    return (int(found[0][0]), int(found[0][1]), found[0][2].rstrip("\r")) if found else None
 
 
 def _header_delimiter(path: Path, encoding: str) -> str:
