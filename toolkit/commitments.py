@@ -109,7 +109,6 @@ def commitment_table(commitments: pd.DataFrame) -> pd.DataFrame:
     for column, default in _DEFAULTS.items():
         table[column] = table[column].fillna(default) if column in table else default
         table[column] = table[column].astype("str").str.strip().replace("", default)
-    table["description"] = table["description"].where(table["description"] != _DEFAULTS["description"], "")
     for column in ("direction", "frequency", "business_day"):
         table[column] = table[column].str.lower()
     table["ts"] = pd.to_datetime(table["ts"]).dt.normalize().astype("datetime64[ns]")
