@@ -20,6 +20,8 @@ from toolkit.cash import (
     ReceiptDelay,
     Scenario,
     apply_scenario,
+    balance_check,
+    balance_record,
     cash_position,
     cash_position_from_net_flow,
     compare_scenarios,
@@ -720,3 +722,25 @@ def test_days_of_cash_and_low_point_by_hand():
     assert "after the rent payment" in low.sentence(lambda v: f"{v:,.0f}")
     flows_only = cash_position(history, paths, None, None)
     assert days_of_cash(flows_only, history) is None
+
+
+def test_the_rolling_check_compares_the_balance_an_earlier_run_forecast():
+    history = make_history({"purchase|inflow|all": 100})
+    paths = make_paths({"purchase|inflow|all": np.tile([[80.0, 100.0, 120.0]], (10, 1))})
+    earlier = cash_position(history, paths, 1000.0, 0.0)
+    record = balance_record(earlier)
+    assert record["ds"][0] == "2026-11-01" and record["p50"][:2] == [2100.0, 2200.0]
+    # the next run: three more actual days at 100, 50 and 130 a day
+    later_days = pd.date_range(HORIZON_START, periods=3)
+    later = pd.concat([history, pd.DataFrame({"unique_id": "purchase|inflow|all", "ds": later_days,
+                                               "y": [100.0, 50.0, 130.0], "stage": "purchase",
+                                               "direction": "inflow", "segment": "all"})], ignore_index=True)
+    now = cash_position(later, make_paths({"purchase|inflow|all": constant(100, 5, 3)},
+                                           start=HORIZON_START + pd.Timedelta(days=3)), 1000.0, 0.0)
+    check = balance_check(record, now)
+    assert check["ds"].tolist() == list(later_days)
+    assert check["actual"].tolist() == [2100.0, 2150.0, 2280.0]
+    assert check["error"].tolist() == [0.0, -50.0, -20.0]
+    # P10 after two days is 2,000 + 2 x 80 = 2,160: 2,150 is below the band
+    assert check["within_band"].tolist() == [True, False, True]
+    assert balance_check(None, now).empty

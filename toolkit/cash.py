@@ -83,6 +83,8 @@ __all__ = [
     "ReceiptDelay",
     "Scenario",
     "apply_scenario",
+    "balance_check",
+    "balance_record",
     "cash_position",
     "cash_position_from_net_flow",
     "compare_scenarios",
@@ -1076,3 +1078,38 @@ def days_of_cash(outlook: CashOutlook, history: pd.DataFrame, days: int = 90) ->
     if burn <= 0:
         return None
     return max(float(outlook.bands["actual"].dropna().iloc[-1]), 0.0) / burn
+
+
+# ------------------------------------------------------- the rolling check
+
+_BANDS = ("p10", "p50", "p90")
+
+
+def balance_record(outlook: CashOutlook) -> dict[str, list]:
+    """The forecast balance bands as plain JSON (``ds, p10, p50, p90``; cents), for a later run to check."""
+    forecast = outlook.bands[outlook.bands["is_forecast"]]
+    return {"ds": [f"{d:%Y-%m-%d}" for d in forecast["ds"]],
+            **{band: [round(float(v), 2) for v in forecast[band]] for band in _BANDS}}
+
+
+def balance_check(record: Mapping[str, list] | None, outlook: CashOutlook) -> pd.DataFrame:
+    """What an earlier run said the balance would be against the balance there was, day by day.
+
+    ``record`` is an earlier ``balance_record`` (None: no earlier run). One
+    row per day both cover: ``ds, p10, p50, p90, actual, error`` (actual -
+    p50) and ``within_band`` (P10 <= actual <= P90). No rows when no day of
+    the earlier horizon has an actual balance yet. Flows can be forecast well
+    while the balance drifts (a missed payment, a late settlement): this is
+    the check that sees it.
+    """
+    columns = ["ds", *_BANDS, "actual", "error", "within_band"]
+    if not record or not record.get("ds"):
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "ds" else "bool" if c == "within_band"
+                                          else "float64") for c in columns})
+    earlier = pd.DataFrame({"ds": pd.to_datetime(record["ds"]).astype("datetime64[ns]"),
+                            **{band: np.asarray(record[band], dtype=float) for band in _BANDS}})
+    actual = outlook.bands.loc[~outlook.bands["is_forecast"], ["ds", "actual"]]
+    both = earlier.merge(actual.astype({"ds": "datetime64[ns]"}), on="ds", how="inner")
+    both["error"] = both["actual"] - both["p50"]
+    both["within_band"] = (both["actual"] >= both["p10"]) & (both["actual"] <= both["p90"])
+    return both[columns]
