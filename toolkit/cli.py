@@ -48,7 +48,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     summary, rejected, counts, by_reason, files = check(args, config, rejects.resolve())
     print(summary)
     print(f"wrote {rejected:,} reject lines to {rejects}")
-    if not counts["orders"]["accepted"]:
+    if counts["orders"]["rows_in"] and not counts["orders"]["accepted"]:
         print("journeycast validate: no usable orders remain", file=sys.stderr)
         return 1
     too_many = reject_share_error(counts, by_reason, files, config.max_reject_share)

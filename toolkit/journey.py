@@ -41,7 +41,7 @@ from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import Day, MonthBegin, Week
 
 from toolkit.errors import JourneycastError
-from toolkit.schema import STAGES
+from toolkit.schema import PLANNED_TABLES, STAGES
 
 __all__ = [
     "COMPARED",
@@ -120,8 +120,13 @@ def period_label(ts: pd.Series, freq: str) -> pd.Series:
 
 
 def data_period(tables: dict[str, pd.DataFrame | None]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """First and last ``ts`` across the non-empty tables; None when every table is empty."""
-    stamps = [t["ts"] for t in tables.values() if t is not None and len(t)]
+    """First and last ``ts`` across the non-empty tables of what happened; None when they are all empty.
+
+    Plans (``schema.PLANNED_TABLES``: commitments, campaigns) may lie ahead, so
+    they are left out: the data end where the records of what happened end,
+    not at the last scheduled payment.
+    """
+    stamps = [t["ts"] for name, t in tables.items() if name not in PLANNED_TABLES and t is not None and len(t)]
     if not stamps:
         return None
     return min(s.min() for s in stamps), max(s.max() for s in stamps)

@@ -313,11 +313,13 @@ def data_period_text(tables: dict[str, pd.DataFrame]) -> str:
     ``"Data from 1 Nov 2023 to 31 Oct 2026 (orders, events, costs)."``
     """
     from toolkit.journey import data_period
+    from toolkit.schema import PLANNED_TABLES
 
     found = data_period(tables)
     if not found:
         return "The data holds no dated rows."
-    held = ", ".join(name for name, table in tables.items() if table is not None and len(table))
+    held = ", ".join(name for name, table in tables.items()
+                     if name not in PLANNED_TABLES and table is not None and len(table))
     first, last = found
     return f"Data from {first.day} {first:%b %Y} to {last.day} {last:%b %Y} ({held})."
 

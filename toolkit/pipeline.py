@@ -39,7 +39,7 @@ from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
                              data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
                              time_to_convert, zero_amount_orders)
-from toolkit.schema import PLANNED_TABLES, STAGES
+from toolkit.schema import STAGES
 from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
                                    UpsellModel, customer_segments, empty_offers, evaluate_campaign,
                                    evaluate_upsell, offer_ladder_problem, repurchase_opportunities,
@@ -104,13 +104,8 @@ class Dataset:
 
     @property
     def period(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First and last timestamp across the tables of what happened.
-
-        Plans (``schema.PLANNED_TABLES``: commitments, campaigns) may lie ahead:
-        the data end where the records of what happened end, not at the last
-        scheduled payment.
-        """
-        return data_period({name: table for name, table in self.tables.items() if name not in PLANNED_TABLES})
+        """First and last timestamp across the tables of what happened (``journey.data_period``)."""
+        return data_period(self.tables)
 
 
 def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rejects: bool = False,
