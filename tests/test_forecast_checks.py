@@ -103,6 +103,9 @@ def test_a_smoothing_model_that_wins_clearly_is_served_alone_and_near_equals_are
     pair = choose_model("s", _all_scores(prophet=[0.9, 0.95, 0.85], ets=[0.5, 0.55, 0.45],
                                          theta=[0.52, 0.56, 0.47], **baselines))
     assert (pair.status, pair.model, pair.members, pair.note) == ("combined", "combined", ("ets", "theta"), None)
+    # weighted by inverse error: the better one counts a little more, the weights make a whole
+    assert pair.weights[0] > pair.weights[1] and sum(pair.weights) == pytest.approx(1.0)
+    assert pair.weights[0] / pair.weights[1] == pytest.approx((0.52 + 0.56 + 0.47) / (0.5 + 0.55 + 0.45))
     # a baseline at the top of a near tie joins the mean, and that is said as a warning
     tied = choose_model("s", _all_scores(prophet=[1.5, 1.6, 1.4], ets=[1.02, 1.12, 0.93],
                                          theta=[2.0, 2.0, 2.0], **baselines))

@@ -1,4 +1,4 @@
-"""Forecasts of the journey's cash-flow series: Prophet per series, baselines, backtests, paths.
+"""Forecasts of the journey's cash-flow series: Prophet, ETS and Theta per series, baselines, backtests, paths.
 
 Input is a long frame ``unique_id, ds, y`` (plus any descriptive columns such
 as stage, direction and segment, carried into the outputs). Typical use::
@@ -20,6 +20,7 @@ net cash flow per day and draw instead of kept::
 
 Modules: :mod:`.model` (the forecaster, the per-series task and the choice of
 the served model), :mod:`.backtest` (rolling-origin evaluation), :mod:`.baselines`,
+:mod:`.smoothing` (exponential smoothing and Theta on statsmodels),
 :mod:`.methods` (one method's forecast and the finishing steps), :mod:`.checks`
 (doubtful last days, plausibility of the forecast level), :mod:`.settings` (the
 business's closed weekdays and closures, found once per run from all inflows), :mod:`.calendar`

@@ -9,6 +9,7 @@ finished paths, so intervals, paths and their sums agree with each other.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 SMOOTHING = {"ets": ets_forecast, "theta": theta_forecast}
 
 __all__ = ["SMOOTHING", "SeasonalFeatures", "combine", "finish", "fit_prophet", "forecast_with", "interval", "prophet_forecast"]
+
+
+@cache
+def _holiday_names(country: str, years: tuple[int, ...]) -> tuple[str, ...]:
+    """The names of ``country``'s holidays in ``years``, in Prophet's order (what a fit on them models)."""
+    from prophet.make_holidays import make_holidays_df
+
+    return tuple(make_holidays_df(year_list=list(years), country=country)["holiday"].unique())
 
 
 class SeasonalFeatures:
@@ -61,10 +70,9 @@ class SeasonalFeatures:
             rows = self.dates.get_indexer(pd.DatetimeIndex(df["ds"]))
             if (rows < 0).any() or model.extra_regressors or model.holidays is not None:
                 return build(df)
-            if model.train_holiday_names is None:  # the fit: the holidays of its years, as Prophet takes them
-                holidays = model.construct_holiday_dataframe(df["ds"])
-                if len(holidays):
-                    model.train_holiday_names = pd.Series(holidays["holiday"].unique())
+            if model.train_holiday_names is None and model.country_holidays:  # the fit: its years' holidays
+                years = tuple(sorted(set(pd.DatetimeIndex(df["ds"]).year)))
+                model.train_holiday_names = pd.Series(_holiday_names(model.country_holidays, years))
             key = self._configuration(model)
             if key not in self._built:
                 self._built[key] = build(pd.DataFrame({"ds": self.dates}))
@@ -151,14 +159,17 @@ def forecast_with(method: str, history: pd.DataFrame, dates: pd.DatetimeIndex,
     raise ValueError(f"unknown forecasting method {method!r}")
 
 
-def combine(forecasts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The mean of several methods' raw forecasts: point by point, and path by path per draw.
+def combine(forecasts: list[tuple[np.ndarray, np.ndarray]],
+            weights: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean of several methods' raw forecasts: point by point, and path by path per draw.
 
-    Averaging draws of independent methods narrows the spread; the calibration
-    (scored on the combination's own backtest windows) widens it back.
+    Draw ``k`` of the mean is the mean of every method's draw ``k``, so sums
+    over dates and series stay draws of one scenario. Averaging draws of
+    independent methods narrows the spread; the calibration (scored on the
+    combination's own backtest windows) widens it back. Equal weights unless given.
     """
     points, paths = zip(*forecasts)
-    return np.mean(points, axis=0), np.mean(paths, axis=0)
+    return np.average(points, axis=0, weights=weights), np.average(paths, axis=0, weights=weights)
 
 
 def finish(point: np.ndarray, paths: np.ndarray, factor: float, closed_mask: np.ndarray,

@@ -31,12 +31,21 @@ weekday a week before, as the baselines do.
 from __future__ import annotations
 
 import warnings
+from functools import cache
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["ets_forecast", "filled_values", "theta_forecast"]
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded once statsmodels is: looked up once (a look-up costs ~4 ms)."""
+    import statsmodels.tsa.holtwinters  # noqa: F401  (loads SciPy's BLAS)
+
+    return ThreadpoolController()
 
 
 def filled_values(y: np.ndarray, season: int) -> np.ndarray:
@@ -59,7 +68,7 @@ def ets_forecast(history: pd.DataFrame, horizon: int, season: int, n_draws: int,
     y = _history(history, season)
     seasonal = "add" if len(y) >= 2 * season else None
     fits = []
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), _blas().limit(limits=1):
         # Convergence chatter of the optimiser on flat stretches: the AICc judges the fits.
         warnings.simplefilter("ignore")
         for trend, damped in ((None, False), ("add", True)):
@@ -95,7 +104,7 @@ def theta_forecast(history: pd.DataFrame, horizon: int, season: int, n_draws: in
     from statsmodels.tsa.forecasting.theta import ThetaModel
 
     y = _history(history, season)
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), _blas().limit(limits=1):
         warnings.simplefilter("ignore")
         fit = ThetaModel(y, period=season, deseasonalize=len(y) >= 2 * season).fit(use_mle=False)
         point = np.asarray(fit.forecast(horizon), dtype=float)
