@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.balances import bank_balance, bank_start, reconcile, reconciliation_notes
 from toolkit.cash import MoveCommitment, Scenario, apply_scenario, cash_position, low_point, with_known_flows
-from toolkit.commitments import (CommitmentError, commitment_table, committed_flows, detect_schedules,
+from toolkit.commitments import (CommitmentError, cash_flows, commitment_table, committed_flows, detect_schedules,
                                  holiday_dates, is_committed, occurrences, split_committed_costs)
 from toolkit.flows import stage_flows
 from toolkit.pipeline import forecast_cash, load
@@ -186,6 +186,20 @@ def test_sales_settle_after_two_business_days_and_the_rest_is_in_transit():
     transit = money_in_transit(tables, timing)
     assert transit[["ds", "y"]].to_dict("records") == [{"ds": pd.Timestamp("2026-11-03"), "y": 40.0}]
     assert series["y"].sum() + transit["y"].sum() == 140.0
+
+
+def test_weekly_and_monthly_cash_flows_hold_the_same_money_as_daily():
+    tables = load("data/sample").tables
+    timing = load("data/sample").config.payment_timing
+    until = pd.Timestamp("2027-01-31")
+    daily = cash_flows(tables, timing, until, holiday_dates("US", START, until))
+    for freq in ("W", "MS"):
+        other = cash_flows(tables, timing, until, holiday_dates("US", START, until), freq=freq)
+        # every committed payment of the first days counts, though the first week is labelled by its Sunday
+        assert other.history.groupby("direction")["y"].sum().to_dict() == pytest.approx(
+            daily.history.groupby("direction")["y"].sum().to_dict())
+        assert other.known["y"].sum() == pytest.approx(daily.known["y"].sum())
+        assert set(other.known["ds"]) <= set(pd.date_range("2026-11-01", until + pd.Timedelta(days=7), freq=freq))
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from dateutil.rrule import MONTHLY, WEEKLY, YEARLY, rrule
 
 from toolkit.errors import JourneycastError, require_columns
 from toolkit.flows import FLOW_TABLES, money_in_transit, paid_on, stage_flows
-from toolkit.journey import period_label
+from toolkit.journey import data_period, period_label
 from toolkit.schema import BUSINESS_DAY_RULES, COST_STAGES, FREQUENCIES
 
 if TYPE_CHECKING:
@@ -377,12 +377,17 @@ def cash_flows(tables: dict[str, pd.DataFrame], timing: PaymentTiming, until: pd
     known = [transit.assign(direction=transit["unique_id"].str.split("|").str[1].astype("str"))]
     history = series
     if commitments is not None and len(commitments):
-        first, last = series["ds"].min(), series["ds"].max()
+        # the data's own days, not the period labels: a week is labelled by its last day
+        first, last = (pd.Timestamp(d).normalize() for d in data_period(booked))
         committed = committed_flows(tables.get("costs"), commitments, first, until, holidays, timing.costs_days)
         past = committed[committed["ds"] <= last]
         if len(past):
             history = pd.concat([series, _on_grid(past, series, freq)], ignore_index=True)
         known.append(committed[committed["ds"] > last])
     known_money = pd.concat(known, ignore_index=True)
-    known_money = known_money[known_money["ds"] <= until].sort_values(["ds", "unique_id"], kind="stable")
+    known_money = known_money[known_money["ds"] <= until]
+    # on the forecast's own periods, so that it adds to the draws of the same week or month
+    known_money = (known_money.assign(ds=period_label(known_money["ds"], freq))
+                   .groupby(["unique_id", "ds", "direction"], as_index=False, sort=False)["y"].sum())
+    known_money = known_money.sort_values(["ds", "unique_id"], kind="stable")[["unique_id", "ds", "y", "direction"]]
     return CashFlows(series, history, known_money.reset_index(drop=True))

@@ -360,13 +360,17 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     bank_notes: list[Note] = []
     reconciliation = None
     if balances is not None and len(balances):
-        start = bank_start(balances, history)
+        # a bank statement is dated to the day: weekly or monthly totals would misplace its flows
+        daily = history if config.frequency == "D" else cash_flows(
+            dataset.tables, config.payment_timing, last, closed, "D", segment,
+            gross_margin=config.gross_margin if costs == "estimated" else None).history
+        start = bank_start(balances, daily)
         opening = start.opening_balance
         if config.opening_balance is not None:
             bank_notes.append(Note("bank", f"The balance starts from the bank's {start.balance:,.0f} {config.currency} "
                                            f"on {start.date:%d %b %Y}, not from opening_balance in journeycast.yml.",
                                    "assumed"))
-        reconciliation = reconcile(balances, history, opening)
+        reconciliation = reconcile(balances, daily, opening)
         bank_notes += reconciliation_notes(reconciliation, config.balance_tolerance, config.currency)
     # a minimum checked against money in alone would always look safe
     minimum = None if costs == "none" else config.minimum_cash
