@@ -28,7 +28,7 @@ def _page(data, out, *config) -> str:
                            f"{PAGE}.ipynb", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run_dir = out / (out / "latest").read_text(encoding="utf-8").strip()
+    run_dir = out / "latest"
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert [nb["status"] for nb in summary["notebooks"]] == ["succeeded"]
     html = (run_dir / f"{PAGE}.html").read_text(encoding="utf-8")

@@ -122,7 +122,7 @@ def test_campaigns_on_the_sample_writes_measurement_scores_and_plan(tmp_path, ca
     assert (measured.incremental_response > 0).all()
     plan = json.loads((out / "plan.json").read_text())
     assert plan["campaigns_measured"] == 3 and plan["lift_source"] in ("model", "measured")
-    assert plan["plan"]["verdict"] in printed and plan["recommendation"] in printed
+    assert plan["recommendation"] in printed and plan["recommendation"].startswith(("Run the campaign", "Run no"))
     assert plan["plan"]["targets"] == len(pd.read_parquet(out / "campaign_plan.parquet"))
     # a risk limit beyond the configuration's range is refused before anything runs
     with pytest.raises(SystemExit):
