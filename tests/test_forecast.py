@@ -307,6 +307,19 @@ def test_backtest_scores_match_a_hand_computation():
     assert (scores.n == 7).all() and (scores.cutoff == pd.Timestamp("2025-02-02")).all()
 
 
+def test_coverage_is_scored_on_open_days_only():
+    ones = np.ones(4)
+    fold = FoldForecast(model="weekday_mean", fold=0, cutoff=pd.Timestamp("2025-01-01"),
+                        actual=np.array([10.0, 30.0, 0.0, 0.0]), scale=1.0,
+                        closed=np.array([False, False, True, True]), point=np.array([10.0, 10.0, 0.0, 0.0]),
+                        lower=np.array([5.0, 5.0, 0.0, 0.0]), upper=np.array([20.0, 20.0, 0.0, 0.0]))
+    row = fold.scores()
+    # one of the two open days is inside its band; the closed days' zeros would have made it 3 of 4
+    assert row["coverage"] == 0.5 and row["mae"] == pytest.approx(5.0) and row["n"] == 4
+    shut = replace(fold, closed=ones.astype(bool), actual=np.zeros(4), point=np.zeros(4))
+    assert np.isnan(shut.scores()["coverage"])  # nothing open: no coverage to speak of
+
+
 def test_calibration_factor_by_hand():
     def fold(k, actual):
         actual = np.asarray(actual, dtype=float)
