@@ -13,7 +13,8 @@ from toolkit.cli import main
 
 def test_regeneration_reproduces_committed_sample_exactly(tmp_path):
     assert main(["sample", "--out", str(tmp_path)]) == 0
-    for name in ("orders.csv", "events.csv", "costs.csv", "contacts.csv", "campaigns.csv"):
+    for name in ("orders.csv", "events.csv", "costs.csv", "contacts.csv", "campaigns.csv",
+                 "commitments.csv", "balances.csv"):
         assert filecmp.cmp(tmp_path / name, SAMPLE_DIR / name, shallow=False), name
 
 
