@@ -494,7 +494,9 @@ def test_campaign_study_measures_the_sample_campaigns_and_says_a_plan_needs_cash
     assert set(table.campaign_id) == {"spring-2025", "autumn-2025", "spring-2026"}
     # the planted effect is positive overall: every measured variant's interval reaches above zero
     assert (table.incremental_response_high > 0).all() and (table.incremental_response > 0).all()
-    assert study.uplift is not None and 0 < study.uplift.holdout < len(load(SAMPLE_DIR).tables["contacts"])
+    # every contact is ranked by a model fitted on the other folds; the served learner beats random on the sample
+    assert study.uplift.learner == "t-boosting" and study.uplift.holdout == len(load(SAMPLE_DIR).tables["contacts"])
+    assert study.uplift.better_than_random and study.uplift.qini_low > 0
     assert study.lift_source == "measured"
     assert study.plan is None and study.planner is None
     assert any(n.level == "missing" and "No campaign plan" in n.text and "cash forecast" in n.text
@@ -522,3 +524,7 @@ def test_campaign_study_on_a_results_export_alone_measures_and_plans_nothing():
     assert (table.contacts_treated + table.contacts_control).gt(20000).all()
     assert study.plan is None and study.lift_source == "measured"
     assert any("No campaign plan" in n.text and "orders" in n.text for n in study.notes)
+    # visit is a result of the send (sources.contacts.outcomes), never a pre-send difference nor a feature
+    assert not any("visit" in n.text for n in study.notes)
+    assert not study.uplift.better_than_random
+    assert any(n.level == "warning" and "does not rank customers better than random" in n.text for n in study.notes)

@@ -107,6 +107,9 @@ class Source(_Strict):
     (e.g. ``{campaign_id: hillstrom-2008-03, ts: "2008-03-01"}``), read like
     the source's own text. ``control_variant`` (contacts): the variant whose
     rows are the control group, when the export has no group column.
+    ``outcomes`` (contacts): further result columns of a results export
+    (e.g. Hillstrom's ``visit``), measured after the send: never a feature of
+    the uplift model nor an attribute of the pre-send balance check.
     """
 
     path: str | None = None
@@ -123,6 +126,8 @@ class Source(_Strict):
                                    description="constant values of canonical columns the source lacks")
     control_variant: str | None = Field(
         default=None, description="contacts: the variant held out as control (e.g. 'No E-Mail')")
+    outcomes: list[str] = Field(
+        default_factory=list, description="contacts: result columns beside converted and revenue (e.g. visit)")
 
     @model_validator(mode="after")
     def _one_location(self) -> "Source":
