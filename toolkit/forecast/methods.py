@@ -37,6 +37,19 @@ def _holiday_names(country: str, years: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(make_holidays_df(year_list=list(years), country=country)["holiday"].unique())
 
 
+@cache
+def _checked_country(country: str) -> str:
+    """``country`` once checked by Prophet's ``add_country_holidays`` (its holidays' names are valid).
+
+    The check builds every holiday of the country (a fifth of a backtest fit's
+    own time); it depends on the country alone, so it is done once a process.
+    """
+    from prophet import Prophet
+
+    Prophet().add_country_holidays(country_name=country)
+    return country
+
+
 class SeasonalFeatures:
     """Prophet's regression features (seasonalities, holidays) of a series' dates, built once.
 
@@ -104,7 +117,8 @@ def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
     model = Prophet(yearly_seasonality=settings.yearly, interval_width=settings.interval_width,
                     uncertainty_samples=settings.uncertainty_samples, **settings.prophet_kwargs)
     if settings.holiday_country and settings.freq == "D":
-        model.add_country_holidays(country_name=settings.holiday_country)
+        _checked_country(settings.holiday_country)
+        model.country_holidays = settings.holiday_country
     model.stan_backend.model = FastJsonModel(model.stan_backend.model)
     if features is not None:
         features.attach(model)

@@ -106,6 +106,7 @@ class ForecastSettings:
     select_best: bool = True
     backtest_folds: int = 5
     backtest_horizon: int = 28
+    backtest_samples: int = 200
     min_history: int | None = None
     baseline_weeks: int = 4
     prophet_kwargs: dict[str, Any] = field(default_factory=dict)
