@@ -275,6 +275,46 @@ def test_two_concurrent_runs_both_complete_and_the_next_run_sees_the_last(tmp_pa
     assert previous_run(out)["run_id"] == third["run_id"]
 
 
+def test_a_run_killed_mid_page_publishes_nothing_and_the_next_run_cleans_up(tmp_path):
+    """kill -9 of a report (and its kernel) half-way: no run, no latest; the next run removes the build."""
+    import os
+    import signal
+    import time
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    started = tmp_path / "started"
+    # the first run stops in the middle of its page; the one after it finds the mark and goes through
+    _write_notebook(notebooks / "01_slow.ipynb",
+                    "import time\nfrom pathlib import Path\n"
+                    f"mark = Path({str(started)!r})\n"
+                    "if not mark.exists():\n    mark.touch()\n    time.sleep(300)\n"
+                    "record('finished', True)")
+    out = tmp_path / "reports"
+    command = [sys.executable, "-m", "toolkit.cli", "report", "data/sample", "--out", str(out),
+               "--notebooks", str(notebooks / "*.ipynb")]
+    killed = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not started.exists():
+        assert killed.poll() is None and time.monotonic() < deadline, "the page never started"
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)  # the command and its kernel, as a kill -9 of the job would
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []  # nothing published, no latest
+    abandoned = [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+    assert len(abandoned) == 1 and abandoned[0].name.endswith(f"-{killed.pid}")
+
+    done = _journeycast(*command[3:])
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1]).parent
+    assert _summary(run_dir)["notebooks"][0]["records"] == {"finished": True}
+    assert (out / "latest").resolve() == run_dir.resolve()
+    assert not abandoned[0].exists()
+    assert [p for p in out.iterdir() if p.name.startswith(".")] == []
+
+
 def test_unknown_or_mistyped_parameters_are_rejected_before_anything_runs(tmp_path, sample_dir):
     out = tmp_path / "reports"
     with pytest.raises(ReportError) as unknown:
