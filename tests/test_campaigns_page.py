@@ -54,6 +54,9 @@ def test_the_page_on_a_results_export_alone_measures_only_and_says_so(tmp_path):
     assert "Mens E-Mail" in html and "Womens E-Mail" in html
     assert "No campaign is planned" in html
     assert "Nothing to explore" in html
+    # visit is an outcome (sources.contacts.outcomes): no pre-send imbalance in it; the uplift check is said honestly
+    assert "differed before the send" not in html
+    assert "does not rank customers better than random targeting" in html
 
 
 def test_the_page_without_past_campaigns_says_the_lift_is_assumed(tmp_path):

@@ -226,7 +226,6 @@ def builders(f: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
         "rfm": charts.rfm_scatter(f["scores"]),
         "p_alive": charts.probability_alive_matrix(f["matrix"]),
         "campaign": charts.campaign_timing(f["evaluations"], 0.05),
-        "upsell": charts.upsell_timing(f["scores"], f["evaluations"], 0.05, f["evaluations"]["launch_week"][1]),
         "linked": charts.cash_opportunities_linked(f["bands"], f["scores"], MINIMUM),
         "backtest": charts.backtest_scores(f["diagnostics"]),
     }
@@ -405,20 +404,11 @@ def test_campaign_title_for_a_chosen_week_states_its_effect(frames):
     )
 
 
-def test_campaign_timing_draws_a_campaign_evaluation():
-    from toolkit.opportunities import CampaignEvaluation
-
+def test_campaign_timing_names_the_best_feasible_week():
     weeks = pd.date_range("2026-11-01", periods=3, freq="7D")
-    launches = pd.DataFrame(
-        {"start": weeks, "shortfall_probability": [0.08, 0.04, 0.02], "within_risk_limit": [False, True, True]}
-    )
-    evaluation = CampaignEvaluation(expected_net_gain=5_000.0, upfront_cost=500.0, payback_date=None, shortfall_before=0.01,
-                                    shortfall_after=0.08, earliest_safe_start=weeks[1],
-                                    launches=launches, flows=pd.DataFrame(), targets=120)
-    frame = evaluation.launch_weeks()
-    assert frame["launch_week"].tolist() == list(weeks)
-    assert frame["shortfall_probability_before"].tolist() == [0.01] * 3
-    assert frame["feasible"].tolist() == [False, True, True]
+    frame = pd.DataFrame({"launch_week": weeks, "shortfall_probability_before": [0.01] * 3,
+                          "shortfall_probability_after": [0.08, 0.04, 0.02],
+                          "expected_net_gain": [6_000.0, 5_000.0, 4_000.0], "feasible": [False, True, True]})
     title = charts.campaign_timing(frame, 0.05).title.text
     assert title == "Best feasible launch: week of 8 Nov 2026, net gain $5k at 4% shortfall risk"
 
@@ -591,7 +581,6 @@ def empty_builders(f: dict[str, pd.DataFrame]) -> dict[str, tuple[alt.TopLevelMi
         "rfm": (charts.rfm_scatter(e["scores"]), "no customer was scored"),
         "p_alive": (charts.probability_alive_matrix(e["matrix"]), "no repeat-buying model was fitted"),
         "campaign": (charts.campaign_timing(e["evaluations"], 0.05), "no launch week was evaluated"),
-        "upsell": (charts.upsell_timing(e["scores"], e["evaluations"], 0.05), "no launch week was evaluated"),
         "linked": (charts.cash_opportunities_linked(e["bands"], f["scores"], MINIMUM),
                    "no cash balance could be computed"),
         "backtest": (charts.backtest_scores(e["diagnostics"]), "no series was forecast"),
@@ -604,12 +593,6 @@ def test_every_builder_on_an_empty_frame_says_there_is_nothing_to_show_and_why(f
     for name, (chart, why) in empty_builders(frames).items():
         words = texts(charts.to_svg(chart))
         assert f"Nothing to show: {why}" in words, (name, words)
-
-
-def test_no_targets_draw_no_campaign_timing(frames):
-    no_targets = charts.upsell_timing(_empty(frames["scores"]), frames["evaluations"], 0.05)
-    words = texts(charts.to_svg(no_targets))
-    assert words == ["Nothing to show: no customer reaches the target threshold, so there is no campaign to time"]
 
 
 def test_campaign_timing_without_risk_assessed_draws_the_gain_and_claims_no_risk(frames):
@@ -627,10 +610,6 @@ def test_campaign_timing_without_risk_assessed_draws_the_gain_and_claims_no_risk
     best = charts.campaign_timing(unassessed, 0.05).title.text
     assert best == (f"Expected net gain by launch week, up to {charts.money_text(unassessed['expected_net_gain'].max())}"
                     "; shortfall risk not assessed")
-    with_targets = charts.upsell_timing(frames["scores"], unassessed, 0.05, week)
-    words = texts(charts.to_svg(with_targets))
-    assert "Expected value of the targeted customers by week" in words and "Expected net gain" in words
-    assert not any("nan" in w.lower() for w in words)
 
 
 def test_only_the_part_without_data_is_replaced(frames):

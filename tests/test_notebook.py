@@ -144,9 +144,9 @@ def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
 def test_campaign_parameters_default_to_the_run_configuration():
     from toolkit.config import ConfigError, config_from_dict
 
-    config = config_from_dict({"campaign": {"discount": 0.2, "start_week": 3}})
-    chosen = notebook.campaign_settings(config, discount=None, start_week=None, cost_per_contact=5)
-    assert (chosen.discount, chosen.start_week, chosen.cost_per_contact) == (0.2, 3, 5.0)
-    assert chosen.target_threshold == config.campaign.target_threshold
-    with pytest.raises(ConfigError, match="campaign.discount"):
-        notebook.campaign_settings(config, discount=1.5)
+    config = config_from_dict({"campaign": {"budget": 500.0, "fixed_cost": 100.0}})
+    chosen = notebook.campaign_settings(config, budget=None, fixed_cost=None, cost_per_contact=5)
+    assert (chosen.budget, chosen.fixed_cost, chosen.cost_per_contact) == (500.0, 100.0, 5.0)
+    assert chosen.prior_lift == config.campaign.prior_lift
+    with pytest.raises(ConfigError, match="campaign.prior_lift"):
+        notebook.campaign_settings(config, prior_lift=5.0)

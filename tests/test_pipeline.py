@@ -92,11 +92,11 @@ def test_recorded_finds_a_record_in_any_notebook_of_a_run():
 def test_headline_changes_subtracts_numbers_only():
     table = headline_changes({"runway (days)": 90, "data through": "2026-09-30", "shortfall probability": 0.1},
                              {"runway (days)": 60, "data through": "2026-10-31", "shortfall probability": 0.25,
-                              "campaign net gain": 500.0})
+                              "campaign expected profit": 500.0})
     change = table.set_index("measure")["change"]
     assert change["runway (days)"] == -30
     assert change["shortfall probability"] == pytest.approx(0.15)
-    assert pd.isna(change["data through"]) and pd.isna(change["campaign net gain"])
+    assert pd.isna(change["data through"]) and pd.isna(change["campaign expected profit"])
     first = headline_changes(None, {"runway (days)": 60})
     assert first["previous"].isna().all() and first["now"].tolist() == [60]
 
@@ -408,8 +408,8 @@ def test_reconciliation_says_its_amounts_in_the_configured_currency(orders_only_
 
 
 def test_a_shop_where_every_customer_bought_once_is_scored_without_a_repurchase_model(sample_run):
-    """The sample cut to each customer's first order: segments, no repurchase model, no campaign, a note."""
-    from toolkit.pipeline import Opportunities, _score_customers, campaign, headline
+    """The sample cut to each customer's first order: segments, no repurchase model, no campaign plan, a note."""
+    from toolkit.pipeline import Opportunities, _score_customers, campaign_study, headline
 
     dataset, cash, _ = sample_run
     sales = dataset.tables["orders"].query("status == 'completed' and amount > 0")
@@ -424,44 +424,16 @@ def test_a_shop_where_every_customer_bought_once_is_scored_without_a_repurchase_
     assert notes["repurchase"].level == "missing"
     assert notes["repurchase"].text.startswith("Too few customers came back to buy again (0; the re-purchase "
                                                "models need 2)")
-    targets, evaluation = campaign(dataset, cash, scored)
-    assert targets.empty and evaluation.verdict == "not recommended: no customer meets the target threshold"
-    assert headline(cash, scored, evaluation)["re-purchase model"] == "none"
-
-
-def test_campaign_cash_notes_keep_what_the_risk_rests_on(orders_only_forecasts):
-    from toolkit.pipeline import campaign_cash_notes
-
-    (_, cash), _ = orders_only_forecasts
-    kept = campaign_cash_notes(cash)
-    assert {note.topic for note in kept} == {"cash", "costs"}
-    assert len(kept) < len(cash.notes)  # the forecast's and the holidays' notes stay on the cash page
-    assert all(note in cash.notes for note in kept)
-
-
-def test_campaign_settings_left_out_are_the_configurations(sample_run):
-    from toolkit.cli import _parser
-    from toolkit.pipeline import campaign
-
-    dataset, cash, found = sample_run
-    settings = dataset.config.campaign
-    targets, evaluation = campaign(dataset, cash, found)
-    explicit, same = campaign(dataset, cash, found, settings.target_threshold, settings.discount,
-                              settings.cost_per_contact, settings.start_week, settings.duration_days,
-                              fixed_cost=settings.fixed_cost)
-    pd.testing.assert_frame_equal(targets, explicit)
-    assert evaluation.expected_net_gain == same.expected_net_gain and evaluation.verdict == same.verdict
-    assert (targets["conversion_probability"] >= settings.target_threshold).all() and len(targets) > 0
-    assert len(evaluation.flows) == settings.duration_days
-    assert evaluation.verdict.startswith("recommended: launch in the week of") == evaluation.recommended
-    options = _parser().parse_args(["opportunities"])
-    assert [options.min_propensity, options.discount, options.cost_per_contact, options.fixed_cost,
-            options.start_week] == [None] * 5  # the command takes the configuration's too
+    study = campaign_study(dataset, cash, scored)
+    assert study.plan is None and any("No campaign plan: it needs customer scores" in n.text for n in study.notes)
+    figures = headline(cash, scored, study)
+    assert figures["re-purchase model"] == "none" and figures["campaign recommended"] is False
+    assert figures["campaign expected profit"] is None and figures["campaign lift source"] == study.lift_source
 
 
 def test_guests_and_a_shop_without_a_product_ladder(sample_run):
     """The sample with a tenth of its customers checking out as guests and product ids that name no tier."""
-    from toolkit.pipeline import _score_customers, campaign
+    from toolkit.pipeline import _score_customers
 
     dataset, cash, found = sample_run
     orders = dataset.tables["orders"]
@@ -478,10 +450,34 @@ def test_guests_and_a_shop_without_a_product_ladder(sample_run):
     assert notes["upsell"].text.startswith("No upsell offers: the SKUs carry no product tier")
     assert notes["campaign"].level == "assumed"
     assert scored.upsell.empty and "segment" in scored.upsell.columns and not scored.upsell_check.checked
-    targets, evaluation = campaign(dataset, cash, scored)
-    assert targets.empty and not evaluation.recommended
-    assert evaluation.verdict == "not recommended: no customer meets the target threshold"
-    assert not evaluation.launch_weeks()["feasible"].any()
+    # personal offers need no ladder: the next price band, a co-purchase or a discount, from each one's history
+    assert set(scored.offers["customer_id"]) <= set(scored.customers["customer_id"]) and len(scored.offers) > 0
+    assert set(scored.offers["offer_kind"]) <= {"next tier", "bundle", "discount"}
+
+
+def test_campaign_study_plans_with_the_uplift_model_personal_offers_and_the_shops_weekly_shape(sample_run):
+    from toolkit.opportunities import planner_customers, purchase_timing, window_chance
+    from toolkit.pipeline import campaign_study, headline
+
+    dataset, cash, found = sample_run
+    study = campaign_study(dataset, cash, found)
+    # the boosted uplift model beats random on the sample, so it personalises the lift
+    assert study.uplift.better_than_random and study.lift_source == "model"
+    assert len(study.scores) == len(study.lift) > 0 and study.scores["incremental_probability"].between(-1, 1).all()
+    # the customers planned for carry their personal offers, not only "the usual range"
+    customers = planner_customers(found.customers, found.offers)
+    assert customers["offer"].ne("the usual range").mean() > 0.5
+    assert set(study.planner.customers_["offer"]) == set(customers["offer"])
+    # the natural chances follow the forecast's weekly shape and recent signals: not the model's plain expectation
+    weeks = len(study.planner.launch_days_)
+    plain = purchase_timing(found.model, weeks + study.planner.response_window_days // 7 + 2)
+    plain = window_chance(plain.set_axis(plain.index.astype(str)).reindex(customers["customer_id"]), weeks,
+                          study.planner.response_window_days)
+    assert plain.shape == study.planner.natural_.shape and not np.allclose(plain, study.planner.natural_)
+    figures = headline(cash, found, study)
+    assert figures["campaign recommended"] == study.plan.recommended
+    assert figures["campaign lift source"] == "model"
+    assert (figures["campaign expected profit"] is None) == (not study.plan.recommended)
 
 
 # --------------------------------------------------------------------------- campaign study

@@ -5,8 +5,6 @@ Controls are driven the way a user drives them, by setting ``.value``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import altair as alt
 import ipywidgets
 import numpy as np
@@ -24,7 +22,7 @@ from toolkit.cash import (
     cash_position,
     compare_scenarios,
 )
-from toolkit.widgets import ForecastExplorer, ScenarioExplorer, UpsellTimingExplorer
+from toolkit.widgets import ForecastExplorer, ScenarioExplorer
 
 
 @pytest.fixture(scope="module")
@@ -155,77 +153,6 @@ def test_scenario_explorer_static_is_the_baseline(recompute):
     assert not any(w.startswith("First breach") for w in words)
 
 
-@dataclass(frozen=True)
-class Evaluated:
-    """A campaign evaluation as the explorer reads one: its verdict and its launch weeks."""
-
-    weeks: pd.DataFrame
-    verdict: str = "recommended: launch in the first week"
-
-    def launch_weeks(self) -> pd.DataFrame:
-        return self.weeks
-
-
-@pytest.fixture
-def plan(frames):
-    """A stand-in campaign evaluation: discounts shrink the net gain."""
-    calls = []
-
-    def run(target_threshold: float, discount: float, cost_per_contact: float):
-        calls.append(
-            dict(target_threshold=target_threshold, discount=discount, cost_per_contact=cost_per_contact)
-        )
-        scores = frames["scores"]
-        evaluations = frames["evaluations"].copy()
-        evaluations["expected_net_gain"] = evaluations["expected_net_gain"] * (1 - discount) - cost_per_contact
-        return scores[scores["upsell_propensity"] >= target_threshold], Evaluated(evaluations)
-
-    run.calls = calls
-    return run
-
-
-def test_upsell_explorer_replans_on_campaign_controls_and_redraws_on_start_week(plan, frames):
-    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
-    assert plan.calls == [dict(target_threshold=0.5, discount=0.1, cost_per_contact=2.0)]
-    # The recommended start is the feasible week with the highest net gain (the first).
-    assert explorer.start_week.value == frames["evaluations"]["launch_week"].iloc[0]
-    explorer.discount.value = 20
-    explorer.target_threshold.value = 0.8
-    explorer.cost_per_contact.value = 5.0
-    assert plan.calls[1:] == [
-        dict(target_threshold=0.5, discount=0.2, cost_per_contact=2.0),
-        dict(target_threshold=0.8, discount=0.2, cost_per_contact=2.0),
-        dict(target_threshold=0.8, discount=0.2, cost_per_contact=5.0),
-    ]
-    # Moving the campaign redraws without re-evaluating it.
-    later = frames["evaluations"]["launch_week"].iloc[5]
-    explorer.start_week.value = later
-    assert len(plan.calls) == 4
-    chart = shown(explorer)
-    assert chart.title.text.startswith(f"Launching the week of {later.day} {later:%b %Y}")
-    assert "too risky" in chart.title.text
-    targeted = (frames["scores"]["upsell_propensity"] >= 0.8).sum()
-    assert explorer.targets["customer_id"].nunique() == targeted
-
-
-def test_upsell_explorer_keeps_the_chosen_week_across_replans(plan, frames):
-    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
-    week = frames["evaluations"]["launch_week"].iloc[3]
-    explorer.start_week.value = week
-    explorer.discount.value = 30
-    assert explorer.start_week.value == week
-
-
-def test_upsell_explorer_static_uses_the_starting_controls(plan, frames):
-    explorer = UpsellTimingExplorer(plan, risk_limit=0.05)
-    explorer.discount.value = 40
-    static = explorer.static()
-    assert plan.calls[-1]["discount"] == 0.1
-    first = frames["evaluations"]["launch_week"].iloc[0]
-    assert static.title.text.startswith(f"Launching the week of {first.day} {first:%b %Y}")
-    assert "feasible" in texts(charts.to_svg(static))
-
-
 # --- nothing to explore: the explorers say so instead of failing -----------------------------
 
 def test_explorers_with_nothing_to_explore_show_why_with_controls_disabled(frames):
@@ -233,15 +160,6 @@ def test_explorers_with_nothing_to_explore_show_why_with_controls_disabled(frame
     assert no_forecast.stage.disabled and no_forecast.horizon.disabled
     assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(shown(no_forecast)))
     assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(no_forecast.static()))
-
-    def no_weeks(target_threshold: float, discount: float, cost_per_contact: float):
-        return frames["scores"].iloc[0:0], Evaluated(frames["evaluations"].iloc[0:0], verdict="")
-
-    no_campaign = UpsellTimingExplorer(no_weeks, risk_limit=0.05)
-    assert no_campaign.start_week.disabled and no_campaign.week is None
-    assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(no_campaign.static()))
-    no_campaign.discount.value = 20  # replanning with nothing to plan still draws
-    assert "Nothing to show: no launch week was evaluated" in texts(charts.to_svg(shown(no_campaign)))
 
 
 def test_without_costs_the_scenario_explorer_still_moves_demand_and_payment_delay(cash_inputs):
@@ -270,20 +188,6 @@ def test_without_costs_the_scenario_explorer_still_moves_demand_and_payment_dela
     assert comparison["ending_p50"].iloc[1] < comparison["ending_p50"].iloc[0]
     assert shown(explorer).vconcat[0].title.text == charts.cash_title(
         None, outlook.shortfall_probability, outlook.first_breach_date)
-
-
-def test_upsell_explorer_with_no_one_to_contact_says_the_verdict(frames):
-    verdict = "not recommended: no customer meets the target threshold"
-
-    def nobody(target_threshold: float, discount: float, cost_per_contact: float):
-        weeks = frames["evaluations"].assign(feasible=False, expected_net_gain=0.0)
-        return frames["scores"].iloc[0:0], Evaluated(weeks, verdict)
-
-    explorer = UpsellTimingExplorer(nobody, risk_limit=0.05)
-    expected = [f"Nothing to show: the campaign is {verdict}"]
-    assert texts(charts.to_svg(explorer.static())) == expected
-    explorer.discount.value = 30
-    assert texts(charts.to_svg(shown(explorer))) == expected
 
 
 # --------------------------------------------------------------------------- campaign plan explorer

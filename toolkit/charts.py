@@ -82,7 +82,6 @@ __all__ = [
     "time_to_convert",
     "to_png",
     "to_svg",
-    "upsell_timing",
 ]
 
 THEME = "journeycast"
@@ -1312,34 +1311,6 @@ def _campaign_title(
         f"Best feasible launch: week of {_date_text(best['launch_week'])}, "
         f"net gain {money_text(best['expected_net_gain'], currency)} at "
         f"{best['shortfall_probability_after']:.0%} shortfall risk"
-    )
-
-
-@_or_nothing_to_show
-def upsell_timing(
-    targets: pd.DataFrame,
-    evaluations: pd.DataFrame,
-    risk_limit: float,
-    selected_week: pd.Timestamp | None = None,
-    currency: str = "USD",
-    title: str | None = None,
-) -> alt.VConcatChart:
-    """Expected opportunity value by week and segment above the campaign's cash risk.
-
-    ``targets``: the customers a campaign would contact, as for
-    :func:`opportunity_weeks`; ``evaluations`` as for :func:`campaign_timing`.
-    Both panels share the time axis, so the weeks where value opens line up with
-    the weeks a launch is feasible. With no targets there is no campaign to
-    time, and nothing is drawn but that sentence.
-    """
-    timing = campaign_timing.__wrapped__(evaluations, risk_limit, selected_week, currency, title)
-    if targets.empty:
-        raise _NothingToDraw("no customer reaches the target threshold, so there is no campaign to time")
-    bars = _opportunity_bars(opportunity_weeks(targets), currency, "Week the buying window opens").properties(
-        height=140, title=alt.Title("Expected value of the targeted customers by week", fontSize=12)
-    )
-    return alt.vconcat(bars, *timing.vconcat).resolve_scale(x="shared", color="independent").properties(
-        title=timing.title
     )
 
 

@@ -139,15 +139,10 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
     if args.pseudonymise and not key:
         raise JourneycastError(f"--pseudonymise needs a secret key in ${PSEUDONYM_KEY_VARIABLE}")
     dataset = pipeline.load(args.data_dir, args.config, accept_rejects=args.accept_rejects)
-    cash = pipeline.forecast_cash(dataset, **_execution(args))
     found = pipeline.opportunities(dataset)
-    targets, evaluation = pipeline.campaign(dataset, cash, found, args.min_propensity, args.discount,
-                                            args.cost_per_contact, args.start_week,
-                                            fixed_cost=args.fixed_cost)
-    settings = dataset.config.campaign
     shareable = {"repurchase_opportunities": found.repurchase, "upsell_offers": found.upsell,
-                 "campaign_targets": targets}
-    tables = shareable | {"customer_scores": found.customers, "campaign_launches": evaluation.launches}
+                 "personal_offers": found.offers}
+    tables = shareable | {"customer_scores": found.customers}
     if key:
         # the output folder is what gets shared: with --pseudonymise no file in it holds a raw id
         tables = {name: export.pseudonymise(frame, key) if "customer_id" in frame.columns else frame
@@ -161,28 +156,14 @@ def _cmd_opportunities(args: argparse.Namespace) -> int:
         "repurchase_model": {"name": found.model_name, "params": found.model.params_},
         "upsell_check": {"auc": check.auc, "top_decile_lift": check.top_decile_lift,
                          "base_rate": check.base_rate, "customers": check.customers, "reason": check.reason},
-        "campaign": {"targets": len(targets),
-                     "min_propensity": _chosen(args.min_propensity, settings.target_threshold),
-                     "discount": _chosen(args.discount, settings.discount),
-                     "cost_per_contact": _chosen(args.cost_per_contact, settings.cost_per_contact),
-                     "fixed_cost": _chosen(args.fixed_cost, settings.fixed_cost),
-                     "expected_net_gain": evaluation.expected_net_gain,
-                     "payback_date": evaluation.payback_date,
-                     "shortfall_before": evaluation.shortfall_before,
-                     "shortfall_after": evaluation.shortfall_after,
-                     "earliest_safe_start": evaluation.earliest_safe_start,
-                     "recommended": evaluation.recommended, "verdict": evaluation.verdict},
+        "personal_offers": len(found.offers),
         "notes": notes_frame([*dataset.notes, *found.notes]),
     }
     export.write_summary(args.out, summary)
-    money = dataset.config.currency
     checked = (f"upsell model AUC {check.auc:.2f}, top-decile lift {check.top_decile_lift:.1f}x"
                if check.checked else f"upsell model: {check.reason}")
     print(f"{len(found.customers):,} customers scored as of {found.as_of:%Y-%m-%d} ({found.model_name}); {checked}")
-    print(f"campaign to {len(targets):,} customers: expected net gain {evaluation.expected_net_gain:,.0f} "
-          f"{money}; P(shortfall) {_share(evaluation.shortfall_before)} -> {_share(evaluation.shortfall_after)}; "
-          f"earliest safe start: {_day(evaluation.earliest_safe_start)}")
-    print(f"campaign {evaluation.verdict}")
+    print(f"{len(found.offers):,} personal offers; what a campaign would add is planned by `journeycast campaigns`")
     for note in summary["notes"]:
         print(f"note ({note['level']}): {note['text']}")
     print(f"wrote {args.out}")
@@ -220,22 +201,6 @@ def _cmd_campaigns(args: argparse.Namespace) -> int:
         print(f"note ({note['level']}): {note['text']}")
     print(f"wrote {args.out}")
     return 0
-
-
-def _chosen(given, configured):
-    """The command-line value when given, else the configuration's."""
-    return configured if given is None else given
-
-
-def _share(probability: float) -> str:
-    """A shortfall probability for people; NaN means the risk was not assessed."""
-    import math
-
-    return "not assessed" if math.isnan(probability) else f"{probability:.1%}"
-
-
-def _day(value) -> str:
-    return "none in the horizon" if value is None else f"{value:%Y-%m-%d}"
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -344,22 +309,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports/forecast"), help="output directory")
     p.set_defaults(func=_cmd_forecast)
 
-    p = sub.add_parser("opportunities", help="score customers, rank opportunities, judge a campaign")
+    p = sub.add_parser("opportunities", help="score customers, rank re-purchase opportunities and offers")
     _data_arguments(p)
     p.add_argument("--out", type=Path, default=Path("reports/opportunities"), help="output directory")
-    p.add_argument("--min-propensity", type=_setting("target_threshold", float), default=None,
-                   help="target customers whose upsell propensity reaches this (default: the config's "
-                        "campaign.target_threshold)")
-    p.add_argument("--discount", type=_setting("discount", float), default=None,
-                   help="share of the offer price given up (default: the config's campaign.discount)")
-    p.add_argument("--cost-per-contact", type=_setting("cost_per_contact", float), default=None,
-                   help="money out per targeted customer (default: the config's campaign.cost_per_contact)")
-    p.add_argument("--fixed-cost", type=_setting("fixed_cost", float), default=None,
-                   help="money out at launch whatever the target's size (creative, agency, platform; "
-                        "default: the config's campaign.fixed_cost)")
-    p.add_argument("--start-week", type=_setting("start_week", int), default=None,
-                   help="launch week, 1 = the week after the data (default: the config's campaign.start_week)")
-    _backend_arguments(p)
     p.add_argument("--pseudonymise", action="store_true",
                    help=f"replace customer ids in every output file by keyed pseudonyms (key in ${PSEUDONYM_KEY_VARIABLE})")
     p.set_defaults(func=_cmd_opportunities)

@@ -150,15 +150,10 @@ def _default_sources() -> dict[str, Source]:
 
 
 class CampaignSettings(_Strict):
-    """The campaign an analyst plans by default; the CLI and every notebook start from these."""
+    """What a campaign costs and may spend, and the lift assumed when none is measured; the planner starts from these."""
 
-    target_threshold: float = Field(default=0.25, ge=0, le=1,
-                                    description="contact customers whose propensity reaches this")
-    discount: float = Field(default=0.10, ge=0, lt=1, description="share of the offer price given up")
     cost_per_contact: float = Field(default=2.0, ge=0, description="money per contacted customer")
     fixed_cost: float = Field(default=0.0, ge=0, description="money at launch (creative, agency, platform)")
-    start_week: int = Field(default=1, ge=1, description="launch week (1: the week after the data)")
-    duration_days: int = Field(default=28, ge=1, description="days the offer stays open")
     prior_lift: float = Field(default=0.10, ge=0, le=2, description=(
         "relative lift over each customer's natural purchase chance, assumed (not measured) when no past "
         "campaign with a control group can be measured"))

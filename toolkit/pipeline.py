@@ -41,8 +41,8 @@ from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, c
                              data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
                              time_to_convert, zero_amount_orders)
 from toolkit.schema import STAGES
-from toolkit.opportunities import (Campaign, CampaignEvaluation, RepurchaseModel, UpsellEvaluation,
-                                   UpsellModel, customer_segments, empty_offers, evaluate_campaign,
+from toolkit.opportunities import (RepurchaseModel, UpsellEvaluation,
+                                   UpsellModel, customer_segments, empty_offers,
                                    evaluate_upsell, offer_ladder_problem, repurchase_opportunities,
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
@@ -62,9 +62,6 @@ __all__ = [
     "Dataset",
     "JourneyView",
     "Opportunities",
-    "campaign",
-    "campaign_cash_notes",
-    "campaign_planner",
     "campaign_recommendation",
     "campaign_study",
     "campaign_summary",
@@ -711,66 +708,6 @@ def _score_customers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: p
     )
 
 
-def campaign(dataset: Dataset, cash: CashForecast, found: Opportunities, target_threshold: float | None = None,
-             discount: float | None = None, cost_per_contact: float | None = None, start_week: int | None = None,
-             duration_days: int | None = None, seed: int | None = None, fixed_cost: float | None = None
-             ) -> tuple[pd.DataFrame, CampaignEvaluation]:
-    """An upsell campaign to every customer with propensity >= ``target_threshold``, evaluated on the cash forecast.
-
-    Each targeted customer is offered their suggested offer at ``discount``
-    (a share of its list price) and converts with their upsell propensity;
-    every contact costs ``cost_per_contact`` and the campaign ``fixed_cost``
-    (creative, agency, platform) at launch; a sale brings in the configured
-    ``gross_margin`` as cash (``ASSUMED_GROSS_MARGIN`` when none is
-    configured; ``found.notes`` says so). The campaign starts in forecast
-    week ``start_week`` (1 = the week after the data ends) and every other
-    weekly start is tried too. Any setting left None is the configuration's
-    (``config.campaign``). Returns the targets (``customer_id, segment,
-    conversion_probability, value, expected_value, window_start, offer``;
-    none when no customer qualifies) and the evaluation, whose ``verdict``
-    says whether to run it.
-    """
-    config = dataset.config
-    chosen_settings = {"target_threshold": target_threshold, "discount": discount,
-                       "cost_per_contact": cost_per_contact, "start_week": start_week,
-                       "duration_days": duration_days, "fixed_cost": fixed_cost}
-    settings = config.campaign.model_copy(update={k: v for k, v in chosen_settings.items() if v is not None})
-    offers = found.upsell
-    chosen = offers[(offers["propensity"] >= settings.target_threshold) & (offers["list_price"] > 0)]
-    targets = pd.DataFrame({
-        "customer_id": chosen["customer_id"], "segment": chosen["segment"],
-        "conversion_probability": chosen["propensity"].astype(float), "value": chosen["list_price"].astype(float),
-        "expected_value": chosen["propensity"] * chosen["list_price"] * (1 - settings.discount),
-        "window_start": chosen["window_start"], "offer": chosen["offer"],
-    }).reset_index(drop=True)
-    start = cash.outlook.as_of + pd.Timedelta(days=1 + 7 * (settings.start_week - 1))
-    plan = Campaign(targets, cost_per_contact=settings.cost_per_contact, discount=settings.discount, start=start,
-                    duration_days=settings.duration_days, fixed_cost=settings.fixed_cost,
-                    margin_share=gross_margin_or_assumed(config.gross_margin)[0])
-    evaluation = evaluate_campaign(plan, cash.series, cash.result.paths, cash.outlook.opening_balance,
-                                   cash.outlook.minimum_cash, config.risk_limit,
-                                   seed=config.seed if seed is None else seed, currency=config.currency)
-    return targets, evaluation
-
-
-def campaign_planner(dataset: Dataset, cash: CashForecast, found: Opportunities, start_week: int | None = None,
-                     duration_days: int | None = None, seed: int | None = None, fixed_cost: float | None = None
-                     ) -> Callable[..., tuple[pd.DataFrame, CampaignEvaluation]]:
-    """The campaign model behind ``toolkit.widgets.UpsellTimingExplorer``.
-
-    The returned function takes ``target_threshold, discount, cost_per_contact``
-    (None: the configuration's) and returns :func:`campaign`'s targets and
-    evaluation (its ``verdict``, and its ``launch_weeks()`` as
-    ``toolkit.charts.upsell_timing`` draws them).
-    """
-    def plan(target_threshold: float | None, discount: float | None, cost_per_contact: float | None
-             ) -> tuple[pd.DataFrame, CampaignEvaluation]:
-        return campaign(dataset, cash, found, target_threshold, discount, cost_per_contact,
-                        start_week, duration_days, seed, fixed_cost)
-
-    return plan
-
-
 @dataclass
 class CampaignStudy:
     """What past campaigns earned, who is persuadable, and the campaign to run next.
@@ -1034,18 +971,6 @@ def repeat_revenue_reconciliation(cash: CashForecast, found: Opportunities) -> p
     return table
 
 
-#: Topics of the cash notes a campaign's risk rests on (``_cash_notes``): the opening balance and the costs.
-_CAMPAIGN_CASH_TOPICS = ("cash", "costs")
-
-
-def campaign_cash_notes(cash: CashForecast) -> list[Note]:
-    """The notes of the cash forecast that bear on a campaign: a missing opening balance, missing or estimated costs.
-
-    The forecast's own notes (models, holidays, scenarios left out) belong to the cash page.
-    """
-    return [note for note in cash.notes if note.topic in _CAMPAIGN_CASH_TOPICS]
-
-
 # ---------------------------------------------------------------- the rolling forecast
 
 _RECORDED = ("yhat", "yhat_lower", "yhat_upper")
@@ -1115,10 +1040,12 @@ def recorded(run: Mapping[str, Any] | None, name: str) -> Any:
 
 
 def headline(cash: CashForecast, found: Opportunities | None = None,
-             evaluation: CampaignEvaluation | None = None) -> dict[str, Any]:
+             study: CampaignStudy | None = None) -> dict[str, Any]:
     """The run's headline figures by their names in the report, JSON-ready (dates as ISO days).
 
-    Cash figures always; re-purchase figures with ``found``; the campaign's with ``evaluation``.
+    Cash figures always; re-purchase figures with ``found``; the planned
+    campaign's with ``study`` (its plan's added profit over what customers buy
+    anyway, never their natural propensity, and where its lift comes from).
     The cash figures are named after what they are (``cash_figure_names``):
     a balance only with an opening balance and known costs; the shortfall
     figures are None when the risk was not assessed.
@@ -1146,12 +1073,13 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
                                           if fitted else None)
         out["expected re-purchase value"] = float(found.repurchase["expected_value"].sum()) if fitted else None
         out["re-purchase model"] = found.model_name
-    if evaluation is not None:
-        out["campaign net gain"] = evaluation.expected_net_gain
-        out["campaign shortfall probability"] = plain(evaluation.shortfall_after)
-        out["earliest feasible launch"] = plain(evaluation.earliest_safe_start)
-        out["campaign recommended"] = evaluation.recommended
-        out["campaign verdict"] = evaluation.verdict
+    if study is not None:
+        plan = study.plan
+        out["campaign recommended"] = plan is not None and plan.recommended
+        out["campaign launch week"] = plain(plan.launch_week) if plan is not None and plan.recommended else None
+        out["campaign expected profit"] = plan.expected_profit if plan is not None and plan.recommended else None
+        out["campaign shortfall probability"] = plain(plan.shortfall_probability) if plan is not None else None
+        out["campaign lift source"] = study.lift_source
     return out
 
 

@@ -2,7 +2,7 @@
 
 Each explorer holds controls and an output area, and nothing else: the numbers
 come from the frames it is given or from the toolkit callables it is handed
-(recomputing a cash outlook, evaluating a campaign), so no business logic
+(recomputing a cash outlook, re-planning a campaign), so no business logic
 lives here. Every explorer exposes
 
 - ``widget``: the ipywidgets container to display in JupyterLab;
@@ -28,12 +28,10 @@ import pandas as pd
 from toolkit import charts
 
 __all__ = [
-    "CampaignEvaluationLike",
     "CampaignPlanExplorer",
     "CashOutlookLike",
     "ForecastExplorer",
     "ScenarioExplorer",
-    "UpsellTimingExplorer",
 ]
 
 
@@ -44,16 +42,6 @@ class CashOutlookLike(Protocol):
     minimum_cash: float
     first_breach_date: pd.Timestamp | None
     shortfall_probability: float
-
-
-class CampaignEvaluationLike(Protocol):
-    """What the upsell-timing explorer needs from a campaign evaluation."""
-
-    verdict: str
-
-    def launch_weeks(self) -> pd.DataFrame:
-        """One row per candidate launch week, as :func:`toolkit.charts.campaign_timing` draws them."""
-        ...
 
 
 class _Explorer:
@@ -269,145 +257,6 @@ class ScenarioExplorer(_Explorer):
 
     def _redraw(self) -> None:
         self._show(self.chart_for(self.values))
-
-
-#: The start week slider's only option when no launch week was evaluated.
-_NO_WEEK = "none"
-
-
-def _launch_weeks(
-    evaluations: pd.DataFrame, keep: pd.Timestamp | None
-) -> tuple[list[tuple[str, pd.Timestamp | None]], pd.Timestamp | None]:
-    """Slider options for the evaluated launch weeks, and the week to select.
-
-    The week to select is ``keep`` when still evaluated, else the feasible week
-    with the highest expected net gain, else the first week. With no week
-    evaluated, the one option "none" (``_NO_WEEK``: a slider cannot hold None) and None.
-    """
-    weeks = [pd.Timestamp(w) for w in sorted(pd.to_datetime(evaluations["launch_week"]).unique())]
-    if not weeks:
-        return [("none", _NO_WEEK)], None
-    if keep is None or pd.Timestamp(keep) not in weeks:
-        feasible = evaluations[evaluations["feasible"].astype(bool)]
-        keep = (
-            feasible.loc[feasible["expected_net_gain"].idxmax(), "launch_week"] if not feasible.empty else weeks[0]
-        )
-    return [(f"{w:%d %b %Y}", w) for w in weeks], pd.Timestamp(keep)
-
-
-class UpsellTimingExplorer(_Explorer):
-    """When to launch an upsell campaign: value by week against cash risk.
-
-    Parameters
-    ----------
-    plan
-        Called as ``plan(target_threshold=..., discount=..., cost_per_contact=...)``
-        whenever one of those controls changes. Returns ``(targets,
-        evaluation)``: the customers the campaign would contact (``customer_id,
-        segment, window_start, expected_value``) and the campaign's evaluation
-        (``toolkit.opportunities.CampaignEvaluation``): its ``verdict`` and,
-        from ``launch_weeks()``, one row per candidate launch week
-        (``launch_week, shortfall_probability_before,
-        shortfall_probability_after, expected_net_gain, feasible``).
-    risk_limit
-        The highest acceptable shortfall probability (run configuration).
-    target_threshold, discount, cost_per_contact
-        Starting values of the controls (discount as a fraction).
-
-    Moving the start week only redraws: every launch week is already evaluated.
-    With no one to contact there is nothing to time: the chart says the verdict.
-    """
-
-    def __init__(
-        self,
-        plan: Callable[..., tuple[pd.DataFrame, CampaignEvaluationLike]],
-        risk_limit: float,
-        currency: str = "USD",
-        target_threshold: float = 0.5,
-        discount: float = 0.10,
-        cost_per_contact: float = 2.0,
-    ) -> None:
-        super().__init__()
-        self.plan = plan
-        self.risk_limit = risk_limit
-        self.currency = currency
-        symbol = charts.currency_symbol(currency)
-        self.target_threshold = widgets.FloatSlider(
-            description="Target ≥", min=0.0, max=1.0, step=0.05, value=target_threshold,
-            continuous_update=False, readout_format=".2f",
-        )
-        self.discount = widgets.IntSlider(
-            description="Discount %", min=0, max=50, step=5, value=round(discount * 100), continuous_update=False
-        )
-        self.cost_per_contact = widgets.BoundedFloatText(
-            description=f"Cost/contact {symbol}", min=0.0, max=1_000.0, step=0.5, value=cost_per_contact
-        )
-        self._defaults = self.plan_values
-        self._plan(self._defaults)
-        options, self._default_week = _launch_weeks(self.evaluations, keep=None)
-        self.start_week = widgets.SelectionSlider(
-            description="Start week", options=options, value=options[0][1] if self._default_week is None
-            else self._default_week, continuous_update=False,
-            disabled=self._default_week is None,
-        )
-        for control in (self.target_threshold, self.discount, self.cost_per_contact):
-            control.observe(lambda _change: self._replan(), names="value")
-        self.start_week.observe(lambda _change: self._redraw(), names="value")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.target_threshold, self.discount]),
-                widgets.HBox([self.cost_per_contact, self.start_week]),
-                self.output,
-            ]
-        )
-        self._redraw()
-
-    @property
-    def plan_values(self) -> dict[str, float]:
-        """The controls as keyword arguments for ``plan``."""
-        return {
-            "target_threshold": float(self.target_threshold.value),
-            "discount": self.discount.value / 100,
-            "cost_per_contact": float(self.cost_per_contact.value),
-        }
-
-    @property
-    def week(self) -> pd.Timestamp | None:
-        """The launch week selected; None when no week was evaluated."""
-        return None if self.start_week.value is _NO_WEEK else self.start_week.value
-
-    def _plan(self, values: dict[str, float]) -> None:
-        """Evaluate the campaign for ``values``: ``targets``, ``verdict`` and the launch weeks' ``evaluations``."""
-        self.targets, evaluation = self.plan(**values)
-        self.verdict = evaluation.verdict
-        self.evaluations = evaluation.launch_weeks()
-
-    def chart_for(
-        self, targets: pd.DataFrame, evaluations: pd.DataFrame, week: pd.Timestamp | None, verdict: str = ""
-    ) -> alt.TopLevelMixin:
-        """Opportunity value by week over the campaign's risk, ``week`` marked; the verdict when no one is targeted."""
-        if targets.empty and verdict:
-            return charts.nothing_to_show(f"the campaign is {verdict}")
-        return charts.upsell_timing(targets, evaluations, self.risk_limit, week, self.currency)
-
-    def static(self) -> alt.TopLevelMixin:
-        """The chart for the starting controls and the recommended launch week."""
-        targets, evaluation = self.plan(**self._defaults)
-        return self.chart_for(targets, evaluation.launch_weeks(), self._default_week, evaluation.verdict)
-
-    def _replan(self) -> None:
-        self._plan(self.plan_values)
-        options, week = _launch_weeks(self.evaluations, keep=self.week)
-        self._updating = True
-        self.start_week.options = options
-        self.start_week.value = options[0][1] if week is None else week
-        self.start_week.disabled = week is None
-        self._updating = False
-        self._redraw()
-
-    def _redraw(self) -> None:
-        if not self._updating:
-            self._show(self.chart_for(self.targets, self.evaluations, self.week, self.verdict))
 
 
 class CampaignPlanExplorer(_Explorer):

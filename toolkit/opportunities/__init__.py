@@ -4,7 +4,6 @@
 ``repurchase`` BG/NBD or Pareto/NBD and Gamma-Gamma: P(alive), expected purchases, CLV
 ``signals``    recent events (carts, wishlists, reviews, support) + the model -> ranked re-purchase list
 ``upsell``     propensity to trade up, its time-split evaluation, and the offer to make
-``campaign``   a campaign's cash flows as sample paths and its effect on shortfall risk
 ``planner``    natural purchase timing, incremental lift, and the campaign plan under cash risk
 ``experiments`` what past campaigns earned over their control groups, with intervals
 ``uplift``     who is persuadable: incremental response per customer, checked against random targeting
@@ -12,8 +11,6 @@
 Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
 """
 
-from toolkit.opportunities.campaign import (ASSUMED_GROSS_MARGIN, Campaign, CampaignEvaluation,
-                                            campaign_verdict, evaluate_campaign, gross_margin_or_assumed)
 from toolkit.opportunities.repurchase import (ASSUMED_DROPOUT, MIN_REPEAT_CUSTOMERS, HoldoutCheck,
                                               RepurchaseModel, fit_problem, holdout_check, no_predictions,
                                               probability_alive_matrix, repeat_customers, summary_from_orders)
@@ -22,9 +19,9 @@ from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityEr
                                             purchases, rfm_table, value_tiers)
 from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
                                            repurchase_opportunities)
-from toolkit.opportunities.planner import (LIFT_COLUMNS, LIFT_SOURCES, CampaignPlan, CampaignPlanner,
-                                           assumed_lift, lift_table, planner_customers, purchase_timing,
-                                           weekly_seasonality, window_chance)
+from toolkit.opportunities.planner import (ASSUMED_GROSS_MARGIN, LIFT_COLUMNS, LIFT_SOURCES, CampaignPlan,
+                                           CampaignPlanner, assumed_lift, gross_margin_or_assumed, lift_table,
+                                           planner_customers, purchase_timing, weekly_seasonality, window_chance)
 from toolkit.opportunities.upsell import personal_offers, product_items
 from toolkit.opportunities.experiments import (CampaignResults, MeasuredLift, SampleRatioCheck, contact_outcomes,
                                                measure_campaigns, measured_lift, sample_ratio_check,
@@ -40,7 +37,6 @@ __all__ = [
     "DEFAULT_SEGMENT_RULES",
     "DEFAULT_SIGNALS",
     "MIN_REPEAT_CUSTOMERS",
-    "Campaign",
     "CampaignPlan",
     "CampaignResults",
     "MeasuredLift",
@@ -55,7 +51,6 @@ __all__ = [
     "sample_ratio_check",
     "segments_at_send",
     "CampaignPlanner",
-    "CampaignEvaluation",
     "HoldoutCheck",
     "LIFT_COLUMNS",
     "LIFT_SOURCES",
@@ -68,10 +63,8 @@ __all__ = [
     "addon_bundles",
     "assumed_lift",
     "assign_segments",
-    "campaign_verdict",
     "customer_segments",
     "empty_offers",
-    "evaluate_campaign",
     "evaluate_upsell",
     "fit_problem",
     "gross_margin_or_assumed",

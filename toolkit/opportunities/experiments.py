@@ -37,7 +37,7 @@ from pandas.io.formats.style import Styler
 from scipy import stats
 
 from toolkit.notes import Note
-from toolkit.opportunities.campaign import gross_margin_or_assumed
+from toolkit.opportunities.planner import gross_margin_or_assumed
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["BOOTSTRAP_DRAWS", "CONTACT_COLUMNS", "DEFAULT_RESPONSE_WINDOW_DAYS", "MIN_EVENTS", "SMD_LIMIT",

@@ -54,7 +54,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from toolkit.notes import Note
-from toolkit.opportunities.campaign import gross_margin_or_assumed
+from toolkit.opportunities.planner import gross_margin_or_assumed
 from toolkit.opportunities.experiments import contact_history, default_attributes, interval_points
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
