@@ -285,8 +285,7 @@ class CampaignPlan:
         expected_profit (incremental margin less the discount given on natural
         purchases and the contact), expected_value (the sales the campaign adds)
         and window_start (the launch week in which the customer is likeliest to
-        buy anyway), best first; empty when no plan is expected to pay. The
-        columns ``toolkit.charts.upsell_timing`` draws are all there.
+        buy anyway), best first; empty when no plan is expected to pay.
     launch_week : the first day of the launch week (None when nothing is recommended).
     week_number : 1 = the week after the data.
     expected_profit, profit_p10, profit_p50, profit_p90 : incremental profit
