@@ -857,7 +857,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
 
 
 #: How a plan's lift is said to people.
-_LIFT_WORDS = {"model": "measured (an uplift model fitted on past campaigns)",
+_LIFT_WORDS = {"model": "measured by an uplift model fitted on past campaigns",
                "measured": "measured on past campaigns with control groups",
                "assumed": "assumed, not measured (campaign.prior_lift)"}
 
