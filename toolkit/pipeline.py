@@ -849,7 +849,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
                               fixed_cost=settings.fixed_cost, response_window_days=window,
                               risk_limit=config.risk_limit if risk_limit is None else risk_limit,
                               budget=settings.budget if budget is None else budget,
-                              gross_margin=gross_margin_or_assumed(config.gross_margin)[0], seed=seed,
+                              gross_margin=config.gross_margin, seed=seed,
                               currency=config.currency)
     planner.fit(customers, cash.outlook, timing, lift)
     plan = planner.plan()
