@@ -139,14 +139,3 @@ def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
     assert notebook.show_notes(costs).data == notebook.notes_html(costs)
     with pytest.raises(TypeError, match="not str"):
         notebook.notes_html("a note")
-
-
-def test_campaign_parameters_default_to_the_run_configuration():
-    from toolkit.config import ConfigError, config_from_dict
-
-    config = config_from_dict({"campaign": {"budget": 500.0, "fixed_cost": 100.0}})
-    chosen = notebook.campaign_settings(config, budget=None, fixed_cost=None, cost_per_contact=5)
-    assert (chosen.budget, chosen.fixed_cost, chosen.cost_per_contact) == (500.0, 100.0, 5.0)
-    assert chosen.prior_lift == config.campaign.prior_lift
-    with pytest.raises(ConfigError, match="campaign.prior_lift"):
-        notebook.campaign_settings(config, prior_lift=5.0)

@@ -52,8 +52,6 @@ __all__ = [
     "bank_reconciliation",
     "campaign_cash_bands",
     "campaign_effects",
-    "campaign_cash_bands",
-    "campaign_effects",
     "campaign_timing",
     "cash_balance",
     "cash_outlook",

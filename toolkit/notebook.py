@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from IPython.display import HTML, Markdown
 
-    from toolkit.config import CampaignSettings, Config
     from toolkit.notes import Note
 
 
@@ -74,7 +73,6 @@ __all__ = [
     "RECORD_MIMETYPE",
     "RENDERER_NAME",
     "REPORT_RUN_PARAMETER",
-    "campaign_settings",
     "in_report",
     "offline_renderer",
     "data_period_text",
@@ -393,18 +391,3 @@ def show_notes(*sources: Any) -> HTML | None:
 
     block = notes_html(*sources)
     return HTML(block) if block else None
-
-
-def campaign_settings(config: Config, **given: Any) -> CampaignSettings:
-    """The run configuration's ``campaign`` block with the notebook parameters that are not None.
-
-    Notebook campaign parameters default to None, so the command line and the
-    notebooks share one source of defaults (``campaign`` in the run
-    configuration); a value given replaces the configured one and is validated
-    the same way.
-    """
-    from toolkit.config import config_from_dict
-
-    chosen = {name: value for name, value in given.items() if value is not None}
-    settings = {**config.model_dump(), "campaign": {**config.campaign.model_dump(), **chosen}}
-    return config_from_dict(settings, source=f"campaign parameters {sorted(chosen)}").campaign

@@ -523,7 +523,11 @@ def forecast_tables(cash: CashForecast, view: JourneyView | None = None) -> dict
         "cash_position": cash.outlook.bands,
         "shortfall": cash.outlook.shortfall,
         "scenarios": cash.scenarios,
+        "known_money": cash.known,
+        "reconciliation": cash.reconciliation,
+        "cost_schedules": cash.schedules,
     }
+    tables = {name: table for name, table in tables.items() if table is not None}
     if view is not None:
         tables |= {"funnel": view.funnel, "kpis": view.kpis, "retention": view.retention}
         if view.comparison is not None:
