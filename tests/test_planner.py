@@ -161,6 +161,10 @@ def test_a_risk_limit_that_nothing_meets_means_no_campaign():
     assert re.fullmatch(r"no campaign pays within the risk limit: every plan that pays has a shortfall risk of "
                         r"at least (9\d|100)% \(limit 5%\)", plan.verdict)
     assert len(plan.runners_up) == len(plan.weeks)
+    # the chart still shows what each too-risky week would add, and that none is feasible
+    drawn = plan.launch_weeks()
+    assert (drawn["expected_net_gain"] > 0).all() and not drawn["feasible"].any()
+    assert drawn["expected_net_gain"].tolist() == plan.runners_up["expected_profit"].tolist()
 
 
 def test_each_segment_gets_the_discount_that_pays_it_best():

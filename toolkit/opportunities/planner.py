@@ -333,12 +333,16 @@ class CampaignPlan:
     notes: list[Note] = field(default_factory=list)
 
     def launch_weeks(self) -> pd.DataFrame:
-        """Risk before and after per launch week, as ``toolkit.charts.campaign_timing`` draws it."""
+        """Risk before and after per launch week, as ``toolkit.charts.campaign_timing`` draws it.
+
+        The gain is each week's best paying plan whatever its risk (``best_profit``), the plan
+        the risk columns belong to: a week too risky to run still shows what it would add.
+        """
         return pd.DataFrame({
             "launch_week": self.weeks["launch_week"],
             "shortfall_probability_before": self.weeks["shortfall_before"].astype(float),
             "shortfall_probability_after": self.weeks["shortfall_probability"].astype(float),
-            "expected_net_gain": self.weeks["expected_profit"].astype(float),
+            "expected_net_gain": self.weeks["best_profit"].astype(float),
             "feasible": self.weeks["feasible"].astype(bool),
         })
 
