@@ -181,6 +181,10 @@ def test_each_segment_gets_the_discount_that_pays_it_best():
     plan = planner.fit(customers, None, timing, pd.concat(rows), as_of=LAST_ACTUAL).plan()
     chosen = plan.targets.groupby("segment")["discount"].unique()
     assert list(chosen["loyal"]) == [0.0] and list(chosen["at risk"]) == [0.2]
+    summary = plan.by_segment().set_index("segment")
+    assert summary["customers"].sum() == len(plan.targets)
+    assert summary["profit"].sum() == pytest.approx(plan.targets["expected_profit"].sum())
+    assert summary.loc["at risk", "added"] > summary.loc["loyal", "added"]
     assert plan.verdict.count("by segment") == 1
     uniform = plan.runners_up[plan.runners_up["option"].str.contains("for everyone")]
     assert (uniform["expected_profit"] < plan.expected_profit).all() and len(uniform) == 2

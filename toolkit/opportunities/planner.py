@@ -332,6 +332,13 @@ class CampaignPlan:
     lift_source: str
     notes: list[Note] = field(default_factory=list)
 
+    def by_segment(self) -> pd.DataFrame:
+        """The targets per segment and discount: customers, the mean chance to buy anyway
+        (``natural``) and added by the campaign (``added``), and the expected added profit."""
+        return self.targets.groupby(["segment", "discount"], observed=True).agg(
+            customers=("customer_id", "size"), natural=("natural_probability", "mean"),
+            added=("incremental_probability", "mean"), profit=("expected_profit", "sum")).reset_index()
+
     def launch_weeks(self) -> pd.DataFrame:
         """Risk before and after per launch week, as ``toolkit.charts.campaign_timing`` draws it.
 
