@@ -94,20 +94,30 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
     Folds whose training part would be shorter than ``settings.shortest_history``
     are skipped. Each window is sampled with at most ``settings.backtest_samples``
     paths. A method that raises gets a fold with ``error`` set instead of
-    stopping the backtest.
+    stopping the backtest. Prophet's fits of every window are solved in one
+    batched call (:meth:`~toolkit.forecast.methods.SeasonalFeatures.prefit`),
+    with the fit on the whole history too when ``features`` is given: the
+    caller fits that next with the same features and takes it from there.
     """
     horizon, n = settings.backtest_horizon, len(history)
+    final = settings
+    reuse = features is not None  # the caller fits the whole history with these features next
     features = features if features is not None else SeasonalFeatures(pd.DatetimeIndex(history["ds"]))
     # The windows' paths only give their 80% bands (calibration, coverage): fewer draws do.
     settings = replace(settings, uncertainty_samples=min(settings.uncertainty_samples, settings.backtest_samples))
+    cutoffs = [(fold, n - (settings.backtest_folds - fold) * horizon) for fold in range(settings.backtest_folds)]
+    windows = [(fold, history.iloc[:cutoff_at], history.iloc[cutoff_at:cutoff_at + horizon])
+               for fold, cutoff_at in cutoffs if cutoff_at >= settings.shortest_history]
+    closed_by_fold = {fold: followed_calendar(train, settings)[0] for fold, train, _ in windows}
+    if "prophet" in models:  # every window's fit, and the final one, solved together
+        fits = [(train, settings, closed_by_fold[fold]) for fold, train, _ in windows]
+        if reuse and windows:
+            fits.append((history, final, followed_calendar(history, final)[0]))
+        features.prefit(fits)
     out = []
-    for fold in range(settings.backtest_folds):
-        cutoff_at = n - (settings.backtest_folds - fold) * horizon
-        if cutoff_at < settings.shortest_history:
-            continue
-        train, test = history.iloc[:cutoff_at], history.iloc[cutoff_at:cutoff_at + horizon]
+    for fold, train, test in windows:
         dates = pd.DatetimeIndex(test["ds"])
-        closed = followed_calendar(train, settings)[0]
+        closed = closed_by_fold[fold]
         closed_mask = np.isin(dates.day_of_week, closed)
         clip = settings.non_negative and not (train["y"] < 0).any()
         train_y = train["y"].to_numpy(dtype=float)

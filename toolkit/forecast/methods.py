@@ -9,6 +9,7 @@ finished paths, so intervals, paths and their sums agree with each other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.forecast.baselines import BASELINES, baseline_forecast
+from toolkit.forecast.engine import fit_together
 from toolkit.forecast.settings import ForecastSettings
 from toolkit.forecast.smoothing import ets_forecast, theta_forecast
 from toolkit.forecast.stan_io import FastJsonModel, quiet_logging
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 #: The exponential smoothing candidates (see :mod:`.smoothing`).
 SMOOTHING = {"ets": ets_forecast, "theta": theta_forecast}
 
-__all__ = ["SMOOTHING", "SeasonalFeatures", "combine", "finish", "fit_prophet", "forecast_with", "interval", "prophet_forecast"]
+__all__ = ["SMOOTHING", "SeasonalFeatures", "combine", "finish", "fit_prophet", "forecast_with", "interval", "new_prophet", "prophet_forecast", "training_rows"]
 
 
 @cache
@@ -66,6 +68,34 @@ class SeasonalFeatures:
     def __init__(self, dates: pd.DatetimeIndex) -> None:
         self.dates = pd.DatetimeIndex(dates)
         self._built: dict[tuple, tuple] = {}
+        self._fitted: dict[tuple, Prophet] = {}
+
+    @staticmethod
+    def _fit_key(train: pd.DataFrame, settings: ForecastSettings) -> tuple:
+        return (repr(settings), train["ds"].to_numpy().tobytes(), train["y"].to_numpy(dtype=float).tobytes())
+
+    def prefit(self, fits: Sequence[tuple[pd.DataFrame, ForecastSettings, tuple[int, ...]]]) -> None:
+        """Fit Prophet on each ``(history, settings, closed)`` together and keep the models for :func:`fit_prophet`.
+
+        A series' backtest windows and its final fit are solved in one batched
+        call (:mod:`.engine`) rather than one by one; :func:`fit_prophet` then
+        takes the model fitted on exactly its training rows and settings, once.
+        A fit that failed here is simply not kept: :func:`fit_prophet` fits it
+        alone and raises Prophet's own error.
+        """
+        trainings = {self._fit_key(train, settings): (train, settings)
+                     for train, settings in ((training_rows(history, closed), settings)
+                                             for history, settings, closed in fits)}
+        try:
+            fitted = fit_together({key: train for key, (train, _) in trainings.items()},
+                                  lambda key: new_prophet(trainings[key][1], self))
+        except Exception:  # nothing kept: each fit is then done alone and raises where it fails
+            return
+        self._fitted.update(fitted)
+
+    def take_fitted(self, train: pd.DataFrame, settings: ForecastSettings) -> Prophet | None:
+        """The model :meth:`prefit` fitted on ``train`` with ``settings``, handed out once; else ``None``."""
+        return self._fitted.pop(self._fit_key(train, settings), None)
 
     @staticmethod
     def _configuration(model: Prophet) -> tuple:
@@ -96,24 +126,30 @@ class SeasonalFeatures:
         model.make_all_seasonality_features = features
 
 
-def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
-                closed: tuple[int, ...] = (), features: SeasonalFeatures | None = None) -> Prophet:
-    """Fit one Prophet model to a series (``ds, y``) with the toolkit's settings.
+def training_rows(history: pd.DataFrame, closed: tuple[int, ...] = ()) -> pd.DataFrame:
+    """The rows (``ds, y``) Prophet is fitted on: closed weekdays that are zero are left out.
 
-    Rows of closed weekdays that are zero are left out of the fit: Prophet has
-    no notion of a closed day and would otherwise bend its weekly pattern
-    towards them (their forecast is set to zero in :func:`finish`). Holidays of
-    ``settings.holiday_country`` are added for daily series. ``yearly="auto"``
-    leaves the choice to Prophet, which turns yearly seasonality on only with
-    at least two years of history. ``features`` serves the regression
-    features of the series' grid, built once for all its fits.
+    Prophet has no notion of a closed day and would otherwise bend its weekly
+    pattern towards them (their forecast is set to zero in :func:`finish`).
+    """
+    train = history[["ds", "y"]]
+    if closed:
+        train = train[~(train["ds"].dt.day_of_week.isin(closed) & (train["y"] == 0))]
+    return train
+
+
+def new_prophet(settings: ForecastSettings, features: SeasonalFeatures | None = None) -> Prophet:
+    """An unfitted Prophet with the toolkit's settings.
+
+    Holidays of ``settings.holiday_country`` are added for daily series.
+    ``yearly="auto"`` leaves the choice to Prophet, which turns yearly
+    seasonality on only with at least two years of history. ``features``
+    serves the regression features of the series' grid, built once for all
+    its fits.
     """
     quiet_logging()  # before Prophet's import-time plotly notice
     from prophet import Prophet  # imported here: reading a stored forecast does not need it
 
-    train = history[["ds", "y"]]
-    if closed:
-        train = train[~(train["ds"].dt.day_of_week.isin(closed) & (train["y"] == 0))]
     model = Prophet(yearly_seasonality=settings.yearly, interval_width=settings.interval_width,
                     uncertainty_samples=settings.uncertainty_samples, **settings.prophet_kwargs)
     if settings.holiday_country and settings.freq == "D":
@@ -122,7 +158,25 @@ def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
     model.stan_backend.model = FastJsonModel(model.stan_backend.model)
     if features is not None:
         features.attach(model)
-    return model.fit(train)
+    return model
+
+
+def fit_prophet(history: pd.DataFrame, settings: ForecastSettings,
+                closed: tuple[int, ...] = (), features: SeasonalFeatures | None = None) -> Prophet:
+    """Fit one Prophet model to a series (``ds, y``) with the toolkit's settings.
+
+    The model comes from ``features`` when :meth:`SeasonalFeatures.prefit`
+    fitted it with the series' other fits; otherwise it is fitted now, by the
+    batched engine (:mod:`.engine`: prophet-batch's exact MAP, Stan where that
+    does not apply), and by Stan when the engine fails, so that a fit that
+    cannot be done raises Prophet's own error. See :func:`training_rows` and
+    :func:`new_prophet` for what is fitted.
+    """
+    train = training_rows(history, closed)
+    model = features.take_fitted(train, settings) if features is not None else None
+    if model is None:
+        model = fit_together({0: train}, lambda _: new_prophet(settings, features)).get(0)
+    return model if model is not None else new_prophet(settings, features).fit(train)
 
 
 def prophet_forecast(model: Prophet, dates: pd.DatetimeIndex, seed: int) -> tuple[np.ndarray, np.ndarray]:

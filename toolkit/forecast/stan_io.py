@@ -32,6 +32,8 @@ def quiet_logging() -> None:
     logging.getLogger("cmdstanpy").disabled = True
     logging.getLogger("prophet.plot").disabled = True
     logging.getLogger("prophet").setLevel(logging.WARNING)
+    # prophet-batch logs a summary per call and each fit it leaves to the caller (who reports it)
+    logging.getLogger("prophet_batch").setLevel(logging.ERROR)
 
 
 def write_stan_json(path: str, data: dict[str, Any]) -> None:
