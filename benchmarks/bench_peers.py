@@ -20,7 +20,7 @@ stock serial loop's, as a share of the series' mean.
 
     .venv/bin/python benchmarks/bench_peers.py [--series 40] [--days 1095] [--horizon 90] [--samples 1000]
 
-prophet-batch is a benchmark dependency (``pip install -e .[bench]``).
+prophet-batch is a main dependency: it is the forecaster's Prophet engine (``toolkit.forecast.engine``).
 """
 
 from __future__ import annotations
