@@ -47,11 +47,12 @@ from toolkit.opportunities import (RepurchaseModel, UpsellEvaluation,
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
 from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_customers
-from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults, UpliftEvaluation,
+from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults, MeasuredLift,
+                                   UpliftEvaluation,
                                    UpliftModel, assumed_lift, contact_outcomes, customer_features,
                                    evaluate_uplift, lift_table, measure_campaigns, measured_lift,
-                                   personal_offers, planner_customers, purchase_timing, recent_signals,
-                                   segments_at_send, weekly_seasonality)
+                                   launch_days, personal_offers, planner_customers, purchase_timing,
+                                   reachable_share, recent_signals, segments_at_send, weekly_seasonality)
 from toolkit.opportunities.experiments import default_attributes
 from toolkit.opportunities.segments import OpportunityError
 from toolkit.charts import money_markdown, money_text
@@ -835,16 +836,16 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     timing = purchase_timing(found.model, weeks, seasonality=weekly_seasonality(cash.result.forecast, weeks),
                              signals=signals)
     customers = planner_customers(found.customers, found.offers)
+    days = launch_days(cash.outlook)
     source = measured.source
     if model is not None and check is not None and check.better_than_random:
-        now = pd.DataFrame({"customer_id": customers["customer_id"].astype(str)})
-        # the whole last day counts
-        features = customer_features(now, orders, as_of=found.as_of + pd.Timedelta(days=1), events=events,
-                                     event_days=_RECENT_EVENTS)
-        scores = model.predict(features).clip(-1, 1).rename("incremental_probability").reset_index()
-        lift, source = lift_table(scores.set_index("customer_id")["incremental_probability"], "model"), "model"
+        lift = _model_lift(model, customers, orders, events, days, _discount_response(results, campaigns))
+        first = lift[lift["week"] == 1].drop_duplicates("customer_id")
+        scores = first[["customer_id", "incremental_probability"]].reset_index(drop=True)
+        source = "model"
     elif source == "measured":
-        lift = measured.for_customers(customers)
+        lift = _measured_lift_by_week(measured, customers, orders, days,
+                                      reachable_share(found.model, len(days)))
     else:
         lift = assumed_lift(timing, settings.plan_discounts, relative_lift=settings.prior_lift)
     if source == "measured":  # an assumed lift is said by the plan's own notes
@@ -861,6 +862,61 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
 
 
 #: How a plan's lift is said to people.
+def _discount_response(results: CampaignResults | None, campaigns: pd.DataFrame | None) -> pd.DataFrame:
+    """How much of the average measured lift each measured discount brings (factor 1 = the average).
+
+    An uplift model learns who responds, pooled over every variant it saw; the
+    discount a variant offered scales that response as measured. Only measured
+    discounts get a row: a discount no campaign offered has no known lift.
+    """
+    per_discount = measured_lift(results, campaigns).table
+    overall = measured_lift(results).table["incremental_probability"].iloc[0]
+    if "discount" not in per_discount.columns or overall <= 0:
+        return pd.DataFrame({"factor": [1.0]})
+    return pd.DataFrame({"discount": per_discount["discount"].astype(float),
+                         "factor": (per_discount["incremental_probability"] / overall).clip(lower=0).to_numpy()})
+
+
+def _model_lift(model: UpliftModel, customers: pd.DataFrame, orders: pd.DataFrame, events: pd.DataFrame | None,
+                days: pd.DatetimeIndex, response: pd.DataFrame) -> pd.DataFrame:
+    """The uplift model's lift per customer, launch week and measured discount.
+
+    Each launch week scores the customers on their features as of its first
+    day, as if they stayed silent until then: recent browsing that expires and
+    a growing gap since the last order move a customer's persuadability, so a
+    lapsing customer's lift fades by what the model learnt, not by a rule.
+    """
+    now = pd.DataFrame({"customer_id": customers["customer_id"].astype(str)})
+    frames = []
+    for week, day in enumerate(days, start=1):  # a launch day counts the whole day before it
+        features = customer_features(now, orders, as_of=day, events=events, event_days=_RECENT_EVENTS)
+        frames.append(lift_table(model.predict(features).clip(-1, 1), "model").assign(week=week))
+    lift = pd.concat(frames, ignore_index=True).merge(response, how="cross")
+    lift["incremental_probability"] *= lift.pop("factor")
+    return lift
+
+
+def _measured_lift_by_week(measured: MeasuredLift, customers: pd.DataFrame, orders: pd.DataFrame,
+                           days: pd.DatetimeIndex, reach: pd.DataFrame) -> pd.DataFrame:
+    """The measured lift per customer and launch week: their segment's as of the launch, scaled by reach.
+
+    A segment's lift was measured on the customers it held at send; a customer
+    silent until a later launch may have moved segment by then (the same rules
+    as at send) and is less likely to be still active (``reach``,
+    :func:`toolkit.opportunities.reachable_share`).
+    """
+    frames = []
+    for week, day in enumerate(days, start=1):
+        table = customers
+        if measured.by:
+            segment = customer_segments(orders, as_of=day - pd.Timedelta(days=1))[["customer_id", "segment"]]
+            table = customers[["customer_id"]].merge(segment.astype({"customer_id": str}), on="customer_id")
+        lift = measured.for_customers(table).assign(week=week)
+        lift["incremental_probability"] *= reach[week].reindex(lift["customer_id"]).fillna(1.0).to_numpy()
+        frames.append(lift)
+    return pd.concat(frames, ignore_index=True)
+
+
 _LIFT_WORDS = {"model": "measured by an uplift model fitted on past campaigns",
                "measured": "measured on past campaigns with control groups",
                "assumed": "assumed, not measured (campaign.prior_lift)"}

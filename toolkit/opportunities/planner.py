@@ -70,7 +70,7 @@ import pandas as pd
 from toolkit.cash import CashOutlook
 from toolkit.charts import money_text
 from toolkit.notes import Note
-from toolkit.opportunities.repurchase import RepurchaseModel
+from toolkit.opportunities.repurchase import TIME_UNITS, RepurchaseModel
 from toolkit.opportunities.segments import OpportunityError, require_columns
 from toolkit.opportunities.signals import _with_odds_ratio
 
@@ -83,8 +83,10 @@ __all__ = [
     "assumed_lift",
     "gross_margin_or_assumed",
     "lift_table",
+    "launch_days",
     "planner_customers",
     "purchase_timing",
+    "reachable_share",
     "weekly_seasonality",
     "window_chance",
 ]
@@ -184,6 +186,44 @@ def weekly_seasonality(forecast: pd.DataFrame, weeks: int,
         if len(weekly) and weekly.mean() > 0:
             factor[:len(weekly)] = weekly / weekly.mean()
     return pd.Series(factor, index=range(1, weeks + 1), name="seasonality")
+
+
+def launch_days(cash: CashOutlook | None, as_of: str | pd.Timestamp | None = None,
+                launch_weeks: int | None = None) -> pd.DatetimeIndex:
+    """The first day of every launch week the planner tries, from the day after the data.
+
+    ``launch_weeks`` weeks (None: all that start within the cash forecast's
+    horizon, else 13); without a cash forecast ``as_of`` is the last day of data.
+    """
+    if cash is None and as_of is None:
+        raise OpportunityError("without a cash forecast the planner needs as_of, the last day of data")
+    first = (cash.as_of if cash is not None else pd.Timestamp(as_of).normalize()) + pd.Timedelta(days=1)
+    # in days, whatever the forecast's frequency (a weekly forecast has a row a week)
+    horizon_days = (pd.Timestamp(cash.balance_draws.index.max()) - cash.as_of).days if cash is not None else None
+    weeks = launch_weeks or (max(1, horizon_days // _DAYS) if horizon_days else 13)
+    if horizon_days is not None:
+        weeks = min(weeks, max(1, (horizon_days - 1) // _DAYS + 1))
+    return pd.DatetimeIndex([first + pd.Timedelta(days=_DAYS * w) for w in range(weeks)])
+
+
+def reachable_share(model: RepurchaseModel, weeks: int, summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How much of a lift measured today still reaches each customer at each launch week (1 = all of it).
+
+    A campaign wins back only customers who are still active. A customer who
+    stays silent until a later launch is less likely to be: the share is
+    P(alive at the start of week ``w`` | no purchase until then) over
+    P(alive today), from the re-purchase model's own summary (frequency and
+    recency kept, the customer's age grown by the weeks that pass). Week 1 is 1.
+
+    Returns a frame indexed by customer_id with columns 1..weeks.
+    """
+    data = (model.summary_ if summary is None else summary).reset_index(drop=True)
+    unit = TIME_UNITS[model.time_unit]
+    now = model.probability_alive(data).to_numpy()
+    shares = [model.probability_alive(data.assign(T=data["T"] + _DAYS * w / unit)).to_numpy()
+              / np.clip(now, 1e-12, None) for w in range(weeks)]
+    return pd.DataFrame(np.clip(np.column_stack(shares), 0, 1), columns=range(1, weeks + 1),
+                        index=pd.Index(data["customer_id"].astype(str), name="customer_id"))
 
 
 def window_chance(timing: pd.DataFrame, launch_weeks: int, window_days: int) -> np.ndarray:
@@ -459,14 +499,8 @@ class CampaignPlanner:
         self.margin_, self.margin_notes_ = gross_margin_or_assumed(self.gross_margin)
         self.cash_ = cash
         self.risk_judged_ = cash is not None and cash.minimum_cash is not None
-        first = (cash.as_of if cash is not None else pd.Timestamp(as_of).normalize()) + pd.Timedelta(days=1)
-        # in days, whatever the forecast's frequency (a weekly forecast has a row a week)
-        horizon_days = ((pd.Timestamp(cash.balance_draws.index.max()) - cash.as_of).days
-                        if cash is not None else None)
-        weeks = self.launch_weeks or (max(1, horizon_days // _DAYS) if horizon_days else 13)
-        if horizon_days is not None:
-            weeks = min(weeks, max(1, (horizon_days - 1) // _DAYS + 1))
-        self.launch_days_ = pd.DatetimeIndex([first + pd.Timedelta(days=_DAYS * w) for w in range(weeks)])
+        self.launch_days_ = launch_days(cash, as_of, self.launch_weeks)
+        weeks = len(self.launch_days_)
         ordered = timing.set_axis(timing.index.astype(str)).reindex(self.customers_["customer_id"])
         self.natural_ = window_chance(ordered, weeks, self.response_window_days)
         self._fit_lift(lift)
@@ -475,7 +509,7 @@ class CampaignPlanner:
         return self
 
     def _fit_lift(self, lift: pd.DataFrame) -> None:
-        """incremental_probability and relative_lift per customer x discount (0 where no lift is known)."""
+        """incremental_probability and relative_lift per customer x launch week x discount (0 where none is known)."""
         ids = self.customers_["customer_id"].to_numpy()
         frame = lift.assign(customer_id=lift["customer_id"].astype(str))
         if "discount" not in frame.columns or frame["discount"].isna().all():
@@ -484,13 +518,17 @@ class CampaignPlanner:
         # a discount a past campaign was measured at is an option too, whatever the menu says
         frame = frame[frame["discount"].notna()]
         self.discounts_ = tuple(sorted({*self.discounts, *frame["discount"].astype(float)}))
-        n, k = len(ids), len(self.discounts_)
-        absolute, relative = np.zeros((n, k)), np.zeros((n, k))
+        n, w, k = len(ids), len(self.launch_days_), len(self.discounts_)
+        absolute, relative = np.zeros((n, w, k)), np.zeros((n, w, k))
         row = pd.Index(ids).get_indexer(frame["customer_id"])
         column = pd.Index(self.discounts_).get_indexer(frame["discount"].astype(float))
-        keep = row >= 0
-        absolute[row[keep], column[keep]] = frame["incremental_probability"].to_numpy(dtype=float)[keep]
-        relative[row[keep], column[keep]] = frame["relative_lift"].to_numpy(dtype=float)[keep]
+        by_week = "week" in frame.columns  # a lift per launch week (1 = the first), else the same in every week
+        week = frame["week"].to_numpy(dtype=int) - 1 if by_week else np.zeros(len(frame), dtype=int)
+        keep = (row >= 0) & (week >= 0) & (week < w)
+        where = (row[keep], week[keep] if by_week else slice(None), column[keep])
+        for values, target in ((frame["incremental_probability"], absolute), (frame["relative_lift"], relative)):
+            kept = values.to_numpy(dtype=float)[keep]
+            target[where] = kept if by_week else kept[:, None]
         self.absolute_lift_, self.relative_lift_ = absolute, relative
         sources = frame.loc[keep, "lift_source"].unique()
         self.lift_source_ = str(sources[0]) if len(sources) == 1 else ("mixed" if len(sources) else "none")
@@ -501,11 +539,11 @@ class CampaignPlanner:
         usual = self.customers_["natural_value"].to_numpy(dtype=float)[:, None, None]
         discount = np.asarray(self.discounts_)[None, None, :]
         natural = self.natural_[:, :, None]
-        incremental = self.absolute_lift_[:, None, :] + self.relative_lift_[:, None, :] * natural
+        incremental = self.absolute_lift_ + self.relative_lift_ * natural
         incremental = np.clip(incremental, -natural, 1 - natural)
         won = value * (self.margin_ - discount)     # cash of a sale won by the campaign
         given = usual * discount                     # discount on a purchase that would have happened anyway
-        self.incremental_ = np.broadcast_to(incremental, (*self.natural_.shape, len(self.discounts_)))
+        self.incremental_ = incremental
         self.cash_mean_ = incremental * won - natural * given
         self.cash_var_ = (np.abs(incremental) * (1 - np.abs(incremental)) * won ** 2
                           + natural * (1 - natural) * given ** 2)
