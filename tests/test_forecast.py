@@ -30,7 +30,15 @@ from toolkit.forecast import (
     series_seed,
 )
 from toolkit.forecast.backtest import FoldForecast
-from toolkit.forecast.methods import SMOOTHING, SeasonalFeatures, prophet_forecast
+from toolkit.forecast.methods import (
+    SMOOTHING,
+    SeasonalFeatures,
+    block_level,
+    finish,
+    prophet_forecast,
+    steady_level,
+)
+from toolkit.forecast.model import Calibration
 from toolkit.forecast.stan_io import write_stan_json
 
 EXAMPLES = TEST_DATA / "prophet_examples"
@@ -320,26 +328,85 @@ def test_coverage_is_scored_on_open_days_only():
     assert np.isnan(shut.scores()["coverage"])  # nothing open: no coverage to speak of
 
 
-def test_calibration_factor_by_hand():
-    def fold(k, actual):
-        actual = np.asarray(actual, dtype=float)
-        ones = np.ones_like(actual)
-        return FoldForecast(model="prophet", fold=k, cutoff=pd.Timestamp("2025-01-01"), actual=actual,
-                            scale=1.0, closed=np.zeros(len(actual), bool), raw_point=10 * ones,
-                            raw_lower=5 * ones, raw_upper=20 * ones)
+def _level_and_noise(rng, shape, level_sd, noise_sd, block=7):
+    """Deviations with a level drawn per block of days (same in each of its days) plus daily noise."""
+    days, draws = shape
+    level = np.repeat(rng.normal(0, level_sd, (-(-days // block), draws)), block, axis=0)[:days]
+    return level + rng.normal(0, noise_sd, shape)
 
-    # needed factors: 0, 6/5, 20/10, 2/10, 5/10 -> the 80% ("higher") quantile is 2.0
-    factor, coverage = calibration_factor([fold(0, [10, 4, 30, 12, 15])], 0.8)
-    assert factor == 2.0 and np.isnan(coverage)
-    # two windows, the second one calm (needed 0, .1, .2, .2, 0 -> its own factor 0.2):
-    # each is scored with the other's factor, so the first covers 2 of 5 and the second 5 of 5
-    factor, coverage = calibration_factor([fold(0, [10, 4, 30, 12, 15]), fold(1, [10, 11, 9, 12, 10])], 0.8)
-    assert factor == pytest.approx(1.2)  # the 80% quantile of all ten needed factors
-    assert coverage == pytest.approx(7 / 10)
-    # closed days (forecast as zero) are neither calibrated on nor counted as covered
-    shut = [fold(0, [10, 4, 30, 12, 15, 0, 0]), fold(1, [10, 11, 9, 12, 10, 0, 0])]
-    shut = [replace(f, closed=np.array([False] * 5 + [True] * 2)) for f in shut]
-    assert calibration_factor(shut, 0.8) == (pytest.approx(1.2), pytest.approx(7 / 10))
+
+def _synthetic_folds(level_sd, noise_sd, folds=40, days=28, draws=400, seed=3):
+    """Windows whose actuals follow level 2 per week plus noise 1 a day, forecast by paths with
+    the given spreads (the truth's when level_sd=2, noise_sd=1)."""
+    rng = np.random.default_rng(seed)
+    point = np.full(days, 10.0)
+    return [FoldForecast(model="ets", fold=k, cutoff=pd.Timestamp("2025-01-01"),
+                         actual=point + _level_and_noise(rng, (days, 1), 2.0, 1.0)[:, 0], scale=1.0,
+                         closed=np.zeros(days, bool), raw_point=point,
+                         raw_paths=point[:, None] + _level_and_noise(rng, (days, draws), level_sd, noise_sd))
+            for k in range(folds)]
+
+
+def test_calibration_keeps_honest_paths_and_separates_level_from_day_to_day():
+    honest = calibration_factor(_synthetic_folds(2.0, 1.0), 0.8)
+    assert honest.level == pytest.approx(1.0, rel=0.2) and honest.daily == pytest.approx(1.0, rel=0.25)
+    assert abs(honest.coverage_daily - 0.8) < 0.05 and abs(honest.coverage_weekly - 0.8) < 0.1
+    # a level three times too wide (a random walk that wanders too far) but the right daily noise:
+    # the level is shrunk by about 3, the day-to-day spread kept
+    wide = calibration_factor(_synthetic_folds(6.0, 1.0), 0.8)
+    assert wide.level == pytest.approx(1 / 3, rel=0.25) and wide.daily == pytest.approx(1.0, rel=0.3)
+    assert abs(wide.coverage_daily - 0.8) < 0.05 and abs(wide.coverage_weekly - 0.8) < 0.1
+    # one factor for both (scaling the whole deviation) cannot hold both: the weekly totals of a
+    # forecast calibrated on days alone stay far too wide
+    one = finish(np.full(28, 10.0), _synthetic_folds(6.0, 1.0, folds=1)[0].raw_paths, wide.daily,
+                 np.zeros(28, bool), False)[1]
+    two = finish(np.full(28, 10.0), _synthetic_folds(6.0, 1.0, folds=1)[0].raw_paths, wide.daily,
+                 np.zeros(28, bool), False, wide.level)[1]
+    assert one[:7].sum(axis=0).std() > 2 * two[:7].sum(axis=0).std()
+    # nothing to calibrate on
+    assert calibration_factor([], 0.8) == Calibration()
+
+
+def test_finished_paths_stay_coherent():
+    rng = np.random.default_rng(5)
+    point = np.linspace(50, 80, 30)
+    raw = point[:, None] + _level_and_noise(rng, (30, 200), 5.0, 2.0)
+    closed = np.zeros(30, bool)
+    closed[[5, 6, 12, 13]] = True
+    _, plain = finish(point, raw, 1.7, closed, False)
+    _, same = finish(point, raw, 1.7, closed, False, 1.7)
+    assert np.allclose(plain, same)  # equal factors: the plain scaling
+    _, split = finish(point, raw, 1.7, closed, False, 0.5)
+    opened = ~closed
+    # each week's total over its open days moves by the level factor exactly, draw by draw
+    for start in range(0, 30, 7):
+        days = np.arange(start, min(start + 7, 30))
+        days = days[opened[days]]
+        raw_total = (raw[days] - point[days, None]).sum(axis=0)
+        assert np.allclose((split[days] - point[days, None]).sum(axis=0), 0.5 * raw_total)
+    assert (split[closed] == 0).all()
+    # held beyond 14 days: later levels spread no more than the largest before
+    level = block_level(raw - point[:, None], opened, 7)
+    held = steady_level(level * np.arange(1, 31)[:, None], 14)
+    assert held[14:].std(axis=1).max() <= held[:14].std(axis=1).max() + 1e-9
+    assert np.array_equal(held[:14], (level * np.arange(1, 31)[:, None])[:14])
+
+
+def test_totals_of_a_stationary_series_are_not_blown_up():
+    # weekly pattern plus independent daily noise: the true 28-day total has a spread of
+    # noise * sqrt(28); models with a wandering level must not serve a much wider band
+    rng = np.random.default_rng(8)
+    days = pd.date_range("2025-01-06", periods=420, freq="D")
+    noise = 40.0
+    y = 1000 * np.tile([1.2, 1.0, 1.0, 1.0, 1.3, 0.7, 0.8], 60) + rng.normal(0, noise, 420)
+    result = StageForecaster(horizon=84, holiday_country=None, uncertainty_samples=300, progress=False,
+                             backend="serial").fit(_long(shop=_daily(y, "2025-01-06"))).predict()
+    totals = result.paths.to_numpy()[-28:].sum(axis=0)
+    band = np.subtract(*np.percentile(totals, [90, 10]))
+    truth = 2 * 1.2816 * noise * np.sqrt(28)
+    assert 0.5 * truth < band < 2.5 * truth, (band, truth)
+    row = result.diagnostics.iloc[0]
+    assert 0.6 <= row.coverage_weekly <= 1.0 and 0.7 <= row.coverage_calibrated <= 0.9
 
 
 def test_import_and_fits_are_quiet(capfd, mixed_series):

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 #: The exponential smoothing candidates (see :mod:`.smoothing`).
 SMOOTHING = {"ets": ets_forecast, "theta": theta_forecast}
 
-__all__ = ["SMOOTHING", "SeasonalFeatures", "combine", "finish", "fit_prophet", "forecast_with", "interval", "new_prophet", "prophet_forecast", "training_rows"]
+__all__ = ["SMOOTHING", "SeasonalFeatures", "block_level", "combine", "finish", "fit_prophet", "forecast_with", "interval", "new_prophet",
+           "prophet_forecast", "steady_level", "training_rows"]
 
 
 @cache
@@ -240,10 +241,69 @@ def combine(forecasts: list[tuple[np.ndarray, np.ndarray]],
     return np.average(points, axis=0, weights=weights), np.average(paths, axis=0, weights=weights)
 
 
+def block_level(deviation: np.ndarray, open_days: np.ndarray, block: int) -> np.ndarray:
+    """Each path's mean deviation over the open days of its block of ``block`` periods, per period.
+
+    ``deviation`` is paths minus point (periods x draws); blocks run from the
+    first period on. The level is zero on closed days, so the sum of a
+    block's deviations over its open days is exactly its level times their
+    number: scaling the level scales the path's block totals, and nothing
+    else does.
+    """
+    weights = np.asarray(open_days, dtype=float)
+    starts = np.arange(0, len(deviation), block)
+    if not len(starts):
+        return np.zeros_like(deviation)
+    sums = np.add.reduceat(deviation * weights[:, None], starts, axis=0)
+    counts = np.add.reduceat(weights, starts)
+    means = sums / np.maximum(counts, 1.0)[:, None]
+    return np.repeat(means, np.diff(np.append(starts, len(deviation))), axis=0) * weights[:, None]
+
+
+def steady_level(level: np.ndarray, after: int) -> np.ndarray:
+    """``level`` (periods x draws) with its spread across draws held, from period ``after`` on, at
+    the largest it reached before.
+
+    A model whose level is a random walk (ETS, Theta) lets the spread of
+    its totals grow without bound; the backtest checks it only over its
+    windows. Beyond them each period's level is shrunk towards the point
+    (the same share in every draw, so a path keeps its shape and its rank)
+    until its spread is no larger than within them: the level is assumed
+    to wander no further than was measured.
+    """
+    if len(level) <= after or after < 1:
+        return level
+    spread = level.std(axis=1)
+    reached = spread[:after].max()
+    shrink = np.divide(reached, spread, out=np.ones_like(spread), where=spread > reached)
+    shrink[:after] = 1.0
+    return level * shrink[:, None]
+
+
 def finish(point: np.ndarray, paths: np.ndarray, factor: float, closed_mask: np.ndarray,
-           clip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrate the spread, zero closed days and clip at zero (see the module docstring)."""
-    paths = point[:, None] + factor * (paths - point[:, None])
+           clip: bool, level_factor: float | None = None, block: int = 7,
+           level_horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrate the spread, zero closed days and clip at zero (see the module docstring).
+
+    Without ``level_factor`` and ``level_horizon`` every path's distance from
+    the point is scaled by ``factor``. With them, the distance is split into
+    its level (the path's mean deviation over each block of ``block``
+    periods, see :func:`block_level`) and the day-to-day rest: the level is
+    scaled by ``level_factor`` (what weekly and longer totals depend on) and
+    held from period ``level_horizon`` on (see :func:`steady_level`), the
+    rest scaled by ``factor``. A path's level is correlated from block to
+    block (a wandering level), its rest is not, so one factor fitted on daily
+    coverage would blow up or shrink the spread of totals as well.
+    """
+    deviation = paths - point[:, None]
+    if level_horizon is None and (level_factor is None or level_factor == factor):
+        paths = point[:, None] + factor * deviation
+    else:
+        level = block_level(deviation, ~closed_mask, block)
+        rest = deviation - level
+        if level_horizon is not None:
+            level = steady_level(level, level_horizon)
+        paths = point[:, None] + (factor if level_factor is None else level_factor) * level + factor * rest
     point = np.where(closed_mask, 0.0, point)
     paths = np.where(closed_mask[:, None], 0.0, paths)
     if clip:

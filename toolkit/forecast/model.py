@@ -16,7 +16,8 @@ For each series (one journey stage x direction x segment) the forecaster
    the near-best (``combined``), by the rule of :func:`choose_model`; the
    best of the others with status ``failed-over`` when Prophet raised;
 5. calibrates the spread of the served method's paths so that its backtest
-   intervals hold their nominal coverage (see :func:`calibration_factor`);
+   intervals hold their nominal coverage, day by day and for weekly totals
+   (see :func:`calibration_factor`);
 6. forecasts the horizon as sample paths: closed weekdays and the dates of
    last year's closures are exactly zero, and flows that never were negative
    are clipped at zero path by path, with the intervals recomputed from the
@@ -68,7 +69,14 @@ from toolkit.forecast.backtest import (
 from toolkit.forecast.baselines import BASELINES
 from toolkit.forecast.calendar import holiday_calendar
 from toolkit.forecast.checks import doubtful_last_days, plausibility
-from toolkit.forecast.methods import SeasonalFeatures, combine, finish, forecast_with, interval
+from toolkit.forecast.methods import (
+    SeasonalFeatures,
+    block_level,
+    combine,
+    finish,
+    forecast_with,
+    interval,
+)
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
     MODELS,
@@ -89,6 +97,7 @@ from toolkit.notes import Note
 __all__ = [
     "CALIBRATION_LIMITS",
     "CHUNK_SERIES",
+    "Calibration",
     "NOISE_SHARE",
     "SERVED_MODELS",
     "STATUSES",
@@ -161,9 +170,11 @@ class ForecastResult:
         from last year, days ``left_out`` of the fit, backtest
         ``<model>_mae/_mase/_coverage`` of Prophet, ETS, Theta, both baselines
         and the served combination (coverage on open days), the ``members``
-        of a combination, the ``calibration`` factor and the served model's
-        ``coverage_calibrated`` (leave-one-window-out, open days), plus the
-        extra columns. ``status`` is ``ok`` where a forecasting model
+        of a combination, the spread factors ``calibration`` (day to day) and
+        ``calibration_level`` (the level, which weekly and longer totals
+        depend on), and the served model's ``coverage_calibrated`` (open
+        days) and ``coverage_weekly`` (totals of a week's open days), both
+        leave-one-window-out, plus the extra columns. ``status`` is ``ok`` where a forecasting model
         (Prophet, ETS or Theta) is served alone, having beaten every other
         model beyond noise (or there was no backtest); ``combined`` where
         several were too close to call and their mean is served; ``baseline``
@@ -208,48 +219,145 @@ class ChunkOutcome:
     notes: pd.DataFrame
 
 
-def _needed_scale(fold: FoldForecast) -> np.ndarray:
-    """Per observed open period: the smallest spread factor whose interval covers the actual."""
-    keep = np.isfinite(fold.actual) & ~fold.closed
-    y, p = fold.actual[keep], fold.raw_point[keep]
-    deviation = y - p
-    offset = np.where(deviation < 0, p - fold.raw_lower[keep], fold.raw_upper[keep] - p)
-    ratio = np.divide(np.abs(deviation), offset, out=np.full(len(y), np.inf), where=offset > 0)
-    return np.where(deviation == 0, 0.0, ratio)
+#: Daily spread factors tried by the calibration: a geometric grid within the limits, 6% apart.
+_FACTOR_GRID = np.geomspace(*CALIBRATION_LIMITS, 61)
 
 
-def calibration_factor(folds: list[FoldForecast], width: float) -> tuple[float, float]:
-    """Spread factor that makes the backtest intervals hold ``width``, and its honest coverage.
+@dataclass(frozen=True)
+class Calibration:
+    """Spread factors of a served forecast and the backtest coverage they reach (see :func:`calibration_factor`).
 
-    Scaling every path's distance from the point forecast by ``c`` moves the
-    interval bounds to ``point + c * (bound - point)``; an actual is covered
-    once ``c`` reaches its own needed factor, so the ``width`` quantile of the
-    needed factors over all windows gives nominal coverage. Clipping at zero
-    does not change which non-negative actuals are covered. The coverage
-    returned is leave-one-window-out: each window scored with the factor
-    computed from the other windows, on open days only (a closed day forecast
-    as zero is covered whatever the spread, and would flatter the score).
-
-    Returns ``(1.0, nan)`` when there is nothing to calibrate on.
+    ``daily`` scales each path's day-to-day deviation from the point,
+    ``level`` its level (mean deviation per block of ``block`` periods: a
+    week of days); ``coverage_daily`` is the share of open days and
+    ``coverage_weekly`` the share of block totals inside their interval,
+    each window scored with factors computed from the other windows.
     """
-    folds = [f for f in folds if f.error is None]
-    needed = [_needed_scale(f) for f in folds]
-    if not needed or not np.concatenate(needed).size:
-        return 1.0, np.nan
 
-    def factor_from(parts: list[np.ndarray]) -> float:
-        values = np.concatenate(parts)
-        if not values.size:
-            return 1.0
-        return float(np.clip(np.quantile(values, width, method="higher"), *CALIBRATION_LIMITS))
+    daily: float = 1.0
+    level: float = 1.0
+    coverage_daily: float = np.nan
+    coverage_weekly: float = np.nan
 
-    covered = total = 0
-    if len(folds) > 1:
-        for k, fold in enumerate(folds):
-            factor = factor_from(needed[:k] + needed[k + 1:])
-            covered += int((needed[k] <= factor).sum())
-            total += needed[k].size
-    return factor_from(needed), (covered / total if total else np.nan)
+
+def _quantile_factor(needed: list[np.ndarray], width: float) -> float:
+    """The ``width`` quantile of the needed factors, within the limits (1 when there are none)."""
+    values = np.concatenate(needed) if needed else np.empty(0)
+    if not values.size:
+        return 1.0
+    return float(np.clip(np.quantile(values, width, method="higher"), *CALIBRATION_LIMITS))
+
+
+def _parts(fold: FoldForecast, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A window's actual deviation from the point, and its paths' level and day-to-day deviation."""
+    deviation = fold.raw_paths - fold.raw_point[:, None]
+    level = block_level(deviation, ~fold.closed, block)
+    return fold.actual - fold.raw_point, level, deviation - level
+
+
+def _block_totals(values: np.ndarray, fold: FoldForecast, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of ``values`` (periods, or periods x draws) over each block's open days, and which blocks
+    had every open day observed."""
+    opened = ~fold.closed
+    starts = np.arange(0, len(opened), block)
+    mask = opened if values.ndim == 1 else opened[:, None]
+    totals = np.add.reduceat(np.where(mask, np.nan_to_num(values), 0.0), starts, axis=0)
+    observed = np.add.reduceat((opened & ~np.isfinite(fold.actual)).astype(int), starts) == 0
+    return totals, observed & (np.add.reduceat(opened.astype(int), starts) > 0)
+
+
+def _needed_level(fold: FoldForecast, width: float, block: int) -> np.ndarray:
+    """Per block with every open day observed: the smallest level factor whose interval of the
+    block's total covers the actual total.
+
+    Scaling the level by ``c`` scales every path's block total's distance from
+    the point's by ``c`` exactly (the day-to-day rest sums to zero over a
+    block's open days), so the bounds move to ``point + c * bound``.
+    """
+    actual, level, _ = _parts(fold, block)
+    gap, keep = _block_totals(actual, fold, block)
+    totals, _ = _block_totals(level, fold, block)
+    lower, upper = interval(totals, width)
+    gap, lower, upper = gap[keep], lower[keep], upper[keep]
+    offset = np.where(gap < 0, -lower, upper)
+    ratio = np.divide(np.abs(gap), offset, out=np.full(len(gap), np.inf), where=offset > 0)
+    return np.where(gap == 0, 0.0, ratio)
+
+
+def _needed_daily(fold: FoldForecast, level_factor: float, width: float, block: int) -> np.ndarray:
+    """Per observed open period: the smallest daily factor of the grid whose interval covers the
+    actual, the level scaled by ``level_factor`` (``inf`` when none does)."""
+    actual, level, rest = _parts(fold, block)
+    keep = np.isfinite(fold.actual) & ~fold.closed
+    actual, level, rest = actual[keep], level[keep], rest[keep]
+    spread = level_factor * level[None] + _FACTOR_GRID[:, None, None] * rest[None]
+    lower, upper = (bound.reshape(len(_FACTOR_GRID), -1)
+                    for bound in interval(spread.reshape(-1, spread.shape[-1]), width))
+    covered = (lower <= actual) & (actual <= upper)
+    first = covered.argmax(axis=0)
+    return np.where(covered.any(axis=0), _FACTOR_GRID[first], np.inf)
+
+
+def _factors(folds: list[FoldForecast], width: float, block: int) -> tuple[float, float]:
+    """Level factor on the block totals of ``folds``, then the daily factor on their open days."""
+    level = _quantile_factor([_needed_level(f, width, block) for f in folds], width)
+    return _quantile_factor([_needed_daily(f, level, width, block) for f in folds], width), level
+
+
+def _held_out(fold: FoldForecast, daily: float, level: float, width: float,
+              block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which open days, and which block totals, of a window the finished paths' intervals cover."""
+    point, paths = finish(fold.raw_point, fold.raw_paths, daily, fold.closed, fold.clip, level, block)
+    lower, upper = interval(paths, width)
+    keep = np.isfinite(fold.actual) & ~fold.closed
+    days = (lower <= fold.actual) & (fold.actual <= upper)
+    actual, observed = _block_totals(fold.actual, fold, block)
+    low, high = interval(_block_totals(paths, fold, block)[0], width)
+    return days[keep], ((low <= actual) & (actual <= high))[observed]
+
+
+def calibration_factor(folds: list[FoldForecast], width: float, block: int = 7) -> Calibration:
+    """Spread factors that make the backtest intervals hold ``width``, daily and for weekly totals.
+
+    A path's deviation from the point is split into its level (its mean over
+    the open days of each block of ``block`` periods) and the day-to-day
+    rest (see :func:`~toolkit.forecast.methods.finish`). Models that carry a
+    wandering level (ETS, Theta, their combinations) have paths correlated
+    over days: one factor fitted on daily coverage also scales the level,
+    which decides the spread of weekly and monthly totals (and so of the
+    cash balance), and got it about twice too wide. So two factors:
+
+    1. the level factor: an actual block total is covered once the factor
+       reaches its own needed factor (block totals scale exactly with it),
+       so the ``width`` quantile of the needed factors of every block gives
+       nominal coverage of weekly totals;
+    2. the daily factor, with that level: the smallest factor of a grid
+       whose interval covers each open day's actual, and again the
+       ``width`` quantile over all open days of all windows.
+
+    The coverage returned is leave-one-window-out: each window is scored on
+    its finished paths (closed days zero, clipped) with both factors
+    computed from the other windows; days on open days only (a closed day
+    forecast as zero is covered whatever the spread, and would flatter the
+    score), totals over the open days of each block.
+
+    Returns ``Calibration()`` (factors 1, coverage NaN) when there is nothing
+    to calibrate on.
+    """
+    folds = [f for f in folds if f.error is None and f.raw_paths is not None]
+    if not any((np.isfinite(f.actual) & ~f.closed).any() for f in folds):
+        return Calibration()
+    daily, level = _factors(folds, width, block)
+    if len(folds) < 2:
+        return Calibration(daily, level)
+    days, weeks = [], []
+    for k, fold in enumerate(folds):
+        covered = _held_out(fold, *_factors(folds[:k] + folds[k + 1:], width, block), width, block)
+        days.append(covered[0])
+        weeks.append(covered[1])
+    days, weeks = np.concatenate(days), np.concatenate(weeks)
+    return Calibration(daily, level, float(days.mean()) if days.size else np.nan,
+                       float(weeks.mean()) if weeks.size else np.nan)
 
 
 def _summary(scores: pd.DataFrame) -> pd.DataFrame:
@@ -377,8 +485,8 @@ def _spans(spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...]) -> str:
 
 
 def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: int,
-                 closed: tuple[int, ...], clip: bool, summary: pd.DataFrame, factor: float,
-                 coverage_calibrated: float, spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (),
+                 closed: tuple[int, ...], clip: bool, summary: pd.DataFrame, spread: Calibration,
+                 spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = (),
                  left_out: pd.DatetimeIndex | None = None, members: tuple[str, ...] = ()) -> dict[str, Any]:
     """One series' diagnostics row, with every model's backtest scores (NaN where not scored)."""
     diagnostics = {"unique_id": unique_id, "status": status, "model": model, "reason": reason,
@@ -391,7 +499,8 @@ def _diagnostics(unique_id: str, status: str, model: str, reason: str, n_obs: in
         for metric in ("mae", "mase", "coverage"):
             diagnostics[f"{name}_{metric}"] = (
                 float(summary.loc[name, metric]) if name in summary.index else np.nan)
-    diagnostics.update(calibration=factor, coverage_calibrated=coverage_calibrated)
+    diagnostics.update(calibration=spread.daily, calibration_level=spread.level,
+                       coverage_calibrated=spread.coverage_daily, coverage_weekly=spread.coverage_weekly)
     return diagnostics
 
 
@@ -493,18 +602,19 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
     if choice.note is not None:
         notes.append(choice.note)
 
-    factor, coverage_calibrated = 1.0, np.nan
+    spread = Calibration()
     if settings.calibrate:
-        factor, coverage_calibrated = calibration_factor(
-            [f for f in folds if f.model == choice.model], settings.interval_width)
-    point, paths = finish(raw_point, raw_paths, factor, closed_dates(dates, closed, spans), clip)
+        spread = calibration_factor([f for f in folds if f.model == choice.model], settings.interval_width,
+                                    settings.total_periods)
+    point, paths = finish(raw_point, raw_paths, spread.daily, closed_dates(dates, closed, spans), clip,
+                          spread.level, settings.total_periods,
+                          settings.backtest_horizon if settings.calibrate and folds else None)
     lower, upper = interval(paths, settings.interval_width)
 
     notes += plausibility(history.assign(unique_id=unique_id),
                           pd.DataFrame({"unique_id": unique_id, "ds": dates, "yhat": point}))
     diagnostics = _diagnostics(unique_id, choice.status, choice.model, choice.reason, int(finite.sum()),
-                               closed, clip, summary, factor, coverage_calibrated, spans, left_out,
-                               choice.members)
+                               closed, clip, summary, spread, spans, left_out, choice.members)
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, choice.model, diagnostics, scores,
                          tuple(notes))
 
@@ -539,7 +649,7 @@ def failed_series(task: tuple[str, pd.DataFrame, ForecastSettings], error: BaseE
     lower, upper = interval(paths, settings.interval_width)
     summary = pd.DataFrame(columns=["mae", "mase", "coverage"], dtype=float)
     diagnostics = _diagnostics(unique_id, "failed", model, reason, n_obs, closed, clip,
-                               summary, 1.0, np.nan)
+                               summary, Calibration())
     note = Note("forecast", f"Series {unique_id}: its forecast failed ({type(error).__name__}: {error}); "
                             f"the 4-week weekday mean stands in.", "warning")
     return SeriesOutcome(unique_id, dates, point, lower, upper, paths, model, diagnostics,

@@ -41,6 +41,7 @@ __all__ = [
 MODELS = ("prophet", "ets", "theta", "seasonal_naive", "weekday_mean")
 
 _SEASON = {"D": 7, "W": 52, "MS": 12}
+_TOTAL_PERIODS = {"D": 7, "W": 4, "MS": 3}
 
 #: Fewest consecutive zero days (closed weekdays aside) that make a closure, not a quiet spell.
 CLOSURE_DAYS = 3
@@ -125,6 +126,12 @@ class ForecastSettings:
     @property
     def season(self) -> int:
         return season_length(self.freq)
+
+    @property
+    def total_periods(self) -> int:
+        """Periods whose totals the spread of levels is calibrated on: a week of days, a month of
+        weeks, a quarter of months."""
+        return _TOTAL_PERIODS[self.freq]
 
     @property
     def shortest_history(self) -> int:
