@@ -72,12 +72,10 @@ def test_messy_export_carries_what_real_exports_do(tmp_path):
     assert filecmp.cmp(tmp_path / "orders.csv", again / "orders.csv", shallow=False)
 
 
-def test_past_campaigns_carry_the_planted_uplift():
+def test_past_campaigns_carry_the_planted_uplift(sample_tables):
     """Treated minus control two-week purchase rates per planted segment, on the committed sample."""
-    orders = pd.read_csv(SAMPLE_DIR / "orders.csv", parse_dates=["ts"])
-    events = pd.read_csv(SAMPLE_DIR / "events.csv", parse_dates=["ts"])
-    contacts = pd.read_csv(SAMPLE_DIR / "contacts.csv", parse_dates=["ts"])
-    campaigns = pd.read_csv(SAMPLE_DIR / "campaigns.csv", parse_dates=["ts"])
+    orders, events = sample_tables["orders"], sample_tables["events"]
+    contacts, campaigns = sample_tables["contacts"], sample_tables["campaigns"]
     assert set(campaigns.campaign_id) == set(sample.PAST_CAMPAIGNS) == set(contacts.campaign_id)
     assert set(contacts.group) == {"treatment", "control"}
     # every contact is a buyer once, per campaign, and the control share is the planned one
@@ -104,3 +102,47 @@ def test_past_campaigns_carry_the_planted_uplift():
     assert effect["do not disturb"] < 0
     assert abs(effect["other"]) < 0.05
     assert effect["persuadable"] > effect["other"] + 0.1 and effect["persuadable"] > effect["sure thing"] + 0.1
+
+
+def _planted_segments_at_send(tables: dict) -> pd.Series:
+    """Each past contact's planted segment on the day it was sent (what the generator acted on)."""
+    contacts = tables["contacts"]
+    segment = pd.Series("other", index=contacts.index, dtype=object)
+    for sent, part in contacts.groupby("ts"):
+        found = sample.campaign_segments(tables["orders"], tables["events"], sent)["segment"]
+        segment[part.index] = part["customer_id"].map(found).fillna("other").to_numpy()
+    return segment
+
+
+def test_measurement_recovers_the_planted_effects_within_their_intervals(sample_tables):
+    """Past campaigns measured per planted segment and discount: the planted lift lies in each 95% interval."""
+    from toolkit.opportunities import contact_outcomes, measure_campaigns, measured_lift
+
+    outcomes = contact_outcomes(sample_tables["contacts"], sample_tables["campaigns"], sample_tables["orders"])
+    planted = _planted_segments_at_send({**sample_tables, "contacts": outcomes})
+    results = measure_campaigns(outcomes.assign(planted=planted), sample_tables["campaigns"], gross_margin=0.58,
+                                by="planted", seed=7)
+    lift = measured_lift(results, sample_tables["campaigns"]).table.set_index(["planted", "discount"])
+    for discount in (0.1, 0.2):
+        for segment in ("persuadable", "other"):
+            truth = sample.PLANTED_CAMPAIGN_EFFECTS[segment] * sample.PLANTED_DISCOUNT_RESPONSE[discount]
+            row = lift.loc[(segment, discount)]
+            assert row["incremental_probability_low"] <= truth <= row["incremental_probability_high"], (segment,
+                                                                                                        discount)
+    persuadable, sure = lift.loc[("persuadable", 0.1)], lift.loc[("sure thing", 0.1)]
+    assert persuadable["incremental_probability_low"] > sure["incremental_probability_high"]
+    # do not disturb loses purchases: its point estimate is negative at both discounts
+    assert (lift.loc["do not disturb", "incremental_probability"] < 0).all()
+
+
+def test_the_sample_has_persuadables_now_and_a_squeeze_before_its_credit_line(sample_tables):
+    """The planted best plan's ingredients: browsing lapsing buyers at the data's end, stock before the credit line."""
+    orders, events = sample_tables["orders"], sample_tables["events"]
+    now = sample.campaign_segments(orders, events, sample.END + pd.Timedelta(days=1))
+    later = sample.campaign_segments(orders, events, sample.END + pd.Timedelta(days=29))
+    assert (now["segment"] == "persuadable").sum() > 100
+    assert (later["segment"] == "persuadable").sum() < 0.5 * (now["segment"] == "persuadable").sum()  # views expire
+    commitments = sample_tables["commitments"].set_index("description")
+    stock = commitments.loc[commitments["category"] == "stock", "amount"].sum()
+    assert stock == 85_000.0
+    assert commitments.loc["seasonal credit line drawn", "ts"] == pd.Timestamp("2026-11-13")

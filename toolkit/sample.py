@@ -475,6 +475,8 @@ def past_campaigns(orders: pd.DataFrame, events: pd.DataFrame, seed: int) -> dic
             rows.append((campaign_id, name, CAMPAIGN_CHANNEL, pd.Timestamp(day), variant, offer, discount,
                          CAMPAIGN_COST_PER_CONTACT, CAMPAIGN_FIXED_COST / len(variants), CAMPAIGN_RESPONSE_DAYS,
                          CAMPAIGN_CONTROL_SHARE))
+    # lapsing one-time buyers browse before the data ends too: today's persuadables, whose views expire
+    events = pd.concat([events, _browsing_before(orders, END + pd.Timedelta(days=1), rng)], ignore_index=True)
     campaigns = pd.DataFrame(rows, columns=["campaign_id", "name", "channel", "ts", "variant", "offer", "discount",
                                             "cost_per_contact", "fixed_cost", "response_window_days",
                                             "control_share"])
@@ -525,7 +527,8 @@ BANK_FEE = 35.0
 
 #: What Trailhead Supply has committed to pay (and one loan it received). Payroll's history is in
 #: costs.csv (it rose with each year of trading); the commitment carries today's 5,000 forward.
-#: The stock purchase before the holiday season is the horizon's low point.
+#: The holiday stock (paid on 9 and 10 November) squeezes the balance below the minimum in most futures until the
+#: seasonal credit line arrives on Friday 13 November: the planted reason a campaign cannot launch before then.
 COMMITMENTS = pd.DataFrame([
     # ts, amount, direction, category, stage, description, frequency, until, business_day
     ("2023-11-03", 5000.0, "out", "payroll", "operations", "weekly payroll", "weekly", "", "none"),
@@ -533,6 +536,10 @@ COMMITMENTS = pd.DataFrame([
     ("2025-03-03", 80000.0, "in", "loan", "operations", "bank loan paid out", "once", "", "none"),
     ("2025-06-30", 7500.0, "out", "loan", "operations", "loan repayment", "quarterly", "2028-03-31", "preceding"),
     ("2026-11-09", 60000.0, "out", "stock", "purchase", "holiday-season stock purchase", "once", "", "following"),
+    ("2026-11-10", 25000.0, "out", "stock", "purchase", "holiday-season stock, second delivery", "once", "",
+     "following"),
+    ("2026-11-13", 175000.0, "in", "loan", "operations", "seasonal credit line drawn", "once", "", "following"),
+    ("2027-03-01", 175000.0, "out", "loan", "operations", "seasonal credit line repaid", "once", "", "preceding"),
 ], columns=["ts", "amount", "direction", "category", "stage", "description", "frequency", "until", "business_day"])
 
 
