@@ -311,3 +311,32 @@ def test_on_the_sample_launch_weeks_differ_and_squeezed_weeks_are_avoided(sample
         assert plan.loss_probability >= 0.5 or plan.targets.empty
     if not strict.recommended and (weeks["shortfall_before"] > 0.05).all():
         assert "without any campaign the risk from those weeks on is already" in strict.verdict
+
+
+def test_the_sample_study_finds_the_planted_best_plan(sample_dir):
+    """The pipeline's own forecast, models and measurement find the plan data/sample/README.md plants."""
+    from toolkit import pipeline, sample
+
+    dataset = pipeline.load(sample_dir)
+    cash = pipeline.forecast_cash(dataset, progress=False)
+    study = pipeline.campaign_study(dataset, cash, pipeline.opportunities(dataset))
+    plan, weeks = study.plan, study.plan.weeks.set_index("week_number")
+    # the holiday stock takes the balance below the minimum in most futures until the credit line of 13 Nov
+    assert (weeks.loc[[1, 2], "shortfall_before"] > 0.5).all() and not weeks.loc[[1, 2], "feasible"].any()
+    assert (weeks.loc[3:, "shortfall_before"] <= 0.05).all()
+    # the persuadables' views expire, so each later week adds less: launch weeks differ in expected gain
+    gain = weeks["best_profit"]
+    assert gain.max() - gain.min() > 0.3 * gain.max() and gain[3] > gain[4] > gain[5] > gain[6]
+    assert plan.recommended and plan.week_number == 3 and plan.launch_week == pd.Timestamp("2026-11-15")
+    assert plan.shortfall_probability <= 0.05 and plan.profit_p10 < plan.expected_profit < plan.profit_p90
+    too_risky = plan.runners_up.set_index("launch_week").loc[pd.Timestamp("2026-11-01"), "reason"]
+    assert re.fullmatch(r"week of 01 Nov 2026: \+\$[\d.k]+ more, shortfall risk \d+% > 5%", too_risky)
+    # the model ranks the planted persuadables (as of the launch) first among the targets
+    planted = sample.campaign_segments(dataset.tables["orders"], dataset.tables["events"], plan.launch_week)
+    segment = plan.targets["customer_id"].map(planted["segment"]).fillna("off the list")
+    persuadables = (planted["segment"] == "persuadable").sum()
+    top = segment.iloc[:100]
+    assert (top == "persuadable").mean() > 5 * persuadables / len(study.planner.customers_)
+    assert (segment == "persuadable").sum() > 0.5 * persuadables
+    assert study.lift_source == "model" and study.uplift.better_than_random
+    assert pipeline.campaign_recommendation(study).startswith("Run the campaign in the week of 15 Nov 2026")
