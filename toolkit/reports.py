@@ -5,11 +5,13 @@
 1. Parameters are checked against every notebook's ``parameters`` cell before
    anything runs: a name no notebook declares, or a value of the wrong type, is a
    ``ReportError`` that says which notebooks accept what.
-2. Each ``notebooks/NN_*.ipynb`` runs with papermill in a fresh kernel of
-   this environment (``python3`` from the project's venv), with the project
-   root as working directory, two at a time on two cores (``jobs``), started
-   in name order. A failing notebook does not stop the others; its executed
-   copy keeps the traceback.
+2. Each ``notebooks/NN_*.ipynb`` runs with papermill in a kernel of this
+   environment (``python3`` from the project's venv), with the project root
+   as working directory, two at a time on two cores (``jobs``), started in
+   name order. Each of the ``jobs`` lanes keeps its kernel for its next
+   notebook, with the namespace emptied in between, so the kernel start and
+   the imports are paid once a lane, not once a page. A failing notebook
+   does not stop the others; its executed copy keeps the traceback.
 3. Each executed notebook becomes an HTML page with code hidden and no remote
    scripts (``toolkit/templates/journeycast``), headed by the run's parameters
    and data period. A page is for people: tracebacks and stderr (warnings,
@@ -476,8 +478,12 @@ def reproduce_command(notebook: Path, data_dir: Path, config_file: Path | None, 
                        "--cwd", str(PROJECT_ROOT), "-y", json.dumps({**inputs, **parameters})])
 
 
-def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[str, str | None]:
-    """Run one notebook into ``target``; (status, error). Never raises for a notebook's own failure."""
+def _execute(source: Path, target: Path, parameters: dict[str, Any], kernel: Any = None) -> tuple[str, str | None]:
+    """Run one notebook into ``target``; (status, error). Never raises for a notebook's own failure.
+
+    ``kernel``: the kernel manager of a running kernel to run it in (see :class:`_Lane`);
+    ``None`` starts a kernel for this notebook alone.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -490,12 +496,76 @@ def _execute(source: Path, target: Path, parameters: dict[str, Any]) -> tuple[st
             progress_bar=False,
             cwd=str(PROJECT_ROOT),
             kernel_manager_class=_kernel_manager_class(),
+            **({"km": kernel} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
         return "failed", _one_line(exc.ename, exc.evalue)
     except Exception as exc:  # a dead kernel or a broken file must not stop the other notebooks
         return "failed", f"{type(exc).__name__}: {exc}"
     return "succeeded", None
+
+
+#: Run in a lane's kernel before each notebook after its first: what a fresh kernel would hold. The
+#: namespace is emptied, the history restarts at In [1] (a failure says its cell by that number) and
+#: the working directory is the project root again; imported modules stay, which is the point.
+_FRESH_NAMESPACE = (
+    "get_ipython().reset(new_session=True)\n"
+    "get_ipython().execution_count = 1\n"
+    f"__import__('os').chdir({str(PROJECT_ROOT)!r})\n"
+)
+
+
+class _Lane:
+    """One kernel that runs a lane's notebooks one after another.
+
+    Starting a kernel and importing the toolkit (pandas, Altair, the pipeline,
+    PyMC on the opportunity pages) was a third to a half of a page's time on
+    the sample; a lane pays it once. Between notebooks the kernel's namespace
+    is emptied (``_FRESH_NAMESPACE``), so each notebook sees only what it
+    defines, as in a kernel of its own. A kernel that died or cannot be reset
+    is replaced by a new one before the next notebook.
+    """
+
+    def __init__(self) -> None:
+        self.kernel: Any = None
+
+    def execute(self, source: Path, target: Path, parameters: dict[str, Any]) -> tuple[str, str | None]:
+        if self.kernel is not None and not self._reset():
+            self.close()
+        if self.kernel is None:
+            self.kernel = _kernel_manager_class()(kernel_name=KERNEL_NAME)
+        return _execute(source, target, parameters, self.kernel)
+
+    def _reset(self) -> bool:
+        """Empty the namespace of the running kernel; False when it is dead or the reset failed."""
+        import nbformat
+        from jupyter_core.utils import run_sync
+        from nbclient import NotebookClient
+
+        try:
+            if not run_sync(self.kernel.is_alive)():
+                return False
+            reset = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_FRESH_NAMESPACE)])
+            client = NotebookClient(reset, km=self.kernel, kernel_name=KERNEL_NAME, timeout=60)
+            client.execute()
+            client.kc.stop_channels()
+        except Exception:  # whatever went wrong, a new kernel is the way on
+            return False
+        return True
+
+    def close(self) -> None:
+        """Shut the kernel down (in the lane's thread, whose event loop started it)."""
+        from jupyter_core.utils import run_sync
+
+        if self.kernel is None:
+            return
+        try:
+            if run_sync(self.kernel.is_alive)():
+                run_sync(self.kernel.shutdown_kernel)(now=True)
+        except Exception:  # a kernel that is already gone has nothing left to stop
+            pass
+        finally:
+            self.kernel = None
 
 
 def _html(nb, title: str) -> str:
@@ -762,20 +832,25 @@ def _execute_all(
 ) -> list[dict[str, Any]]:
     """Run the notebooks, ``jobs`` at a time in name order; results in name order.
 
-    Each notebook has its own kernel, so running them side by side changes no
-    result; what two of them need alike (a forecast, the opportunity scores)
-    is computed once by whichever asks first (``pipeline.computed_once``).
+    ``jobs`` lanes each keep one kernel (:class:`_Lane`) and take the next
+    notebook in name order when their last one is done. Each notebook starts
+    from an empty namespace, so running them side by side or one after
+    another in a lane changes no result; what two of them need alike (a
+    forecast, the opportunity scores) is computed once by whichever asks
+    first (``pipeline.computed_once``).
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    import queue
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
 
-    def run(path: Path) -> dict[str, Any]:
+    def run(path: Path, lane: _Lane) -> dict[str, Any]:
         own = declared[path.stem]
         params = {k: v for k, v in inputs.items() if k in own}
         params.update(per_notebook[path.stem])
         started = time.perf_counter()
-        status, error = _execute(path, tmp / path.name, {**params, **run_values})
+        status, error = lane.execute(path, tmp / path.name, {**params, **run_values})
         config_file = inputs["config_file"]
         return {
             "name": path.stem, "status": status, "error": error,
@@ -787,14 +862,32 @@ def _execute_all(
         }
 
     paths = list(paths)
-    results = {}
+    todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
+    for path in paths:
+        todo.put(path)
+    results: dict[str, dict[str, Any]] = {}
+    done = threading.Lock()
+
+    def work_lane(bar: Any) -> None:
+        lane = _Lane()
+        try:
+            while True:
+                try:
+                    path = todo.get_nowait()
+                except queue.Empty:
+                    return
+                result = run(path, lane)
+                with done:
+                    results[path.stem] = result
+                    bar.set_postfix_str(path.stem)
+                    bar.update()
+        finally:
+            lane.close()
+
     with tqdm(total=len(paths), desc="report", unit="notebook", disable=not progress,
               file=sys.stderr) as bar, ThreadPoolExecutor(max_workers=jobs) as pool:
-        running = {pool.submit(run, path): path.stem for path in paths}
-        for done in as_completed(running):
-            results[running[done]] = done.result()
-            bar.set_postfix_str(running[done])
-            bar.update()
+        for lane in [pool.submit(work_lane, bar) for _ in range(min(jobs, len(paths)))]:
+            lane.result()
     return [results[path.stem] for path in paths]
 
 
