@@ -106,3 +106,31 @@ def test_every_table_has_an_optional_default_file_even_beside_named_sources(tmp_
 def test_an_unknown_table_in_sources_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="'sources.contact.\\[key\\]': Input should be 'orders'"):
         load_config(tmp_path, _write(tmp_path, "sources:\n  contact:\n    path: results.csv\n"))
+
+
+def test_settings_given_at_run_time_go_into_the_one_configuration(tmp_path):
+    from toolkit.config import with_settings
+
+    configured = load_config(tmp_path, _write(tmp_path, "horizon: 60\ncampaign:\n  budget: 900\n"))
+    # None leaves the configured value: a page's parameter left at None reads journeycast.yml
+    assert with_settings(configured, {"horizon": None, "budget": None}) == configured
+    changed = with_settings(configured, {"horizon": 30, "budget": 500.0, "uncertainty_samples": 100})
+    assert (changed.horizon, changed.campaign.budget, changed.uncertainty_samples) == (30, 500.0, 100)
+    assert changed.campaign.cost_per_contact == configured.campaign.cost_per_contact  # other campaign settings kept
+    with pytest.raises(ConfigError, match="unknown settings \\['horizn'\\]"):
+        with_settings(configured, {"horizn": 30})
+    with pytest.raises(ConfigError, match="'horizon'"):
+        with_settings(configured, {"horizon": 0}, source="parameter 'horizon'")
+
+
+def test_pages_and_commands_load_the_configured_settings_unless_given(tmp_path):
+    from toolkit.pipeline import load
+
+    (tmp_path / "orders.csv").write_text("order_id,customer_id,ts,amount\n1,a,2024-01-02,10\n2,b,2024-01-03,20\n")
+    _write(tmp_path, "horizon: 45\nsegment: channel\nrisk_limit: 0.1\n")
+    as_configured = load(tmp_path, horizon=None, segment=None, seed=None, uncertainty_samples=None)
+    assert (as_configured.config.horizon, as_configured.config.segment, as_configured.config.risk_limit) == (
+        45, "channel", 0.1)
+    assert as_configured.config.uncertainty_samples == Config().uncertainty_samples
+    given = load(tmp_path, horizon=14, risk_limit=0.2, budget=100.0)
+    assert (given.config.horizon, given.config.risk_limit, given.config.campaign.budget) == (14, 0.2, 100.0)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import TEST_DATA
+from toolkit import sample
 from toolkit.cli import main
 from toolkit.config import config_from_dict
 from toolkit.ingest import IngestError, RejectShareError, derive_order_types, load_tables
@@ -53,16 +54,20 @@ def _rejected(result) -> dict[int, str]:
 # --------------------------------------------------------------------------- the sample
 
 
-def test_sample_is_accepted_whole(sample_dir, sample_config):
+def test_sample_is_accepted_but_for_its_planted_bad_lines(sample_dir, sample_config):
     result = load_tables(sample_dir, sample_config)
-    assert result.rejects.empty
     for name in ("orders", "events", "costs"):
         lines = _data_lines(sample_dir / f"{name}.csv")
-        assert result.counts[name] == {"rows_in": lines, "accepted": lines, "rejected": 0}
+        bad = len(sample.BAD_ORDER_LINES) + 1 if name == "orders" else 0  # and the line exported twice
+        assert result.counts[name] == {"rows_in": lines, "accepted": lines - bad, "rejected": bad}
         table = result.tables[name]
         assert list(table.columns) == list(SCHEMAS[name].columns)
-    # values come through unchanged: compare with a plain read of the files
-    raw = pd.read_csv(sample_dir / "orders.csv")
+    assert sorted(result.rejects.reason.str.split(" [(]").str[0]) == [
+        "amount is not a number", "duplicate line", "quantity is not a whole number", "unknown order_type",
+        "unparseable timestamp"]
+    # values come through unchanged: compare with a plain read of the good lines
+    raw = pd.read_csv(sample_dir / "orders.csv", dtype={"amount": str, "quantity": str})
+    raw = raw.drop(index=result.rejects.row - 2).astype({"amount": float}).reset_index(drop=True)
     orders = result.tables["orders"]
     assert orders.amount.sum() == pytest.approx(raw.amount.sum())
     assert (orders.order_id.to_numpy() == raw.order_id.to_numpy()).all()
@@ -80,9 +85,11 @@ def test_validate_command_on_sample(sample_dir, tmp_path, monkeypatch, capsys):
     assert main(["validate", str(sample_dir)]) == 0
     out = capsys.readouterr().out
     lines = _data_lines(sample_dir / "orders.csv")
-    assert f"{lines:,} rows in, {lines:,} accepted, 0 rejected" in out
+    bad = len(sample.BAD_ORDER_LINES) + 1  # and the line exported twice
+    assert f"{lines:,} rows in, {lines - bad:,} accepted, {bad} rejected" in out
     rejects = pd.read_csv(tmp_path / "reports" / "validate" / "rejects.csv")
-    assert rejects.empty and list(rejects.columns) == ["table", "file", "row", "column", "value", "reason"]
+    assert len(rejects) == bad and list(rejects.columns) == ["table", "file", "row", "column", "value", "reason"]
+    assert set(rejects.file) == {"orders.csv"}
     assert {p.name: _digest(p) for p in sample_dir.iterdir()} == before
 
 
@@ -302,7 +309,9 @@ def test_orders_only_with_mapped_columns_derives_order_types(tmp_path):
 
 @pytest.fixture
 def sample_orders(sample_dir) -> pd.DataFrame:
-    return pd.read_csv(sample_dir / "orders.csv", parse_dates=["ts"]).head(500)
+    """The sample's first 500 order lines: good ones (its planted bad lines come later)."""
+    orders = pd.read_csv(sample_dir / "orders.csv", nrows=500)
+    return orders.assign(ts=pd.to_datetime(orders.ts, format="%Y-%m-%d %H:%M:%S"))
 
 
 def test_parquet_source(tmp_path, sample_orders):
@@ -316,14 +325,15 @@ def test_parquet_source(tmp_path, sample_orders):
     assert result.rejects.row.tolist() == []
 
 
-def test_duckdb_table_and_query(tmp_path, sample_orders, sample_dir):
+def test_duckdb_table_and_query(tmp_path, sample_orders):
     path = tmp_path / "shop.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute(f"CREATE TABLE sales AS SELECT * FROM read_csv('{sample_dir / 'orders.csv'}')")
+        con.register("good_lines", sample_orders)
+        con.execute("CREATE TABLE sales AS SELECT * FROM good_lines")
     before = _digest(path)
     table = load_tables(tmp_path, config_from_dict(
         {"sources": {"orders": {"database": "shop.duckdb", "table": "sales"}}}), now=NOW)
-    assert table.counts["orders"]["accepted"] == _data_lines(sample_dir / "orders.csv")
+    assert table.counts["orders"] == {"rows_in": 500, "accepted": 500, "rejected": 0}
     query = load_tables(tmp_path, config_from_dict({"sources": {"orders": {
         "database": "shop.duckdb",
         "query": "SELECT order_id AS id, customer_id, ts, amount FROM sales WHERE amount < 0",

@@ -139,3 +139,58 @@ def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
     assert notebook.show_notes(costs).data == notebook.notes_html(costs)
     with pytest.raises(TypeError, match="not str"):
         notebook.notes_html("a note")
+
+
+# --- one set of parameters ------------------------------------------------------------
+
+#: The settings of the run configuration a forecast depends on: every page that forecasts declares them all,
+#: so `journeycast report -p NAME VALUE` reaches each of those pages alike.
+FORECAST_SETTINGS = {"horizon", "segment", "seed", "uncertainty_samples"}
+
+
+def _pages() -> dict[str, tuple[dict, str]]:
+    """Each page's declared parameters and its code (outside the parameters cell)."""
+    import nbformat
+    import papermill
+
+    pages = {}
+    for path in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        code = "\n".join(c.source for c in cells
+                         if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+        pages[path.stem] = (papermill.inspect_notebook(str(path)), code)
+    return pages
+
+
+def test_every_page_reads_its_settings_from_the_one_run_configuration():
+    from toolkit.config import CampaignSettings, Config
+
+    settings = set(Config.model_fields) | set(CampaignSettings.model_fields)
+    pages = _pages()
+    seen: dict[str, tuple[str, str]] = {}
+    for page, (declared, code) in pages.items():
+        for name in settings & set(declared):
+            parameter = declared[name]
+            # None: the configuration's value, so journeycast.yml and -p are the one place to change it
+            assert parameter["default"] == "None", (page, name)
+            # the page hands it to the configuration, and never past it to a step
+            assert re.search(rf"\bload\([^)]*\b{name}={name}\b", code), (page, name)
+            assert not re.search(rf"\b(forecast_cash|opportunities|campaign_study)\([^)]*\b{name}=", code), (page, name)
+            # a name means one thing on every page
+            said = (parameter["inferred_type_name"], parameter["help"])
+            assert seen.setdefault(name, said) == said, (page, name)
+        if "forecast_cash(" in code:
+            assert FORECAST_SETTINGS <= set(declared), (page, FORECAST_SETTINGS - set(declared))
+    assert {"03_forecasts", "04_cash", "05_opportunities", "06_executive_summary"} <= {
+        page for page, (_, code) in pages.items() if "forecast_cash(" in code}
+
+
+def test_a_page_states_the_run_settings_it_used():
+    from toolkit.config import Config
+
+    config = Config(horizon=30, seed=7, campaign={"budget": 2500})
+    text = notebook.settings_text(config, ["horizon", "segment", "seed", "uncertainty_samples", "budget"])
+    assert text.startswith("Run settings: horizon 30 days; one series per stage and direction; seed 7; "
+                           "300 simulated paths per series; campaign budget \\$2,500")
+    assert "$" not in text.replace("\\$", "")  # two bare dollars in a line would read as LaTeX
+    assert "series split by channel" in notebook.settings_text(Config(segment="channel"), ["segment"])

@@ -322,9 +322,9 @@ def test_unknown_or_mistyped_parameters_are_rejected_before_anything_runs(tmp_pa
         run_report(sample_dir, parameters={"sed": 1}, out_dir=out, notebooks="01_*")
     message = str(unknown.value)
     assert "unknown parameter 'sed'" in message
-    assert "01_data_quality: data_dir (str), config_file (Optional[str]), accept_rejects (bool), seed (int)" in message
+    assert "01_data_quality: data_dir (str), config_file (Optional[str]), accept_rejects (bool), seed (Optional[int])" in message
 
-    with pytest.raises(ReportError, match=r"'seed' = 'abc' is str, but 01_data_quality expects int"):
+    with pytest.raises(ReportError, match=r"'seed' = 'abc' is str, but 01_data_quality expects Optional\[int\]"):
         run_report(sample_dir, parameters={"seed": "abc"}, out_dir=out, notebooks="01_*")
     with pytest.raises(ReportError, match="set by the report run itself"):
         run_report(sample_dir, parameters={"report_run_id": "x"}, out_dir=out, notebooks="01_*")

@@ -146,3 +146,32 @@ def test_the_sample_has_persuadables_now_and_a_squeeze_before_its_credit_line(sa
     stock = commitments.loc[commitments["category"] == "stock", "amount"].sum()
     assert stock == 85_000.0
     assert commitments.loc["seasonal credit line drawn", "ts"] == pd.Timestamp("2026-11-13")
+
+
+def test_bad_order_lines_go_in_at_their_time_and_leave_the_good_lines_as_they_are():
+    orders = sample.generate(customers=300, seed=1)["orders"]
+    good = orders.assign(ts=orders["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(
+        index=False, float_format="%.2f", lineterminator="\n")
+    written = sample.with_bad_order_lines(good, orders["ts"]).splitlines()
+    bad = [text for _, text in sample.BAD_ORDER_LINES]
+    assert all(written.count(text) == 1 for text in bad)
+    kept = [line for line in written if line not in bad]  # the good lines, one of them twice
+    twice = [i for i in range(1, len(kept)) if kept[i] == kept[i - 1]]
+    assert len(twice) == 1 and kept[:twice[0]] + kept[twice[0] + 1:] == good.splitlines()
+    assert kept[twice[0]].split(",")[2] >= sample.DUPLICATED_ORDER_DAY > kept[twice[0] - 2].split(",")[2]
+    # each bad line sits among the lines of its time, so the file stays in time order around it
+    for at, text in sample.BAD_ORDER_LINES:
+        position = written.index(text)
+        before, after = written[position - 1].split(",")[2], written[position + 1].split(",")[2]
+        assert before < at <= after, text
+
+
+def test_the_committed_sample_shows_page_01_its_rejects(sample_dir, sample_config):
+    from toolkit.ingest import load_tables
+
+    result = load_tables(sample_dir, sample_config)
+    counts = result.counts["orders"]
+    assert counts["rejected"] == len(sample.BAD_ORDER_LINES) + 1
+    assert counts["rows_in"] == counts["accepted"] + counts["rejected"]
+    assert set(result.rejects["column"]) == {"ts", "quantity", "order_type", "amount", "order_id"}
+    assert not result.tables["orders"]["order_id"].isin(["O900001", "O900002", "O900003", "O900004"]).any()

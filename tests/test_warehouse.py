@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import TEST_DATA
+from toolkit import sample
 from toolkit.config import config_from_dict
 from toolkit.ingest import REJECT_COLUMNS, IngestError, load_tables
 from toolkit.warehouse import WarehouseLimits, check_in_duckdb
@@ -72,8 +73,10 @@ def test_sample_is_accepted_whole_within_a_small_memory_limit_and_the_spill_is_c
         sample_dir, sample_config, sample_tables, tmp_path):
     result = _assert_same_as_ingest(sample_dir, sample_config, tmp_path, memory_limit="64MB", threads=1)
     for name, table in sample_tables.items():
-        assert result.counts[name] == {"rows_in": len(table), "accepted": len(table), "rejected": 0}
-    assert _read_rejects(result.rejects_file).empty and result.rejects_by_reason.empty
+        bad = len(sample.BAD_ORDER_LINES) + 1 if name == "orders" else 0  # and the line exported twice
+        assert result.counts[name] == {"rows_in": len(table) + bad, "accepted": len(table), "rejected": bad}
+    rejects = _read_rejects(result.rejects_file)
+    assert len(rejects) == len(sample.BAD_ORDER_LINES) + 1 and set(rejects["table"]) == {"orders"}
     assert list((tmp_path / "spill").iterdir()) == []
 
 

@@ -10,6 +10,7 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -206,6 +207,12 @@ class Config(_Strict):
         default="auto", description="ISO country of the public holidays; 'auto': from currency and timezone; "
                                     "None: no holidays")
     horizon: int = Field(default=90, ge=1, le=1095, description="forecast horizon in periods")
+    segment: str | None = Field(
+        default=None, description="split each stage series by this column (e.g. 'channel'); None: one series per "
+                                  "stage and direction")
+    uncertainty_samples: int = Field(
+        default=300, ge=10, le=5000, description="simulated paths per forecast series; more gives smoother bands "
+                                                 "but runs slower")
     frequency: Literal["D", "W", "MS"] = "D"
     conversion_window_days: int = Field(default=90, ge=1)
     risk_limit: float = Field(default=0.05, gt=0, lt=1, description="max shortfall probability")
@@ -299,10 +306,33 @@ def config_from_dict(raw: dict, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: invalid configuration: {problems}") from None
 
 
+def with_settings(config: Config, settings: Mapping[str, Any], source: str = "<parameters>") -> Config:
+    """``config`` with ``settings`` put in, each checked by its rule; a None value leaves the setting as it is.
+
+    This is how a run-time override (``--horizon``, a page's ``horizon``
+    parameter) reaches the run: by name, top-level settings and ``campaign``
+    ones (``budget``) alike, so every page and command reads one configuration.
+    Unknown names are a ``ConfigError``.
+    """
+    given = {name: value for name, value in settings.items() if value is not None}
+    unknown = sorted(set(given) - set(Config.model_fields) - set(CampaignSettings.model_fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown settings {unknown}")
+    if not given:
+        return config
+    raw = config.model_dump()
+    for name, value in given.items():
+        if name in Config.model_fields:
+            raw[name] = value
+        else:
+            raw["campaign"] = {**raw["campaign"], name: value}
+    return config_from_dict(raw, source)
+
+
 def check_setting(name: str, value: Any, source: str = "<parameter>") -> None:
     """Raise ``ConfigError`` when ``value`` breaks the rule of the setting ``name``.
 
-    A run-time override (``--horizon``, ``-p discount 2``) obeys the same rules
+    A run-time override (``--horizon``, ``-p budget 2000``) obeys the same rules
     as the configuration file, checked before anything runs. ``name`` is a
     top-level setting or a ``campaign`` one; other names and None pass.
     """

@@ -26,7 +26,8 @@ That makes the notebook behave the same in JupyterLab, under ``nbval`` and when
 Notebooks also use ``in_report``/``show`` to put a static equivalent in place
 of an ipywidgets explorer (widgets never render in a static report),
 ``show_notes`` to say what a page's results lack, assume or doubt,
-``show_data_period`` to state the period the data covers, and ``record`` to
+``show_data_period`` (or ``show_run``, with the run settings the page used) to
+state the period the data covers, and ``record`` to
 hand small results (the data period, headline forecasts) to the report's
 ``summary.json``, where the next run can compare them with what happened;
 recorded values are not shown on the page.
@@ -40,7 +41,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from IPython.display import HTML, Markdown
 
+    from toolkit.config import Config
     from toolkit.notes import Note
 
 
@@ -82,7 +84,9 @@ __all__ = [
     "setup",
     "show",
     "show_data_period",
+    "settings_text",
     "show_notes",
+    "show_run",
 ]
 
 #: The directory holding ``toolkit/`` and ``notebooks/``.
@@ -328,6 +332,52 @@ def show_data_period(tables: dict[str, pd.DataFrame]) -> Markdown:
 
     record_data_period(tables)
     return Markdown(data_period_text(tables))
+
+
+#: How a page states each setting it ran with (``settings_text``), by setting name.
+_SETTING_TEXT: dict[str, Callable[[Config], str]] = {
+    "horizon": lambda c: f"horizon {c.horizon} {dict(D='days', W='weeks', MS='months')[c.frequency]}",
+    "segment": lambda c: f"series split by {c.segment}" if c.segment else "one series per stage and direction",
+    "seed": lambda c: f"seed {c.seed}",
+    "uncertainty_samples": lambda c: f"{c.uncertainty_samples:,} simulated paths per series",
+    "risk_limit": lambda c: f"risk limit {c.risk_limit:.0%}",
+    "budget": lambda c: ("no campaign budget cap" if c.campaign.budget is None else
+                         "campaign budget " + _money_markdown(c.campaign.budget, c.currency)),
+}
+
+
+def _money_markdown(value: float, currency: str) -> str:
+    from toolkit.charts import money_markdown
+
+    return money_markdown(value, currency, compact=False)
+
+
+def settings_text(config: Config, names: Iterable[str]) -> str:
+    """The settings ``names`` of the run configuration as one Markdown sentence.
+
+    Pages read their settings from the run configuration (``journeycast.yml``,
+    with the report's ``-p NAME VALUE`` applied), so a page says which values
+    it used rather than each page carrying its own copy.
+    """
+    shown = "; ".join(_SETTING_TEXT[name](config) for name in names)
+    return (f"Run settings: {shown} (from the run configuration; `journeycast report -p NAME VALUE` "
+            "changes one for every page).")
+
+
+def show_run(dataset: Any, settings: Iterable[str] = ()) -> Markdown:
+    """Record the data period and state it, with the ``settings`` of the run configuration the page used.
+
+    ``dataset`` is a ``toolkit.pipeline.Dataset``; ``settings`` names settings
+    (``horizon``, ``seed``, ``uncertainty_samples``, ``segment``, ``risk_limit``,
+    ``budget``).
+    """
+    from IPython.display import Markdown
+
+    record_data_period(dataset.tables)
+    names = list(settings)
+    text = data_period_text(dataset.tables)
+    return Markdown(f"{text} {settings_text(dataset.config, names)}" if names else text)
+
 
 
 #: How each level of note is headed on a page, in the order shown.

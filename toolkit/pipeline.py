@@ -29,7 +29,7 @@ from toolkit.cash import (Adjustment, CashOutlook, DemandShock, LowPoint, Outflo
                           apply_scenario, cash_position, compare_scenarios, compare_scenarios_with_notes,
                           days_of_cash, low_point, with_known_flows)
 from toolkit.commitments import cash_flows, detect_schedules, holiday_dates, split_committed_costs
-from toolkit.config import Config, config_from_dict, load_config
+from toolkit.config import Config, load_config, with_settings
 from toolkit.errors import JourneycastError
 from toolkit.export import plain
 from toolkit.flows import FLOW_TABLES, has_costs
@@ -113,6 +113,10 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
          **overrides: Any) -> Dataset:
     """Read and validate a data directory (or an orders file); ``overrides`` replace configuration settings.
 
+    ``overrides`` are settings by name (``horizon=60``, ``budget=2000``; None
+    leaves a setting as configured), so a page's parameters and the command
+    line change the one configuration every later step reads.
+
     Raises ``JourneycastError`` when no usable order remains, since every later
     step starts from the orders -- unless the contacts carry campaign outcomes:
     a results export alone loads with an empty orders table and a note saying
@@ -120,10 +124,7 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
     than ``config.max_reject_share`` of its rows -- results built on what is
     left would mislead -- unless ``accept_rejects`` (then a warning note says it).
     """
-    config = load_config(data_dir, config_file)
-    if overrides:
-        config = config_from_dict({**config.model_dump(), **overrides},
-                                  source=f"settings {sorted(overrides)}")
+    config = with_settings(load_config(data_dir, config_file), overrides, source=f"settings {sorted(overrides)}")
     ingested = load_tables(data_dir, config)
     notes = []
     if not len(ingested.tables["orders"]):
@@ -329,8 +330,10 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
                   **forecaster_options: Any) -> CashForecast:
     """Forecast every stage series and turn the sample paths into a cash position.
 
+    ``horizon`` and ``segment`` default to the configuration's;
     ``forecaster_options`` go to ``StageForecaster`` (e.g. ``backend``,
-    ``progress``, ``uncertainty_samples``); the configuration gives the rest.
+    ``progress``); the configuration gives the rest (``horizon``, ``seed``,
+    ``uncertainty_samples``), so commands and pages forecast alike.
     Without costs the cost of goods is estimated from ``gross_margin``;
     without either, or without an opening balance, no shortfall risk is
     assessed. ``notes`` says so, after the forecast's own notes.
@@ -342,7 +345,8 @@ def forecast_cash(dataset: Dataset, horizon: int | None = None, segment: str | N
     holidays, holiday_notes = holiday_calendar(
         forecaster_options.pop("holiday_country", config.holiday_country), config.currency, config.timezone)
     settings = {"horizon": config.horizon, "freq": config.frequency, "holiday_country": holidays,
-                "seed": config.seed, **forecaster_options}
+                "seed": config.seed, "uncertainty_samples": config.uncertainty_samples, **forecaster_options}
+    segment = config.segment if segment is None else segment
     # commitments and bank balances are dated outside the period of the booked money
     first, last = (pd.Timestamp(d).normalize()
                    for d in data_period({n: t for n, t in dataset.tables.items() if n in FLOW_TABLES}))

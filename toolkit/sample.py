@@ -568,8 +568,41 @@ def cash_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {"commitments": COMMITMENTS, "balances": balances}
 
 
+#: Order lines such as real exports carry now and then, each rejected when read, so the data-quality
+#: page has rejects to show: where the line goes in ``orders.csv`` (before the first line at or after
+#: that moment) and the line as the shop's system wrote it.
+BAD_ORDER_LINES = (
+    ("2024-03-01 09:00:00", "O900001,C00120,2024-02-30 14:05:11,95.00,repeat,PRO-02,1,completed"),  # no 30 February
+    ("2025-03-25 19:00:00", "O900002,C00311,2025-03-25 18:59:40,67.50,repeat,ESS-04,1.5,completed"),  # half an item
+    ("2025-12-22 15:30:00", "O900003,C00518,2025-12-22 15:29:30,380.00,wholesale,ELI-01,2,completed"),  # unknown type
+    ("2026-05-13 18:00:00", 'O900004,C00733,2026-05-13 17:59:10,"44,90",repeat,ESS-01,1,completed'),  # decimal comma
+)
+#: The export wrote the first order line of this day (or the next with orders) twice, the copy after it.
+DUPLICATED_ORDER_DAY = "2025-06-16"
+
+
+def with_bad_order_lines(orders_csv: str, stamps: pd.Series) -> str:
+    """``orders.csv`` text with ``BAD_ORDER_LINES`` put in and one line written twice.
+
+    ``stamps`` are the times of the text's lines, in order. The good lines stay
+    as they are, so every figure of the shop is unchanged: the bad lines only
+    add rejects (rows in = accepted + rejected).
+    """
+    header, *lines = orders_csv.rstrip("\n").split("\n")
+    inserts = [(int(stamps.searchsorted(pd.Timestamp(at))), text) for at, text in BAD_ORDER_LINES]
+    twice = int(stamps.searchsorted(pd.Timestamp(DUPLICATED_ORDER_DAY)))
+    inserts.append((twice + 1, lines[twice]))
+    for position, text in sorted(inserts, reverse=True):
+        lines.insert(position, text)
+    return "\n".join([header, *lines]) + "\n"
+
+
 def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> dict[str, Path]:
-    """Generate the sample and write it as CSV files in ``out_dir``; return their paths."""
+    """Generate the sample and write it as CSV files in ``out_dir``; return their paths.
+
+    ``orders.csv`` also holds the few bad lines of ``BAD_ORDER_LINES`` and a
+    duplicate, as an export would.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -580,8 +613,11 @@ def write_sample(out_dir: str | Path, customers: int = 9000, seed: int = 7) -> d
         daily = name in ("costs", "commitments", "balances", "campaigns")
         frame = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M:%S"))
         paths[name] = out / f"{name}.csv"
+        text = frame.to_csv(index=False, float_format="%.2f", lineterminator="\n")
+        if name == "orders":
+            text = with_bad_order_lines(text, tables["orders"]["ts"])
         with atomic_path(paths[name]) as partial:
-            frame.to_csv(partial, index=False, float_format="%.2f", lineterminator="\n")
+            partial.write_text(text, encoding="utf-8")
     return paths
 
 
