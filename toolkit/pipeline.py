@@ -667,8 +667,8 @@ def _upsell_offers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.
     if ladder is not None:
         check = UpsellEvaluation.not_checked(f"no upsell to check: {ladder}")
         return empty_offers(), check, [Note("upsell", (
-            f"No upsell offers: {ladder}. Offers climb a product ladder: SKUs named ESS-, PRO-, ELI- "
-            "(essentials, pro, elite) and ADD- (add-ons) enable them."))]
+            f"No upsell offers: {ladder}, so no product ladder to climb; the personal offers (each customer's "
+            "own kind of purchase, with a discount) need no ladder and are made."))]
     check = evaluate_upsell(orders, as_of - pd.Timedelta(days=days), events, horizon_days=days, seed=seed)
     if not check.checked:
         return empty_offers(), check, [Note("upsell", (
@@ -805,7 +805,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     results = by_segment = check = model = None
     if contacts is None or contacts.empty:
         notes.append(Note(_STUDY_TOPIC, (
-            "No past campaigns: the campaign lift is assumed, not measured; add contacts.csv (who each campaign "
+            "No past campaigns: nothing measures what a campaign adds; add contacts.csv (who each campaign "
             "contacted and who was held out) and campaigns.csv to measure it."), "missing"))
     else:
         outcomes = contact_outcomes(contacts, campaigns, orders)
