@@ -6,7 +6,9 @@ to the builders, so each expected mark can be counted by hand.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import altair as alt
 import numpy as np
@@ -426,12 +428,44 @@ def test_scenario_comparison_names_the_riskiest_scenario(svgs):
 
 
 def test_backtest_reads_per_model_score_columns(built, svgs):
-    assert built["backtest"].title == (
-        "Median backtest MASE (lower is better): prophet 0.80, seasonal_naive 1.00"
-    )
+    title = built["backtest"].title
+    assert title.text == "How each model did on the past"
+    assert title.subtitle == ["Median MASE (lower is better): prophet 0.80, seasonal_naive 1.00"]
     assert len(built["backtest"].hconcat) == 2  # MASE and coverage
     # 3 series x 2 models on each of the two panels.
     assert len(marks(svgs["backtest"], "symbol")) == 12
+    # series in words, not ids
+    assert {"Purchase: money in", "Awareness: money out"} <= set(texts(svgs["backtest"]))
+
+
+def test_backtest_says_a_series_without_money_in_its_windows_has_nothing_to_score(frames):
+    quiet = frames["diagnostics"].assign(seasonal_naive_mase=[1.0, 0.0, 1.05], prophet_mase=[0.8, 0.48, 0.7])
+    chart = charts.backtest_scores(quiet)
+    # the exact copy of an empty week scores 0: not a model that is perfect, but nothing to score
+    assert chart.title.subtitle == ["Median MASE (lower is better): prophet 0.75, seasonal_naive 1.02",
+                                    "1 series moved no money in the tested weeks: their scores say nothing"]
+    quiet_label = f"{charts.series_label(IDS[1])} – no money in the tested weeks"
+    assert quiet_label in texts(charts.to_svg(chart))
+
+
+def test_each_model_keeps_its_colour_whichever_models_a_chart_shows(frames):
+    def colours(diagnostics):
+        scale = vegalite(charts.backtest_scores(diagnostics))["hconcat"][0]["layer"][0]["encoding"]["color"]["scale"]
+        return dict(zip(scale["domain"], scale["range"], strict=True))
+
+    both = colours(frames["diagnostics"])
+    alone = colours(frames["diagnostics"].drop(columns=[c for c in frames["diagnostics"] if c.startswith("prophet_")]))
+    assert both["seasonal_naive"] == alone["seasonal_naive"] == charts.MODEL_COLORS["seasonal_naive"]
+    assert both["prophet"] != both["seasonal_naive"]
+
+
+@pytest.mark.parametrize("unique_id, words", [
+    ("purchase|inflow|all", "Purchase: money in"),
+    ("post-purchase|outflow|all", "Post-purchase: money out"),
+    ("awareness|outflow|email", "Awareness: money out (email)"),
+])
+def test_series_label_names_a_series_in_words(unique_id, words):
+    assert charts.series_label(unique_id) == words
 
 
 def test_backtest_without_mase_columns_is_refused(frames):
@@ -443,7 +477,7 @@ def test_forecast_bands_draw_actuals_forecast_and_band_per_series(svgs, frames):
     assert len(marks(svgs["forecast_all"], "area")) == len(IDS)
     lines = marks(svgs["forecast_all"], "line")
     assert [line.get("stroke-dasharray") for line in lines].count("6,4") == len(IDS)
-    assert {"purchase · inflow · all", "awareness · outflow · all"} <= set(texts(svgs["forecast_all"]))
+    assert {"Purchase: money in", "Awareness: money out"} <= set(texts(svgs["forecast_all"]))
     total = frames["forecast"].loc[frames["forecast"]["unique_id"] == IDS[0], "yhat"].sum()
     assert f"Purchase inflow (all): {charts.money_text(total)} expected over the next 60 days" in texts(
         svgs["forecast_one"]
@@ -456,15 +490,23 @@ def test_shortfall_chart_states_the_peak_and_the_limit(svgs):
     assert "Risk limit 5%" in words
 
 
-def test_linked_view_brush_filters_the_opportunities(built, svgs):
+def test_linked_view_brush_filters_the_opportunities(built, svgs, frames):
     spec = vegalite(built["linked"])
     upper, lower = spec["vconcat"]
     assert [(p["name"], p["select"]["type"]) for p in spec["params"]] == [("period", "interval")]
-    assert {"filter": {"param": "period"}} in lower["transform"]
+    bars, empty = lower["layer"]
+    assert {"filter": {"param": "period"}} in bars["transform"]
+    # each segment keeps its colour whatever the selection leaves: the domain is every segment
+    assert bars["encoding"]["color"]["scale"]["domain"] == sorted(frames["scores"]["segment"].unique())
+    # an empty selection says so instead of leaving a blank panel
+    assert "No buying window opens in the selected period" in empty["encoding"]["text"]["value"]
+    assert "period_store" in json.dumps(empty["transform"])
     # The selection survives vegafusion's pre-transform: it is client-side Vega.
     vega = built["linked"].to_dict(format="vega")
     assert any(s["name"].startswith("period") for s in vega["signals"])
     assert len(marks(svgs["linked"], "rect")) > 0
+    # with nothing selected every opportunity shows and the empty-selection words do not
+    assert not any(w.startswith("No buying window") for w in texts(svgs["linked"]))
 
 
 def test_missing_column_is_named(frames):
@@ -505,6 +547,23 @@ def test_money_text(value, currency, text):
 
 def test_cash_title_without_probability_or_breach():
     assert charts.cash_title(100_000) == "Cash stays above the $100k minimum"
+
+
+def test_a_history_below_the_minimum_is_said_in_the_title_and_the_page_sentence(frames):
+    bands = frames["bands"]
+    minimum = float(bands["actual"].dropna().median())  # half the shown history lies below it
+    below, shown = charts.history_below_minimum(bands, minimum)
+    assert shown == bands["actual"].notna().sum() and 0 < below < shown
+    words = texts(charts.to_svg(charts.cash_balance(bands, minimum, None, 0.03)))
+    title = next(w for w in words if w.startswith("Cash was below"))
+    assert title == (f"Cash was below the {charts.money_text(minimum)} minimum on {below} of the last {shown} days; "
+                     "ahead it stays above with 97% probability")
+    assert not any(w.startswith("Cash stays above") for w in words)
+    outlook = SimpleNamespace(bands=bands, minimum_cash=minimum, balance_known=True)
+    sentence = charts.below_minimum_sentence(outlook, history_days=None)
+    assert sentence == (f"The actual balance was below the {charts.money_markdown(minimum)} minimum on {below} "
+                        f"of the last {shown} days.")
+    assert charts.below_minimum_sentence(SimpleNamespace(bands=bands, minimum_cash=0.0, balance_known=True)) == ""
 
 
 def test_funnel_leaves_out_stages_the_data_cannot_show(frames):

@@ -46,10 +46,12 @@ if TYPE_CHECKING:
     from toolkit.journey import MonthComparison
 
 __all__ = [
+    "MODEL_COLORS",
     "THEME",
     "ChartDataError",
     "backtest_scores",
     "bank_reconciliation",
+    "below_minimum_sentence",
     "campaign_cash_bands",
     "campaign_effects",
     "campaign_timing",
@@ -63,6 +65,7 @@ __all__ = [
     "forecast_bands",
     "funnel",
     "historical_clv",
+    "history_below_minimum",
     "kpi_small_multiples",
     "money_markdown",
     "money_text",
@@ -76,6 +79,7 @@ __all__ = [
     "rfm_scatter",
     "scenario_comparison",
     "segment_value",
+    "series_label",
     "shortfall_probability",
     "time_to_convert",
     "to_png",
@@ -211,6 +215,21 @@ def _labelled_rule(
     ]
 
 
+#: How a series' direction reads on a page.
+_DIRECTION_WORDS = {"inflow": "money in", "outflow": "money out"}
+
+
+def series_label(unique_id: str) -> str:
+    """A stage series' id in words: ``purchase|inflow|all`` -> ``Purchase: money in``.
+
+    A segment other than ``all`` follows in brackets (``Awareness: money out (email)``).
+    """
+    stage, direction, *rest = str(unique_id).split("|") + [""]
+    segment = rest[0] if rest and rest[0] not in ("", "all") else None
+    words = f"{stage[:1].upper()}{stage[1:]}: {_DIRECTION_WORDS.get(direction, direction)}"
+    return f"{words} ({segment})" if segment else words
+
+
 def _date_text(value: pd.Timestamp) -> str:
     return f"{value.day} {value:%b %Y}"
 
@@ -300,7 +319,7 @@ def forecast_bands(
     data = pd.concat(
         [hist.assign(part="actual"), fc[fc_cols].assign(part="forecast")], ignore_index=True
     )
-    data["series"] = data["unique_id"].str.replace("|", " · ", regex=False)
+    data["series"] = data["unique_id"].map(series_label)
     if title is None:
         days = fc["ds"].nunique()
         if len(ids) == 1:
@@ -349,7 +368,7 @@ def forecast_bands(
     return (
         layered.properties(width=WIDTH // columns, height=160)
         .facet(
-            facet=alt.Facet("series:N", title=None, sort=[i.replace("|", " · ") for i in ids]), columns=columns
+            facet=alt.Facet("series:N", title=None, sort=[series_label(i) for i in ids]), columns=columns
         )
         .resolve_scale(y="independent")
         .properties(title=alt.Title(title, subtitle=subtitle))
@@ -359,35 +378,72 @@ def forecast_bands(
 # ---------------------------------------------------------------- cash
 
 
+def history_below_minimum(bands: pd.DataFrame, minimum_cash: float | None) -> tuple[int, int]:
+    """Days of the actual balance in ``bands`` below ``minimum_cash``, and the actual days there are.
+
+    ``bands`` as for :func:`cash_balance`; (0, days) without a minimum.
+    """
+    require_columns(bands, ["actual", "is_forecast"], "history_below_minimum", ChartDataError)
+    actual = bands.loc[~bands["is_forecast"].astype(bool), "actual"].dropna()
+    below = 0 if minimum_cash is None else int((actual < minimum_cash).sum())
+    return below, len(actual)
+
+
+def below_minimum_sentence(outlook: Any, currency: str = "USD", history_days: int | None = 180,
+                           markdown: bool = True) -> str:
+    """A sentence on the days the actual balance was below the minimum; ``""`` when it never was.
+
+    It covers the history the balance chart shows (:func:`recent_history`), so
+    a page's words and its chart agree.
+    """
+    if not getattr(outlook, "balance_known", True) or outlook.minimum_cash is None:
+        return ""
+    below, days = history_below_minimum(recent_history(outlook.bands, history_days), outlook.minimum_cash)
+    if not below:
+        return ""
+    minimum = (money_markdown if markdown else money_text)(outlook.minimum_cash, currency)
+    return f"The actual balance was below the {minimum} minimum on {below} of the last {days} days."
+
+
 def cash_title(
     minimum_cash: float | None,
     shortfall_probability: float | None = None,
     first_breach_date: pd.Timestamp | None = None,
     currency: str = "USD",
     balance_known: bool = True,
+    days_below: tuple[int, int] = (0, 0),
 ) -> str:
     """A title stating the cash finding.
 
     ``shortfall_probability`` is the chance the balance falls below the minimum
     within the horizon; ``first_breach_date`` the first date the outlook marks
-    as a breach (None: no breach). Without a minimum, or without an opening
-    balance (``balance_known`` False: the line is a cumulative net cash flow),
-    there is no finding about the minimum to state.
+    as a breach (None: no breach); ``days_below`` the days of the shown history
+    below the minimum and the days shown (:func:`history_below_minimum`), said
+    first, since a title that says cash "stays above" would contradict the
+    chart. Without a minimum, or without an opening balance (``balance_known``
+    False: the line is a cumulative net cash flow), there is no finding about
+    the minimum to state.
     """
     if not balance_known:
         return "Cumulative net cash flow since the data starts: actual and forecast"
     if minimum_cash is None:
         return "Cash balance: actual and forecast"
     minimum = money_text(minimum_cash, currency)
+    below, shown = days_below
+    past = f"Cash was below the {minimum} minimum on {below} of the last {shown} days; " if below else ""
     if first_breach_date is not None and not pd.isna(first_breach_date):
         risk = (
             f" ({shortfall_probability:.0%} probability)" if shortfall_probability is not None else ""
         )
         breach = _date_text(pd.Timestamp(first_breach_date))
-        return f"Cash may fall below the {minimum} minimum from {breach}{risk}"
+        ahead = f"may fall below it from {breach}{risk}" if below else (
+            f"Cash may fall below the {minimum} minimum from {breach}{risk}")
+        return past + ahead
     if shortfall_probability is not None and not pd.isna(shortfall_probability):
+        if below:
+            return past + f"ahead it stays above with {1 - shortfall_probability:.0%} probability"
         return f"Cash stays above the {minimum} minimum with {1 - shortfall_probability:.0%} probability"
-    return f"Cash stays above the {minimum} minimum"
+    return past + "ahead it stays above" if below else f"Cash stays above the {minimum} minimum"
 
 
 def _balance_layers(
@@ -505,7 +561,8 @@ def cash_balance(
     """
     layers = _balance_layers(bands, minimum_cash, first_breach_date, currency, balance_known)
     if title is None:
-        title = cash_title(minimum_cash, shortfall_probability, first_breach_date, currency, balance_known)
+        title = cash_title(minimum_cash, shortfall_probability, first_breach_date, currency, balance_known,
+                           history_below_minimum(bands, minimum_cash))
     return alt.layer(*layers).properties(
         title=alt.Title(title, subtitle="Solid: actual · dashed: median forecast · band: P10–P90")
     )
@@ -1159,7 +1216,11 @@ def opportunity_weeks(scores: pd.DataFrame, freq: str = "W-SUN") -> pd.DataFrame
 
 
 def _opportunity_bars(weekly: pd.DataFrame, currency: str, x_title: str | None) -> alt.Chart:
-    """Weekly bars of expected opportunity value, stacked by segment, spanning their week."""
+    """Weekly bars of expected opportunity value, stacked by segment, spanning their week.
+
+    Each segment keeps its colour whatever part of the weeks a selection shows:
+    the colour scale's domain is every segment in ``weekly``.
+    """
     data = weekly.sort_values(["ds", "segment"]).reset_index(drop=True)
     data["top"] = data.groupby("ds")["expected_value"].cumsum()
     data["bottom"] = data["top"] - data["expected_value"]
@@ -1171,7 +1232,7 @@ def _opportunity_bars(weekly: pd.DataFrame, currency: str, x_title: str | None) 
         x2="bar_end:T",
         y=alt.Y("bottom:Q", axis=_money_axis(currency, "Expected opportunity value")),
         y2="top:Q",
-        color=alt.Color("segment:N", title="Segment"),
+        color=alt.Color("segment:N", title="Segment", scale=alt.Scale(domain=sorted(data["segment"].unique()))),
         tooltip=[
             alt.Tooltip("ds:T", title="Week of"),
             alt.Tooltip("segment:N", title="Segment"),
@@ -1333,24 +1394,49 @@ def cash_opportunities_linked(
     layers[0] = layers[0].add_params(brush)
     upper = alt.layer(*layers).properties(
         title=alt.Title(
-            title or cash_title(minimum_cash, None, first_breach_date, currency, balance_known),
+            title or cash_title(minimum_cash, None, first_breach_date, currency, balance_known,
+                                history_below_minimum(bands, minimum_cash)),
             subtitle="Drag across the balance to pick a period; the bars below follow",
         )
     )
     if scores.empty:
         lower = nothing_to_show("no customer is likely to buy again within the horizon")
     else:
-        lower = (
-            _opportunity_bars(opportunity_weeks(scores), currency, "Week the buying window opens")
-            .transform_filter(brush)
-            .properties(height=160, title="Opportunities opening in the selected period (all when none)")
+        weekly = opportunity_weeks(scores)
+        bars = _opportunity_bars(weekly, currency, "Week the buying window opens").transform_filter(brush)
+        # an empty period would leave a blank panel: say why instead
+        selected = f"!length(data('{brush.name}_store')) || vlSelectionTest('{brush.name}_store', datum)"
+        empty = (
+            alt.Chart(weekly).transform_calculate(inside=f"({selected}) ? 1 : 0")
+            .transform_aggregate(inside="sum(inside)")
+            .transform_filter(alt.datum.inside == 0)
+            .mark_text(fontSize=13, color=MUTED, align="center")
+            .encode(text=alt.value("No buying window opens in the selected period: drag across another stretch, "
+                                   "or click the balance to select all"),
+                    x=alt.value(WIDTH / 2), y=alt.value(70))
         )
+        lower = alt.layer(bars, empty).properties(
+            height=160, title="Opportunities opening in the selected period (all when none)")
     return alt.vconcat(upper, lower).resolve_scale(color="independent")
 
 
 # ---------------------------------------------------------------- backtests
 
 _SCORE_COLUMN = re.compile(r"^(.+)_(mae|mase|coverage)$")
+
+#: A MASE at or below this is no error at all: the windows held nothing to get wrong.
+_NO_ERROR = 1e-9
+
+#: One colour per forecasting model on every chart: the served models in blues and greens, the
+#: simple rules they must beat in warm colours.
+MODEL_COLORS = {
+    "prophet": "#2563eb",
+    "ets": "#0d9488",
+    "theta": "#7c3aed",
+    "combined": "#1f2937",
+    "weekday_mean": "#f59e0b",
+    "seasonal_naive": "#dc2626",
+}
 
 
 @_or_nothing_to_show
@@ -1363,6 +1449,11 @@ def backtest_scores(
     (the model served) and score columns named ``<model>_<metric>`` for
     metrics ``mase`` and ``coverage`` (``mae`` optional), e.g.
     ``prophet_mase, seasonal_naive_mase, prophet_coverage``.
+
+    A series whose every tested window moved no money gives a rule that
+    copies last week a MASE of 0: nothing was there to score, so its label
+    says so and it stays out of the medians in the title. Each model keeps
+    its colour from chart to chart (``MODEL_COLORS``).
     """
     _require(diagnostics, ["unique_id", "model"], "backtest_scores", "no series was forecast")
     score_cols = [c for c in diagnostics.columns if _SCORE_COLUMN.match(c)]
@@ -1380,41 +1471,53 @@ def backtest_scores(
     mase = long[long["metric"] == "mase"]
     if mase.empty:
         raise _NothingToDraw("no series had enough history to be tried on the past")
+    unscored = set(mase.loc[mase["value"] <= _NO_ERROR, "unique_id"])
+    long["series"] = [series_label(uid) + (" – no money in the tested weeks" if uid in unscored else "")
+                      for uid in long["unique_id"]]
+    scored = mase[~mase["unique_id"].isin(unscored)]
     if title is None:
-        medians = mase.groupby("candidate")["value"].median().sort_values()
-        listed = ", ".join(f"{m} {v:.2f}" for m, v in medians.items())
-        title = f"Median backtest MASE (lower is better): {listed}"
-    ids = sorted(long["unique_id"].unique())
-    y = alt.Y("unique_id:N", title=None, sort=ids)
-    color = alt.Color("candidate:N", title="Model")
+        title = "How each model did on the past"
+    medians = scored.groupby("candidate")["value"].median().sort_values()
+    subtitle = ["Median MASE (lower is better): " + ", ".join(f"{m} {v:.2f}" for m, v in medians.items())
+                if len(medians) else "No series moved money in the tested weeks: nothing to score"]
+    if unscored:
+        subtitle.append(f"{len(unscored)} series moved no money in the tested weeks: their scores say nothing")
+    labels = long.drop_duplicates("unique_id").sort_values("unique_id")["series"].tolist()
+    y = alt.Y("series:N", title=None, sort=labels, axis=alt.Axis(labelLimit=360))
+    known = list(MODEL_COLORS)
+    candidates = sorted(long["candidate"].unique(), key=lambda m: (known.index(m) if m in known else len(known), m))
+    color = alt.Color("candidate:N", title="Model", scale=alt.Scale(
+        domain=candidates, range=[MODEL_COLORS.get(m, MUTED) for m in candidates]),
+        legend=alt.Legend(orient="bottom", columns=4))
     shape = alt.Shape(
-        "is_served:N", title=None, scale=alt.Scale(domain=["served", "not served"], range=["diamond", "circle"])
+        "is_served:N", title=None, scale=alt.Scale(domain=["served", "not served"], range=["diamond", "circle"]),
+        legend=alt.Legend(orient="bottom"),
     )
     tooltip = [
-        alt.Tooltip("unique_id:N", title="Series"),
+        alt.Tooltip("series:N", title="Series"),
         alt.Tooltip("candidate:N", title="Model"),
         alt.Tooltip("value:Q", title="Score", format=".3f"),
         alt.Tooltip("served:N", title="Model served"),
     ]
-    height = {"step": 16}
+    height = {"step": 22}
 
-    def panel(metric: str, reference: float, x_title: str, fmt: str) -> alt.LayerChart:
-        points = alt.Chart(long[long["metric"] == metric]).mark_point(size=60, filled=True, opacity=0.85).encode(
-            y=y,
-            x=alt.X("value:Q", title=x_title, axis=alt.Axis(format=fmt)),
+    def panel(metric: str, reference: float, x_title: str, fmt: str, labelled: bool) -> alt.LayerChart:
+        points = alt.Chart(long[long["metric"] == metric]).mark_point(size=70, filled=True, opacity=0.85).encode(
+            y=y if labelled else alt.Y("series:N", sort=labels, axis=None),
+            x=alt.X("value:Q", title=x_title, axis=alt.Axis(format=fmt, tickCount=5)),
             color=color,
             shape=shape,
             tooltip=tooltip,
         )
         rule = alt.Chart(pd.DataFrame({"value": [reference]})).mark_rule(color=INK, strokeDash=[4, 3])
         rule = rule.encode(x="value:Q")
-        return alt.layer(points, rule).properties(width=WIDTH // 2 - 20, height=height)
+        return alt.layer(points, rule).properties(width=260, height=height)
 
-    panels = [panel("mase", 1.0, "MASE (1 = naive in-sample)", ".2f")]
+    panels = [panel("mase", 1.0, "MASE (1 = as good as last week's copy)", ".1f", True)]
     if (long["metric"] == "coverage").any():
-        coverage_title = f"Interval coverage (nominal {nominal_coverage:.0%})"
-        panels.append(panel("coverage", nominal_coverage, coverage_title, "%"))
-    return alt.hconcat(*panels).properties(title=title)
+        coverage_title = f"Share of days inside the band (aim {nominal_coverage:.0%})"
+        panels.append(panel("coverage", nominal_coverage, coverage_title, "%", False))
+    return alt.hconcat(*panels).properties(title=alt.Title(title, subtitle=subtitle))
 
 
 # ---------------------------------------------------------------- campaigns
