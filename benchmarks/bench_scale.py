@@ -5,8 +5,8 @@ Every variant forecasts the same short synthetic daily series
 ``stage|direction|segment``, inflows and outflows alternating) over
 ``bench_backends.SETTINGS`` (horizon 28 days, 100 sample paths, one Prophet fit
 per series) with the forecaster's enhancements off (``bench_forecast.PLAIN``),
-so all of them must give the plain loop's forecasts; the script prints the
-largest ``yhat`` difference. Variants:
+so all of them give the plain loop's model, its fits solved by prophet-batch
+instead of Stan (the script prints the largest ``yhat`` difference). Variants:
 
 * ``plain``: a plain serial ``Prophet().fit(); predict()`` loop;
 * ``local``: ``StageForecaster(backend="local")`` in memory, ``fit().predict()``
@@ -14,7 +14,10 @@ largest ``yhat`` difference. Variants:
 * ``local, stored``: the same with ``store=`` a directory: tables written to
   Parquet as chunks finish, only the net cash flow kept;
 * ``dask, stored``: ``backend="dask"`` on a LocalCluster of ``--n-jobs`` workers
-  started inside ``fit`` (start-up included), stored.
+  started inside ``fit`` (start-up included), stored;
+* ``full, stored``: the forecaster's full defaults (holidays, closed days, five
+  backtest windows of Prophet, ETS, Theta and both baselines, calibration)
+  on the local pool, stored: what a run over thousands of real series costs.
 
 Each variant runs in its own Python process, so the peak resident memory
 (``ru_maxrss``) it reports is that of one driver; pool and cluster workers are
@@ -28,7 +31,7 @@ the 2-core reference machine (load average 3 from other work; 100 series took
 about 9 min, 10,000 series about 1 h 25 min, the default sizes about 1 h 35 min.
 Under heavier load expect up to twice that.
 
-    .venv/bin/python benchmarks/bench_scale.py [--sizes 100 1000 10000] [--n-jobs 2]
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 100 1000 10000] [--n-jobs 2] [--variants ...]
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ from bench_forecast import PLAIN, make_series, plain_loop
 
 from toolkit.forecast import StageForecaster
 
-VARIANTS = ("plain", "local", "local, stored", "dask, stored")
+VARIANTS = ("plain", "local", "local, stored", "dask, stored", "full, stored")
 OPTIONS = {**SETTINGS, **PLAIN}
+#: The full defaults at the same horizon, paths and seed.
+FULL = {name: SETTINGS[name] for name in ("horizon", "uncertainty_samples", "seed", "progress")}
 
 
 def cash_flow_series(n: int) -> pd.DataFrame:
@@ -74,8 +79,9 @@ def measure(variant: str, size: int, out: Path, n_jobs: int) -> dict:
         result = StageForecaster(backend="local", n_jobs=n_jobs, **OPTIONS).fit(series).predict()
         forecast, net_flow = result.forecast, result.net_flow
     else:
-        backend = variant.split(",")[0]
-        StageForecaster(backend=backend, n_jobs=n_jobs, store=out / "store", **OPTIONS).fit(series)
+        backend = "local" if variant.startswith("full") else variant.split(",")[0]
+        options = FULL if variant.startswith("full") else OPTIONS
+        StageForecaster(backend=backend, n_jobs=n_jobs, store=out / "store", **options).fit(series)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if forecast is not None:
@@ -107,18 +113,20 @@ def ratio_table(table: pd.DataFrame) -> list[str]:
     peak = table.pivot(index="series", columns="variant", values="peak_mb")
     lines = ["| ratio | " + " | ".join(f"{n} series" for n in wall.index) + " |",
              "|---|" + "---|" * len(wall.index)]
-    for name, values in {
-        "toolkit local vs plain loop (speed)": wall["plain"] / wall["local"],
-        "dask vs local, both stored (speed)": wall["local, stored"] / wall["dask, stored"],
-        "local stored vs local in memory (speed)": wall["local"] / wall["local, stored"],
-        "driver peak memory, in memory / stored": peak["local"] / peak["local, stored"],
+    for name, (first, second, table_of) in {
+        "toolkit local vs plain loop (speed)": ("plain", "local", wall),
+        "dask vs local, both stored (speed)": ("local, stored", "dask, stored", wall),
+        "local stored vs local in memory (speed)": ("local", "local, stored", wall),
+        "driver peak memory, in memory / stored": ("local", "local, stored", peak),
     }.items():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}x" for v in values) + " |")
+        if first in table_of and second in table_of:
+            values = table_of[first] / table_of[second]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}x" for v in values) + " |")
     small, large = wall.index.min(), wall.index.max()
     if small != large:
         lines += ["", f"| growth from {small} to {large} series | wall time | driver peak memory |",
                   "|---|---|---|"]
-        for variant in VARIANTS:
+        for variant in wall.columns:
             lines.append(f"| {variant} | {wall.loc[large, variant] / wall.loc[small, variant]:.1f}x | "
                          f"{peak.loc[small, variant]:.0f} -> {peak.loc[large, variant]:.0f} MB "
                          f"(+{peak.loc[large, variant] - peak.loc[small, variant]:.0f} MB) |")
@@ -132,6 +140,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000],
                         help="numbers of series to measure (see below for how long each takes)")
     parser.add_argument("--n-jobs", type=int, default=2, help="workers of the pool and of the Dask cluster")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="which variants to run (default all)")
     parser.add_argument("--measure", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -142,7 +152,7 @@ def main() -> None:
 
     rows = []
     for size in args.sizes:
-        for variant in VARIANTS:
+        for variant in args.variants:
             rows.append(run_variant(variant, size, args.n_jobs))
             print(f"{size} series, {variant}: {rows[-1]['seconds']:.1f} s", file=sys.stderr)
     table = pd.DataFrame(rows)
@@ -150,9 +160,10 @@ def main() -> None:
     in_memory = table[table["variant"] == "local"].set_index("series")["net_flow"]
     table["diff"] = [float(np.max(np.abs(row.forecast["yhat"].to_numpy()
                                          - plain[row.series]["yhat"].to_numpy())))
-                     for row in table.itertuples()]
+                     if row.series in plain.index else np.nan for row in table.itertuples()]
     table["net_diff"] = [float(np.max(np.abs(row.net_flow - in_memory[row.series])))
-                         if row.variant != "plain" else np.nan for row in table.itertuples()]
+                         if row.variant != "plain" and row.series in in_memory.index else np.nan
+                         for row in table.itertuples()]
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
@@ -162,8 +173,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for row in table.itertuples():
         net = "" if np.isnan(row.net_diff) else f"{row.net_diff:.3g}"
+        diff = "" if np.isnan(row.diff) else f"{row.diff:.3g}"
         print(f"| {row.series} | {row.variant} | {row.seconds:.1f} s | {row.series / row.seconds:.1f} | "
-              f"{row.start_mb:.0f} MB | {row.peak_mb:.0f} MB | {row.diff:.3g} | {net} |")
+              f"{row.start_mb:.0f} MB | {row.peak_mb:.0f} MB | {diff} | {net} |")
     print()
     print("\n".join(ratio_table(table)))
 
