@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from toolkit.cash import ExtraFlows, Scenario, apply_scenario, cash_position
-from toolkit.opportunities import (CampaignPlanner, OpportunityError, assumed_lift, lift_table, planner_customers,
-                                   purchase_timing, weekly_seasonality, window_chance)
+from toolkit.opportunities import (CampaignPlanner, OpportunityError, assumed_lift, launch_days, lift_table,
+                                   planner_customers, purchase_timing, reachable_share, weekly_seasonality,
+                                   window_chance)
 
 LAST_ACTUAL = pd.Timestamp("2026-01-04")
 FIRST = LAST_ACTUAL + pd.Timedelta(days=1)
@@ -226,6 +227,37 @@ def test_budget_caps_the_target_list_and_uplift_scores_below_zero_are_left_out()
     assert unknown.plan().verdict == "no campaign pays: no lift is known for any customer, measured or assumed"
     nobody = planner.fit(customers.iloc[:0], None, timing, lift_table(scores, "model"), as_of=LAST_ACTUAL)
     assert nobody.plan().verdict.startswith("no campaign pays: there is no customer to plan for")
+
+
+def test_a_lift_per_launch_week_makes_weeks_differ_and_the_discount_follows_each_weeks_natural_chance():
+    customers = _customers(100)
+    timing = _timing(customers, [0.1] * 14)
+    fading = pd.concat([lift_table(pd.Series(0.3 * 0.8 ** w, index=customers["customer_id"]), "measured")
+                        .assign(week=w + 1) for w in range(6)])
+    planner = CampaignPlanner(discounts=(0.1,), cost_per_contact=1.0, gross_margin=0.6, response_window_days=7,
+                              launch_weeks=6).fit(customers, None, timing, fading, as_of=LAST_ACTUAL)
+    plan = planner.plan()
+    profit = plan.weeks.set_index("week_number")["expected_profit"]
+    # each week adds 20% fewer purchases; the discount given on the purchases made anyway is the same
+    per_customer = [0.3 * 0.8 ** w * 100 * 0.5 - 0.1 * 100 * 0.1 - 1.0 for w in range(6)]
+    np.testing.assert_allclose(profit.to_numpy(), 100 * np.asarray(per_customer))
+    assert plan.week_number == 1 and profit.is_monotonic_decreasing
+    assert launch_days(None, LAST_ACTUAL, 6).equals(planner.launch_days_)
+    # a lift given for some weeks only: the others have none and no plan pays in them
+    first_two = planner.fit(customers, None, timing, fading[fading["week"] <= 2], as_of=LAST_ACTUAL).plan()
+    assert (first_two.weeks["expected_profit"].iloc[2:] == 0).all() and first_two.week_number == 1
+
+
+def test_reachable_share_fades_a_silent_customer_and_keeps_week_one(sample_plan_inputs):
+    _, _, _, model = sample_plan_inputs
+    share = reachable_share(model, 8)
+    assert (share[1] == 1.0).all() and ((share >= 0) & (share <= 1)).all().all()
+    assert (share.diff(axis=1).iloc[:, 1:] <= 1e-12).all().all()  # never grows while the customer stays silent
+    # a customer who bought often and long ago is likelier gone each silent week than a one-time buyer
+    summary = model.summary_.set_index(model.summary_["customer_id"].astype(str))
+    lapsed = summary[(summary["frequency"] >= 3) & (summary["T"] - summary["recency"] > 120)].index
+    once = summary[summary["frequency"] == 0].index
+    assert share.loc[lapsed, 8].mean() < share.loc[once, 8].mean() and share.loc[lapsed, 8].mean() < 0.95
 
 
 def test_bad_inputs_are_refused():

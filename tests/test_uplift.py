@@ -10,7 +10,8 @@ from conftest import TEST_DATA
 from test_experiments import real_data
 from toolkit.opportunities import OpportunityError, lift_table
 from toolkit.opportunities.experiments import contact_outcomes
-from toolkit.opportunities.uplift import LEARNERS, UpliftModel, customer_features, evaluate_uplift, uplift_curves
+from toolkit.opportunities.uplift import (LEARNERS, UpliftModel, customer_features, evaluate_uplift,
+                                          features_when_silent, uplift_curves)
 
 
 def _planted(n: int = 8000, effect: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -112,6 +113,24 @@ def test_features_use_only_orders_before_the_send():
     # A on 1 March: one view within 30 days (not January's), the January ticket within 60; B's view came later.
     assert counted[["view_last_30_days", "ticket_last_60_days"]].iloc[:2].to_numpy().tolist() == [[1, 1], [0, 0]]
     assert "ticket_last_30_days" in customer_features(contacts, events=events, outcomes=["visit"]).columns
+
+
+def test_a_silent_customer_seen_later_has_longer_gaps_and_only_the_views_still_recent():
+    orders = pd.DataFrame({"order_id": ["O1", "O2", "O3"], "customer_id": ["a", "a", "b"],
+                           "ts": pd.to_datetime(["2026-01-05", "2026-03-01", "2026-02-10"]),
+                           "amount": [50.0, 70.0, 30.0]})
+    events = pd.DataFrame({"customer_id": ["a", "b", "b"], "event_type": "product_view",
+                           "ts": pd.to_datetime(["2026-03-05", "2026-03-20", "2026-03-28"])})
+    people = pd.DataFrame({"customer_id": ["a", "b"]})
+    windows = {"product_view": 30}
+    today, later = pd.Timestamp("2026-04-01"), pd.Timestamp("2026-04-22")
+    now = customer_features(people, orders, as_of=today, events=events, event_days=windows)
+    projected = features_when_silent(now, events, today, later, windows)
+    pd.testing.assert_frame_equal(projected, customer_features(people, orders, as_of=later, events=events,
+                                                               event_days=windows))
+    assert now["product_view_last_30_days"].tolist() == [1.0, 2.0]
+    assert projected["product_view_last_30_days"].tolist() == [0.0, 1.0]  # a's view and b's first expired
+    assert (projected["days_since_last_order"] - now["days_since_last_order"] == 21).all()
 
 
 def test_scores_feed_the_planner_as_a_model_lift():

@@ -50,7 +50,7 @@ from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_c
 from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults, MeasuredLift,
                                    UpliftEvaluation,
                                    UpliftModel, assumed_lift, contact_outcomes, customer_features,
-                                   evaluate_uplift, lift_table, measure_campaigns, measured_lift,
+                                   evaluate_uplift, features_when_silent, lift_table, measure_campaigns, measured_lift,
                                    launch_days, personal_offers, planner_customers, purchase_timing,
                                    reachable_share, recent_signals, segments_at_send, weekly_seasonality)
 from toolkit.opportunities.experiments import default_attributes
@@ -891,9 +891,11 @@ def _model_lift(model: UpliftModel, customers: pd.DataFrame, orders: pd.DataFram
     lapsing customer's lift fades by what the model learnt, not by a rule.
     """
     now = pd.DataFrame({"customer_id": customers["customer_id"].astype(str)})
+    # a launch day counts the whole day before it
+    first = customer_features(now, orders, as_of=days[0], events=events, event_days=_RECENT_EVENTS)
     frames = []
-    for week, day in enumerate(days, start=1):  # a launch day counts the whole day before it
-        features = customer_features(now, orders, as_of=day, events=events, event_days=_RECENT_EVENTS)
+    for week, day in enumerate(days, start=1):
+        features = features_when_silent(first, events, days[0], day, _RECENT_EVENTS)
         frames.append(lift_table(model.predict(features).clip(-1, 1), "model").assign(week=week))
     lift = pd.concat(frames, ignore_index=True).merge(response, how="cross")
     lift["incremental_probability"] *= lift.pop("factor")

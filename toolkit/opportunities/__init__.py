@@ -27,7 +27,8 @@ from toolkit.opportunities.upsell import personal_offers, product_items
 from toolkit.opportunities.experiments import (CampaignResults, MeasuredLift, SampleRatioCheck, contact_outcomes,
                                                measure_campaigns, measured_lift, sample_ratio_check,
                                                segments_at_send)
-from toolkit.opportunities.uplift import UpliftEvaluation, UpliftModel, customer_features, evaluate_uplift
+from toolkit.opportunities.uplift import (UpliftEvaluation, UpliftModel, customer_features, evaluate_uplift,
+                                          features_when_silent)
 from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_bundles, empty_offers,
                                           evaluate_upsell, offer_ladder_problem, product_tiers,
                                           suggest_offers, upsell_features, upsell_labels)
@@ -67,6 +68,7 @@ __all__ = [
     "customer_segments",
     "empty_offers",
     "evaluate_upsell",
+    "features_when_silent",
     "fit_problem",
     "gross_margin_or_assumed",
     "holdout_check",

@@ -59,7 +59,7 @@ from toolkit.opportunities.experiments import contact_history, default_attribute
 from toolkit.opportunities.segments import OpportunityError, require_columns
 
 __all__ = ["LEARNERS", "TOP_SHARES", "UpliftEvaluation", "UpliftModel", "customer_features", "evaluate_uplift",
-           "holdout_split", "ranking_check", "uplift_curves"]
+           "features_when_silent", "holdout_split", "ranking_check", "uplift_curves"]
 
 _TOPIC = "uplift model"
 LEARNERS: tuple[str, ...] = ("t-logistic", "s-logistic", "t-boosting")
@@ -207,10 +207,43 @@ def customer_features(contacts: pd.DataFrame, orders: pd.DataFrame | None = None
         counts = pd.crosstab(recent["contact"], recent["event_type"]).reindex(
             index=contact, columns=list(windows), fill_value=0)
         for event_type, window in windows.items():
-            features[f"{event_type}_last_{window}_days"] = counts[event_type].to_numpy(dtype=float)
+            features[_event_feature(event_type, window)] = counts[event_type].to_numpy(dtype=float)
     if features.shape[1] == 0:
         raise OpportunityError("no customer features: the contacts carry no attributes and no orders were given")
     return features.set_axis(pd.Index(contacts["customer_id"].astype(str), name="customer_id"))
+
+
+def _event_feature(event_type: str, days: int) -> str:
+    return f"{event_type}_last_{days}_days"
+
+
+def features_when_silent(features: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp | str,
+                         later: pd.Timestamp | str, event_days: Mapping[str, int]) -> pd.DataFrame:
+    """:func:`customer_features` as of ``later`` for customers who buy and do nothing between ``as_of`` and then.
+
+    ``features`` were computed as of ``as_of`` (one row per customer, with
+    ``events`` over ``event_days``). The gaps since the first and last order
+    grow by the days that pass and each recent-event count keeps only the events
+    still inside its window: what a later launch would see, without recomputing
+    every customer's history.
+    """
+    as_of, later = pd.Timestamp(as_of), pd.Timestamp(later)
+    shift = float((later - as_of).days)
+    out = features.copy()
+    for column in ("days_since_last_order", "days_since_first_order"):
+        if column in out.columns:
+            out[column] = out[column] + shift
+    if events is not None:
+        customers = out.index.astype(str)
+        for event_type, days in event_days.items():
+            column = _event_feature(event_type, days)
+            if column not in out.columns:
+                continue
+            kept = events[(events["event_type"].astype(str) == event_type) & (events["ts"] < as_of)
+                          & (events["ts"] >= later - pd.Timedelta(days=days))]
+            counts = kept["customer_id"].astype(str).value_counts()
+            out[column] = counts.reindex(customers).fillna(0).to_numpy(dtype=float)
+    return out
 
 
 def uplift_curves(score: np.ndarray, treatment: np.ndarray, outcome: np.ndarray,
