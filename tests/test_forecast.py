@@ -34,6 +34,7 @@ from toolkit.forecast.methods import (
     SMOOTHING,
     SeasonalFeatures,
     block_level,
+    clipped_keeping_totals,
     finish,
     prophet_forecast,
     steady_level,
@@ -115,9 +116,12 @@ def test_plain_settings_reproduce_plain_prophet(name, freq, horizon):
 
     ours = result.forecast
     assert list(ours.ds) == list(plain.ds)
-    np.testing.assert_array_equal(ours.yhat.to_numpy(), plain.yhat.to_numpy())
-    np.testing.assert_array_equal(ours.yhat_lower.to_numpy(), plain.yhat_lower.to_numpy())
-    np.testing.assert_array_equal(ours.yhat_upper.to_numpy(), plain.yhat_upper.to_numpy())
+    # The forecaster's Prophet fits are solved by prophet-batch's exact MAP, where Stan's L-BFGS
+    # stops a little short: the same model, within 0.5% of the series' level (its intervals,
+    # drawn around that fit, within 1%).
+    level = history.y.abs().mean()
+    for column, share in (("yhat", 0.005), ("yhat_lower", 0.01), ("yhat_upper", 0.01)):
+        np.testing.assert_allclose(ours[column].to_numpy(), plain[column].to_numpy(), rtol=0, atol=share * level)
     assert (ours.model == "prophet").all()
     assert result.diagnostics.status.tolist() == ["ok"]
 
@@ -376,8 +380,8 @@ def test_finished_paths_stay_coherent():
     _, plain = finish(point, raw, 1.7, closed, False)
     _, same = finish(point, raw, 1.7, closed, False, 1.7)
     assert np.allclose(plain, same)  # equal factors: the plain scaling
-    _, split = finish(point, raw, 1.7, closed, False, 0.5)
     opened = ~closed
+    _, split = finish(point, raw, 1.7, closed, False, 0.5)
     # each week's total over its open days moves by the level factor exactly, draw by draw
     for start in range(0, 30, 7):
         days = np.arange(start, min(start + 7, 30))
@@ -385,6 +389,13 @@ def test_finished_paths_stay_coherent():
         raw_total = (raw[days] - point[days, None]).sum(axis=0)
         assert np.allclose((split[days] - point[days, None]).sum(axis=0), 0.5 * raw_total)
     assert (split[closed] == 0).all()
+    # clipped at zero, each week keeps its total (zero where it was negative)
+    low = point[:, None] - 60 + 40 * rng.standard_normal((30, 200))
+    kept = clipped_keeping_totals(low, 7)
+    assert (kept >= 0).all()
+    for start in range(0, 30, 7):
+        week = slice(start, start + 7)
+        assert np.allclose(kept[week].sum(axis=0), np.maximum(low[week].sum(axis=0), 0.0))
     # held beyond 14 days: later levels spread no more than the largest before
     level = block_level(raw - point[:, None], opened, 7)
     held = steady_level(level * np.arange(1, 31)[:, None], 14)

@@ -13,8 +13,8 @@ AutoETS, pins pandas < 3):
   has the lower AICc. statsmodels' Holt-Winters with heuristic start values
   fits in about 15 ms where its maximum-likelihood ``ETSModel`` takes
   0.3-1 s for forecasts within a fraction of a percent of each other.
-  Paths are the model's own simulations with its residuals resampled, so the
-  uncertainty of a level that wanders is carried day after day.
+  Paths are the model's own simulations with its residuals resampled (around
+  zero), so the uncertainty of a level that wanders is carried day after day.
 * ``theta``: the Theta method (simple exponential smoothing with half the
   long-run drift, on the deseasonalised series when its season is
   significant). statsmodels gives intervals but no paths; paths follow the
@@ -78,8 +78,12 @@ def ets_forecast(history: pd.DataFrame, horizon: int, season: int, n_draws: int,
             fits.append(model.fit(use_brute=False))
     fit = min(fits, key=lambda f: f.aicc if np.isfinite(f.aicc) else np.inf)
     point = np.asarray(fit.forecast(horizon), dtype=float)
-    paths = fit.simulate(horizon, anchor="end", repetitions=n_draws, error="add",
-                         random_errors="bootstrap", rng=np.random.RandomState(seed))
+    # Residuals resampled around zero: their in-sample mean (heuristic start values leave one)
+    # would otherwise pile up in the simulated level and pull every path off the point.
+    residuals = np.asarray(fit.resid, dtype=float)
+    residuals = residuals[np.isfinite(residuals)] - np.nanmean(residuals)
+    errors = np.random.default_rng(seed).choice(residuals, size=(horizon, n_draws))
+    paths = fit.simulate(horizon, anchor="end", repetitions=n_draws, error="add", random_errors=errors)
     return point, np.asarray(paths, dtype=float).reshape(horizon, n_draws)
 
 
