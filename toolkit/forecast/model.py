@@ -219,8 +219,9 @@ class ChunkOutcome:
     notes: pd.DataFrame
 
 
-#: Daily spread factors tried by the calibration: a geometric grid within the limits, 6% apart.
-_FACTOR_GRID = np.geomspace(*CALIBRATION_LIMITS, 61)
+#: Halvings of the daily factor's range (on a log scale) in the search for each day's needed factor:
+#: eight narrow the limits' ratio of 32 to steps of 1.4%.
+_SEARCH_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -248,13 +249,6 @@ def _quantile_factor(needed: list[np.ndarray], width: float) -> float:
     return float(np.clip(np.quantile(values, width, method="higher"), *CALIBRATION_LIMITS))
 
 
-def _parts(fold: FoldForecast, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A window's actual deviation from the point, and its paths' level and day-to-day deviation."""
-    deviation = fold.raw_paths - fold.raw_point[:, None]
-    level = block_level(deviation, ~fold.closed, block)
-    return fold.actual - fold.raw_point, level, deviation - level
-
-
 def _block_totals(values: np.ndarray, fold: FoldForecast, block: int) -> tuple[np.ndarray, np.ndarray]:
     """Sums of ``values`` (periods, or periods x draws) over each block's open days, and which blocks
     had every open day observed."""
@@ -266,42 +260,64 @@ def _block_totals(values: np.ndarray, fold: FoldForecast, block: int) -> tuple[n
     return totals, observed & (np.add.reduceat(opened.astype(int), starts) > 0)
 
 
-def _needed_level(fold: FoldForecast, width: float, block: int) -> np.ndarray:
-    """Per block with every open day observed: the smallest level factor whose interval of the
-    block's total covers the actual total.
+class _Window:
+    """One backtest window as the calibration needs it, split once: the actual's deviation from the
+    point and the paths' level and day-to-day rest on its observed open days, and the level
+    factor each of its blocks needs."""
 
-    Scaling the level by ``c`` scales every path's block total's distance from
-    the point's by ``c`` exactly (the day-to-day rest sums to zero over a
-    block's open days), so the bounds move to ``point + c * bound``.
-    """
-    actual, level, _ = _parts(fold, block)
-    gap, keep = _block_totals(actual, fold, block)
-    totals, _ = _block_totals(level, fold, block)
-    lower, upper = interval(totals, width)
-    gap, lower, upper = gap[keep], lower[keep], upper[keep]
-    offset = np.where(gap < 0, -lower, upper)
-    ratio = np.divide(np.abs(gap), offset, out=np.full(len(gap), np.inf), where=offset > 0)
-    return np.where(gap == 0, 0.0, ratio)
+    def __init__(self, fold: FoldForecast, width: float, block: int) -> None:
+        self.fold, self.width = fold, width
+        deviation = fold.raw_paths - fold.raw_point[:, None]
+        level = block_level(deviation, ~fold.closed, block)
+        gap = fold.actual - fold.raw_point
+        keep = np.isfinite(fold.actual) & ~fold.closed
+        self.gap, self.level, self.rest = gap[keep], level[keep], (deviation - level)[keep]
+        self.level_needed = self._needed_level(gap, level, block)
+        self._daily: dict[float, np.ndarray] = {}
+
+    def _needed_level(self, gap: np.ndarray, level: np.ndarray, block: int) -> np.ndarray:
+        """Per block with every open day observed: the smallest level factor whose interval of the
+        block's total covers the actual total.
+
+        Scaling the level by ``c`` scales every path's block total's distance
+        from the point's by ``c`` exactly (the day-to-day rest sums to zero
+        over a block's open days), so the bounds move to ``point + c * bound``.
+        """
+        gap, keep = _block_totals(gap, self.fold, block)
+        lower, upper = interval(_block_totals(level, self.fold, block)[0], self.width)
+        gap, lower, upper = gap[keep], lower[keep], upper[keep]
+        offset = np.where(gap < 0, -lower, upper)
+        ratio = np.divide(np.abs(gap), offset, out=np.full(len(gap), np.inf), where=offset > 0)
+        return np.where(gap == 0, 0.0, ratio)
+
+    def needed_daily(self, level_factor: float) -> np.ndarray:
+        """Per observed open day: the smallest daily factor whose interval covers the actual, the
+        level scaled by ``level_factor`` (``inf`` when none within the limits does).
+
+        Found by bisection on a log scale, all days at once: a wider day-to-day
+        spread widens a day's interval.
+        """
+        if level_factor not in self._daily:
+            base = level_factor * self.level
+
+            def covers(factors: np.ndarray) -> np.ndarray:
+                lower, upper = interval(base + factors[:, None] * self.rest, self.width)
+                return (lower <= self.gap) & (self.gap <= upper)
+
+            low, high = (np.full(len(self.gap), np.log(limit)) for limit in CALIBRATION_LIMITS)
+            reachable = covers(np.exp(high))
+            for _ in range(_SEARCH_STEPS):
+                middle = (low + high) / 2
+                covered = covers(np.exp(middle))
+                low, high = np.where(covered, low, middle), np.where(covered, middle, high)
+            self._daily[level_factor] = np.where(reachable, np.exp(high), np.inf)
+        return self._daily[level_factor]
 
 
-def _needed_daily(fold: FoldForecast, level_factor: float, width: float, block: int) -> np.ndarray:
-    """Per observed open period: the smallest daily factor of the grid whose interval covers the
-    actual, the level scaled by ``level_factor`` (``inf`` when none does)."""
-    actual, level, rest = _parts(fold, block)
-    keep = np.isfinite(fold.actual) & ~fold.closed
-    actual, level, rest = actual[keep], level[keep], rest[keep]
-    spread = level_factor * level[None] + _FACTOR_GRID[:, None, None] * rest[None]
-    lower, upper = (bound.reshape(len(_FACTOR_GRID), -1)
-                    for bound in interval(spread.reshape(-1, spread.shape[-1]), width))
-    covered = (lower <= actual) & (actual <= upper)
-    first = covered.argmax(axis=0)
-    return np.where(covered.any(axis=0), _FACTOR_GRID[first], np.inf)
-
-
-def _factors(folds: list[FoldForecast], width: float, block: int) -> tuple[float, float]:
-    """Level factor on the block totals of ``folds``, then the daily factor on their open days."""
-    level = _quantile_factor([_needed_level(f, width, block) for f in folds], width)
-    return _quantile_factor([_needed_daily(f, level, width, block) for f in folds], width), level
+def _factors(windows: list[_Window], width: float) -> tuple[float, float]:
+    """Level factor on the block totals of ``windows``, then the daily factor on their open days."""
+    level = _quantile_factor([w.level_needed for w in windows], width)
+    return _quantile_factor([w.needed_daily(level) for w in windows], width), level
 
 
 def _held_out(fold: FoldForecast, daily: float, level: float, width: float,
@@ -331,8 +347,8 @@ def calibration_factor(folds: list[FoldForecast], width: float, block: int = 7) 
        reaches its own needed factor (block totals scale exactly with it),
        so the ``width`` quantile of the needed factors of every block gives
        nominal coverage of weekly totals;
-    2. the daily factor, with that level: the smallest factor of a grid
-       whose interval covers each open day's actual, and again the
+    2. the daily factor, with that level: the smallest factor whose
+       interval covers each open day's actual, and again the
        ``width`` quantile over all open days of all windows.
 
     The coverage returned is leave-one-window-out: each window is scored on
@@ -344,15 +360,15 @@ def calibration_factor(folds: list[FoldForecast], width: float, block: int = 7) 
     Returns ``Calibration()`` (factors 1, coverage NaN) when there is nothing
     to calibrate on.
     """
-    folds = [f for f in folds if f.error is None and f.raw_paths is not None]
-    if not any((np.isfinite(f.actual) & ~f.closed).any() for f in folds):
+    windows = [_Window(f, width, block) for f in folds if f.error is None and f.raw_paths is not None]
+    if not any(len(w.gap) for w in windows):
         return Calibration()
-    daily, level = _factors(folds, width, block)
-    if len(folds) < 2:
+    daily, level = _factors(windows, width)
+    if len(windows) < 2:
         return Calibration(daily, level)
     days, weeks = [], []
-    for k, fold in enumerate(folds):
-        covered = _held_out(fold, *_factors(folds[:k] + folds[k + 1:], width, block), width, block)
+    for k, window in enumerate(windows):
+        covered = _held_out(window.fold, *_factors(windows[:k] + windows[k + 1:], width), width, block)
         days.append(covered[0])
         weeks.append(covered[1])
     days, weeks = np.concatenate(days), np.concatenate(weeks)
