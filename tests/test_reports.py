@@ -154,6 +154,35 @@ def test_full_report_renders_every_chart_of_every_page_offline(full_report, tmp_
         assert len(drawn) == expected and all(drawn.values()), (name, expected, drawn)
 
 
+def test_full_report_pages_read_cleanly(full_report):
+    """Money in text never opens LaTeX, nothing is dumped raw, and the pages state one set of settings."""
+    _, run_dir = full_report
+    settings = set()
+    for path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                assert output["output_type"] != "stream", (path.stem, output.get("text", "")[:200])
+                data = output.get("data", {})
+                text = data.get("text/markdown", "")
+                # two bare dollars in one line read as LaTeX in JupyterLab and nbconvert
+                assert not re.search(r"(?<!\\)\$", text), (path.stem, text[:200])
+                assert set(data) - {"text/plain"} or not data.get("text/plain", "").strip(), (
+                    path.stem, "raw output", data.get("text/plain", "")[:200])
+                settings.update(re.findall(r"Run settings: horizon \d+ days[^(]*", text))
+    # the pages that forecast state the same horizon, segments, seed and paths
+    assert len({"; ".join(s.split("; ")[:4]) for s in settings}) == 1, settings
+
+
+def test_data_quality_page_shows_the_rejected_lines_of_the_sample(sample_report):
+    _, out = sample_report
+    html = (out / "latest" / "01_data_quality.html").read_text(encoding="utf-8")
+    assert "No row was rejected" not in html
+    for reason in ("unparseable timestamp", "unknown order_type", "duplicate line",
+                   "quantity is not a whole number", "amount is not a number"):
+        assert reason in html, reason
+    assert "2024-02-30 14:05:11" in html  # the value as found, for the user to fix
+
+
 # --- failures, parameters, concurrency -------------------------------------------------
 
 def test_failing_notebook_keeps_its_traceback_and_the_others_still_run(tmp_path):

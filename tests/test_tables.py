@@ -96,3 +96,9 @@ def test_key_figures_side_by_side_formats_each_row_by_its_figure():
 def test_a_share_rounded_to_nothing_is_not_negative():
     html = people_table(pd.DataFrame({"share": [-1e-9, -0.176]}), percent=["share"]).to_html()
     assert cells(html)[1:] == [["0.0%"], ["-17.6%"]]
+
+
+def test_counts_by_name_read_as_words_not_a_dict():
+    html = people_table(pd.DataFrame({"table": ["contacts", "orders"],
+                                      "groups": [{"treatment": 5707, "control": 1000}, None]})).to_html()
+    assert cells(html)[1:] == [["contacts", "5,707 treatment, 1,000 control"], ["orders", "-"]]

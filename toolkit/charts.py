@@ -799,8 +799,9 @@ def rejects_by_reason(summary: dict[str, dict], title: str | None = None) -> alt
     total = int(data["problems"].sum())
     default = f"Rejected: {total:,} problems" if total else "No row was rejected"
     return alt.Chart(data, title=title or default).mark_bar().encode(
-        x=alt.X("problems:Q", title="Problems"),
-        y=alt.Y("reason:N", sort="-x", title=None),
+        # whole problems: a handful of rejects must not read as fractions on the axis
+        x=alt.X("problems:Q", title="Problems", axis=alt.Axis(format=",d", tickMinStep=1)),
+        y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
         color=alt.Color("table:N", title="Table"),
         tooltip=[alt.Tooltip("table:N", title="Table"), alt.Tooltip("reason:N", title="Reason"),
                  alt.Tooltip("problems:Q", title="Problems", format=",")],

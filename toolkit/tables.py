@@ -98,6 +98,8 @@ def _by_type(value: Any) -> str:
         return f"{low:g}" if low == high else f"{low:g}–{high:g}"
     if isinstance(value, (list, tuple, set, np.ndarray)):
         return ", ".join(map(str, value)) or MISSING
+    if isinstance(value, Mapping):  # counts by name, e.g. contacts per group: "5,707 treatment, 1,000 control"
+        return ", ".join(f"{_by_type(count)} {name}" for name, count in value.items()) or MISSING
     return str(value)
 
 
