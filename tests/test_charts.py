@@ -332,6 +332,11 @@ def test_cohort_heatmap_has_one_cell_per_cohort_and_period(svgs, frames):
 
 def test_probability_alive_matrix_fills_the_grid(svgs, frames):
     assert len(marks(svgs["p_alive"], "rect")) == len(frames["matrix"])
+    # recency in days, in words a reader can check against the axis
+    words = texts(svgs["p_alive"])
+    assert "A customer with 7 repeat purchases is 28% likely still active if the last came 0 days after the first, " \
+           "98% if 19 days after" in words
+    assert "Days from the first purchase to the last (recency)" in words
 
 
 def test_kpi_small_multiples_has_one_panel_per_kpi(svgs, built):
@@ -386,6 +391,7 @@ def test_segment_value_bars_sum_to_the_expected_value(built, frames):
     totals = {r["segment"]: r["expected_value"] for r in rows}
     expected = frames["scores"].groupby("segment")["expected_value"].sum()
     assert totals == pytest.approx(expected.to_dict())
+    assert built["segments"].title.startswith(f"{expected.idxmax()[:1].upper()}{expected.idxmax()[1:]} hold ")
 
 
 def test_campaign_shades_exactly_the_feasible_weeks(svgs, frames, built):

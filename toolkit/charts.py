@@ -191,8 +191,10 @@ def _money_expr(value: str, currency: str) -> str:
     return f"({value} < 0 ? '-' : '') + {symbol} + format(abs({value}), ',.0f')"
 
 
-def _money_axis(currency: str, title: str | None = None) -> alt.Axis:
-    return alt.Axis(title=title, labelExpr=_money_expr("datum.value", currency))
+def _money_axis(currency: str, title: str | None = None, tick_count: int | None = None) -> alt.Axis:
+    """An axis of money labels; ``tick_count`` thins them where a narrow panel would make them collide."""
+    return alt.Axis(title=title, labelExpr=_money_expr("datum.value", currency),
+                    **({"tickCount": tick_count} if tick_count else {}))
 
 
 def _money_labels(chart: alt.Chart, currency: str, *fields: str) -> alt.Chart:
@@ -1100,7 +1102,7 @@ def segment_value(scores: pd.DataFrame, currency: str = "USD", title: str | None
     if title is None:
         top = totals.iloc[0]
         title = (
-            f"{top['segment']} hold {top['share']:.0%} of the expected opportunity value "
+            f"{str(top['segment']).capitalize()} hold {top['share']:.0%} of the expected opportunity value "
             f"with {top['customers'] / totals['customers'].sum():.0%} of customers"
         )
     order = list(totals["segment"])
@@ -1117,7 +1119,7 @@ def segment_value(scores: pd.DataFrame, currency: str = "USD", title: str | None
     ).properties(width=WIDTH // 2 - 40, height={"step": 24})
     value = base.mark_bar(color=FORECAST).encode(
         y=alt.Y("segment:N", sort=order, axis=None),
-        x=alt.X("expected_value:Q", axis=_money_axis(currency, "Expected opportunity value")),
+        x=alt.X("expected_value:Q", axis=_money_axis(currency, "Expected opportunity value", tick_count=4)),
         tooltip=tooltip,
     ).properties(width=WIDTH // 2 - 40, height={"step": 24})
     return alt.hconcat(customers, value).properties(title=title)
@@ -1175,12 +1177,15 @@ def probability_alive_matrix(matrix: pd.DataFrame, title: str | None = None) -> 
     if title is None:
         top = data["frequency"].max()
         stale = data[(data["frequency"] == top)].sort_values("recency")
+        first, last = stale.iloc[0], stale.iloc[-1]
         title = (
-            f"A customer with {top:g} repeat purchases is {stale['probability_alive'].iloc[0]:.0%} likely active "
-            f"at the lowest recency, {stale['probability_alive'].iloc[-1]:.0%} at the highest"
+            f"A customer with {top:g} repeat purchases is {first['probability_alive']:.0%} likely still active if "
+            f"the last came {first['recency']:,.0f} days after the first, {last['probability_alive']:.0%} if "
+            f"{last['recency']:,.0f} days after"
         )
     return alt.Chart(data).mark_rect().encode(
-        x=alt.X("recency:O", title="Recency", axis=alt.Axis(values=_sparse_ticks(data["recency"]), labelAngle=0)),
+        x=alt.X("recency:O", title="Days from the first purchase to the last (recency)",
+                axis=alt.Axis(values=_sparse_ticks(data["recency"]), labelAngle=0)),
         y=alt.Y(
             "frequency:O", title="Frequency (repeat purchases)", sort="descending",
             axis=alt.Axis(values=_sparse_ticks(data["frequency"])),
@@ -1191,7 +1196,7 @@ def probability_alive_matrix(matrix: pd.DataFrame, title: str | None = None) -> 
         ),
         tooltip=[
             alt.Tooltip("frequency:Q", title="Frequency"),
-            alt.Tooltip("recency:Q", title="Recency"),
+            alt.Tooltip("recency:Q", title="Days from first to last purchase"),
             alt.Tooltip("probability_alive:Q", title="P(active)", format=".1%"),
         ],
     ).properties(title=title, width=WIDTH, height=HEIGHT)
