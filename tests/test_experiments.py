@@ -225,6 +225,27 @@ def test_segments_are_taken_as_they_were_before_the_send(sample_tables):
     assert (segment[spring].to_numpy() != today.reindex(contacts.loc[spring, "customer_id"]).to_numpy()).any()
 
 
+def test_a_later_launch_gives_each_customer_their_segment_lift_times_what_still_reaches_them(sample_tables):
+    from toolkit.opportunities.segments import customer_segments
+
+    contacts, orders, campaigns = sample_tables["contacts"], sample_tables["orders"], sample_tables["campaigns"]
+    outcomes = contact_outcomes(contacts, campaigns, orders)
+    results = measure_campaigns(outcomes.assign(segment=segments_at_send(outcomes, orders)), campaigns, by="segment")
+    measured = measured_lift(results, campaigns)
+    customers = customer_segments(orders)[["customer_id", "segment"]].astype({"customer_id": str})
+    reach = pd.DataFrame({1: 1.0, 2: np.linspace(0.2, 1.0, len(customers))}, index=customers["customer_id"])
+    lift = measured.by_launch_week(customers, reach.iloc[:-1])  # the last customer is not covered: all of it
+    key = ["customer_id", "discount"]
+    now = measured.for_customers(customers).set_index(key)["incremental_probability"].sort_index()
+    first = lift[lift["week"] == 1].set_index(key)["incremental_probability"].sort_index()
+    second = lift[lift["week"] == 2].set_index(key)["incremental_probability"].sort_index()
+    pd.testing.assert_series_equal(first, now)
+    share = np.array(reach[2].reindex(second.index.get_level_values("customer_id")), dtype=float)
+    share[second.index.get_level_values("customer_id") == customers["customer_id"].iloc[-1]] = 1.0
+    np.testing.assert_allclose(second.to_numpy(), now.to_numpy() * share)
+    assert set(lift.columns) >= set(LIFT_COLUMNS) | {"week"}
+
+
 def test_contacts_without_required_columns_are_refused():
     with pytest.raises(OpportunityError, match="'group'"):
         contact_outcomes(pd.DataFrame({"campaign_id": ["a"], "customer_id": ["b"], "ts": [SENT]}))

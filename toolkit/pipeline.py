@@ -47,7 +47,7 @@ from toolkit.opportunities import (RepurchaseModel, UpsellEvaluation,
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
 from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_customers
-from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults, MeasuredLift,
+from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults,
                                    UpliftEvaluation,
                                    UpliftModel, assumed_lift, contact_outcomes, customer_features,
                                    evaluate_uplift, features_when_silent, lift_table, measure_campaigns, measured_lift,
@@ -848,8 +848,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
         scores = first[["customer_id", "incremental_probability"]].reset_index(drop=True)
         source = "model"
     elif source == "measured":
-        lift = _measured_lift_by_week(measured, customers, orders, days,
-                                      reachable_share(found.model, len(days)))
+        lift = measured.by_launch_week(customers, reachable_share(found.model, len(days)))
     else:
         lift = assumed_lift(timing, settings.plan_discounts, relative_lift=settings.prior_lift)
     if source == "measured":  # an assumed lift is said by the plan's own notes
@@ -900,27 +899,6 @@ def _model_lift(model: UpliftModel, customers: pd.DataFrame, orders: pd.DataFram
     lift = pd.concat(frames, ignore_index=True).merge(response, how="cross")
     lift["incremental_probability"] *= lift.pop("factor")
     return lift
-
-
-def _measured_lift_by_week(measured: MeasuredLift, customers: pd.DataFrame, orders: pd.DataFrame,
-                           days: pd.DatetimeIndex, reach: pd.DataFrame) -> pd.DataFrame:
-    """The measured lift per customer and launch week: their segment's as of the launch, scaled by reach.
-
-    A segment's lift was measured on the customers it held at send; a customer
-    silent until a later launch may have moved segment by then (the same rules
-    as at send) and is less likely to be still active (``reach``,
-    :func:`toolkit.opportunities.reachable_share`).
-    """
-    frames = []
-    for week, day in enumerate(days, start=1):
-        table = customers
-        if measured.by:
-            segment = customer_segments(orders, as_of=day - pd.Timedelta(days=1))[["customer_id", "segment"]]
-            table = customers[["customer_id"]].merge(segment.astype({"customer_id": str}), on="customer_id")
-        lift = measured.for_customers(table).assign(week=week)
-        lift["incremental_probability"] *= reach[week].reindex(lift["customer_id"]).fillna(1.0).to_numpy()
-        frames.append(lift)
-    return pd.concat(frames, ignore_index=True)
 
 
 _LIFT_WORDS = {"model": "measured by an uplift model fitted on past campaigns",

@@ -565,6 +565,24 @@ class MeasuredLift:
             lift = customers[["customer_id"]].merge(table, how="cross")
         return lift.assign(customer_id=lift["customer_id"].astype(str)).reset_index(drop=True)
 
+    def by_launch_week(self, customers: pd.DataFrame, reach: pd.DataFrame) -> pd.DataFrame:
+        """A planner lift frame per launch week: each customer's lift scaled by the share that still reaches them.
+
+        A lift is measured on the customers a campaign met; a customer silent
+        until a later launch is less likely to be still active then. ``reach``
+        (customer_id x launch week 1..n, :func:`toolkit.opportunities.reachable_share`)
+        scales the lift; a customer it does not cover keeps all of it. The
+        segments stay as today: RFM scores rank customers against each other,
+        and everyone staying silent keeps the ranks. Column ``week`` is the
+        launch week (1 = the first).
+        """
+        lift = self.for_customers(customers)
+        frames = []
+        for week in reach.columns:
+            share = reach[week].reindex(lift["customer_id"]).fillna(1.0).to_numpy()
+            frames.append(lift.assign(week=int(week), incremental_probability=lift["incremental_probability"] * share))
+        return pd.concat(frames, ignore_index=True)
+
 
 def _pooled(rows: pd.DataFrame, z: float) -> pd.Series:
     """Inverse-variance weighted mean of measured incremental responses and its interval."""
