@@ -623,6 +623,8 @@ def test_data_quality_charts_count_what_came_in_and_what_was_rejected(small_shop
     assert len(marks(svg, "rect")) >= 2 and "Rejected: 4 problems" in texts(svg)
     empty = charts.rejects_by_reason({"orders": {"rejects_by_reason": {}}})
     assert empty.title == "No row was rejected"
+    assert "Nothing to show: every row of every table was accepted" in texts(charts.to_svg(empty))
+    assert not marks(charts.to_svg(empty), "rect")
 
 
 # --- thin data: a small "nothing to show" chart instead of an error -----------------------

@@ -799,8 +799,9 @@ def rejects_by_reason(summary: dict[str, dict], title: str | None = None) -> alt
         columns=["table", "reason", "problems"],
     )
     total = int(data["problems"].sum())
-    default = f"Rejected: {total:,} problems" if total else "No row was rejected"
-    return alt.Chart(data, title=title or default).mark_bar().encode(
+    if not total:  # an empty axis and a legend of no table would read as a broken chart
+        return nothing_to_show("every row of every table was accepted", title=title or "No row was rejected")
+    return alt.Chart(data, title=title or f"Rejected: {total:,} problems").mark_bar().encode(
         # whole problems: a handful of rejects must not read as fractions on the axis
         x=alt.X("problems:Q", title="Problems", axis=alt.Axis(format=",d", tickMinStep=1)),
         y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
