@@ -35,6 +35,7 @@ from toolkit.forecast.methods import (
     SeasonalFeatures,
     block_level,
     clipped_keeping_totals,
+    combine,
     finish,
     prophet_forecast,
     steady_level,
@@ -369,6 +370,16 @@ def test_calibration_keeps_honest_paths_and_separates_level_from_day_to_day():
     assert one[:7].sum(axis=0).std() > 2 * two[:7].sum(axis=0).std()
     # nothing to calibrate on
     assert calibration_factor([], 0.8) == Calibration()
+
+
+def test_a_combination_is_the_median_draw_by_draw():
+    rng = np.random.default_rng(4)
+    members = [(np.full(5, c), c + rng.normal(0, 1, (5, 30))) for c in (1.0, 2.0, 10.0)]
+    point, paths = combine(members)
+    assert np.array_equal(point, np.full(5, 2.0))  # the stray member does not pull the point
+    stacked = np.stack([p for _, p in members])
+    assert np.array_equal(paths, np.median(stacked, axis=0))  # draw k from the members' draws k
+    assert np.allclose(combine(members[:2])[1], (members[0][1] + members[1][1]) / 2)
 
 
 def test_finished_paths_stay_coherent():

@@ -103,9 +103,10 @@ def test_a_smoothing_model_that_wins_clearly_is_served_alone_and_near_equals_are
     pair = choose_model("s", _all_scores(prophet=[0.9, 0.95, 0.85], ets=[0.5, 0.55, 0.45],
                                          theta=[0.52, 0.56, 0.47], **baselines))
     assert (pair.status, pair.model, pair.members, pair.note) == ("combined", "combined", ("ets", "theta"), None)
-    # weighted by inverse error: the better one counts a little more, the weights make a whole
-    assert pair.weights[0] > pair.weights[1] and sum(pair.weights) == pytest.approx(1.0)
-    assert pair.weights[0] / pair.weights[1] == pytest.approx((0.52 + 0.56 + 0.47) / (0.5 + 0.55 + 0.45))
+    assert "their mean is served" in pair.reason  # of two, the median is their mean
+    trio = choose_model("s", _all_scores(prophet=[0.53, 0.57, 0.46], ets=[0.5, 0.55, 0.45],
+                                         theta=[0.52, 0.56, 0.47], **baselines))
+    assert trio.members == ("ets", "theta", "prophet") and "their median is served" in trio.reason
     # a baseline at the top of a near tie joins the mean, and that is said as a warning
     tied = choose_model("s", _all_scores(prophet=[1.5, 1.6, 1.4], ets=[1.02, 1.12, 0.93],
                                          theta=[2.0, 2.0, 2.0], **baselines))
@@ -321,8 +322,10 @@ def test_a_huge_refund_on_the_last_day_does_not_set_the_forecast_level():
     spikes = [n for n in result.notes if "one-off" in n.text]
     assert len(spikes) == 1 and spikes[0].level == "warning" and "09 Dec 2025" in spikes[0].text
 
+    # left in, the spike still lifts the level by more than a third (a median combination of the
+    # models follows it less than any one of them)
     kept = StageForecaster(**{**QUICK, "last_days": False}).fit(series).predict()
-    assert kept.forecast.yhat.mean() > 1.5 * result.forecast.yhat.mean()
+    assert kept.forecast.yhat.mean() > 1.35 * result.forecast.yhat.mean()
 
 
 # --- plausibility of the forecast level ---------------------------------------------------------

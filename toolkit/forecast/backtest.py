@@ -140,9 +140,8 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
     return out
 
 
-def combined_folds(folds: list[FoldForecast], members: tuple[str, ...], width: float,
-                   weights: tuple[float, ...] | None = None) -> list[FoldForecast]:
-    """The ``"combined"`` forecast of each window: the ``members`` averaged (with ``weights``), then finished.
+def combined_folds(folds: list[FoldForecast], members: tuple[str, ...], width: float) -> list[FoldForecast]:
+    """The ``"combined"`` forecast of each window: the median of the ``members``, then finished.
 
     Built from the windows every member forecast without error, the same way
     the served combination is (:func:`~toolkit.forecast.methods.combine`), so
@@ -155,7 +154,7 @@ def combined_folds(folds: list[FoldForecast], members: tuple[str, ...], width: f
         if any(part is None for part in parts):
             continue
         first = parts[0]
-        raw_point, raw_paths = combine([(part.raw_point, part.raw_paths) for part in parts], weights)
+        raw_point, raw_paths = combine([(part.raw_point, part.raw_paths) for part in parts])
         raw_lower, raw_upper = interval(raw_paths, width)
         point, paths = finish(raw_point, raw_paths, 1.0, first.closed, first.clip)
         lower, upper = interval(paths, width)

