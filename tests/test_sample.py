@@ -143,8 +143,8 @@ def test_the_sample_has_persuadables_now_and_a_squeeze_before_its_credit_line(sa
     assert (now["segment"] == "persuadable").sum() > 100
     assert (later["segment"] == "persuadable").sum() < 0.5 * (now["segment"] == "persuadable").sum()  # views expire
     commitments = sample_tables["commitments"].set_index("description")
-    stock = commitments.loc[commitments["category"] == "stock", "amount"].sum()
-    assert stock == 85_000.0
+    holiday = commitments[(commitments["ts"] == pd.Timestamp("2026-11-09")) & (commitments["direction"] == "out")]
+    assert holiday["amount"].sum() == 85_000.0  # the stock and its supplies, paid the same day
     assert commitments.loc["seasonal credit line drawn", "ts"] == pd.Timestamp("2026-11-13")
 
 

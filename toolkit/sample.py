@@ -527,8 +527,8 @@ BANK_FEE = 35.0
 
 #: What Trailhead Supply has committed to pay (and one loan it received). Payroll's history is in
 #: costs.csv (it rose with each year of trading); the commitment carries today's 5,000 forward.
-#: The holiday stock (paid on 9 and 10 November) squeezes the balance below the minimum in most futures until the
-#: seasonal credit line arrives on Friday 13 November: the planted reason a campaign cannot launch before then.
+#: The holiday stock and supplies (paid on 9 November) squeeze the balance below the minimum in most futures until
+#: the seasonal credit line arrives on Friday 13 November: the planted reason a campaign cannot launch before then.
 COMMITMENTS = pd.DataFrame([
     # ts, amount, direction, category, stage, description, frequency, until, business_day
     ("2023-11-03", 5000.0, "out", "payroll", "operations", "weekly payroll", "weekly", "", "none"),
@@ -536,7 +536,7 @@ COMMITMENTS = pd.DataFrame([
     ("2025-03-03", 80000.0, "in", "loan", "operations", "bank loan paid out", "once", "", "none"),
     ("2025-06-30", 7500.0, "out", "loan", "operations", "loan repayment", "quarterly", "2028-03-31", "preceding"),
     ("2026-11-09", 60000.0, "out", "stock", "purchase", "holiday-season stock purchase", "once", "", "following"),
-    ("2026-11-10", 25000.0, "out", "stock", "purchase", "holiday-season stock, second delivery", "once", "",
+    ("2026-11-09", 25000.0, "out", "supplies", "purchase", "holiday packaging and shipping supplies", "once", "",
      "following"),
     ("2026-11-13", 175000.0, "in", "loan", "operations", "seasonal credit line drawn", "once", "", "following"),
     ("2027-03-01", 175000.0, "out", "loan", "operations", "seasonal credit line repaid", "once", "", "preceding"),
