@@ -33,7 +33,9 @@ $(STAMP): pyproject.toml | state
 	JOURNEYCAST_STORE=off $(BIN)/journeycast opportunities data/sample --out .cache/install-check >/dev/null
 	touch $@
 
-# Headless Chromium checks that the offline reports really render.
+# Headless Chromium checks that the offline reports really render, and drives the
+# live notebooks in JupyterLab through Playwright (tests/test_jupyterlab.py), which
+# uses this Chromium: Playwright's own browser download is never needed.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 

@@ -5,6 +5,9 @@ Controls are driven the way a user drives them, by setting ``.value``.
 
 from __future__ import annotations
 
+import re
+import threading
+
 import altair as alt
 import ipywidgets
 import numpy as np
@@ -22,7 +25,7 @@ from toolkit.cash import (
     cash_position,
     compare_scenarios,
 )
-from toolkit.widgets import ForecastExplorer, ScenarioExplorer
+from toolkit.widgets import CampaignPlanExplorer, ForecastExplorer, ScenarioExplorer
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,8 @@ def test_forecast_explorer_offers_only_existing_series(frames):
 
 def test_forecast_explorer_horizon_slider_cuts_the_forecast(frames):
     explorer = ForecastExplorer(frames["series"], frames["forecast"])
-    assert explorer.horizon.max == 60
+    assert [days for _, days in explorer.horizon.options] == [7, 14, 21, 28, 35, 42, 49, 56, 60]
+    assert explorer.horizon.value == 60
     explorer.horizon.value = 14
     dates = {row["ds"] for row in vega_rows(shown(explorer)) if row.get("yhat") is not None}
     assert len(dates) == 14
@@ -192,16 +196,20 @@ def test_without_costs_the_scenario_explorer_still_moves_demand_and_payment_dela
 
 # --------------------------------------------------------------------------- campaign plan explorer
 
-def test_campaign_plan_explorer_replans_on_every_control():
+@pytest.fixture(scope="module")
+def planner():
+    """A planner fitted on 300 customers whose purchase chance peaks mid-horizon, 150k in the bank."""
     from test_planner import PEAKED, _customers, _outlook, _timing
     from toolkit.opportunities import CampaignPlanner, assumed_lift
-    from toolkit.widgets import CampaignPlanExplorer
 
     customers = _customers(300, value=400.0)
     timing = _timing(customers, PEAKED)
     planner = CampaignPlanner(discounts=(0.0, 0.1), cost_per_contact=0.5, fixed_cost=500.0, gross_margin=0.6,
                               response_window_days=14, risk_limit=0.05)
-    planner.fit(customers, _outlook(np.full(84, 150_000.0)), timing, assumed_lift(timing, (0.0, 0.1)))
+    return planner.fit(customers, _outlook(np.full(84, 150_000.0)), timing, assumed_lift(timing, (0.0, 0.1)))
+
+
+def test_campaign_plan_explorer_replans_on_every_control(planner):
     explorer = CampaignPlanExplorer(planner, 100_000.0, budget=None, risk_limit=0.05)
     assert explorer.plan_values["budget"] == float("inf")
     first = charts.to_svg(explorer.chart)
@@ -214,3 +222,74 @@ def test_campaign_plan_explorer_replans_on_every_control():
     assert texts(charts.to_svg(explorer.static())) == texts(first)  # the report shows the starting values
     explorer.max_discount.value = 0.0
     assert explorer.plan_values["discounts"] == [0.0]
+
+
+# --------------------------------------------------------------------------- answering at once
+
+def test_a_selection_seen_before_is_shown_again_without_recomputing(recompute):
+    explorer = ScenarioExplorer(recompute, ["awareness", "operations"])
+    first = texts(charts.to_svg(explorer.chart))
+    explorer.demand_shock.value = -20
+    explorer.demand_shock.value = 0
+    assert len(recompute.calls) == 2  # the first view and -20; back at 0 the kept chart is shown
+    assert texts(charts.to_svg(shown(explorer))) == first
+
+
+def test_a_selection_that_cannot_be_drawn_says_why_instead_of_keeping_the_old_chart(recompute):
+    def failing(**values):
+        if values["receipt_delay_days"] > 30:
+            raise ValueError("no receipts are left in the horizon")
+        return recompute(**values)
+
+    explorer = ScenarioExplorer(failing, ["awareness"])
+    explorer.receipt_delay.value = 45
+    (output,) = explorer.output.outputs
+    assert output["data"]["text/plain"] == "Nothing to show for this selection: no receipts are left in the horizon"
+    assert "jc-message" in output["data"]["text/html"]
+    assert texts(charts.to_svg(explorer.chart)) == ["Nothing to show: no receipts are left in the horizon"]
+    explorer.receipt_delay.value = 7  # a drawable selection draws again
+    assert explorer.chart.vconcat[0].title.text.startswith(("Cash", "No"))
+
+
+def test_the_next_step_of_a_nudged_slider_is_drawn_first(recompute):
+    explorer = ScenarioExplorer(recompute, ["awareness", "operations"])
+    explorer.demand_shock.value = 5
+    ahead = explorer._reachable(explorer._key())
+    assert ahead[0] == ("awareness", 0, 10, 0)  # the same slider, the same way
+    assert ("operations", 0, 5, 0) in ahead[:3]  # then the other stage
+    assert {("awareness", 5, 5, 0), ("awareness", -5, 5, 0), ("awareness", 0, 5, 1)} <= set(ahead[:8])
+    assert len(ahead) == len(set(ahead))
+
+
+def test_a_displayed_explorer_draws_ahead_in_the_background(recompute):
+    from IPython.utils.capture import capture_output
+
+    from toolkit.notebook import RENDERER_NAME, offline_renderer
+
+    alt.renderers.register(RENDERER_NAME, offline_renderer)
+    with alt.renderers.enable(RENDERER_NAME), capture_output() as captured:  # the notebooks' renderer
+        explorer = ScenarioExplorer(recompute, ["awareness"])
+        explorer.widget._ipython_display_()
+    for _ in range(600):  # the background thread draws the first step of each slider
+        if all(key in explorer._drawn for key in explorer._reachable(explorer._key())[:4]):
+            break
+        threading.Event().wait(0.1)
+    calls = len(recompute.calls)
+    explorer.outflow_change.value = 5
+    assert len(recompute.calls) == calls  # drawn already: the move only swaps the output
+    fallback, live = captured.outputs
+    assert "jc-explorer-fallback" in fallback.data["text/html"] and "<style>" in fallback.data["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" in live.data
+    # the copy draws into its own element: the live chart's script finds its element by id
+    chart_ids = re.findall(r'id="(journeycast-chart-[0-9a-f]+)"', fallback.data["text/html"])
+    assert chart_ids and chart_ids[0] not in str(explorer.output.outputs)
+    explorer.close()
+    explorer._ahead.join(timeout=60)
+    assert not explorer._ahead.is_alive()
+
+
+def test_labels_are_whole_and_amounts_name_their_currency(planner):
+    explorer = CampaignPlanExplorer(planner, 100_000.0, currency="EUR")
+    assert explorer.budget.description.startswith("Budget €")
+    for control in (explorer.budget, explorer.risk_limit, explorer.max_discount):
+        assert control.style.description_width == "initial"
