@@ -194,3 +194,9 @@ def test_a_page_states_the_run_settings_it_used():
                            "300 simulated paths per series; campaign budget \\$2,500")
     assert "$" not in text.replace("\\$", "")  # two bare dollars in a line would read as LaTeX
     assert "series split by channel" in notebook.settings_text(Config(segment="channel"), ["segment"])
+
+
+def test_markdown_escapes_every_dollar_once():
+    text = "expected added profit $3.4k (8 in 10 futures $2.6k to \\$4k)"
+    # two bare dollars on a line would typeset the text between them as LaTeX
+    assert notebook.markdown(text).data == "expected added profit \\$3.4k (8 in 10 futures \\$2.6k to \\$4k)"

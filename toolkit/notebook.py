@@ -76,6 +76,7 @@ __all__ = [
     "RENDERER_NAME",
     "REPORT_RUN_PARAMETER",
     "in_report",
+    "markdown",
     "offline_renderer",
     "data_period_text",
     "notes_html",
@@ -332,6 +333,21 @@ def show_data_period(tables: dict[str, pd.DataFrame]) -> Markdown:
 
     record_data_period(tables)
     return Markdown(data_period_text(tables))
+
+
+def markdown(text: str) -> Markdown:
+    """``text`` as a Markdown output, every ``$`` not yet escaped escaped.
+
+    JupyterLab and nbconvert read the text between two ``$`` on a line as
+    LaTeX math ("$184.6k (173.3k to ...": a formula). Amounts a page formats
+    itself go through ``toolkit.charts.money_markdown``; sentences written
+    elsewhere (a recommendation, an explanation) go through this.
+    """
+    import re
+
+    from IPython.display import Markdown
+
+    return Markdown(re.sub(r"(?<!\\)\$", r"\\$", text))
 
 
 #: How a page states each setting it ran with (``settings_text``), by setting name.
