@@ -69,7 +69,10 @@ def test_profit_counts_only_the_purchases_the_campaign_adds():
     assert plan.expected_profit == pytest.approx(expected)
     assert plan.targets["expected_profit"].iloc[0] == pytest.approx(expected)
     assert plan.targets["natural_probability"].iloc[0] == pytest.approx(0.2)
-    assert plan.recommended and plan.lift_source == "measured"
+    assert plan.lift_source == "measured"
+    # one customer's extra purchase is a one-in-ten chance: the plan loses money in about 45% of the futures
+    assert not plan.recommended and 0.3 < plan.loss_probability < 0.6
+    assert plan.verdict.startswith("no campaign pays reliably: the best plan, launched in the week of")
     assert not plan.notes[:-1]  # only the unknown cash: the margin is configured and the lift measured
     # a customer who usually spends 50 gives away 10% of 50 on a purchase made anyway; an unknown margin is 0.4
     usual = CampaignPlanner(discounts=(0.1,), cost_per_contact=1.0, response_window_days=7, launch_weeks=2).fit(
@@ -340,7 +343,7 @@ def test_on_the_sample_launch_weeks_differ_and_squeezed_weeks_are_avoided(sample
         assert "the lift is assumed, not measured" in plan.verdict
     else:
         assert plan.verdict.startswith("no campaign pays")
-        assert plan.loss_probability >= 0.5 or plan.targets.empty
+        assert plan.loss_probability >= 0.1 or plan.targets.empty
     if not strict.recommended and (weeks["shortfall_before"] > 0.05).all():
         assert "without any campaign the risk from those weeks on is already" in strict.verdict
 

@@ -47,7 +47,7 @@ from toolkit.opportunities import (RepurchaseModel, UpsellEvaluation,
                                    gross_margin_or_assumed, suggest_offers, summary_from_orders,
                                    upsell_features)
 from toolkit.opportunities import MIN_REPEAT_CUSTOMERS, no_predictions, repeat_customers
-from toolkit.opportunities import (LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults,
+from toolkit.opportunities import (ASSUMED_LIFT_NOTE, LIFT_COLUMNS, CampaignPlan, CampaignPlanner, CampaignResults,
                                    UpliftEvaluation,
                                    UpliftModel, assumed_lift, contact_outcomes, customer_features,
                                    evaluate_uplift, features_when_silent, lift_table, measure_campaigns, measured_lift,
@@ -727,8 +727,8 @@ class CampaignStudy:
         intervals and a verdict (None without a contacts table).
     uplift : how the uplift model ranked held-out contacts against random
         targeting (Qini, uplift@k with intervals); None when it could not be fitted.
-    scores : one row per current customer: customer_id, incremental_probability
-        (the uplift model's), empty unless the model beats random and orders exist.
+    scores : the uplift model's incremental_probability per current customer_id, launch
+        week and measured discount; empty unless the model beats random and orders exist.
     lift : the lift the plan assumes per customer (``planner.LIFT_COLUMNS``).
     lift_source : "model", "measured" or "assumed".
     planner : the fitted planner (re-plan with ``planner.plan(budget=..., risk_limit=...,
@@ -805,7 +805,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     results = by_segment = check = model = None
     if contacts is None or contacts.empty:
         notes.append(Note(_STUDY_TOPIC, (
-            "No past campaigns: nothing measures what a campaign adds; add contacts.csv (who each campaign "
+            "No past campaigns: the campaign lift is assumed, not measured; add contacts.csv (who each campaign "
             "contacted and who was held out) and campaigns.csv to measure it."), "missing"))
     else:
         outcomes = contact_outcomes(contacts, campaigns, orders)
@@ -844,8 +844,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     source = measured.source
     if model is not None and check is not None and check.better_than_random:
         lift = _model_lift(model, customers, orders, events, days, _discount_response(results, campaigns))
-        first = lift[lift["week"] == 1].drop_duplicates("customer_id")
-        scores = first[["customer_id", "incremental_probability"]].reset_index(drop=True)
+        scores = lift.drop(columns=["relative_lift", "lift_source"])
         source = "model"
     elif source == "measured":
         lift = measured.by_launch_week(customers, reachable_share(found.model, len(days)))
@@ -861,7 +860,10 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
                               currency=config.currency)
     planner.fit(customers, cash.outlook, timing, lift)
     plan = planner.plan()
-    return CampaignStudy(results, check, scores, lift, source, planner, plan, [*notes, *plan.notes])
+    # without past campaigns the note above already says the lift is assumed: the plan's own note would repeat it
+    repeated = [ASSUMED_LIFT_NOTE] if results is None else []
+    return CampaignStudy(results, check, scores, lift, source, planner, plan,
+                         [*notes, *(note for note in plan.notes if note not in repeated)])
 
 
 #: How a plan's lift is said to people.

@@ -19,8 +19,8 @@ from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityEr
                                             purchases, rfm_table, value_tiers)
 from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
                                            repurchase_opportunities)
-from toolkit.opportunities.planner import (ASSUMED_GROSS_MARGIN, LIFT_COLUMNS, LIFT_SOURCES, CampaignPlan,
-                                           CampaignPlanner, assumed_lift, gross_margin_or_assumed, launch_days,
+from toolkit.opportunities.planner import (ASSUMED_GROSS_MARGIN, ASSUMED_LIFT_NOTE, LIFT_COLUMNS, LIFT_SOURCES,
+                                           CampaignPlan, CampaignPlanner, assumed_lift, gross_margin_or_assumed, launch_days,
                                            lift_table, planner_customers, purchase_timing, reachable_share,
                                            weekly_seasonality, window_chance)
 from toolkit.opportunities.upsell import personal_offers, product_items
@@ -36,6 +36,7 @@ from toolkit.opportunities.upsell import (UpsellEvaluation, UpsellModel, addon_b
 __all__ = [
     "ASSUMED_DROPOUT",
     "ASSUMED_GROSS_MARGIN",
+    "ASSUMED_LIFT_NOTE",
     "DEFAULT_SEGMENT_RULES",
     "DEFAULT_SIGNALS",
     "MIN_REPEAT_CUSTOMERS",

@@ -38,7 +38,7 @@ the cash forecast's own sample paths (``CashOutlook.balance_draws``), from the
 launch day on, so a dip before a launch does not condemn that launch. Without
 an opening balance there is no balance to check: the plan weighs profit only
 and says the risk is not judged. A plan that is empty, expected to lose money,
-or losing money in half the draws or more is never recommended: the verdict
+or losing money in one draw in ten or more is never recommended: the verdict
 then says that no campaign pays.
 
 Example (``dataset``, ``cash``, ``found`` from ``toolkit.pipeline``)::
@@ -76,6 +76,7 @@ from toolkit.opportunities.signals import _with_odds_ratio
 
 __all__ = [
     "ASSUMED_GROSS_MARGIN",
+    "ASSUMED_LIFT_NOTE",
     "LIFT_COLUMNS",
     "LIFT_SOURCES",
     "CampaignPlan",
@@ -112,6 +113,11 @@ LIFT_SOURCES: tuple[str, ...] = ("model", "measured", "assumed")
 #: The columns of a lift frame (``discount`` may be left out: the same lift at every discount).
 LIFT_COLUMNS: tuple[str, ...] = ("customer_id", "discount", "incremental_probability", "relative_lift",
                                  "lift_source")
+#: What a plan on an assumed lift says about it.
+ASSUMED_LIFT_NOTE = Note("campaign", (
+    "The campaign's lift is assumed, not measured: a relative lift over each customer's natural chance of buying in "
+    "the window; measure a past campaign with a control group (a contacts file) to plan on a measured lift."),
+    "assumed")
 #: The relative lift of a personal offer without a discount when nothing is measured, and how much each
 #: point of discount adds (+25% at 10% off). Cautious on purpose: in the Hillstrom e-mail test the
 #: e-mails roughly doubled the two-week conversion of a 0.6% base, and an unmeasured lift should
@@ -119,6 +125,8 @@ LIFT_COLUMNS: tuple[str, ...] = ("customer_id", "discount", "incremental_probabi
 ASSUMED_RELATIVE_LIFT = 0.15
 ASSUMED_LIFT_PER_DISCOUNT = 1.0
 _DAYS = 7
+#: A plan is recommended only when it loses money in fewer draws than this: its P10 profit is above zero.
+RELIABLE_LOSS_SHARE = 0.1
 #: Target list sizes tried per launch week when the risk limit binds (geometric, plus every positive one).
 _SIZES = 24
 
@@ -347,8 +355,9 @@ class CampaignPlan:
     balance_bands : ds, scenario ("without the campaign" / "with the campaign"),
         p10, p50, p90 over the forecast days; empty when the cash is unknown.
     recommended, verdict : whether to run it, and one plain sentence why. A plan that
-        loses money in half the draws or more is not recommended ("no campaign
-        pays reliably"); its targets and figures are kept to show what was weighed.
+        loses money in one draw in ten or more (its P10 profit not above zero) is not
+        recommended ("no campaign pays reliably"); its targets and figures are kept to
+        show what was weighed.
     lift_source : "model", "measured", "assumed" or "mixed".
     notes : what the plan assumes or lacks (an assumed lift, margin, an unknown cash position).
     """
@@ -695,9 +704,9 @@ class CampaignPlanner:
         upfront = self.fixed_cost + cost * winner.size
         plan_risk = winner.risk if self.risk_judged_ else np.nan
         loss = float((draws < 0).mean())
-        verdict = self._verdict(winner, targets, p10, p90, loss, plan_risk, risk_limit)
-        # a plan that loses money in most draws is a bet, not a plan that pays
-        pays = loss < 0.5
+        verdict = self._verdict(winner, targets, p10, p90, plan_risk, risk_limit)
+        # a plan that loses money in more than the one future in ten its P10 allows is a bet, not a plan that pays
+        pays = loss < RELIABLE_LOSS_SHARE
         return CampaignPlan(
             targets=targets, launch_week=self.launch_days_[winner.week], week_number=winner.week + 1,
             expected_profit=winner.profit, profit_p10=float(p10), profit_p50=float(p50), profit_p90=float(p90),
@@ -770,8 +779,8 @@ class CampaignPlanner:
         return pd.DataFrame(rows, columns=["option", "launch_week", "expected_profit", "shortfall_probability",
                                            "reason"])
 
-    def _verdict(self, winner: _Option, targets: pd.DataFrame, p10: float, p90: float, loss: float,
-                 risk: float, risk_limit: float) -> str:
+    def _verdict(self, winner: _Option, targets: pd.DataFrame, p10: float, p90: float, risk: float,
+                 risk_limit: float) -> str:
         discounts = sorted(set(targets["discount"]))
         if discounts == [0.0]:
             offer = "no discount"
@@ -782,8 +791,6 @@ class CampaignPlanner:
         sentence = (f"recommended: launch in the {self._week_text(winner.week)} to {len(targets):,} customers "
                     f"with {offer}: expected incremental profit {self._money(winner.profit, sign=True)} "
                     f"(P10 {self._money(p10)} to P90 {self._money(p90)})")
-        if loss >= 0.1:
-            sentence += f", a loss in {loss:.0%} of the draws"
         if self.risk_judged_:
             sentence += f", shortfall risk {risk:.0%} (limit {risk_limit:.0%})"
         else:
@@ -839,10 +846,7 @@ class CampaignPlanner:
     def _notes(self) -> list[Note]:
         notes = list(self.margin_notes_)
         if self.lift_source_ == "assumed":
-            notes.append(Note("campaign", (
-                "The campaign's lift is assumed, not measured: a relative lift over each customer's natural chance "
-                "of buying in the window; measure a past campaign with a control group (a contacts file) to plan "
-                "on a measured lift."), "assumed"))
+            notes.append(ASSUMED_LIFT_NOTE)
         elif self.lift_source_ == "none":
             notes.append(Note("campaign", "No lift is known for any customer: no campaign can be planned; "
                                           "measure a past campaign or state an assumed lift.", "missing"))
