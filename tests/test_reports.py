@@ -170,7 +170,7 @@ def test_full_report_pages_read_cleanly(full_report):
                     path.stem, "raw output", data.get("text/plain", "")[:200])
                 settings.update(re.findall(r"Run settings: horizon \d+ days[^(]*", text))
     # the pages that forecast state the same horizon, segments, seed and paths
-    assert len({"; ".join(s.split("; ")[:4]) for s in settings}) == 1, settings
+    assert len({"; ".join(s.strip().split("; ")[:4]) for s in settings}) == 1, settings
 
 
 def test_data_quality_page_shows_the_rejected_lines_of_the_sample(sample_report):
