@@ -104,12 +104,18 @@ def test_a_smoothing_model_that_wins_clearly_is_served_alone_and_near_equals_are
                                          theta=[0.52, 0.56, 0.47], **baselines))
     assert (pair.status, pair.model, pair.members, pair.note) == ("combined", "combined", ("ets", "theta"), None)
     assert "their mean is served" in pair.reason  # of two, the median is their mean
+    # a pair too close to call is joined by a close next best, so that a median of three can leave one out
+    joined = choose_model("s", _all_scores(prophet=[0.57, 0.62, 0.52], ets=[0.5, 0.55, 0.45],
+                                           theta=[0.52, 0.56, 0.47], **baselines))
+    assert joined.members == ("ets", "theta", "prophet")
+    assert "ets and theta too close to call" in joined.reason
+    assert "the median of them and prophet, the next best, is served" in joined.reason
     trio = choose_model("s", _all_scores(prophet=[0.53, 0.57, 0.46], ets=[0.5, 0.55, 0.45],
                                          theta=[0.52, 0.56, 0.47], **baselines))
     assert trio.members == ("ets", "theta", "prophet") and "their median is served" in trio.reason
     # a baseline at the top of a near tie joins the mean, and that is said as a warning
     tied = choose_model("s", _all_scores(prophet=[1.5, 1.6, 1.4], ets=[1.02, 1.12, 0.93],
-                                         theta=[2.0, 2.0, 2.0], **baselines))
+                                         theta=[2.0, 2.0, 2.0], **{**baselines, "seasonal_naive": [1.5] * 3}))
     assert tied.members == ("weekday_mean", "ets") and tied.note.level == "warning"
     assert "the mean of weekday_mean and ets is served" in tied.note.text
 
