@@ -1403,7 +1403,7 @@ def cash_opportunities_linked(
         title=alt.Title(
             title or cash_title(minimum_cash, None, first_breach_date, currency, balance_known,
                                 history_below_minimum(bands, minimum_cash)),
-            subtitle="Drag across the balance to pick a period; the bars below follow",
+            subtitle="Drag across the balance to pick a period, click it to pick all; the bars below follow",
         )
     )
     if scores.empty:
@@ -1418,8 +1418,7 @@ def cash_opportunities_linked(
             .transform_aggregate(inside="sum(inside)")
             .transform_filter(alt.datum.inside == 0)
             .mark_text(fontSize=13, color=MUTED, align="center")
-            .encode(text=alt.value("No buying window opens in the selected period: drag across another stretch, "
-                                   "or click the balance to select all"),
+            .encode(text=alt.value("No buying window opens in the selected period"),
                     x=alt.value(WIDTH / 2), y=alt.value(70))
         )
         lower = alt.layer(bars, empty).properties(
