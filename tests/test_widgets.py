@@ -145,6 +145,8 @@ def test_scenario_explorer_recomputes_with_the_new_control_values(recompute):
     )
     assert outlook.first_breach_date is not None
     assert scenarios.title.text.startswith("what-if raises shortfall risk")
+    assert "What if: operations spending +10%, sales -20%, customers pay 14 days later" in texts(
+        charts.to_svg(explorer.chart))
 
 
 def test_scenario_explorer_static_is_the_baseline(recompute):

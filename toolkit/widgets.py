@@ -291,6 +291,12 @@ class _Explorer:
         self.widget._ipython_display_()
 
 
+def _selection_title(text: str) -> alt.TitleParams:
+    """A line above an explorer's chart saying which settings it shows: a move that changes no
+    number still changes what the chart says it is."""
+    return alt.TitleParams(text, anchor="start", fontSize=12, fontWeight="normal", color="#374151")
+
+
 def _row(*controls: widgets.Widget) -> widgets.HBox:
     """Controls side by side, wrapping onto the next line in a narrow notebook rather than overflowing it."""
     return widgets.HBox(list(controls), layout=widgets.Layout(flex_flow="row wrap"))
@@ -501,7 +507,16 @@ class ScenarioExplorer(_Explorer):
         """Recompute the outlook for ``values`` and draw balance and comparison."""
         outlook, comparison = self.recompute(**values)
         return alt.vconcat(charts.cash_outlook(outlook, currency=self.currency),
-                           charts.scenario_comparison(comparison, currency=self.currency))
+                           charts.scenario_comparison(comparison, currency=self.currency),
+                           title=_selection_title(self._describe(values)))
+
+    @staticmethod
+    def _describe(values: dict[str, Any]) -> str:
+        """The what-if in words, so the chart says which settings it shows."""
+        parts = [] if values["stage"] is None else [f"{values['stage']} spending {values['outflow_change_pct']:+d}%"]
+        parts += [f"sales {values['demand_shock_pct']:+d}%",
+                  f"customers pay {values['receipt_delay_days']} days later"]
+        return "What if: " + ", ".join(parts)
 
     def static(self) -> alt.TopLevelMixin:
         """The chart for the default controls (no change: the baseline)."""
@@ -581,9 +596,14 @@ class CampaignPlanExplorer(_Explorer):
         plan = self.planner.plan(**values)
         timing = charts.campaign_timing(plan.launch_weeks(), values["risk_limit"], plan.launch_week,
                                         self.currency, title=plan.verdict)
+        budget = "no cap" if math.isinf(values["budget"]) else charts.money_text(values["budget"], self.currency)
+        title = _selection_title(f"Plan for: budget {budget}, shortfall risk at most {values['risk_limit']:.0%}, "
+                                 f"discounts up to {max(values['discounts']):.0%}")
         if not plan.recommended or self.minimum_cash is None:
-            return timing  # no campaign (the cash stays as forecast), or no balance to draw it on
-        return alt.vconcat(timing, charts.campaign_cash_bands(plan.balance_bands, self.minimum_cash, self.currency))
+            # no campaign (the cash stays as forecast), or no balance to draw it on
+            return alt.vconcat(timing, title=title)
+        return alt.vconcat(timing, charts.campaign_cash_bands(plan.balance_bands, self.minimum_cash, self.currency),
+                           title=title)
 
     def static(self) -> alt.TopLevelMixin:
         """The chart for the starting values."""
