@@ -914,7 +914,7 @@ def campaign_recommendation(study: CampaignStudy, currency: str = "USD") -> str:
     if plan is None:
         return f"No campaign is planned: planning needs orders and a cash forecast; the lift would be {lift}."
     if not plan.recommended:
-        return f"Run no campaign now: {plan.verdict} (the lift is {lift})."
+        return f"Run no campaign now: {plan.verdict}; the lift is {lift}."
     risk = ("its cash risk is not judged (the balance is unknown)" if math.isnan(plan.shortfall_probability)
             else f"the chance of falling below the minimum is {plan.shortfall_probability:.0%} with it and "
                  f"{plan.shortfall_before:.0%} without")
