@@ -12,8 +12,8 @@ For each series (one journey stage x direction x segment) the forecaster
    constant series (e.g. all zero) gets a *fallback* baseline straight away;
 3. backtests Prophet, exponential smoothing (ETS), Theta (:mod:`.smoothing`)
    and both baselines on rolling origins (:mod:`.backtest`);
-4. serves the best of them alone when it wins beyond noise, else the mean of
-   the near-best (``combined``), by the rule of :func:`choose_model`; the
+4. serves the best of them alone when it wins beyond noise, else the median
+   of the near-best (``combined``), by the rule of :func:`choose_model`; the
    best of the others with status ``failed-over`` when Prophet raised;
 5. calibrates the spread of the served method's paths so that its backtest
    intervals hold their nominal coverage, day by day and for weekly totals
@@ -122,7 +122,7 @@ CALIBRATION_LIMITS = (0.25, 8.0)
 #: there are fewer than four chunks per worker, so the workers stay busy.
 CHUNK_SERIES = 20
 
-#: What can serve a series: a method, or the mean of the near-best methods.
+#: What can serve a series: a method, or the median of the near-best methods.
 SERVED_MODELS = (*MODELS, "combined")
 
 #: A gap in mean backtest MASE smaller than this share of the smaller one is too close to call.
@@ -177,7 +177,7 @@ class ForecastResult:
         leave-one-window-out, plus the extra columns. ``status`` is ``ok`` where a forecasting model
         (Prophet, ETS or Theta) is served alone, having beaten every other
         model beyond noise (or there was no backtest); ``combined`` where
-        several were too close to call and their mean is served; ``baseline``
+        several were too close to call and their median is served; ``baseline``
         where a baseline beat every model and is served;
         ``worse-than-baseline`` where Prophet is served although a
         baseline beat it (``select_best=False``); ``fallback`` where Prophet
@@ -409,7 +409,7 @@ def _listed(names: Sequence[str]) -> str:
 
 
 def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True) -> Choice:
-    """Serve the best model alone only when it wins beyond noise, else the mean of the near-best.
+    """Serve the best model alone only when it wins beyond noise, else the median of the near-best.
 
     On the backtest scores per window (MASE; MAE where MASE is undefined) of
     Prophet, ETS, Theta and both baselines (models that failed a window are
@@ -432,7 +432,7 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
       worse). Models with exactly the best's scores add nothing
       and are left out.
 
-    When a baseline is the best (alone or in the mean), a ``"warning"`` note
+    When a baseline is the best (alone or in the median), a ``"warning"`` note
     names the series and the scores of Prophet and that baseline. With
     ``select_best=False`` Prophet is served regardless, with status
     ``worse-than-baseline`` where a baseline beat it beyond noise. Without
