@@ -249,5 +249,12 @@ class LabNotebook:
         self.page.evaluate("() => jupyterapp.commands.execute('application:close-all')")
 
 
+def slider_can_move(handle: Any, forward: bool) -> bool:
+    """Whether one arrow-key step that way changes the slider (it is not at that end)."""
+    now = float(handle.get_attribute("aria-valuenow"))
+    return now < float(handle.get_attribute("aria-valuemax")) if forward else now > float(
+        handle.get_attribute("aria-valuemin"))
+
+
 def slider_can_move_forward(handle: Any) -> bool:
-    return float(handle.get_attribute("aria-valuenow")) < float(handle.get_attribute("aria-valuemax"))
+    return slider_can_move(handle, True)

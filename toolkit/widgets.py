@@ -558,9 +558,6 @@ class CampaignPlanExplorer(_Explorer):
     with and without it; ``static()`` draws the starting values, as the report shows them.
     """
 
-    #: How far the budget moves per arrow-key step, in the currency.
-    budget_step = 500.0
-
     def __init__(self, planner: Any, minimum_cash: float | None = None, budget: float | None = None,
                  risk_limit: float = 0.05, currency: str = "USD") -> None:
         super().__init__()
@@ -570,7 +567,7 @@ class CampaignPlanExplorer(_Explorer):
         symbol = charts.currency_symbol(currency)
         menu = [float(d) for d in planner.discounts]
         self.budget = widgets.BoundedFloatText(description=f"Budget {symbol} (0: no cap)", min=0.0, max=1e9,
-                                               step=self.budget_step, value=0.0 if budget is None else float(budget),
+                                               step=500.0, value=0.0 if budget is None else float(budget),
                                                style=LABEL_STYLE, layout=widgets.Layout(width="260px"))
         self.risk_limit = widgets.FloatSlider(description="Shortfall risk limit", min=0.0, max=0.5, step=0.01,
                                               value=risk_limit, continuous_update=False, readout_format=".0%",
@@ -618,8 +615,7 @@ class CampaignPlanExplorer(_Explorer):
                                "discounts": [d for d in self.planner.discounts if d <= largest]})
 
     def _axes(self, key: tuple) -> list[tuple[list[Any], bool]]:
-        budget = key[0]
-        budgets = [b for b in (budget + self.budget_step * k for k in range(-3, 4)) if b >= 0]
+        # a budget is typed, not stepped: no amount is likelier than another, so none is drawn ahead
         limits = [round(i * self.risk_limit.step, 4)
                   for i in range(round(self.risk_limit.max / self.risk_limit.step) + 1)]
-        return [(budgets, True), (limits, True), ([d for _, d in self.max_discount.options], True)]
+        return [([key[0]], True), (limits, True), ([d for _, d in self.max_discount.options], True)]
