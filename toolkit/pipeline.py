@@ -760,6 +760,8 @@ def _uplift_check(outcomes: pd.DataFrame, orders: pd.DataFrame | None, events: p
     """An uplift model fitted on every measurable contact, and its 5-fold check against random targeting.
 
     ``export_outcomes`` are result columns of the contacts (never features).
+    Kept in the result store (``computed_once``): the fits are most of a
+    campaign study's time, and two pages of a report study the same campaigns.
     """
     usable = outcomes[outcomes["outcome_source"] != "none"]
     # spend_before (for the balance check) is left out: the order history features carry it, as of any day
@@ -817,7 +819,8 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
         if orders is not None:
             # the lift each segment showed at send, so the plan gives each customer their segment's
             by_segment = measure(outcomes.assign(segment=segments_at_send(outcomes, orders)), by="segment")
-        model, check, uplift_notes = _uplift_check(outcomes, orders, tables.get("events"), seed, export_outcomes)
+        model, check, uplift_notes = computed_once(_uplift_check, outcomes, orders, tables.get("events"), seed,
+                                                   export_outcomes)
         notes += [*results.notes, *uplift_notes]
     measured = measured_lift(by_segment if by_segment is not None else results, campaigns, settings.prior_lift)
     empty_scores = pd.DataFrame({"customer_id": pd.Series(dtype=str),
