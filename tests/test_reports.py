@@ -14,6 +14,7 @@ import pytest
 
 from browser import chromium, drawn_charts
 from toolkit.cli import main
+from toolkit.config import load_config
 from toolkit.journey import data_period
 from toolkit.notebook import PROJECT_ROOT
 from toolkit.reports import (
@@ -269,6 +270,34 @@ def test_notebooks_of_a_run_execute_side_by_side_and_are_listed_in_name_order(tm
     run = run_report("data/sample", out_dir=out, notebooks=str(notebooks / "*.ipynb"), jobs=2, progress=False)
     assert run.status == "succeeded", [nb.error for nb in run.notebooks]
     assert [(nb.name, nb.records) for nb in run.notebooks] == [("01_a", {"met": "b"}), ("02_b", {"met": "a"})]
+
+
+def test_a_lane_reuses_its_kernel_clean_and_replaces_a_dead_one(tmp_path):
+    """One lane runs four pages: the second finds nothing of the first (names, working directory,
+    cell numbers) in the same kernel; a page that kills its kernel fails alone and the next gets a new one.
+    The run's overrides are what summary.json records as its configuration."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_a.ipynb", "import os\nsecret = 1\nos.chdir('/tmp')\nrecord('pid', os.getpid())\n"
+                    "record('count', get_ipython().execution_count)",
+                    parameters="report_run_id = None\nreports_dir = None\nhorizon = None")
+    _write_notebook(notebooks / "02_b.ipynb",
+                    "import os\nassert 'secret' not in globals()\nrecord('pid', os.getpid())\n"
+                    "record('cwd', os.getcwd())\nrecord('count', get_ipython().execution_count)")
+    _write_notebook(notebooks / "03_c.ipynb", "import os\nos._exit(1)")
+    _write_notebook(notebooks / "04_d.ipynb", "import os\nrecord('pid', os.getpid())")
+    out = tmp_path / "reports"
+
+    run = run_report("data/sample", out_dir=out, notebooks=str(notebooks / "*.ipynb"), jobs=1, progress=False,
+                     parameters={"horizon": 30})
+    status = {nb.name: nb.status for nb in run.notebooks}
+    assert status == {"01_a": "succeeded", "02_b": "succeeded", "03_c": "failed", "04_d": "succeeded"}
+    records = {nb.name: nb.records for nb in run.notebooks}
+    assert records["01_a"]["pid"] == records["02_b"]["pid"] != records["04_d"]["pid"]
+    assert records["02_b"]["cwd"] == str(PROJECT_ROOT)
+    assert records["02_b"]["count"] == records["01_a"]["count"]  # numbered as in the fresh kernel of 01
+    summary = _summary(out / run.run_id)
+    assert summary["config"]["horizon"] == 30 != load_config(PROJECT_ROOT / "data/sample").horizon
 
 
 def test_two_concurrent_runs_both_complete_and_the_next_run_sees_the_last(tmp_path):

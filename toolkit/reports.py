@@ -56,7 +56,15 @@ from typing import Any
 import yaml
 
 from toolkit import __version__
-from toolkit.config import ConfigError, check_setting, load_config, read_yaml_file
+from toolkit.config import (
+    CampaignSettings,
+    Config,
+    ConfigError,
+    check_setting,
+    load_config,
+    read_yaml_file,
+    with_settings,
+)
 from toolkit.errors import JourneycastError
 from toolkit.notebook import CACHE_DIR, PROJECT_ROOT, RECORD_MIMETYPE, REPORT_RUN_PARAMETER
 
@@ -785,6 +793,10 @@ def run_report(
     paths = _select_notebooks(notebooks, Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR)
     declared = {p.stem: notebook_parameters(p) for p in paths}
     per_notebook = validate_parameters(parameters, declared)
+    # summary.json records the settings the pages ran with: the configuration with the run's overrides
+    config = with_settings(config, {name: value for name, value in parameters.items()
+                                    if name in Config.model_fields or name in CampaignSettings.model_fields},
+                           source="report parameters")
 
     out_dir = Path(out_dir).resolve()
     run_id = run_id or _new_run_id()
