@@ -25,7 +25,7 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, JupyterLab, LabNotebook, slider_can_move_forward
 from conftest import ROOT
 
-#: The notebooks with an explorer, and the explorer's title word the first chart must show.
+#: The notebooks with an explorer (copies are served: JupyterLab never saves over the committed ones).
 NOTEBOOKS = ["03_forecasts.ipynb", "04_cash.ipynb", "07_campaigns.ipynb"]
 
 
