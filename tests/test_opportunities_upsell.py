@@ -93,11 +93,11 @@ def test_offers_next_tier_or_co_bought_add_ons_with_a_bounded_discount():
     assert offers.index.tolist() == ["a", "b", "e"]  # highest propensity first
     assert offers.loc["a", "offer"] == "upgrade to pro" and offers.loc["b", "offer"] == "upgrade to elite"
     assert offers.loc["e", "offer"] == "add-on bundle ADD-02 + ADD-01"
-    assert offers.loc["a", "discount"] == pytest.approx(0.15 * 95.0)  # capped by max_discount
-    assert offers.loc["b", "discount"] == pytest.approx(0.58 * 20.0)  # capped by the expected margin
+    assert offers.loc["a", "discount_amount"] == pytest.approx(0.15 * 95.0)  # capped by max_discount
+    assert offers.loc["b", "discount_amount"] == pytest.approx(0.58 * 20.0)  # capped by the expected margin
     assert offers.loc["a", "window_start"] == pd.Timestamp("2024-02-06")
     assert offers.loc["e", "window_end"] == pd.Timestamp("2024-02-01") + pd.Timedelta(days=90)
-    np.testing.assert_allclose(offers["offer_price"], offers["list_price"] - offers["discount"])
+    np.testing.assert_allclose(offers["offer_price"], offers["list_price"] - offers["discount_amount"])
     # elite customers who own some add-ons are offered the next ones the tier buys, not what they have
     owners = suggest_offers(orders, pd.Series({"c": 0.5, "d": 0.4}), "2024-02-01").set_index("customer_id")
     assert owners.loc["d", "offer"] == "add-on bundle ADD-01 + ADD-03" and owners.loc["d", "list_price"] == 50.0
@@ -116,7 +116,7 @@ def test_sample_offers_follow_the_tier_ladder(sample_tables, evaluation):
     # bundles leave out the add-ons each customer already owns: no offer to those who own them all
     assert bundle.mean() > 0.5 and elite.loc[bundle, "offer"].nunique() > 1
     assert (elite.loc[~bundle, "offer"] == "no offer").all() and (elite.loc[~bundle, "list_price"] == 0).all()
-    assert (offers["discount"] <= 0.15 * offers["list_price"] + 1e-9).all()
+    assert (offers["discount_amount"] <= 0.15 * offers["list_price"] + 1e-9).all()
 
 
 def test_gradient_boosting_is_an_option(sample_tables):

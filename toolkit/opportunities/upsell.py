@@ -65,7 +65,7 @@ MIN_UPSELLS = 10
 #: The columns of :func:`suggest_offers`, also when it has no offer to make.
 OFFER_COLUMNS: dict[str, str] = {
     "customer_id": "str", "propensity": "float64", "current_tier": "str", "offer": "str",
-    "offer_skus": "object", "list_price": "float64", "discount": "float64", "offer_price": "float64",
+    "offer_skus": "object", "list_price": "float64", "discount_amount": "float64", "offer_price": "float64",
     "window_start": "datetime64[ns]", "window_end": "datetime64[ns]"}
 
 
@@ -383,7 +383,7 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
     Returns
     -------
     DataFrame with customer_id, propensity, current_tier, offer, offer_skus,
-    list_price, discount (money), offer_price, window_start, window_end,
+    list_price, discount_amount (money; a discount elsewhere is a share), offer_price, window_start, window_end,
     highest propensity first. The discount is at most ``max_discount`` of the
     price, never more than the offer's own margin, and never more than the
     margin the customer is expected to bring over ``horizon_days``
@@ -434,8 +434,8 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
             cap = np.minimum(cap, margin_share * pred["expected_value"].fillna(0).clip(lower=0).to_numpy())
         start = pd.Series(pred["window_start_days"].clip(1, horizon_days).round().to_numpy())
         end = pd.Series(pred["window_end_days"].clip(1, horizon_days).round().to_numpy())
-    offers["discount"] = np.floor(np.round(cap * 100, 6)) / 100  # whole cents, never above the bound
-    offers["offer_price"] = offers["list_price"] - offers["discount"]
+    offers["discount_amount"] = np.floor(np.round(cap * 100, 6)) / 100  # whole cents, never above the bound
+    offers["offer_price"] = offers["list_price"] - offers["discount_amount"]
     offers["window_start"] = day + pd.to_timedelta(start, unit="D")
     offers["window_end"] = day + pd.to_timedelta(end, unit="D")
     return offers.sort_values(["propensity", "customer_id"], ascending=[False, True],
