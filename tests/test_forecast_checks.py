@@ -62,6 +62,16 @@ def test_a_prophet_that_loses_clearly_is_replaced_by_the_baseline_and_named():
     assert "2.000 vs 1.000" in choice.note.text
 
 
+def test_a_baseline_without_error_is_said_in_words_not_as_a_perfect_score():
+    """Windows that repeat the weeks before them (typically no money at all) give the seasonal naive rule
+    a MASE of exactly 0: a page saying "0.482 vs 0.000" reads as a bug."""
+    choice = choose_model("s", _scores([0.48, 0.5, 0.46], [0.3, 0.3, 0.3], seasonal_naive=0.0))
+    assert (choice.status, choice.model) == ("baseline", "seasonal_naive")
+    assert "repeated the weeks before them exactly" in choice.reason
+    assert "repeated the weeks before them exactly" in choice.note.text
+    assert "vs 0.000" not in choice.note.text and "vs 0.000" not in choice.reason
+
+
 @pytest.mark.parametrize("prophet,weekday_mean,note", [
     ([1.05, 1.08, 1.02], [1.0, 1.0, 1.0], True),   # Prophet 5% worse: within 10%
     ([0.93, 0.92, 0.94], [1.0, 1.0, 1.0], False),  # Prophet 7% better: within 10%
