@@ -919,8 +919,8 @@ def campaign_recommendation(study: CampaignStudy, currency: str = "USD") -> str:
     if not plan.recommended:
         return f"Run no campaign now: {plan.verdict}; the lift is {lift}."
     risk = ("its cash risk is not judged (the balance is unknown)" if math.isnan(plan.shortfall_probability)
-            else f"the chance of falling below the minimum is {plan.shortfall_probability:.0%} with it and "
-                 f"{plan.shortfall_before:.0%} without")
+            else f"the chance of falling below the minimum from the launch on is "
+                 f"{plan.shortfall_probability:.0%} with it and {plan.shortfall_before:.0%} without")
     return (f"Run the campaign in the week of {plan.launch_week:%d %b %Y} to {len(plan.targets):,} customers: "
             f"expected added profit {money_text(plan.expected_profit, currency)} (8 in 10 futures "
             f"{money_text(plan.profit_p10, currency)} to {money_text(plan.profit_p90, currency)}); {risk}; "
