@@ -203,8 +203,11 @@ class LabNotebook:
         self.page.wait_for_function(_KERNEL_IDLE_JS, timeout=timeout * 1000)
 
     def errors(self) -> list[str]:
-        """Error outputs, widget errors and charts not shown, anywhere in the notebook."""
+        """Error outputs, widget errors, charts not shown and text typeset as LaTeX, anywhere in the notebook."""
         found = self.page.evaluate(_ERRORS_JS)
+        # money read as LaTeX: the text between two dollars typeset as a formula
+        formulas = self.page.locator(".jp-OutputArea-output mjx-container")
+        found += [f"typeset as LaTeX: {formulas.nth(i).inner_text()[:200]}" for i in range(formulas.count())]
         for text in ("Error displaying widget", "Chart not shown", "Nothing to show for this selection"):
             shown = self.page.get_by_text(text)
             found += [f"{text}: {shown.nth(i).inner_text()[:200]}" for i in range(shown.count())

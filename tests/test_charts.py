@@ -373,8 +373,9 @@ def test_kpi_title_quotes_the_last_complete_month_and_leaves_out_empty_figures()
     words = texts(charts.to_svg(chart))
     assert "No data for: conversion rate, satisfaction (rating 1–5)" in words
     page = charts.month_comparison_text(comparison, ("revenue", "orders"), "USD", markdown=True)
-    assert page == ("In Feb 2024, the last complete month: revenue \\$348, down 6% on Jan 2024 (\\$372) and up 24% "
-                    "on Feb 2023 (\\$280); orders 29, down 6% on Jan 2024 (31) and up 4% on Feb 2023 (28).")
+    assert page == ("In Feb 2024, the last complete month: revenue <span>\\$</span>348, down 6% on Jan 2024 "
+                    "(<span>\\$</span>372) and up 24% on Feb 2023 (<span>\\$</span>280); orders 29, down 6% on "
+                    "Jan 2024 (31) and up 4% on Feb 2023 (28).")
 
 
 def test_month_comparison_text_without_an_earlier_complete_month():

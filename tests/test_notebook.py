@@ -191,12 +191,15 @@ def test_a_page_states_the_run_settings_it_used():
     config = Config(horizon=30, seed=7, campaign={"budget": 2500})
     text = notebook.settings_text(config, ["horizon", "segment", "seed", "uncertainty_samples", "budget"])
     assert text.startswith("Run settings: horizon 30 days; one series per stage and direction; seed 7; "
-                           "300 simulated paths per series; campaign budget \\$2,500")
-    assert "$" not in text.replace("\\$", "")  # two bare dollars in a line would read as LaTeX
+                           "300 simulated paths per series; campaign budget <span>\\$</span>2,500")
+    assert "$" not in text.replace("<span>\\$</span>", "")  # two dollars of one text run would read as LaTeX
     assert "series split by channel" in notebook.settings_text(Config(segment="channel"), ["segment"])
 
 
-def test_markdown_escapes_every_dollar_once():
+def test_markdown_says_every_dollar_once_in_an_element_of_its_own():
     text = "expected added profit $3.4k (8 in 10 futures $2.6k to \\$4k)"
-    # two bare dollars on a line would typeset the text between them as LaTeX
-    assert notebook.markdown(text).data == "expected added profit \\$3.4k (8 in 10 futures \\$2.6k to \\$4k)"
+    # two dollars of one text run are typeset as LaTeX in JupyterLab, escaped or not
+    safe = notebook.markdown(text).data
+    assert safe == ("expected added profit <span>\\$</span>3.4k (8 in 10 futures <span>\\$</span>2.6k to "
+                    "<span>\\$</span>4k)")
+    assert notebook.markdown(safe).data == safe

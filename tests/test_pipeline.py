@@ -393,7 +393,7 @@ def test_repeat_revenue_reconciliation_walks_the_forecast_down_to_the_opportunit
     assert table["amount"].iloc[3] == 0  # both look 30 days ahead
     forecast_money = charts.money_markdown(table["amount"].iloc[0], dataset.config.currency, compact=False)
     assert table.attrs["explanation"].startswith(f"The forecast expects {forecast_money} of repeat")
-    assert forecast_money.startswith("\\$")  # escaped: two amounts in a Markdown line would open LaTeX
+    assert forecast_money.startswith(charts.MARKDOWN_DOLLAR)  # two amounts in one Markdown run would open LaTeX
 
 
 def test_reconciliation_says_its_amounts_in_the_configured_currency(orders_only_forecasts):

@@ -67,6 +67,8 @@ __all__ = [
     "historical_clv",
     "history_below_minimum",
     "kpi_small_multiples",
+    "MARKDOWN_DOLLAR",
+    "markdown_dollars",
     "money_markdown",
     "money_text",
     "month_comparison_text",
@@ -180,9 +182,21 @@ def money_text(value: float, currency: str = "USD", compact: bool = True, decima
     return f"{sign}{symbol}{amount:,.{decimals}f}"
 
 
+#: A dollar sign as Markdown says it. JupyterLab reads the text between two ``$`` of one run of text
+#: as LaTeX math, even escaped ones: the escape is gone once the Markdown is rendered, before the
+#: math is typeset. An element of its own ends the run; its escape keeps the Markdown step from
+#: pairing it too. nbconvert's HTML shows it as a plain ``$``.
+MARKDOWN_DOLLAR = "<span>\\$</span>"
+
+
+def markdown_dollars(text: str) -> str:
+    """``text`` with every ``$`` (bare, escaped or already safe) written as ``MARKDOWN_DOLLAR``."""
+    return text.replace(MARKDOWN_DOLLAR, "$").replace("\\$", "$").replace("$", MARKDOWN_DOLLAR)
+
+
 def money_markdown(value: float, currency: str = "USD", compact: bool = True) -> str:
-    """``money_text`` for Markdown: a ``$`` is escaped, since two on a line would open LaTeX math."""
-    return money_text(value, currency, compact).replace("$", "\\$")
+    """``money_text`` for Markdown: its ``$`` never opens LaTeX math (see ``MARKDOWN_DOLLAR``)."""
+    return markdown_dollars(money_text(value, currency, compact))
 
 
 def _money_expr(value: str, currency: str) -> str:

@@ -336,18 +336,18 @@ def show_data_period(tables: dict[str, pd.DataFrame]) -> Markdown:
 
 
 def markdown(text: str) -> Markdown:
-    """``text`` as a Markdown output, every ``$`` not yet escaped escaped.
+    """``text`` as a Markdown output whose dollars never open LaTeX math.
 
-    JupyterLab and nbconvert read the text between two ``$`` on a line as
-    LaTeX math ("$184.6k (173.3k to ...": a formula). Amounts a page formats
-    itself go through ``toolkit.charts.money_markdown``; sentences written
-    elsewhere (a recommendation, an explanation) go through this.
+    JupyterLab reads the text between two ``$`` as LaTeX math ("$184.6k
+    (173.3k to ...": a formula), escaped or not (``toolkit.charts.MARKDOWN_DOLLAR``).
+    Amounts a page formats itself go through ``toolkit.charts.money_markdown``;
+    sentences written elsewhere (a recommendation, an explanation) go through this.
     """
-    import re
-
     from IPython.display import Markdown
 
-    return Markdown(re.sub(r"(?<!\\)\$", r"\\$", text))
+    from toolkit.charts import markdown_dollars
+
+    return Markdown(markdown_dollars(text))
 
 
 #: How a page states each setting it ran with (``settings_text``), by setting name.
