@@ -447,7 +447,7 @@ def test_guests_and_a_shop_without_a_product_ladder(sample_run):
     assert len(scored.customers) == messy.loc[messy["status"] == "completed", "customer_id"].nunique()
     notes = {note.topic: note for note in scored.notes}
     assert "guests" not in notes  # their share is said once, by the data set's note
-    assert notes["upsell"].text.startswith("No upsell offers: the SKUs carry no product tier")
+    assert notes["upsell"].text.startswith("No next-tier upgrades: the SKUs carry no product tier")
     assert notes["campaign"].level == "assumed"
     assert scored.upsell.empty and "segment" in scored.upsell.columns and not scored.upsell_check.checked
     # personal offers need no ladder: the next price band, a co-purchase or a discount, from each one's history

@@ -667,8 +667,9 @@ def _upsell_offers(orders: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.
     if ladder is not None:
         check = UpsellEvaluation.not_checked(f"no upsell to check: {ladder}")
         return empty_offers(), check, [Note("upsell", (
-            f"No upsell offers: {ladder}, so no product ladder to climb; the personal offers (each customer's "
-            "own kind of purchase, with a discount) need no ladder and are made."))]
+            f"No next-tier upgrades: {ladder}, so no product ladder to climb; the personal offers (each "
+            "customer's next price band, what similar customers bought next, or a discount) need no ladder "
+            "and are made."))]
     check = evaluate_upsell(orders, as_of - pd.Timedelta(days=days), events, horizon_days=days, seed=seed)
     if not check.checked:
         return empty_offers(), check, [Note("upsell", (
