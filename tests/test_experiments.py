@@ -90,6 +90,16 @@ def test_effects_are_differences_in_means_with_welch_intervals():
     assert row["verdict"].startswith("earned ")
 
 
+def test_a_verdict_says_money_as_the_tables_beside_it_do():
+    from toolkit.opportunities.experiments import campaign_result_verdict
+
+    assert campaign_result_verdict(100.0, -3049.4, 6497.0, True, 0.95, "USD") == (
+        "not distinguishable from zero (95% interval -$3,049 to $6,497)")
+    assert campaign_result_verdict(1724.0, 50.0, 6497.0, True, 0.95, "EUR") == (
+        "earned €1,724 (95% interval €50 to €6,497)")
+    assert campaign_result_verdict(-10.0, -30.0, -2.0, True, 0.9, "") == "lost 10 (90% interval -30 to -2)"
+
+
 def test_discount_and_costs_enter_profit_and_roi():
     outcomes = contact_outcomes(_randomised(3000, 3000, 0.2, 0.1))
     campaigns = pd.DataFrame({"campaign_id": ["spring"], "discount": [0.2], "cost_per_contact": [1.0],

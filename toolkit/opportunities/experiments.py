@@ -36,6 +36,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 from scipy import stats
 
+from toolkit.charts import money_text
 from toolkit.notes import Note
 from toolkit.opportunities.planner import gross_margin_or_assumed
 from toolkit.opportunities.segments import OpportunityError, require_columns
@@ -384,7 +385,8 @@ def interval_points(table: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _amount(value: float, currency: str) -> str:
-    return f"{value:,.0f} {currency}".strip()
+    """Money as the tables beside the verdict show it ("-$3,049"); a bare number without a currency."""
+    return money_text(value, currency, compact=False) if currency else f"{value:,.0f}"
 
 
 def campaign_result_verdict(total: float, low: float, high: float, measurable: bool, confidence: float,
@@ -392,7 +394,7 @@ def campaign_result_verdict(total: float, low: float, high: float, measurable: b
     """One plain sentence: what a campaign earned, or that it cannot be told from zero or measured."""
     if not measurable:
         return f"cannot be measured: {reason}"
-    interval = f"{confidence:.0%} interval {_amount(low, currency)}..{_amount(high, currency)}"
+    interval = f"{confidence:.0%} interval {_amount(low, currency)} to {_amount(high, currency)}"
     if low > 0:
         return f"earned {_amount(total, currency)} ({interval})"
     if high < 0:
