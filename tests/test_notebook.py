@@ -137,6 +137,12 @@ def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
     assert notebook.notes_html(SimpleNamespace(notes=[]), None) == ""
     assert notebook.show_notes(SimpleNamespace(notes=[])) is None
     assert notebook.show_notes(costs).data == notebook.notes_html(costs)
+    # a stage series is said in words, as the charts name it; other ids stay as they are
+    series = Note("forecast", "Series consideration|outflow|email: the forecast totals $2,250.", "warning")
+    other = Note("forecast", "Series shop-1: its forecast failed.", "warning")
+    said = notebook.notes_html(series, other)
+    assert "Consideration: money out (email) -- the forecast totals" in said and "|" not in said
+    assert "Series shop-1: its forecast failed." in said
     with pytest.raises(TypeError, match="not str"):
         notebook.notes_html("a note")
 

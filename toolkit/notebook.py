@@ -40,6 +40,7 @@ import functools
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -423,6 +424,17 @@ def _collect_notes(sources: tuple[Any, ...]) -> list[Note]:
     return found
 
 
+#: A stage series named by its id at the start of a note ("Series purchase|inflow|all: ..."): said in words on a page.
+_SERIES_ID = re.compile(r"^Series ([^|\s:]+\|(?:inflow|outflow)\|[^:]*): ")
+
+
+def _in_words(text: str) -> str:
+    """A note's text with a stage series' id said as the charts say it ("Purchase: money in -- ...")."""
+    from toolkit.charts import series_label
+
+    return _SERIES_ID.sub(lambda found: f"{series_label(found.group(1))} -- ", text)
+
+
 def notes_html(*sources: Any) -> str:
     """The notes of ``sources`` as an HTML block grouped by level; ``""`` when there are none.
 
@@ -438,7 +450,7 @@ def notes_html(*sources: Any) -> str:
     parts = ['<div class="jc-notes tex2jax_ignore" style="border-left: 4px solid #f59e0b; '
              'padding: 0.2em 0.9em; margin: 0.6em 0; background: #fffbeb">']
     for level, heading in NOTE_HEADINGS.items():
-        texts = [note.text for note in notes if note.level == level]
+        texts = [_in_words(note.text) for note in notes if note.level == level]
         if texts:
             items = "".join(f"<li>{html.escape(text)}</li>" for text in texts)
             parts.append(f'<p style="margin: 0.4em 0 0.1em 0"><strong>{heading}</strong></p>'
