@@ -133,7 +133,7 @@ def test_notes_are_grouped_by_level_each_once_and_nothing_without_notes():
     assert headings == list(notebook.NOTE_HEADINGS.values())  # missing, assumed, warning, in that order
     assert html.count("No cost data") == 1
     assert html.index("No cost data") < html.index("gross_margin") < html.index("boundary")
-    assert "&lt;r=0&gt;" in html and "tex2jax_ignore" in html
+    assert "&lt;r=0&gt;" in html and "mathjax_ignore" in html
     assert notebook.notes_html(SimpleNamespace(notes=[]), None) == ""
     assert notebook.show_notes(SimpleNamespace(notes=[])) is None
     assert notebook.show_notes(costs).data == notebook.notes_html(costs)

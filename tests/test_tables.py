@@ -41,7 +41,7 @@ def test_people_table_formats_every_kind_of_value(opportunities):
     ]
     for raw in ("NaN", "None", "NaT", "nan", "14911.0", "e+0", "row_heading", ">17<"):
         assert raw not in html, raw  # no raw missing values, float ids, exponents or index column
-    assert "tex2jax_ignore" in html  # two dollar amounts must not become LaTeX in JupyterLab
+    assert "mathjax_ignore" in html  # two dollar amounts must not become LaTeX in JupyterLab
 
 
 def test_people_table_words_for_missing_values_and_other_currencies(opportunities):

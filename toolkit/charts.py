@@ -68,6 +68,7 @@ __all__ = [
     "history_below_minimum",
     "kpi_small_multiples",
     "MARKDOWN_DOLLAR",
+    "NO_MATH_CLASSES",
     "markdown_dollars",
     "money_markdown",
     "money_text",
@@ -187,6 +188,12 @@ def money_text(value: float, currency: str = "USD", compact: bool = True, decima
 #: math is typeset. An element of its own ends the run; its escape keeps the Markdown step from
 #: pairing it too. nbconvert's HTML shows it as a plain ``$``.
 MARKDOWN_DOLLAR = "<span>\\$</span>"
+
+
+#: The classes that keep an HTML output's text from being typeset as LaTeX: MathJax 3 (JupyterLab 4)
+#: skips ``mathjax_ignore``, MathJax 2 (older front ends) ``tex2jax_ignore``. A table with two amounts
+#: in dollars in one cell would otherwise show a formula.
+NO_MATH_CLASSES = "tex2jax_ignore mathjax_ignore"
 
 
 def markdown_dollars(text: str) -> str:

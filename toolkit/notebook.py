@@ -447,7 +447,9 @@ def notes_html(*sources: Any) -> str:
     notes = _collect_notes(sources)
     if not notes:
         return ""
-    parts = ['<div class="jc-notes tex2jax_ignore" style="border-left: 4px solid #f59e0b; '
+    from toolkit.charts import NO_MATH_CLASSES
+
+    parts = [f'<div class="jc-notes {NO_MATH_CLASSES}" style="border-left: 4px solid #f59e0b; '
              'padding: 0.2em 0.9em; margin: 0.6em 0; background: #fffbeb">']
     for level, heading in NOTE_HEADINGS.items():
         texts = [_in_words(note.text) for note in notes if note.level == level]

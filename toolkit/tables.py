@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from toolkit.charts import money_text
+from toolkit.charts import NO_MATH_CLASSES, money_text
 
 __all__ = ["MISSING", "key_figures", "people_table", "plain_label"]
 
@@ -178,9 +178,9 @@ def people_table(
     shown = pd.DataFrame({headers[c]: data[c].map(_cell_formatter(formatters[c], words.get(c, MISSING)))
                           .astype(object) for c in data.columns})
     styler = Styler(shown, uuid=_stable_uuid(shown), cell_ids=False)
-    # tex2jax_ignore: JupyterLab typesets HTML outputs, and two amounts in dollars would become LaTeX.
+    # JupyterLab typesets HTML outputs, and two amounts in dollars would become LaTeX.
     styler = (styler.hide(axis="index").set_table_styles(_TABLE_STYLES)
-              .set_table_attributes('class="jc-table tex2jax_ignore"'))
+              .set_table_attributes(f'class="jc-table {NO_MATH_CLASSES}"'))
     if numeric:
         styler = styler.set_properties(subset=[headers[c] for c in numeric], **dict(_NUMBER_ALIGN))
     return styler
