@@ -742,3 +742,19 @@ def test_campaign_cash_bands_show_both_scenarios_and_the_minimum():
     assert any("minimum $100k" in t or "minimum $100,000" in t for t in drawn), drawn
     unknown = charts.campaign_cash_bands(bands.iloc[:0], None)
     assert "cash position is unknown" in " ".join(texts(charts.to_svg(unknown)))
+
+
+def test_shortfall_sentence_weighs_the_risk_against_the_limit_and_says_what_is_missing():
+    from types import SimpleNamespace
+
+    risky = SimpleNamespace(shortfall_probability=0.3, first_breach_date=pd.Timestamp("2026-11-09"),
+                            minimum_cash=100_000.0, runway_days=8)
+    text = charts.shortfall_sentence(risky, 0.05, "USD")
+    assert "**30%** (**above** the 5% the business accepts)" in text
+    assert "first likely on **09 Nov 2026**" in text and "runway **8 days**" in text
+    assert charts.MARKDOWN_DOLLAR + "100k" in text  # money never opens LaTeX
+    calm = SimpleNamespace(shortfall_probability=0.0, first_breach_date=None, minimum_cash=100_000.0, runway_days=90)
+    assert "(within the 5% the business accepts), with no day on which a shortfall is likely" in (
+        charts.shortfall_sentence(calm, 0.05))
+    unknown = SimpleNamespace(shortfall_probability=None)
+    assert charts.shortfall_sentence(unknown, 0.05).startswith("The chance of running short of cash is not assessed")

@@ -83,6 +83,7 @@ __all__ = [
     "scenario_comparison",
     "segment_value",
     "series_label",
+    "shortfall_sentence",
     "shortfall_probability",
     "time_to_convert",
     "to_png",
@@ -426,6 +427,24 @@ def below_minimum_sentence(outlook: Any, currency: str = "USD", history_days: in
         return ""
     minimum = (money_markdown if markdown else money_text)(outlook.minimum_cash, currency)
     return f"The actual balance was below the {minimum} minimum on {below} of the last {days} days."
+
+
+def shortfall_sentence(outlook: Any, risk_limit: float, currency: str = "USD") -> str:
+    """The shortfall risk in one Markdown sentence: its chance against the accepted limit, first breach and runway.
+
+    Said the same on every page that states it; when the risk is not assessed
+    (no balance or no minimum), the sentence says what would assess it.
+    """
+    if outlook.shortfall_probability is None:
+        return ("The chance of running short of cash is not assessed: it needs an opening balance and a minimum "
+                "cash (`opening_balance`, `minimum_cash` in journeycast.yml).")
+    within = "**above**" if outlook.shortfall_probability > risk_limit else "within"
+    breach = (f"a shortfall first likely on **{outlook.first_breach_date:%d %b %Y}**"
+              if outlook.first_breach_date is not None else "no day on which a shortfall is likely")
+    return (f"The chance of falling below the **{money_markdown(outlook.minimum_cash, currency)}** minimum on at "
+            f"least one day is **{outlook.shortfall_probability:.0%}** ({within} the {risk_limit:.0%} the business "
+            f"accepts), with {breach}; runway **{outlook.runway_days} days** (the middle balance stays at or above "
+            "the minimum).")
 
 
 def cash_title(
