@@ -30,6 +30,7 @@ from toolkit.forecast import (
     series_seed,
 )
 from toolkit.forecast.backtest import FoldForecast
+from toolkit.forecast.smoothing import theta_forecast
 from toolkit.forecast.methods import (
     SMOOTHING,
     SeasonalFeatures,
@@ -453,6 +454,27 @@ def test_prophet_features_built_once_give_prophets_own_forecast():
         own = prophet_forecast(fit_prophet(train, settings), ahead, seed=5)
         cached = prophet_forecast(fit_prophet(train, settings, features=shared), ahead, seed=5)
         assert np.allclose(own[0], cached[0], rtol=1e-6) and np.allclose(own[1], cached[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", ["multiplicative", "with closed days", "no season"])
+def test_theta_gives_statsmodels_theta_forecast(shape):
+    # The direct Theta must forecast what statsmodels' ThetaModel (its two-step fit) forecasts:
+    # the same season test and decomposition, the same drift, the same smoothing weight.
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    rng = np.random.default_rng(7)
+    n = 400
+    weekly = np.tile([1.3, 1.0, 0.9, 1.0, 1.2, 0.6, 0.7], n // 7 + 1)[:n]
+    y = (200 + 0.1 * np.arange(n) + rng.normal(0, 12, n).cumsum() * 0.3) * weekly
+    if shape == "with closed days":
+        y[np.arange(n) % 7 == 6] = 0.0
+    if shape == "no season":
+        y = 150 + rng.normal(0, 10, n)
+    history = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=n), "y": y})
+    expected = ThetaModel(y, period=7).fit(use_mle=False).forecast(28).to_numpy()
+    point, paths = theta_forecast(history, 28, 7, 50, 3)
+    assert np.allclose(point, expected, rtol=1e-4)  # both stop at their optimiser's tolerance
+    assert paths.shape == (28, 50)
 
 
 @pytest.mark.parametrize("method", ["ets", "theta"])

@@ -51,8 +51,6 @@ class FoldForecast:
     scale: float
     closed: np.ndarray
     raw_point: np.ndarray | None = None
-    raw_lower: np.ndarray | None = None
-    raw_upper: np.ndarray | None = None
     point: np.ndarray | None = None
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
@@ -131,11 +129,9 @@ def backtest_series(history: pd.DataFrame, settings: ForecastSettings, unique_id
             except Exception as exc:  # a failing method is scored as failed, never fatal
                 out.append(FoldForecast(model=model, error=f"{type(exc).__name__}: {exc}", **common))
                 continue
-            raw_lower, raw_upper = interval(raw_paths, settings.interval_width)
             point, paths = finish(raw_point, raw_paths, 1.0, closed_mask, clip)
             lower, upper = interval(paths, settings.interval_width)
-            out.append(FoldForecast(model=model, raw_point=raw_point, raw_lower=raw_lower,
-                                    raw_upper=raw_upper, point=point, lower=lower, upper=upper,
+            out.append(FoldForecast(model=model, raw_point=raw_point, point=point, lower=lower, upper=upper,
                                     raw_paths=raw_paths, clip=clip, **common))
     return out
 
@@ -155,11 +151,9 @@ def combined_folds(folds: list[FoldForecast], members: tuple[str, ...], width: f
             continue
         first = parts[0]
         raw_point, raw_paths = combine([(part.raw_point, part.raw_paths) for part in parts])
-        raw_lower, raw_upper = interval(raw_paths, width)
         point, paths = finish(raw_point, raw_paths, 1.0, first.closed, first.clip)
         lower, upper = interval(paths, width)
-        out.append(replace(first, model="combined", raw_point=raw_point, raw_lower=raw_lower,
-                           raw_upper=raw_upper, point=point, lower=lower, upper=upper,
+        out.append(replace(first, model="combined", raw_point=raw_point, point=point, lower=lower, upper=upper,
                            raw_paths=raw_paths))
     return out
 

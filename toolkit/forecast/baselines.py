@@ -26,16 +26,17 @@ BASELINES = ("seasonal_naive", "weekday_mean")
 _RESIDUAL_WINDOW = 364
 
 
-def _rule(values: np.ndarray, t: int, method: str, season: int, weeks: int) -> np.ndarray:
-    """The rule's forecast for position ``t`` of ``values`` (draws x periods)."""
+def _rule(values: np.ndarray, t: int | np.ndarray, method: str, season: int, weeks: int) -> np.ndarray:
+    """The rule's forecast for position(s) ``t`` of ``values`` (draws x periods): draws, or draws x positions."""
+    t = np.asarray(t)
     if method == "seasonal_naive":
         return values[:, t - season]
-    lags = [t - season * k for k in range(1, weeks + 1) if t - season * k >= 0]
-    window = values[:, lags]
+    lags = t[..., None] - season * np.arange(1, weeks + 1)
+    window = np.where(lags >= 0, values[:, np.maximum(lags, 0)], np.nan)
     observed = np.isfinite(window)
-    counts = observed.sum(axis=1)
-    sums = np.where(observed, window, 0.0).sum(axis=1)
-    return np.divide(sums, counts, out=np.full(len(values), np.nan), where=counts > 0)
+    counts = observed.sum(axis=-1)
+    sums = np.where(observed, window, 0.0).sum(axis=-1)
+    return np.divide(sums, counts, out=np.full(counts.shape, np.nan), where=counts > 0)
 
 
 def baseline_forecast(history: pd.DataFrame, dates: pd.DatetimeIndex, method: str, season: int,
@@ -69,7 +70,7 @@ def baseline_forecast(history: pd.DataFrame, dates: pd.DatetimeIndex, method: st
         np.zeros(n, bool))
 
     start = max(season, n - _RESIDUAL_WINDOW)
-    fitted = np.array([_rule(y[None, :], t, method, season, weeks)[0] for t in range(start, n)])
+    fitted = _rule(y[None, :], np.arange(start, n), method, season, weeks)[0]
     residuals = (y[start:] - fitted)[np.isfinite(y[start:] - fitted) & ~closed_past[start:]]
     if residuals.size == 0:
         residuals = np.zeros(1)

@@ -338,6 +338,5 @@ def finish(point: np.ndarray, paths: np.ndarray, factor: float, closed_mask: np.
 
 def interval(paths: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     """The central ``width`` interval of the paths, per period (Prophet's percentiles)."""
-    lower = np.percentile(paths, 100 * (1 - width) / 2, axis=1)
-    upper = np.percentile(paths, 100 * (1 + width) / 2, axis=1)
+    lower, upper = np.percentile(paths, [100 * (1 - width) / 2, 100 * (1 + width) / 2], axis=1)
     return lower, upper
