@@ -10,9 +10,10 @@ AutoETS, pins pandas < 3):
 
 * ``ets``: additive errors and weekly (or yearly, for weeks and months)
   additive seasonality, with no trend or a damped additive trend, whichever
-  has the lower AICc, fitted on the last two years of days. statsmodels' Holt-Winters with heuristic start values
-  fits in about 15 ms where its maximum-likelihood ``ETSModel`` takes
-  0.3-1 s for forecasts within a fraction of a percent of each other.
+  has the lower AICc, fitted on the last two years of days. statsmodels'
+  Holt-Winters with heuristic start values fits in about 15 ms where its
+  maximum-likelihood ``ETSModel`` takes 0.3-1 s for forecasts within a
+  fraction of a percent of each other.
   Paths are the model's own simulations with its residuals resampled (around
   zero), so the uncertainty of a level that wanders is carried day after day.
 * ``theta``: the Theta method (simple exponential smoothing with half the
@@ -94,8 +95,7 @@ def ets_forecast(history: pd.DataFrame, horizon: int, season: int, n_draws: int,
     errors = np.random.default_rng(seed).choice(residuals, size=(horizon, n_draws))
     # The point is the same recursion without errors (the first column): the textbook forecast,
     # which statsmodels' ``forecast`` misses at every whole number of seasons ahead (it takes the
-    # seasonal state of one season earlier there),
-    # and it saves that call's pass over the whole history.
+    # seasonal state of one season earlier there); it also saves that call's pass over the history.
     simulated = fit.simulate(horizon, anchor="end", repetitions=n_draws + 1, error="add",
                              random_errors=np.hstack([np.zeros((horizon, 1)), errors]))
     simulated = np.asarray(simulated, dtype=float).reshape(horizon, n_draws + 1)
@@ -135,7 +135,7 @@ def ses_weight(y: np.ndarray) -> float:
     With normal errors of one spread this is the maximum-likelihood weight,
     the one statsmodels' ``ThetaModel`` finds through a state-space fit (about
     15 ms a fit, most of Theta's cost); a bounded scalar search over the
-    filter finds it in well under a millisecond.
+    filter finds it in about a millisecond.
     """
     from scipy.optimize import minimize_scalar
 
@@ -173,7 +173,8 @@ def theta_forecast(history: pd.DataFrame, horizon: int, season: int, n_draws: in
     Hyndman & Billah's form with theta = 2: simple exponential smoothing of
     the deseasonalised series plus half its long-run linear drift, the
     season put back. statsmodels' ``ThetaModel`` gives the same forecast
-    (tested) at twenty times the cost.
+    (tested) in about five times the time (12.5 ms against 2.6 ms with the
+    paths, on 1,095 days).
     """
     y = _history(history, season)
     adjusted, seasonal, how = _deseasonalised(y, season)
