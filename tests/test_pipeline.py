@@ -210,6 +210,30 @@ def _stored_sum(root: str, log: str) -> int:
     return computed_once(_counted_sum, log, (1, 2, 3), ignore=("log",))
 
 
+def _counted_total(log: str, frame: pd.DataFrame) -> float:
+    """Total of ``frame.amount``, leaving a line in ``log`` per computation."""
+    from pathlib import Path
+
+    with Path(log).open("a") as out:
+        out.write("computed\n")
+    return float(frame["amount"].sum())
+
+
+def test_a_table_used_in_between_is_still_found_in_the_store(tmp_path, monkeypatch):
+    # A table with text and date columns that went through to_numpy pickles differently (pandas keeps a
+    # cache on it); the same rows must still be the same key, or every page recomputes.
+    from toolkit.pipeline import computed_once
+
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "computations.log"
+    frame = pd.DataFrame({"customer_id": pd.array(["a", None, "c"], dtype="string"),
+                          "ts": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"]), "amount": [1.0, 2.0, 4.0]})
+    assert computed_once(_counted_total, str(log), frame, ignore=("log",)) == 7.0
+    frame.to_numpy()
+    assert computed_once(_counted_total, str(log), frame, ignore=("log",)) == 7.0
+    assert log.read_text().splitlines() == ["computed"]
+
+
 def test_two_processes_asking_for_the_same_result_compute_it_once(tmp_path):
     """The second process waits for the first one's result instead of computing it too."""
     import multiprocessing

@@ -452,7 +452,22 @@ def computed_once(func: Callable[..., Any], *args: Any, ignore: Iterable[str] = 
     stored = store.cache(func, ignore=list(ignore))
     Path(store.location).mkdir(parents=True, exist_ok=True)
     with FileLock(Path(store.location) / f"{func.__name__}.lock"):
-        return stored(*args)
+        return stored(*(_as_stored(arg) for arg in args))
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` with its tables copied afresh, so that equal tables give equal keys.
+
+    joblib keys a result by the pickle of its arguments, and a table's pickle
+    also carries what pandas cached on it: once a table with text and date columns has
+    been through ``to_numpy`` (as a forecast or a scoring does), the same
+    rows hash differently and the next page of a report computed its
+    opportunities a second time instead of reading them. A fresh copy carries
+    no such cache.
+    """
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.copy(deep=True)
+    return value
 
 
 _SCENARIO_DATES = ("start", "end", "date")
