@@ -151,6 +151,11 @@ def test_what_if_changes_only_what_the_sliders_say(sample_config):
     assert late.summary()["ending_p50"] == pytest.approx(ending - 300)
 
 
+def _stored(store, function: str) -> list:
+    """The results ``function`` keeps in the result store at ``store``."""
+    return list(store.rglob(f"{function}/*/output.pkl"))
+
+
 def test_result_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_path, monkeypatch):
     from toolkit.pipeline import forecast_cash, load, result_store
 
@@ -158,17 +163,16 @@ def test_result_store_serves_the_same_forecast_and_only_for_the_same_inputs(tmp_
     dataset = load(SAMPLE_DIR)
     options = dict(horizon=14, uncertainty_samples=50, backtest_folds=0, progress=False)
     first = forecast_cash(dataset, backend="local", **options)
-    stored = list((tmp_path / ".cache" / "results").rglob("output.pkl"))
-    assert len(stored) == 1
+    assert len(_stored(tmp_path / ".cache" / "results", "_fit_predict")) == 1
     again = forecast_cash(dataset, backend="serial", **options)  # how it runs is not part of the key
-    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 1
+    assert len(_stored(tmp_path / ".cache" / "results", "_fit_predict")) == 1
     pd.testing.assert_frame_equal(first.result.paths, again.result.paths)
     other = forecast_cash(dataset, **{**options, "horizon": 7})
-    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 2
+    assert len(_stored(tmp_path / ".cache" / "results", "_fit_predict")) == 2
     assert other.result.forecast.ds.nunique() == 7
     monkeypatch.setenv("JOURNEYCAST_STORE", str(tmp_path / "elsewhere"))
     forecast_cash(dataset, **options)
-    assert len(list((tmp_path / "elsewhere").rglob("output.pkl"))) == 1
+    assert len(_stored(tmp_path / "elsewhere", "_fit_predict")) == 1
     monkeypatch.setenv("JOURNEYCAST_STORE", "off")
     assert result_store() is None
 
@@ -179,7 +183,7 @@ def test_stored_opportunities_equal_a_fresh_scoring(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dataset = load(SAMPLE_DIR)
     stored = opportunities(dataset, horizon=30)
-    assert len(list((tmp_path / ".cache" / "results").rglob("output.pkl"))) == 1
+    assert len(_stored(tmp_path / ".cache" / "results", "_score_customers")) == 1
     served = opportunities(dataset, horizon=30)  # read back from the store
     monkeypatch.setenv("JOURNEYCAST_STORE", "off")
     fresh = opportunities(dataset, horizon=30)
@@ -188,6 +192,36 @@ def test_stored_opportunities_equal_a_fresh_scoring(tmp_path, monkeypatch):
             pd.testing.assert_frame_equal(getattr(found, table), getattr(stored, table))
         assert found.model.params_ == stored.model.params_
     assert served.model.probability_alive().equals(fresh.model.probability_alive())
+
+
+def test_load_reads_the_files_again_only_when_one_changed(tmp_path, monkeypatch):
+    import shutil
+
+    from toolkit import pipeline
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "shop"
+    shutil.copytree(SAMPLE_DIR, data)
+    reads, read = [], pipeline.load_tables
+    monkeypatch.setattr(pipeline, "load_tables", lambda *args: reads.append(args) or read(*args))
+    first = pipeline.load(data)
+    again = pipeline.load(data)
+    assert len(reads) == 1  # every page of a report loads: the second is served from the store
+    for name, table in first.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], table)
+    pd.testing.assert_frame_equal(again.ingested.rejects, first.ingested.rejects)
+    with (data / "orders.csv").open("a") as out:
+        out.write("O099998,C00004,2026-10-31 23:00:00,10.00,repeat,ESS-01,1,completed\n")
+    changed = pipeline.load(data)
+    assert len(reads) == 2 and changed.ingested.counts["orders"]["accepted"] == (
+        first.ingested.counts["orders"]["accepted"] + 1)
+    with (data / "orders.csv").open("a") as out:  # a row dated after now may be valid by the next read
+        out.write("O099999,C00004,2099-01-01 09:00:00,10.00,repeat,ESS-01,1,completed\n")
+    future = pipeline.load(data)
+    assert "timestamp after now" in set(future.ingested.rejects["reason"].str[:19])
+    before = len(reads)
+    pipeline.load(data)
+    assert len(reads) > before
 
 
 def _counted_sum(log: str, values: tuple[int, ...]) -> int:

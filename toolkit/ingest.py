@@ -122,8 +122,12 @@ from toolkit.schema import (
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["IngestError", "Ingested", "REJECT_COLUMNS", "RULES", "RejectShareError", "Rule", "checked_sources",
-           "derive_order_types", "load_tables", "reject_share_error", "split_data_path"]
+__all__ = ["FUTURE_REASON", "IngestError", "Ingested", "REJECT_COLUMNS", "RULES", "RejectShareError", "Rule",
+           "checked_sources", "derive_order_types", "load_tables", "reject_share_error", "source_stamp",
+           "split_data_path"]
+
+#: How a reject for a timestamp after now starts (such a row may be valid by the next read).
+FUTURE_REASON = "timestamp after now"
 
 #: Columns of ``Ingested.rejects``.
 REJECT_COLUMNS = ("table", "file", "row", "column", "value", "reason")
@@ -244,7 +248,7 @@ def _timestamp_rules(table: str) -> tuple[Rule, ...]:
     )
     if table in PLANNED_TABLES:
         return rules
-    return (*rules, Rule(table, "ts", "timestamp after now ({now:%Y-%m-%d %H:%M})",
+    return (*rules, Rule(table, "ts", FUTURE_REASON + " ({now:%Y-%m-%d %H:%M})",
                          "ts > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S.%f}'"))
 
 
@@ -485,6 +489,30 @@ def _with_orders_file(config: Config, name: str) -> Config:
     orders = config.sources["orders"].model_copy(update={"path": name, "database": None, "table": None,
                                                          "query": None})
     return config.model_copy(update={"sources": {**config.sources, "orders": orders}})
+
+
+def source_stamp(data_dir: str | Path, config: Config) -> tuple | None:
+    """Every file the configured sources read, with its size and modification time; None for a database server.
+
+    Two reads with equal stamps (and equal configurations) read the same
+    rows, so their result can be kept and served again; a database server's
+    rows change with no file to show it, so it has no stamp.
+    """
+    data_dir, orders_file = split_data_path(data_dir)
+    if orders_file:
+        config = _with_orders_file(config, orders_file)
+    stamp = []
+    for name in _TABLES:
+        source = config.sources.get(name)
+        location = source and (source.database or source.path)
+        if not location:
+            continue
+        if "://" in location:
+            return None
+        path = (data_dir / location).resolve()
+        found = path.stat() if path.exists() else None
+        stamp.append((name, str(path), found and (found.st_size, found.st_mtime_ns)))
+    return tuple(stamp)
 
 
 def load_tables(data_dir: str | Path, config: Config, now: pd.Timestamp | None = None) -> Ingested:

@@ -35,7 +35,7 @@ from toolkit.export import plain
 from toolkit.flows import FLOW_TABLES, has_costs
 from toolkit.forecast import ForecastResult, StageForecaster
 from toolkit.forecast.calendar import holiday_calendar
-from toolkit.ingest import Ingested, RejectShareError, load_tables
+from toolkit.ingest import FUTURE_REASON, Ingested, RejectShareError, load_tables, source_stamp
 from toolkit.notes import Note, notes_frame
 from toolkit.journey import (MonthComparison, TimeToConvert, cohort_retention, compare_months, customer_stages,
                              data_period, funnel, guest_sales, is_guest, is_sale, kpis, missing_figures,
@@ -125,7 +125,7 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
     left would mislead -- unless ``accept_rejects`` (then a warning note says it).
     """
     config = with_settings(load_config(data_dir, config_file), overrides, source=f"settings {sorted(overrides)}")
-    ingested = load_tables(data_dir, config)
+    ingested = _ingested(data_dir, config)
     notes = []
     if not len(ingested.tables["orders"]):
         if not ingested.has_outcomes:
@@ -147,6 +147,29 @@ def load(data_dir: str | Path, config_file: str | Path | None = None, accept_rej
                                        "count in revenue and cash, but per-customer models (cohorts, "
                                        "re-purchase, upsell) leave them out.", "assumed"))
     return Dataset(Path(data_dir), config, ingested, notes)
+
+
+def _ingested(data_dir: str | Path, config: Config) -> Ingested:
+    """The checked sources, from the result store while their files are unchanged.
+
+    Every page of a report reads the same files (about a second each on the
+    sample); the first read is kept under the files' stamp
+    (``ingest.source_stamp``) and the configuration. A database server is
+    read every time, and so is a read that rejected rows as later than now:
+    by the next read they may have become valid.
+    """
+    stamp = source_stamp(data_dir, config)
+    if stamp is None:
+        return load_tables(data_dir, config)
+    ingested = computed_once(_read_sources, str(Path(data_dir).resolve()), config, stamp)
+    if ingested.rejects["reason"].str.startswith(FUTURE_REASON).any():
+        return load_tables(data_dir, config)
+    return ingested
+
+
+def _read_sources(data_dir: str, config: Config, stamp: tuple) -> Ingested:
+    """``load_tables`` keyed by the sources' ``stamp`` as well (see :func:`_ingested`)."""
+    return load_tables(data_dir, config)
 
 
 @dataclass
