@@ -167,7 +167,8 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{DAYS} days per series, {OPTIONS}, {args.n_jobs} workers\n")
+    print(f"{DAYS} days per series, {args.n_jobs} workers; settings: {OPTIONS}; "
+          f"'full' variants: {FULL}, every other setting at its default\n")
     print("| series | variant | wall | series/s | driver memory before fit | driver peak "
           "| max |diff| yhat vs plain | max |diff| net flow vs local |")
     print("|---|---|---|---|---|---|---|---|")
