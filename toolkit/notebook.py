@@ -16,10 +16,8 @@ That makes the notebook behave the same in JupyterLab, under ``nbval`` and when
   5,000 rows work: VegaFusion evaluates the chart's aggregations in Python and
   the renderer embeds the resulting (small) Vega spec.
 * cmdstanpy's per-fit INFO lines and Prophet's plotly notice are silenced.
-* Importing this module keeps jsonschema from loading ``rfc3987_syntax``
-  (see ``_skip_iri_grammar``): Altair imports jsonschema in every kernel, and
-  that package builds some 35 Earley parsers at import, 1.5-2.5 s per kernel,
-  for the ``iri`` formats that no Vega-Lite or notebook schema uses.
+* Importing the toolkit keeps jsonschema from loading ``rfc3987_syntax``
+  (see ``toolkit/__init__.py``): Altair imports jsonschema in every kernel.
 * The working directory is the project root, so relative paths in parameters
   (``data_dir="data/sample"``) mean the same wherever the notebook is opened.
 
@@ -53,22 +51,6 @@ if TYPE_CHECKING:
     from toolkit.config import Config
     from toolkit.notes import Note
 
-
-def _skip_iri_grammar() -> None:
-    """Let jsonschema find no ``rfc3987_syntax``, unless something imported it already.
-
-    jsonschema registers its ``iri``/``iri-reference`` format checks only when
-    that package imports; without them those two formats go unchecked, which
-    changes nothing here: Vega-Lite's schema uses ``uri``, ``uri-reference``
-    and ``color-hex``, nbformat's none of them.
-    """
-    import sys
-
-    if "jsonschema._format" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)
-
-
-_skip_iri_grammar()
 
 __all__ = [
     "CACHE_DIR",
