@@ -455,6 +455,20 @@ def test_backtest_says_a_series_without_money_in_its_windows_has_nothing_to_scor
     assert quiet_label in texts(charts.to_svg(chart))
 
 
+def test_backtest_shows_the_served_band_as_scaled(frames):
+    # The served model's band is calibrated after the backtest: its point must be the coverage
+    # that band reaches, not the unscaled one beside the 80% line.
+    diagnostics = frames["diagnostics"].assign(prophet_coverage=[0.35, 0.7, 0.40],
+                                               coverage_calibrated=[0.81, 0.79, np.nan])
+    data = vegalite(charts.backtest_scores(diagnostics))
+    points = pd.concat([pd.DataFrame(rows) for rows in data["datasets"].values()
+                        if rows and "metric" in rows[0]])
+    coverage = points[points["metric"] == "coverage"].set_index(["unique_id", "candidate"])["value"]
+    assert coverage[(IDS[0], "prophet")] == 0.81  # served: as scaled
+    assert coverage[(IDS[1], "prophet")] == 0.7  # not served there: as it came
+    assert coverage[(IDS[2], "prophet")] == 0.40  # no calibrated coverage known: as it came
+
+
 def test_each_model_keeps_its_colour_whichever_models_a_chart_shows(frames):
     def colours(diagnostics):
         scale = vegalite(charts.backtest_scores(diagnostics))["hconcat"][0]["layer"][0]["encoding"]["color"]["scale"]

@@ -1496,6 +1496,12 @@ def backtest_scores(
     metrics ``mase`` and ``coverage`` (``mae`` optional), e.g.
     ``prophet_mase, seasonal_naive_mase, prophet_coverage``.
 
+    The served model's coverage is ``coverage_calibrated`` when the
+    diagnostics have it: its band is scaled after the backtest, and a point
+    at its unscaled coverage (a third of days for a combination of models
+    whose paths agree) beside the 80% line would say the band served is
+    useless when it holds. The other models' points are as they came.
+
     A series whose every tested window moved no money gives a rule that
     copies last week a MASE of 0: nothing was there to score, so its label
     says so and it stays out of the medians in the title. Each model keeps
@@ -1513,6 +1519,10 @@ def backtest_scores(
     parts = long["score"].str.extract(_SCORE_COLUMN)
     long["candidate"], long["metric"] = parts[0], parts[1]
     long["is_served"] = np.where(long["candidate"] == long["served"], "served", "not served")
+    if "coverage_calibrated" in diagnostics:  # the served band is scaled: show what it reaches
+        scaled = long["unique_id"].map(diagnostics.set_index("unique_id")["coverage_calibrated"])
+        served_coverage = (long["is_served"] == "served") & (long["metric"] == "coverage") & scaled.notna()
+        long.loc[served_coverage, "value"] = scaled[served_coverage]
     long = long.dropna(subset=["value"]).drop(columns="score")
     mase = long[long["metric"] == "mase"]
     if mase.empty:
@@ -1561,7 +1571,7 @@ def backtest_scores(
 
     panels = [panel("mase", 1.0, "MASE (1 = as good as last week's copy)", ".1f", True)]
     if (long["metric"] == "coverage").any():
-        coverage_title = f"Share of days inside the band (aim {nominal_coverage:.0%})"
+        coverage_title = f"Share of days inside the band (aim {nominal_coverage:.0%}; served: as scaled)"
         panels.append(panel("coverage", nominal_coverage, coverage_title, "%", False))
     return alt.hconcat(*panels).properties(title=alt.Title(title, subtitle=subtitle))
 
