@@ -168,6 +168,19 @@ def test_explorers_with_nothing_to_explore_show_why_with_controls_disabled(frame
     assert "Nothing to show: no series has a forecast" in texts(charts.to_svg(no_forecast.static()))
 
 
+def test_forecast_explorer_opens_on_the_money_still_coming_in(frames):
+    # A closed cohort's first orders forecast nothing; the repeat money is what people look for.
+    repeat = "post-purchase|inflow|all"
+    series = pd.concat([frames["series"], frames["series"][frames["series"]["unique_id"] == IDS[0]].assign(
+        unique_id=repeat, stage="post-purchase")], ignore_index=True)
+    first = frames["forecast"]["unique_id"] == IDS[0]
+    forecast = pd.concat([frames["forecast"].assign(yhat=np.where(first, 0.0, frames["forecast"]["yhat"])),
+                          frames["forecast"][first].assign(unique_id=repeat)], ignore_index=True)
+    explorer = ForecastExplorer(series, forecast)
+    assert explorer.unique_id == repeat
+    assert explorer.static().title.text.startswith("Post-purchase inflow (all)")
+
+
 def test_without_costs_the_scenario_explorer_still_moves_demand_and_payment_delay(cash_inputs):
     """No outflow series: only the stage controls are disabled, and the static view is the forecast as it stands."""
     history, paths = cash_inputs

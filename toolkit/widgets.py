@@ -322,8 +322,10 @@ def _horizon_options(steps: int) -> list[tuple[str, int]]:
 class ForecastExplorer(_Explorer):
     """Pick a stage, direction and segment and how far ahead to look.
 
-    It opens on the money coming in (the first inflow series), the figure most
-    people look for first. The horizon moves in whole weeks.
+    It opens on the money coming in (the inflow series that forecasts the most
+    money), the figure most people look for first: not a series that moves no
+    money any more, such as first orders of a closed customer cohort. The
+    horizon moves in whole weeks.
 
     Parameters
     ----------
@@ -351,8 +353,7 @@ class ForecastExplorer(_Explorer):
         self.keys = self.keys[self.keys["unique_id"].isin(forecast["unique_id"].unique())].reset_index(drop=True)
         self._forecast_days = {uid: sorted(days["ds"].unique()) for uid, days in forecast.groupby("unique_id")}
         steps = max((len(days) for days in self._forecast_days.values()), default=1)
-        inflows = self.keys[self.keys["direction"] == "inflow"]
-        first = (inflows if len(inflows) else self.keys).head(1)
+        first = self.keys[self.keys["unique_id"] == self._opening_series()]
         stages = list(dict.fromkeys(self.keys["stage"]))
         self.stage = widgets.Dropdown(description="Stage", options=stages,
                                       value=first["stage"].iloc[0] if len(first) else None, style=LABEL_STYLE)
@@ -393,13 +394,19 @@ class ForecastExplorer(_Explorer):
             history_days=self.history_days, currency=self.currency,
         )
 
+    def _opening_series(self) -> str | None:
+        """The series shown first: the inflow series with the most forecast money (else the first series)."""
+        inflows = self.keys[self.keys["direction"] == "inflow"]
+        if inflows.empty:
+            return self.keys["unique_id"].iloc[0] if len(self.keys) else None
+        totals = self.forecast.groupby("unique_id")["yhat"].sum()
+        return max(inflows["unique_id"], key=lambda uid: totals.get(uid, 0.0))
+
     def static(self) -> alt.TopLevelMixin:
-        """The chart for the default selection: the first inflow series (else the first series), full horizon."""
+        """The chart for the default selection (see :meth:`_opening_series`), full horizon."""
         if self.keys.empty:
             return charts.nothing_to_show("no series has a forecast")
-        inflows = self.keys[self.keys["direction"] == "inflow"]
-        return self.chart_for((inflows if len(inflows) else self.keys)["unique_id"].iloc[0],
-                              self.horizon.options[-1][1])
+        return self.chart_for(self._opening_series(), self.horizon.options[-1][1])
 
     def _refresh_options(self, direction: str | None = None) -> None:
         """Offer only directions and segments that exist for the chosen stage."""
