@@ -482,11 +482,11 @@ def _as_stored(value: Any) -> Any:
     """``value`` with its tables copied afresh, so that equal tables give equal keys.
 
     joblib keys a result by the pickle of its arguments, and a table's pickle
-    also carries what pandas cached on it: once a table with text and date columns has
-    been through ``to_numpy`` (as a forecast or a scoring does), the same
-    rows hash differently and the next page of a report computed its
-    opportunities a second time instead of reading them. A fresh copy carries
-    no such cache.
+    also carries what pandas cached on it: once a table with text and date
+    columns has been through ``to_numpy`` (as a forecast or a scoring does),
+    the same rows hash differently, and the next page of a report computed
+    its opportunities a second time instead of reading them. A fresh copy
+    carries no such cache.
     """
     if isinstance(value, (pd.DataFrame, pd.Series)):
         return value.copy(deep=True)
