@@ -485,14 +485,13 @@ def choose_model(unique_id: str, scores: pd.DataFrame, select_best: bool = True)
         served = "that baseline is served instead"
     # A rule without error repeated what the windows did, typically nothing: a score of 0.000 reads as a bug
     exact = best in BASELINES and means[best] == 0
+    repeated = "the backtest windows repeated the weeks before them exactly (no money moved, or the same amounts)"
     if exact:
-        reason = (f"the backtest windows repeated the weeks before them exactly (no money moved, or the same "
-                  f"amounts), which {best} forecast without error (mean {label}: {scored}); it is served")
+        reason = f"{repeated}, which {best} forecast without error (mean {label}: {scored}); it is served"
     note = None
     if best in BASELINES and "prophet" in means and means["prophet"] > means[best]:
         note = Note("forecast", (
-            f"Series {unique_id}: the backtest windows repeated the weeks before them exactly (no money "
-            f"moved, or the same amounts), which {_DESCRIBED[best]} forecast without error and Prophet did "
+            f"Series {unique_id}: {repeated}, which {_DESCRIBED[best]} forecast without error and Prophet did "
             f"not (mean {label} {means['prophet']:.3f}); {served}." if exact else
             f"Series {unique_id}: Prophet did worse than {_DESCRIBED[best]} in the backtest "
             f"(mean {label} {means['prophet']:.3f} vs {means[best]:.3f}); {served}."), "warning")

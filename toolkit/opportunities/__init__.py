@@ -20,9 +20,9 @@ from toolkit.opportunities.segments import (DEFAULT_SEGMENT_RULES, OpportunityEr
 from toolkit.opportunities.signals import (DEFAULT_SIGNALS, Signal, recent_signals,
                                            repurchase_opportunities)
 from toolkit.opportunities.planner import (ASSUMED_GROSS_MARGIN, ASSUMED_LIFT_NOTE, LIFT_COLUMNS, LIFT_SOURCES,
-                                           CampaignPlan, CampaignPlanner, assumed_lift, gross_margin_or_assumed, launch_days,
-                                           lift_table, planner_customers, purchase_timing, reachable_share,
-                                           weekly_seasonality, window_chance)
+                                           CampaignPlan, CampaignPlanner, assumed_lift, gross_margin_or_assumed,
+                                           launch_days, lift_table, planner_customers, purchase_timing,
+                                           reachable_share, weekly_seasonality, window_chance)
 from toolkit.opportunities.upsell import personal_offers, product_items
 from toolkit.opportunities.experiments import (CampaignResults, MeasuredLift, SampleRatioCheck, contact_outcomes,
                                                measure_campaigns, measured_lift, sample_ratio_check,
