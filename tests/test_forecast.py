@@ -456,6 +456,37 @@ def test_prophet_features_built_once_give_prophets_own_forecast():
         assert np.allclose(own[0], cached[0], rtol=1e-6) and np.allclose(own[1], cached[1], rtol=1e-6)
 
 
+def test_series_on_one_grid_share_the_features_built_once(monkeypatch):
+    # Two series of one run on the same dates: the second takes the first one's feature table.
+    from toolkit.forecast import methods
+
+    monkeypatch.setattr(methods, "_BUILT", {})
+    built = []
+    build = Prophet.make_all_seasonality_features
+    monkeypatch.setattr(Prophet, "make_all_seasonality_features",
+                        lambda self, df: built.append(len(df)) or build(self, df))
+    history = _peyton_manning().iloc[-400:].reset_index(drop=True)
+    grid = pd.DatetimeIndex(history.ds).append(pd.date_range(history.ds.iloc[-1] + pd.Timedelta(days=1), periods=28))
+    settings = ForecastSettings(holiday_country="US", uncertainty_samples=10)
+    for scale in (1.0, 3.0):
+        fit_prophet(history.assign(y=history.y * scale), settings, features=SeasonalFeatures(grid))
+    assert built == [len(grid)]
+
+
+@pytest.mark.parametrize("extra", [{"holiday_country": "US"},
+                                   {"holiday_country": "GB", "prophet_kwargs": {"seasonality_mode": "multiplicative"}}])
+def test_prophet_point_is_prophets_own_yhat(extra):
+    # The point is computed from the features without predict's table of components: it must be
+    # predict's yhat to the bit, additive and multiplicative, holidays on.
+    history = _peyton_manning().iloc[-500:].reset_index(drop=True)
+    dates = pd.date_range(history.ds.iloc[-1] + pd.Timedelta(days=1), periods=28)
+    model = fit_prophet(history, ForecastSettings(uncertainty_samples=20, **extra),
+                        features=SeasonalFeatures(pd.DatetimeIndex(history.ds).append(dates)))
+    point, _ = prophet_forecast(model, dates, seed=5)
+    model.uncertainty_samples = 0
+    assert np.array_equal(point, model.predict(pd.DataFrame({"ds": dates}))["yhat"].to_numpy())
+
+
 @pytest.mark.parametrize("shape", ["multiplicative", "with closed days", "no season"])
 def test_theta_gives_statsmodels_theta_forecast(shape):
     # The direct Theta must forecast what statsmodels' ThetaModel (its two-step fit) forecasts:

@@ -53,6 +53,13 @@ def _checked_country(country: str) -> str:
     return country
 
 
+#: Feature tables built in this process, by grid and model configuration (see :class:`SeasonalFeatures`).
+_BUILT: dict[tuple, tuple] = {}
+
+#: Most feature tables kept in a process (a table of three years of days is about half a megabyte).
+_BUILT_MOST = 16
+
+
 class SeasonalFeatures:
     """Prophet's regression features (seasonalities, holidays) of a series' dates, built once.
 
@@ -61,14 +68,17 @@ class SeasonalFeatures:
     depend on the date alone, so they are built once for the whole grid (the
     history and the horizon) per model configuration and set of holidays, and
     each fit and prediction takes its rows: building them, holidays above
-    all, was about half of every Prophet fit. The holidays are those Prophet
-    would use: the ones of the training years, fixed at the fit (as Prophet
-    fixes them for its predictions), so the numbers are Prophet's own.
+    all, was about half of every Prophet fit. The series of a run mostly
+    share one grid, so the tables are kept for the process (the last
+    ``_BUILT_MOST``) and every series on the same grid takes its rows from
+    the same table. The holidays are those Prophet would use: the ones of the
+    training years, fixed at the fit (as Prophet fixes them for its
+    predictions), so the numbers are Prophet's own.
     """
 
     def __init__(self, dates: pd.DatetimeIndex) -> None:
         self.dates = pd.DatetimeIndex(dates)
-        self._built: dict[tuple, tuple] = {}
+        self._grid = self.dates.asi8.tobytes()
         self._fitted: dict[tuple, Prophet] = {}
 
     @staticmethod
@@ -117,10 +127,12 @@ class SeasonalFeatures:
             if model.train_holiday_names is None and model.country_holidays:  # the fit: its years' holidays
                 years = tuple(sorted(set(pd.DatetimeIndex(df["ds"]).year)))
                 model.train_holiday_names = pd.Series(_holiday_names(model.country_holidays, years))
-            key = self._configuration(model)
-            if key not in self._built:
-                self._built[key] = build(pd.DataFrame({"ds": self.dates}))
-            table, priors, components, modes = self._built[key]
+            key = (self._grid, self._configuration(model))
+            if key not in _BUILT:
+                while len(_BUILT) >= _BUILT_MOST:
+                    del _BUILT[next(iter(_BUILT))]
+                _BUILT[key] = build(pd.DataFrame({"ds": self.dates}))
+            table, priors, components, modes = _BUILT[key]
             return (table.iloc[rows].reset_index(drop=True), list(priors), components.copy(),
                     {mode: list(names) for mode, names in modes.items()})
 
@@ -188,26 +200,43 @@ def prophet_forecast(model: Prophet, dates: pd.DatetimeIndex, seed: int) -> tupl
     interval from, so with a factor of 1 and nothing clipped the toolkit's
     interval equals Prophet's own.
 
-    Both the paths and the point need the seasonality and holiday features of
-    ``dates``, which Prophet would build twice (about a tenth of a whole
-    series' forecast): they are built once and handed to both calls. They
-    depend on the dates alone, so the numbers are Prophet's to the bit.
+    Both the paths and the point need ``dates`` set up (scaled time) and
+    their seasonality and holiday features, which Prophet would build once
+    per call (about a tenth of a whole series' forecast): they are built once
+    and handed to both calls. They depend on the dates alone, so the numbers
+    are Prophet's to the bit. The point is Prophet's ``yhat`` computed as
+    ``predict`` computes it (trend times one plus the multiplicative terms,
+    plus the additive terms) without the table of every component that
+    ``predict`` builds around it (tested equal to ``predict``).
     """
     future = pd.DataFrame({"ds": dates})
-    features = model.make_all_seasonality_features(model.setup_dataframe(future.copy()))
+    prepared = model.setup_dataframe(future.copy())
+    features = model.make_all_seasonality_features(prepared)
     model.make_all_seasonality_features = lambda df: features
+    if not model.extra_regressors:  # else each call sets up its own regressor draws
+        model.setup_dataframe = lambda df, initialize_scales=False: prepared.copy()
     state = np.random.get_state()
     np.random.seed(seed)
-    draws = model.uncertainty_samples
     try:
         paths = model.predictive_samples(future)["yhat"]
-        model.uncertainty_samples = 0
-        point = model.predict(future)["yhat"].to_numpy()
+        point = _point(model, prepared, features)
     finally:
         np.random.set_state(state)
-        model.uncertainty_samples = draws
         del model.make_all_seasonality_features
+        model.__dict__.pop("setup_dataframe", None)
     return point, np.asarray(paths, dtype=float)
+
+
+def _point(model: Prophet, prepared: pd.DataFrame, features: tuple) -> np.ndarray:
+    """Prophet's ``yhat`` on ``prepared`` dates with their ``features``, by ``Prophet.predict``'s arithmetic."""
+    table, _, components, _ = features
+    beta = model.params["beta"]
+
+    def terms(name: str) -> np.ndarray:
+        return np.nanmean(np.matmul(table.to_numpy(), (beta * components[name].to_numpy()).T), axis=1)
+
+    trend = np.asarray(model.predict_trend(prepared), dtype=float)
+    return trend * (1 + terms("multiplicative_terms")) + terms("additive_terms") * model.y_scale
 
 
 def forecast_with(method: str, history: pd.DataFrame, dates: pd.DatetimeIndex,
