@@ -75,17 +75,19 @@ def baseline_forecast(history: pd.DataFrame, dates: pd.DatetimeIndex, method: st
     if residuals.size == 0:
         residuals = np.zeros(1)
 
+    recent = y[-season * (1 if method == "seasonal_naive" else weeks):]  # all the rule looks back on
+
     def simulate(draws: int, noise: bool) -> np.ndarray:
-        values = np.concatenate([np.tile(y, (draws, 1)), np.zeros((draws, horizon))], axis=1)
+        values = np.concatenate([np.tile(recent, (draws, 1)), np.zeros((draws, horizon))], axis=1)
         for step in range(horizon):
-            t = n + step
+            t = len(recent) + step
             if closed_future[step]:
                 continue
             guess = _rule(values, t, method, season, weeks)
             values[:, t] = np.where(np.isnan(guess), overall, guess)
             if noise:
                 values[:, t] += residuals[rng.integers(residuals.size, size=draws)]
-        return values[:, n:]
+        return values[:, len(recent):]
 
     point = simulate(1, noise=False)[0]
     return point, simulate(n_draws, noise=True).T

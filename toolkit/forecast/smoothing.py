@@ -61,10 +61,15 @@ def _blas() -> ThreadpoolController:
 
 def filled_values(y: np.ndarray, season: int) -> np.ndarray:
     """Values with gaps filled from the same phase of the previous season, else the mean."""
-    phase = pd.Series(y).where(np.isfinite(y))
-    phase = phase.groupby(np.arange(len(y)) % season).ffill()
-    mean = float(np.nanmean(phase)) if phase.notna().any() else 0.0
-    return phase.fillna(mean).to_numpy()
+    known = np.isfinite(y)
+    if known.all():
+        return np.asarray(y, dtype=float)
+    # Per phase, the position of the last known value so far (a season per row, a phase per column).
+    positions = np.where(known, np.arange(len(y)), -1)
+    padded = np.pad(positions, (0, -len(y) % season), constant_values=-1).reshape(-1, season)
+    last = np.maximum.accumulate(padded, axis=0).ravel()[:len(y)]
+    filled = np.where(last >= 0, np.asarray(y, dtype=float)[np.maximum(last, 0)], np.nan)
+    return np.where(last >= 0, filled, float(np.nanmean(filled)) if known.any() else 0.0)
 
 
 def _history(history: pd.DataFrame, season: int) -> np.ndarray:
