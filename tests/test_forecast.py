@@ -508,6 +508,55 @@ def test_theta_gives_statsmodels_theta_forecast(shape):
     assert paths.shape == (28, 50)
 
 
+def _seasonal_days(n: int, season: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = 1 + 0.3 * np.sin(2 * np.pi * np.arange(n) / season)
+    return (400 + 0.2 * np.arange(n) + rng.normal(0, 15, n).cumsum() * 0.5) * shape + rng.normal(0, 20, n)
+
+
+@pytest.mark.parametrize("season", [7, 12])
+@pytest.mark.parametrize("damped", [False, True])
+def test_ets_fits_statsmodels_holt_winters(season, damped):
+    # The compiled ETS is statsmodels' heuristic Holt-Winters fit: the same start states, the same
+    # (or a lower) sum of squared errors, weights and AICc; its point ahead is the same recursion.
+    import warnings
+
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    from toolkit.forecast.ets import fit_ets, start_states
+
+    y = _seasonal_days(500, season, seed=season + damped)
+    model = ExponentialSmoothing(y, trend="add" if damped else None, damped_trend=damped, seasonal="add",
+                                 seasonal_periods=season, initialization_method="heuristic")
+    level, trend, seasons = model.initial_values()
+    ours = start_states(y, season, damped)
+    assert np.isclose(ours[0], level) and np.isclose(ours[1], trend or 0.0) and np.allclose(ours[2], seasons)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = model.fit(use_brute=False)
+    fit = fit_ets(y, season, damped)
+    assert fit.errors @ fit.errors <= expected.sse * (1 + 1e-7)
+    assert np.allclose(fit.errors, expected.resid, rtol=1e-3, atol=1e-3 * y.std())
+    assert fit.aicc == pytest.approx(expected.aicc, abs=1e-3)
+    assert fit.alpha == pytest.approx(expected.params["smoothing_level"], abs=1e-3)
+    ahead = expected.simulate(28, anchor="end", repetitions=1, random_errors=np.zeros((28, 1)))
+    assert np.allclose(fit.paths(np.zeros((28, 1)))[:, 0], ahead, rtol=1e-3)
+
+
+def test_ets_paths_are_its_own_recursion():
+    # A path continues the history: fed back as data, its one-step errors are the errors it was drawn with.
+    from toolkit.forecast.ets import _one_step_errors, fit_ets, start_states
+
+    y = _seasonal_days(300, 7, seed=4)
+    fit = fit_ets(y, 7, damped_trend=True)
+    surprises = np.random.default_rng(3).normal(0, 25, size=(21, 1))
+    path = fit.paths(surprises)[:, 0]
+    level, trend, seasons = start_states(y, 7, True)
+    errors = _one_step_errors(np.concatenate([y, path]), fit.alpha, fit.beta, fit.gamma, fit.phi, level, trend,
+                              seasons)[0]
+    assert np.allclose(errors[-21:], surprises[:, 0])
+
+
 @pytest.mark.parametrize("method", ["ets", "theta"])
 def test_smoothing_methods_follow_the_level_with_seeded_paths(method):
     rng = np.random.default_rng(2)

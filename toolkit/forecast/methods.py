@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: The exponential smoothing candidates (see :mod:`.smoothing`).
 SMOOTHING = {"ets": ets_forecast, "theta": theta_forecast}
 
-__all__ = ["SMOOTHING", "SeasonalFeatures", "block_level", "clipped_keeping_totals", "combine", "finish", "fit_prophet", "forecast_with", "interval", "new_prophet",
+__all__ = ["SMOOTHING", "SeasonalFeatures", "block_level", "clipped_keeping_totals", "combine", "finish", "fit_prophet", "forecast_with", "interval", "load_methods", "new_prophet",
            "prophet_forecast", "steady_level", "training_rows"]
 
 
@@ -237,6 +237,22 @@ def _point(model: Prophet, prepared: pd.DataFrame, features: tuple) -> np.ndarra
 
     trend = np.asarray(model.predict_trend(prepared), dtype=float)
     return trend * (1 + terms("multiplicative_terms")) + terms("additive_terms") * model.y_scale
+
+
+def load_methods() -> None:
+    """Import what every method needs and load ETS's compiled recursion, in this process.
+
+    A local pool's workers are forked from the process that starts them and
+    inherit what it holds: loaded here once, not once in every worker of every
+    run (about a second of CPU each: numba and ETS's compiled code, the
+    statsmodels helpers of Theta).
+    """
+    import statsmodels.tsa.seasonal  # noqa: F401
+    import statsmodels.tsa.stattools  # noqa: F401
+
+    from toolkit.forecast.ets import load_compiled
+
+    load_compiled()
 
 
 def forecast_with(method: str, history: pd.DataFrame, dates: pd.DatetimeIndex,

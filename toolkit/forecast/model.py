@@ -76,6 +76,7 @@ from toolkit.forecast.methods import (
     finish,
     forecast_with,
     interval,
+    load_methods,
 )
 from toolkit.forecast.net import net_flow_draws, stage_and_direction
 from toolkit.forecast.settings import (
@@ -887,6 +888,8 @@ class StageForecaster:
         """
         settings = self.settings()
         parts = split_series(series)
+        if self.backend == "local":  # the pool's workers inherit it
+            load_methods()
         self.extras_ = _extras(parts)
         self.calendar_ = business_calendar(parts, settings)
         settings = replace(settings, calendar=self.calendar_)
