@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.forecast.backends import run_tasks
+from toolkit.forecast.engine import one_blas_thread
 from toolkit.forecast.methods import SeasonalFeatures, combine, finish, forecast_with, interval
 from toolkit.forecast.settings import (
     MODELS,
@@ -165,8 +166,9 @@ def fold_scores(unique_id: str, folds: list[FoldForecast]) -> pd.DataFrame:
 
 def _backtest_task(task: tuple[str, pd.DataFrame, ForecastSettings, tuple[str, ...]]) -> pd.DataFrame:
     unique_id, frame, settings, models = task
-    return fold_scores(unique_id, backtest_series(regular_history(frame, settings.freq), settings, unique_id,
-                                                  models))
+    with one_blas_thread():  # as a forecast's series
+        return fold_scores(unique_id, backtest_series(regular_history(frame, settings.freq), settings, unique_id,
+                                                      models))
 
 
 def backtest(series: pd.DataFrame, horizon: int = 28, folds: int = 3,

@@ -27,6 +27,7 @@ and report Prophet's own error.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,7 @@ from threadpoolctl import ThreadpoolController
 if TYPE_CHECKING:
     from prophet import Prophet
 
-__all__ = ["fit_together", "solved_by_stan"]
+__all__ = ["fit_together", "one_blas_thread", "solved_by_stan"]
 
 #: The column naming each fit in the long frame handed to ``fit_many``.
 _FIT = "__fit__"
@@ -44,8 +45,25 @@ _FIT = "__fit__"
 
 @cache
 def _blas() -> ThreadpoolController:
-    """NumPy's BLAS, looked up once a process (a look-up costs a few milliseconds)."""
+    """NumPy's and SciPy's BLAS, looked up once a process (a look-up costs a few milliseconds).
+
+    SciPy brings a BLAS of its own, which its optimisers call (ETS's fit):
+    it is loaded first, or the look-up would miss it.
+    """
+    import scipy.linalg  # noqa: F401
+
     return ThreadpoolController()
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """Within it, BLAS runs on one thread.
+
+    A series' arrays are small: BLAS threads waiting for a core (beside a
+    pool's other workers, or the other lane of a report) cost more than they
+    add. Measured on the benchmark's series, two BLAS threads took 0.42 s of
+    CPU a series, one 0.22 s, for the same numbers.
+    """
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def fit_together(trainings: Mapping[Hashable, pd.DataFrame],
@@ -62,8 +80,7 @@ def fit_together(trainings: Mapping[Hashable, pd.DataFrame],
     keys = list(trainings)
     frames = [frame.assign(**{_FIT: position}) for position, frame in enumerate(trainings.values())]
     # batch_size = every fit: one solve, without fit_many's memory planning (an extra preprocess).
-    # One BLAS thread: the matrices are small, and threads waiting for a busy core cost more than they add.
-    with _blas().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         fitted = fit_many(pd.concat(frames, ignore_index=True), id_col=_FIT,
                           make_model=lambda position: make_model(keys[position]),
                           on_error="skip", batch_size=len(frames))

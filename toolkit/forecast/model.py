@@ -69,6 +69,7 @@ from toolkit.forecast.backtest import (
 from toolkit.forecast.baselines import BASELINES
 from toolkit.forecast.calendar import holiday_calendar
 from toolkit.forecast.checks import doubtful_last_days, plausibility
+from toolkit.forecast.engine import one_blas_thread
 from toolkit.forecast.methods import (
     SeasonalFeatures,
     block_level,
@@ -572,8 +573,15 @@ def forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesO
 
     Never raises for a series Prophet cannot handle: such a series is served
     by a baseline and flagged (``fallback`` when Prophet was not tried: too
-    short or constant; ``failed-over`` when Prophet raised).
+    short or constant; ``failed-over`` when Prophet raised). Runs on one BLAS
+    thread (:func:`~toolkit.forecast.engine.one_blas_thread`): the backends
+    run series side by side.
     """
+    with one_blas_thread():
+        return _forecast_series(task)
+
+
+def _forecast_series(task: tuple[str, pd.DataFrame, ForecastSettings]) -> SeriesOutcome:
     unique_id, frame, settings = task
     history = regular_history(frame, settings.freq)
     # Forecast alone, without the run's calendar, the series is the whole business.
