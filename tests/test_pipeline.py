@@ -194,6 +194,30 @@ def test_stored_opportunities_equal_a_fresh_scoring(tmp_path, monkeypatch):
     assert served.model.probability_alive().equals(fresh.model.probability_alive())
 
 
+def test_the_next_page_reads_the_campaign_study_from_the_store(tmp_path, monkeypatch):
+    # The next page loads the data, the forecast and the scores back from the store: new tables that
+    # share no ids with each other. It must find the study the first page made, and a new budget must not.
+    from conftest import SHORT_FORECAST
+    from toolkit.pipeline import campaign_study, forecast_cash, load, opportunities
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / ".cache" / "results"
+
+    def page() -> tuple:
+        dataset = load(SAMPLE_DIR)
+        return dataset, forecast_cash(dataset, **{**SHORT_FORECAST, "horizon": 30}), opportunities(dataset, horizon=30)
+
+    first = campaign_study(*page())
+    assert len(_stored(store, "_campaign_study")) == 1
+    dataset, cash, found = page()
+    again = campaign_study(dataset, cash, found)
+    assert len(_stored(store, "_campaign_study")) == 1
+    pd.testing.assert_frame_equal(again.plan.targets, first.plan.targets)
+    assert again.plan.expected_profit == first.plan.expected_profit and again.notes == first.notes
+    campaign_study(dataset, cash, found, budget=500.0)
+    assert len(_stored(store, "_campaign_study")) == 2
+
+
 def test_load_reads_the_files_again_only_when_one_changed(tmp_path, monkeypatch):
     import shutil
 

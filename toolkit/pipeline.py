@@ -842,7 +842,36 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     from ``campaign.prior_lift`` said as assumed, not measured. A results
     export without orders (no customers to plan for, no cash) gives the
     measurement only, and the notes say so.
+
+    Kept in the result store (``computed_once``), keyed by what the study
+    reads (:func:`_study_key`): two pages of a report study the same
+    campaigns, and the second reads the first one's study.
     """
+    return computed_once(_campaign_study, _study_key(dataset, cash, found), dataset, cash, found, budget,
+                         risk_limit, seed, ignore=("dataset", "cash", "found"))
+
+
+def _study_key(dataset: Dataset, cash: CashForecast | None, found: Opportunities | None) -> str:
+    """A hash of what a campaign study reads: the tables and configuration, the cash forecast (its
+    balance draws and series forecasts) and the scored customers and offers.
+
+    The objects themselves are not hashed: they carry fitted models whose
+    pickles need not repeat from one page to the next. Each table is hashed
+    on its own: a pickle writes a text shared by two tables once, so tables
+    computed from each other (sharing their ids) and the same tables read
+    back from the store (not sharing them) would hash apart together.
+    """
+    parts: list[Any] = [dataset.config, *(_as_stored(dataset.tables[name]) for name in sorted(dataset.tables))]
+    if cash is not None:
+        parts += [_as_stored(cash.outlook.balance_draws), _as_stored(cash.result.forecast)]
+    if found is not None:
+        parts += [(found.as_of, found.days, found.model_name), _as_stored(found.customers), _as_stored(found.offers)]
+    return joblib.hash([joblib.hash(part) for part in parts])
+
+
+def _campaign_study(key: str, dataset: Dataset, cash: CashForecast | None, found: Opportunities | None,
+                    budget: float | None, risk_limit: float | None, seed: int | None) -> CampaignStudy:
+    """:func:`campaign_study` itself; ``key`` (:func:`_study_key`) is what the result store keys it by."""
     config, tables = dataset.config, dataset.tables
     settings = config.campaign
     seed = config.seed if seed is None else seed
