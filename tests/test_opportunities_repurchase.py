@@ -111,6 +111,11 @@ def test_predictions_are_consistent(cdnow_model):
     # without discounting, value is expected purchases times expected spend per purchase
     expected = cdnow_model.expected_purchases(12 * 4.345 * 7) * cdnow_model.expected_spend()
     np.testing.assert_allclose(undiscounted, expected, rtol=1e-6)
+    # several horizons in one call: each column is that horizon's own call, customers in the same order
+    several = cdnow_model.expected_purchases([91, 182])
+    assert list(several.columns) == [91, 182]
+    pd.testing.assert_series_equal(several[182], longer, check_names=False)
+    assert several.index.equals(longer.index)
 
 
 def test_summary_hand_counts():

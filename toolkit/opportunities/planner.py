@@ -150,9 +150,9 @@ def purchase_timing(model: RepurchaseModel, weeks: int, summary: pd.DataFrame | 
     """
     if weeks < 1:
         raise OpportunityError("purchase_timing needs at least one week")
-    by_week = [model.expected_purchases(_DAYS * w, summary) for w in range(1, weeks + 1)]
-    customers = by_week[0].index.astype(str)
-    cumulative = np.column_stack([np.zeros(len(customers))] + [s.to_numpy() for s in by_week])
+    by_week = model.expected_purchases([_DAYS * w for w in range(1, weeks + 1)], summary)
+    customers = by_week.index.astype(str)
+    cumulative = np.column_stack([np.zeros(len(customers)), by_week.to_numpy()])
     expected = np.clip(np.diff(cumulative, axis=1), 0, None)
     if seasonality is not None:
         factor = np.asarray(seasonality, dtype=float)[:weeks]

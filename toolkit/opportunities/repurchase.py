@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -358,13 +359,24 @@ class RepurchaseModel:
                                                                            "recency", "T"]])
         return self._series(data, _point(alive), "probability_alive")
 
-    def expected_purchases(self, days: float, summary: pd.DataFrame | None = None) -> pd.Series:
-        """Expected purchases (purchase days) of each customer over the next ``days`` days."""
+    def expected_purchases(self, days: float | Sequence[float],
+                           summary: pd.DataFrame | None = None) -> pd.Series | pd.DataFrame:
+        """Expected purchases (purchase days) of each customer over the next ``days`` days.
+
+        With several horizons, a frame with one column per horizon from one
+        call of the model: each customer appears once per horizon, as a row of
+        its own (the model's arithmetic is row by row), where a call per
+        horizon spent a tenth of a second on the model's bookkeeping each.
+        """
         data = self._data(summary)
-        future = days / TIME_UNITS[self.time_unit]
-        expected = self.purchase_model_.expected_purchases(
-            data=data[["customer_id", "frequency", "recency", "T"]], future_t=future)
-        return self._series(data, _point(expected), "expected_purchases")
+        horizons = np.atleast_1d(np.asarray(days, dtype=float))
+        rows = data[["frequency", "recency", "T"]].iloc[np.tile(np.arange(len(data)), len(horizons))]
+        rows = rows.assign(customer_id=np.arange(len(rows)),
+                           future_t=np.repeat(horizons / TIME_UNITS[self.time_unit], len(data)))
+        expected = _point(self.purchase_model_.expected_purchases(data=rows)).reshape(len(horizons), len(data)).T
+        if np.ndim(days) == 0:
+            return self._series(data, expected[:, 0], "expected_purchases")
+        return pd.DataFrame(expected, index=pd.Index(data["customer_id"], name="customer_id"), columns=list(days))
 
     def expected_spend(self, summary: pd.DataFrame | None = None) -> pd.Series:
         """Expected spend per purchase: the customer's own mean shrunk towards everyone's."""
