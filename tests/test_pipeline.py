@@ -539,7 +539,7 @@ def test_guests_and_a_shop_without_a_product_ladder(sample_run):
 
 def test_campaign_study_plans_with_the_uplift_model_personal_offers_and_the_shops_weekly_shape(sample_run):
     from toolkit.opportunities import planner_customers, purchase_timing, window_chance
-    from toolkit.pipeline import campaign_study, headline
+    from toolkit.pipeline import campaign_study, headline, headline_kinds
 
     dataset, cash, found = sample_run
     study = campaign_study(dataset, cash, found)
@@ -560,6 +560,11 @@ def test_campaign_study_plans_with_the_uplift_model_personal_offers_and_the_shop
     assert figures["campaign recommended"] == study.plan.recommended
     assert figures["campaign lift source"] == "model"
     assert (figures["campaign expected profit"] is None) == (not study.plan.recommended)
+    # every figure that is a number or a date is formatted on the page by its kind, none shown raw
+    kinds = {name for names in headline_kinds(cash).values() for name in names}
+    shown_raw = [name for name, value in figures.items() if name not in kinds and value is not None
+                 and not isinstance(value, bool) and (isinstance(value, (int, float)) or name.endswith("date"))]
+    assert shown_raw == []
 
 
 # --------------------------------------------------------------------------- campaign study

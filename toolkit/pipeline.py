@@ -78,6 +78,7 @@ __all__ = [
     "forecast_variance",
     "headline",
     "headline_changes",
+    "headline_kinds",
     "journey",
     "load",
     "opportunities",
@@ -1204,6 +1205,18 @@ def headline(cash: CashForecast, found: Opportunities | None = None,
         out["campaign shortfall probability"] = plain(plan.shortfall_probability) if plan is not None else None
         out["campaign lift source"] = study.lift_source
     return out
+
+
+def headline_kinds(cash: CashForecast) -> dict[str, list[str]]:
+    """The headline figures by how people read them (``money``, ``percent``, ``dates``, ``integers``),
+    as :func:`~toolkit.tables.key_figures` takes them; a figure of :func:`headline` that is a
+    number is in one of them (tested), so no page shows it raw."""
+    last_day, at_horizon, lowest = cash_figure_names(cash)
+    return {"money": [last_day, at_horizon, lowest, "lowest P10 balance", "expected re-purchase value",
+                      "campaign expected profit"],
+            "percent": ["shortfall probability", "campaign shortfall probability"],
+            "dates": ["data through", "first likely breach", "low point date", "campaign launch week"],
+            "integers": ["runway (days)", "days of cash", "customers likely active"]}
 
 
 def cash_figure_names(cash: CashForecast) -> tuple[str, str, str]:
