@@ -198,7 +198,7 @@ def test_the_next_page_reads_the_campaign_study_from_the_store(tmp_path, monkeyp
     # The next page loads the data, the forecast and the scores back from the store: new tables that
     # share no ids with each other. It must find the study the first page made, and a new budget must not.
     from conftest import SHORT_FORECAST
-    from toolkit.pipeline import campaign_study, forecast_cash, load, opportunities
+    from toolkit.pipeline import campaign_evidence, campaign_study, forecast_cash, load, opportunities
 
     monkeypatch.chdir(tmp_path)
     store = tmp_path / ".cache" / "results"
@@ -209,6 +209,7 @@ def test_the_next_page_reads_the_campaign_study_from_the_store(tmp_path, monkeyp
 
     first = campaign_study(*page())
     assert len(_stored(store, "_campaign_study")) == 1
+    assert len(_stored(store, "_campaign_evidence")) == 1  # the study's measurement and uplift check
     dataset, cash, found = page()
     again = campaign_study(dataset, cash, found)
     assert len(_stored(store, "_campaign_study")) == 1
@@ -216,6 +217,10 @@ def test_the_next_page_reads_the_campaign_study_from_the_store(tmp_path, monkeyp
     assert again.plan.expected_profit == first.plan.expected_profit and again.notes == first.notes
     campaign_study(dataset, cash, found, budget=500.0)
     assert len(_stored(store, "_campaign_study")) == 2
+    # a page that asks for the evidence first (before it waits for the scores) gets the same, once
+    evidence = campaign_evidence(dataset)
+    assert len(_stored(store, "_campaign_evidence")) == 1
+    assert evidence.uplift.qini == first.uplift.qini and evidence.results.table.equals(first.results.table)
 
 
 def test_load_reads_the_files_again_only_when_one_changed(tmp_path, monkeypatch):

@@ -58,11 +58,13 @@ from toolkit.opportunities.segments import OpportunityError
 from toolkit.charts import money_markdown, money_text
 
 __all__ = [
+    "CampaignEvidence",
     "CampaignStudy",
     "CashForecast",
     "Dataset",
     "JourneyView",
     "Opportunities",
+    "campaign_evidence",
     "campaign_recommendation",
     "campaign_study",
     "campaign_summary",
@@ -805,8 +807,6 @@ def _uplift_check(outcomes: pd.DataFrame, orders: pd.DataFrame | None, events: p
     served (the first on a tie); picking the best of two on the same folds
     flatters its check a little. ``export_outcomes`` are result columns of the
     contacts (never features).
-    Kept in the result store (``computed_once``): the fits are most of a
-    campaign study's time, and two pages of a report study the same campaigns.
     """
     usable = outcomes[outcomes["outcome_source"] != "none"]
     # spend_before (for the balance check) is left out: the order history features carry it, as of any day
@@ -870,34 +870,71 @@ def _study_key(dataset: Dataset, cash: CashForecast | None, found: Opportunities
     return joblib.hash([joblib.hash(part) for part in parts])
 
 
+@dataclass
+class CampaignEvidence:
+    """What past campaigns showed, which needs no forecast and no customer scores.
+
+    Attributes
+    ----------
+    results : each campaign x variant over its control group (None without contacts).
+    by_segment : the same per customer segment at send (None without orders).
+    uplift_model, uplift : the uplift model fitted on every measurable contact and its check
+        against random targeting (None when it could not be fitted).
+    notes : what the measurement and the check say.
+    """
+
+    results: CampaignResults | None = None
+    by_segment: CampaignResults | None = None
+    uplift_model: UpliftModel | None = None
+    uplift: UpliftEvaluation | None = None
+    notes: list[Note] = field(default_factory=list)
+
+
+def campaign_evidence(dataset: Dataset, seed: int | None = None) -> CampaignEvidence:
+    """Measure past campaigns against their control groups and check an uplift model on them.
+
+    Kept in the result store: :func:`campaign_study` starts from it, and a page
+    can ask for it before it waits for the customer scores another page is
+    computing (the uplift check is most of a study's time).
+    """
+    seed = dataset.config.seed if seed is None else seed
+    return computed_once(_campaign_evidence, _study_key(dataset, None, None), dataset, seed, ignore=("dataset",))
+
+
+def _campaign_evidence(key: str, dataset: Dataset, seed: int) -> CampaignEvidence:
+    """:func:`campaign_evidence` itself; ``key`` (:func:`_study_key`) is what the result store keys it by."""
+    config, tables = dataset.config, dataset.tables
+    orders, contacts, campaigns = tables.get("orders"), tables.get("contacts"), tables.get("campaigns")
+    orders = orders if orders is not None and len(orders) else None
+    if contacts is None or contacts.empty:
+        return CampaignEvidence(notes=[Note(_STUDY_TOPIC, (
+            "No past campaigns: the campaign lift is assumed, not measured; add contacts.csv (who each campaign "
+            "contacted and who was held out) and campaigns.csv to measure it."), "missing")])
+    outcomes = contact_outcomes(contacts, campaigns, orders)
+    export_outcomes = _export_outcomes(config, outcomes)
+    measure = partial(measure_campaigns, campaigns=campaigns, gross_margin=config.gross_margin,
+                      attributes=default_attributes(outcomes, export_outcomes), currency=config.currency,
+                      seed=seed)
+    results = measure(outcomes)
+    # the lift each segment showed at send, so the plan gives each customer their segment's
+    by_segment = (measure(outcomes.assign(segment=segments_at_send(outcomes, orders)), by="segment")
+                  if orders is not None else None)
+    model, check, uplift_notes = _uplift_check(outcomes, orders, tables.get("events"), seed, export_outcomes)
+    return CampaignEvidence(results, by_segment, model, check, [*results.notes, *uplift_notes])
+
+
 def _campaign_study(key: str, dataset: Dataset, cash: CashForecast | None, found: Opportunities | None,
                     budget: float | None, risk_limit: float | None, seed: int | None) -> CampaignStudy:
     """:func:`campaign_study` itself; ``key`` (:func:`_study_key`) is what the result store keys it by."""
     config, tables = dataset.config, dataset.tables
     settings = config.campaign
     seed = config.seed if seed is None else seed
-    orders, contacts, campaigns = tables.get("orders"), tables.get("contacts"), tables.get("campaigns")
+    orders, campaigns = tables.get("orders"), tables.get("campaigns")
     orders = orders if orders is not None and len(orders) else None
-    notes: list[Note] = []
-    results = by_segment = check = model = None
-    if contacts is None or contacts.empty:
-        notes.append(Note(_STUDY_TOPIC, (
-            "No past campaigns: the campaign lift is assumed, not measured; add contacts.csv (who each campaign "
-            "contacted and who was held out) and campaigns.csv to measure it."), "missing"))
-    else:
-        outcomes = contact_outcomes(contacts, campaigns, orders)
-        export_outcomes = _export_outcomes(config, outcomes)
-        measure = partial(measure_campaigns, campaigns=campaigns, gross_margin=config.gross_margin,
-                          attributes=default_attributes(outcomes, export_outcomes), currency=config.currency,
-                          seed=seed)
-        results = measure(outcomes)
-        if orders is not None:
-            # the lift each segment showed at send, so the plan gives each customer their segment's
-            by_segment = measure(outcomes.assign(segment=segments_at_send(outcomes, orders)), by="segment")
-        model, check, uplift_notes = computed_once(_uplift_check, outcomes, orders, tables.get("events"), seed,
-                                                   export_outcomes)
-        notes += [*results.notes, *uplift_notes]
-    measured = measured_lift(by_segment if by_segment is not None else results, campaigns, settings.prior_lift)
+    evidence = campaign_evidence(dataset, seed)
+    results, check, model, notes = evidence.results, evidence.uplift, evidence.uplift_model, list(evidence.notes)
+    measured = measured_lift(evidence.by_segment if evidence.by_segment is not None else results, campaigns,
+                             settings.prior_lift)
     empty_scores = pd.DataFrame({"customer_id": pd.Series(dtype=str),
                                  "incremental_probability": pd.Series(dtype=float)})
     planner, plan, lift, scores = None, None, pd.DataFrame(columns=list(LIFT_COLUMNS)), empty_scores
