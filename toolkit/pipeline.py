@@ -848,6 +848,7 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     reads (:func:`_study_key`): two pages of a report study the same
     campaigns, and the second reads the first one's study.
     """
+    seed = dataset.config.seed if seed is None else seed
     return computed_once(_campaign_study, _study_key(dataset, cash, found), dataset, cash, found, budget,
                          risk_limit, seed, ignore=("dataset", "cash", "found"))
 
@@ -924,11 +925,10 @@ def _campaign_evidence(key: str, dataset: Dataset, seed: int) -> CampaignEvidenc
 
 
 def _campaign_study(key: str, dataset: Dataset, cash: CashForecast | None, found: Opportunities | None,
-                    budget: float | None, risk_limit: float | None, seed: int | None) -> CampaignStudy:
+                    budget: float | None, risk_limit: float | None, seed: int) -> CampaignStudy:
     """:func:`campaign_study` itself; ``key`` (:func:`_study_key`) is what the result store keys it by."""
     config, tables = dataset.config, dataset.tables
     settings = config.campaign
-    seed = config.seed if seed is None else seed
     orders, campaigns = tables.get("orders"), tables.get("campaigns")
     orders = orders if orders is not None and len(orders) else None
     evidence = campaign_evidence(dataset, seed)

@@ -230,10 +230,10 @@ def prophet_forecast(model: Prophet, dates: pd.DatetimeIndex, seed: int) -> tupl
 def _point(model: Prophet, prepared: pd.DataFrame, features: tuple) -> np.ndarray:
     """Prophet's ``yhat`` on ``prepared`` dates with their ``features``, by ``Prophet.predict``'s arithmetic."""
     table, _, components, _ = features
-    beta = model.params["beta"]
+    values, beta = table.to_numpy(), model.params["beta"]
 
     def terms(name: str) -> np.ndarray:
-        return np.nanmean(np.matmul(table.to_numpy(), (beta * components[name].to_numpy()).T), axis=1)
+        return np.nanmean(np.matmul(values, (beta * components[name].to_numpy()).T), axis=1)
 
     trend = np.asarray(model.predict_trend(prepared), dtype=float)
     return trend * (1 + terms("multiplicative_terms")) + terms("additive_terms") * model.y_scale
