@@ -254,3 +254,52 @@ def test_guest_lines_are_no_ones_purchases():
     # one customer; two lines of one order are one purchase; guest lines belong to no one
     assert summary["customer_id"].tolist() == ["a"]
     assert summary[["frequency", "recency", "T", "monetary_value"]].iloc[0].tolist() == [1, 10, 30, 40.0]
+
+
+
+@pytest.mark.parametrize("priors", ["default", "flat", "assumed drop-out"])
+def test_scipy_map_fit_finds_pymcs_map(cdnow_summary, priors):
+    """``fit_map`` optimises the objective ``pymc.find_MAP`` does: the same point, a log posterior as high."""
+    import toolkit.opportunities.repurchase as repurchase
+    from toolkit.opportunities.map_fit import fit_map
+
+    lib = repurchase._clv_library()
+    config = {"default": None, "flat": {n: lib.Prior("HalfFlat") for n in ("a", "b", "alpha", "r")},
+              "assumed drop-out": repurchase._assumed_dropout(lib)}[priors]
+    buyers = cdnow_summary[["customer_id", "frequency", "recency", "T"]]
+    spenders = cdnow_summary.loc[cdnow_summary["frequency"] > 0, ["customer_id", "frequency", "monetary_value"]]
+    for make, rows, predict in (
+            (lambda: lib.BetaGeoModel(model_config=config), buyers, "expected_probability_alive"),
+            (lambda: lib.GammaGammaModel(model_config=config and None), spenders.reset_index(drop=True),
+             "expected_customer_spend")):
+        ours, pymcs = make(), make()
+        assert fit_map(ours, rows)
+        pymcs.fit(data=rows, method="map", progressbar=False, seed=1)
+        assert list(ours.fit_result.data_vars) == list(pymcs.fit_result.data_vars)
+        for name in pymcs.fit_result.data_vars:
+            assert ours.fit_result[name].item() == pytest.approx(pymcs.fit_result[name].item(), rel=2e-3), name
+        log_posterior = pymcs.model.compile_logp(jacobian=False)
+        assert log_posterior(_transformed_point(ours)) >= log_posterior(_transformed_point(pymcs)) - 1e-6
+        np.testing.assert_allclose(getattr(ours, predict)(data=rows).values,
+                                   getattr(pymcs, predict)(data=rows).values, rtol=2e-3)
+
+
+def test_models_the_scipy_fit_does_not_write_out_are_left_to_pymc(cdnow_summary):
+    import toolkit.opportunities.repurchase as repurchase
+    from toolkit.opportunities.map_fit import fit_map
+
+    pareto = repurchase._clv_library().ParetoNBDModel()
+    assert not fit_map(pareto, cdnow_summary[["customer_id", "frequency", "recency", "T"]])
+    assert not hasattr(pareto, "idata") or pareto.idata is None
+
+
+def _transformed_point(fitted) -> dict[str, np.ndarray]:
+    """A fitted model's point as pymc's log density takes it: each free variable on its own scale."""
+    model, point = fitted.model, {}
+    for rv in model.free_RVs:
+        value = np.asarray(fitted.fit_result[rv.name].item())
+        transform = model.rvs_to_transforms[rv]
+        if transform is not None:
+            value = transform.forward(value, *rv.owner.inputs).eval()
+        point[model.rvs_to_values[rv].name] = value
+    return point

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.notes import Note
+from toolkit.opportunities.map_fit import fit_map
 from toolkit.opportunities.segments import OpportunityError, purchases, require_columns
 
 __all__ = [
@@ -275,7 +276,7 @@ class RepurchaseModel:
         else:
             purchase_model = lib.ParetoNBDModel(
                 model_config=self._flat(lib, ("r", "alpha", "s", "beta")))
-        purchase_model.fit(data=data, method="map", progressbar=False, seed=self.seed)
+        self._fit_map(purchase_model, data)
         self.model_name_ = _MODEL_NAMES[self.model]
         self.notes_: list[Note] = []
         self.fit_problem_ = fit_problem(_fitted_params(purchase_model), summary,
@@ -283,7 +284,7 @@ class RepurchaseModel:
                                         self.time_unit)
         if self.fit_problem_ is not None and self.assume_dropout_when_degenerate:
             purchase_model = lib.BetaGeoModel(model_config=_assumed_dropout(lib))
-            purchase_model.fit(data=data, method="map", progressbar=False, seed=self.seed)
+            self._fit_map(purchase_model, data)
             self.model_name_ = "BG/NBD with assumed drop-out"
             self.notes_.append(Note("repurchase", (
                 f"The {_MODEL_NAMES[self.model]} fit is degenerate: {self.fit_problem_}. The data show "
@@ -307,14 +308,18 @@ class RepurchaseModel:
             if len(repeat) < MIN_REPEAT_CUSTOMERS:
                 raise OpportunityError("too few repeat customers with spend to fit the spend model")
             spend = lib.GammaGammaModel(model_config=self._flat(lib, ("p", "q", "v")))
-            spend.fit(data=repeat[["customer_id", "frequency", "monetary_value"]].reset_index(drop=True),
-                      method="map", progressbar=False, seed=self.seed)
+            self._fit_map(spend, repeat[["customer_id", "frequency", "monetary_value"]].reset_index(drop=True))
             self.spend_model_ = spend
             self.params_.update({name: float(spend.fit_result[name].mean())
                                  for name in spend.fit_result.data_vars})
         self.summary_ = summary.reset_index(drop=True)
         self._lib = lib
         return self
+
+    def _fit_map(self, model, data: pd.DataFrame) -> None:
+        """The MAP fit of one pymc-marketing model: SciPy's where written out (:mod:`map_fit`), else pymc's."""
+        if not fit_map(model, data):
+            model.fit(data=data, method="map", progressbar=False, seed=self.seed)
 
     # A fitted model travels (pickle, the pipeline's result store) as its fits' InferenceData:
     # the pymc models and their compiled functions do not pickle. They are rebuilt on first
