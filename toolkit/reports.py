@@ -11,7 +11,8 @@
    name order. Each of the ``jobs`` lanes keeps its kernel for its next
    notebook, with the namespace emptied in between, so the kernel start and
    the imports are paid once a lane, not once a page. A failing notebook
-   does not stop the others; its executed copy keeps the traceback.
+   does not stop the others; its executed copy keeps the traceback (a
+   notebook whose kernel died has none: the run says so and how to rerun it).
 3. Each executed notebook becomes an HTML page with code hidden and no remote
    scripts (``toolkit/templates/journeycast``), headed by the run's parameters
    and data period. A page is for people: tracebacks and stderr (warnings,
@@ -504,6 +505,9 @@ def _execute(source: Path, target: Path, parameters: dict[str, Any], kernel: Any
             progress_bar=False,
             cwd=str(PROJECT_ROOT),
             kernel_manager_class=_kernel_manager_class(),
+            # written once at the end (and on a failure), not at each cell's start and end: those writes
+            # (the notebook validated and serialised, charts and all) took 3-4 s of a report's CPU
+            request_save_on_cell_execute=False,
             **({"km": kernel} if kernel is not None else {}),
         )
     except PapermillExecutionError as exc:
@@ -842,7 +846,7 @@ def _execute_all(
     per_notebook: Mapping[str, dict[str, Any]], inputs: dict[str, Any], run_values: dict[str, Any],
     progress: bool, jobs: int,
 ) -> list[dict[str, Any]]:
-    """Run the notebooks, ``jobs`` at a time in name order; results in name order.
+    """Run the notebooks, ``jobs`` at a time in name order, and render their pages; results in name order.
 
     ``jobs`` lanes each keep one kernel (:class:`_Lane`) and take the next
     notebook in name order when their last one is done. Each notebook starts
@@ -864,14 +868,22 @@ def _execute_all(
         started = time.perf_counter()
         status, error = lane.execute(path, tmp / path.name, {**params, **run_values})
         config_file = inputs["config_file"]
-        return {
+        result = {
             "name": path.stem, "status": status, "error": error,
             "duration_s": round(time.perf_counter() - started, 2),
             "notebook": path.name if (tmp / path.name).exists() else None,
-            "parameters": params,
-            "command": reproduce_command(path, Path(inputs["data_dir"]), config_file and Path(config_file),
-                                         tmp.parent, per_notebook[path.stem]),
+            "parameters": params, "html": None,
         }
+        command = reproduce_command(path, Path(inputs["data_dir"]), config_file and Path(config_file),
+                                    tmp.parent, per_notebook[path.stem])
+        nb = _read_page(tmp, result, command)
+        if nb is not None and "data_period" in result["records"]:
+            # rendered beside the next notebooks; a page that records no period waits for the run's
+            pages.append(renderer.submit(_render_page, tmp, result, nb, run_values[REPORT_RUN_PARAMETER],
+                                         result["records"]["data_period"]))
+        elif nb is not None:
+            result["executed"] = nb
+        return result
 
     paths = list(paths)
     todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
@@ -879,6 +891,7 @@ def _execute_all(
         todo.put(path)
     results: dict[str, dict[str, Any]] = {}
     done = threading.Lock()
+    pages: list[Any] = []
 
     def work_lane(bar: Any) -> None:
         lane = _Lane()
@@ -897,53 +910,62 @@ def _execute_all(
             lane.close()
 
     with tqdm(total=len(paths), desc="report", unit="notebook", disable=not progress,
-              file=sys.stderr) as bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+              file=sys.stderr) as bar, ThreadPoolExecutor(max_workers=jobs) as pool, \
+            ThreadPoolExecutor(max_workers=1) as renderer:
         for lane in [pool.submit(work_lane, bar) for _ in range(min(jobs, len(paths)))]:
             lane.result()
+        for page in pages:
+            page.result()
     return [results[path.stem] for path in paths]
+
+
+def _read_page(tmp: Path, result: dict[str, Any], command: str) -> Any:
+    """Read an executed notebook's records and failure into ``result``; the notebook, or None if none was written."""
+    import nbformat
+
+    nb = None
+    result["records"], result["failure"] = {}, None
+    if result["notebook"]:
+        nb = nbformat.read(tmp / result["notebook"], as_version=4)
+        result["records"] = _records(nb)
+        result["failure"] = _failure_of(nb, command)
+    if result["status"] == "failed" and result["failure"] is None:
+        # the kernel died or the file could not be run: nothing in the notebook says where
+        result["failure"] = {"message": result["error"], "section": None, "cell": None, "command": command}
+    if result["failure"] is not None:
+        result["error"] = result["error"] or result["failure"]["message"]
+        result["failure"]["sentence"] = failure_sentence(result["name"], result["failure"])
+    return nb
+
+
+def _render_page(tmp: Path, result: dict[str, Any], nb: Any, run_id: str,
+                 data_period: Mapping[str, Any] | None) -> None:
+    """Write a notebook's page (HTML) and put the run's facts into its executed copy."""
+    import nbformat
+
+    nb.metadata["journeycast"] = {
+        "run_id": run_id, "status": result["status"], "parameters": result["parameters"],
+        "data_period": data_period, "executed": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "data_period_text": _period_text(data_period), "failure": result["failure"],
+    }
+    nbformat.write(nb, tmp / result["notebook"])
+    result["html"] = f"{result['name']}.html"
+    (tmp / result["html"]).write_text(_html(nb, _title(result["name"])), encoding="utf-8")
 
 
 def _write_run(
     tmp: Path, run_id: str, executed: list[dict[str, Any]], parameters: dict[str, Any],
     config: dict[str, Any], previous: dict | None, started: dt.datetime, started_clock: float,
 ) -> dict[str, Any]:
-    """Render every executed notebook, then index.html and summary.json, into ``tmp``."""
-    import nbformat
-
-    notebooks = {}
-    for result in executed:
-        command = result.pop("command")
-        result["records"], result["failure"] = {}, None
-        if result["notebook"]:
-            nb = nbformat.read(tmp / result["notebook"], as_version=4)
-            notebooks[result["name"]] = nb
-            result["records"] = _records(nb)
-            result["failure"] = _failure_of(nb, command)
-        if result["status"] == "failed" and result["failure"] is None:
-            # the kernel died or the file could not be run: nothing in the notebook says where
-            result["failure"] = {"message": result["error"], "section": None, "cell": None, "command": command}
-        if result["failure"] is not None:
-            result["error"] = result["error"] or result["failure"]["message"]
-            result["failure"]["sentence"] = failure_sentence(result["name"], result["failure"])
+    """Render the pages still to render (those that recorded no data period), index.html and summary.json."""
     data_period = next(
         (r["records"]["data_period"] for r in executed if "data_period" in r["records"]), None
     )
     status = "succeeded" if all(r["status"] == "succeeded" for r in executed) else "failed"
-    executed_at = dt.datetime.now(dt.timezone.utc)
     for result in executed:
-        nb = notebooks.get(result["name"])
-        if nb is None:
-            result["html"] = None
-            continue
-        nb.metadata["journeycast"] = {
-            "run_id": run_id, "status": result["status"], "parameters": result["parameters"],
-            "data_period": data_period, "executed": f"{executed_at:%Y-%m-%d %H:%M} UTC",
-            "data_period_text": _period_text(data_period), "failure": result["failure"],
-        }
-        nbformat.write(nb, tmp / result["notebook"])
-        html_name = f"{result['name']}.html"
-        (tmp / html_name).write_text(_html(nb, _title(result["name"])), encoding="utf-8")
-        result["html"] = html_name
+        nb = result.pop("executed", None)
+        if nb is not None:
+            _render_page(tmp, result, nb, run_id, data_period)
     finished = dt.datetime.now(dt.timezone.utc)
     run = {
         "run_id": run_id,
