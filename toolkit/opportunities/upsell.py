@@ -410,16 +410,17 @@ def suggest_offers(orders: pd.DataFrame, propensity: pd.Series, as_of: str | pd.
                                "offers need each customer's current tier")
     current = current.astype("int64")
     top_tier = int(tier_price.index.max())
+    # plain dicts in the loop over customers: a Series look-up costs 75 us, a dict's 0.1 us
+    names, prices, tops, price_of = tier_name.to_dict(), tier_price.to_dict(), top_sku.to_dict(), unit_price.to_dict()
     rows = []
     for customer, tier in current.items():
         if tier < top_tier:
             nxt = tier + 1
-            rows.append((customer, f"upgrade to {tier_name[nxt]}", [top_sku[nxt]],
-                         float(tier_price[nxt])))
+            rows.append((customer, f"upgrade to {names[nxt]}", [tops[nxt]], float(prices[nxt])))
         elif skus := [sku for sku in ranking.get(tier, []) if sku not in owned.get(customer, set())][:bundle_size]:
             # the add-ons the tier buys most that this customer does not own yet
             rows.append((customer, "add-on bundle " + " + ".join(skus), skus,
-                         round(float(unit_price[skus].sum()), 2)))
+                         round(float(sum(price_of[sku] for sku in skus)), 2)))
         else:
             rows.append((customer, "no offer", [], 0.0))
     offers = pd.DataFrame(rows, columns=["customer_id", "offer", "offer_skus", "list_price"])
