@@ -184,6 +184,19 @@ def test_a_pickled_model_predicts_the_same_and_rebuilds_pymc_only_when_used(cdno
     pd.testing.assert_series_equal(again.customer_value(365), cdnow_model.customer_value(365))
 
 
+def test_stored_scores_unpickle_without_importing_arviz_or_pymc(cdnow_model, tmp_path):
+    """A page that only reads the stored scores must not pay the 2 s import of arviz and pymc."""
+    import subprocess
+    import sys
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(cdnow_model))
+    code = ("import pickle, sys; model = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "print(sorted(m for m in ('arviz', 'pymc', 'pymc_marketing') if m in sys.modules), model.params_['r'])")
+    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pkl")], capture_output=True,
+                           text=True, check=True, cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert shown.stdout.split() == ["[]", str(cdnow_model.params_["r"])]
+
+
 def _loyal_shop(customers: int = 800, years: int = 4, seed: int = 0) -> pd.DataFrame:
     """Customers who never drop out: each buys at their own steady rate (Poisson, mean one in 90 days).
 

@@ -165,6 +165,21 @@ def _clv_library() -> SimpleNamespace:
                            customer_lifetime_value=customer_lifetime_value)
 
 
+def _plain_idata(idata) -> dict:
+    """An InferenceData as plain dicts of arrays (xarray's ``to_dict``), which unpickle without arviz."""
+    return {"attrs": dict(idata.attrs), "groups": {group: idata[group].to_dict(data="array")
+                                                   for group in idata.groups()}}
+
+
+def _idata(plain: dict):
+    """The InferenceData :func:`_plain_idata` took apart."""
+    import arviz as az
+    import xarray as xr
+
+    return az.InferenceData(attrs=plain["attrs"], **{group: xr.Dataset.from_dict(data)
+                                                      for group, data in plain["groups"].items()})
+
+
 def _point(values) -> np.ndarray:
     """The MAP point of a (chain, draw, customer_id) prediction as a 1-d array."""
     return np.asarray(values.mean(("chain", "draw")))
@@ -321,16 +336,17 @@ class RepurchaseModel:
         if not fit_map(model, data):
             model.fit(data=data, method="map", progressbar=False, seed=self.seed)
 
-    # A fitted model travels (pickle, the pipeline's result store) as its fits' InferenceData:
-    # the pymc models and their compiled functions do not pickle. They are rebuilt on first
-    # use, so reading stored scores that never call the model does not import pymc at all.
+    # A fitted model travels (pickle, the pipeline's result store) as its fits' InferenceData, taken
+    # apart into plain dicts and arrays: the pymc models and their compiled functions do not pickle,
+    # and an InferenceData's pickle imports arviz (2 s) in whichever kernel reads the scores. They
+    # are rebuilt on first use, so reading stored scores that never call the model imports neither.
     _FITTED_MODELS = ("purchase_model_", "spend_model_")
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in (*self._FITTED_MODELS, "_lib")}
         if "purchase_model_" in self.__dict__:
             state["_fits"] = {name: None if self.__dict__[name] is None
-                              else (type(self.__dict__[name]).__name__, self.__dict__[name].idata)
+                              else (type(self.__dict__[name]).__name__, _plain_idata(self.__dict__[name].idata))
                               for name in self._FITTED_MODELS}
         return state
 
@@ -343,7 +359,8 @@ class RepurchaseModel:
             raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
         lib = _clv_library()
         for attribute, fit in fits.items():
-            self.__dict__[attribute] = None if fit is None else getattr(lib, fit[0]).build_from_idata(fit[1])
+            self.__dict__[attribute] = (None if fit is None
+                                        else getattr(lib, fit[0]).build_from_idata(_idata(fit[1])))
         self.__dict__["_lib"] = lib
         del self.__dict__["_fits"]
         return self.__dict__[name]
