@@ -24,9 +24,8 @@ state:
 install: $(STAMP)
 
 # The last steps compile once what runs compiled, so no report run pays it:
-# numba compiles ETS's recursion into its cache (about 2 s), and scoring the
-# sample's customers (result not kept) makes PyTensor compile the C code of the
-# re-purchase models into .cache/pytensor (about 45 s). It also proves the install works.
+# numba compiles ETS's recursion into its cache (about 2 s); scoring the
+# sample's customers (result not kept) proves the install works.
 $(STAMP): pyproject.toml | state
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -174,14 +174,16 @@ def test_probability_alive_matrix_covers_the_grid_and_falls_with_silence(cdnow_m
     assert frequent.is_monotonic_increasing and frequent.iloc[0] < 0.05
 
 
-def test_a_pickled_model_predicts_the_same_and_rebuilds_pymc_only_when_used(cdnow_model):
-    """The result store pickles fitted models; the pymc models travel as their InferenceData."""
+def test_a_pickled_model_predicts_the_same(cdnow_model, cdnow_summary):
+    """The result store pickles fitted models; a Pareto/NBD travels as its InferenceData, rebuilt on use."""
     copy = pickle.loads(pickle.dumps(cdnow_model))
-    assert "purchase_model_" not in vars(copy) and copy.params_ == cdnow_model.params_
+    assert copy.params_ == cdnow_model.params_
     pd.testing.assert_frame_equal(copy.predict(days=91), cdnow_model.predict(days=91))
-    assert "purchase_model_" in vars(copy)  # rebuilt on first use
-    again = pickle.loads(pickle.dumps(copy))
-    pd.testing.assert_series_equal(again.customer_value(365), cdnow_model.customer_value(365))
+    pareto = RepurchaseModel("pareto_nbd", spend_model=False, time_unit="W", maximum_likelihood=True,
+                             assume_dropout_when_degenerate=False).fit(cdnow_summary)
+    copy = pickle.loads(pickle.dumps(pareto))
+    assert isinstance(vars(copy)["_pareto"], dict)  # plain arrays until used
+    pd.testing.assert_series_equal(copy.expected_purchases(91), pareto.expected_purchases(91))
 
 
 def test_stored_scores_unpickle_without_importing_arviz_or_pymc(cdnow_model, tmp_path):
@@ -270,47 +272,94 @@ def test_guest_lines_are_no_ones_purchases():
 
 
 
-@pytest.mark.parametrize("priors", ["default", "flat", "assumed drop-out"])
-def test_scipy_map_fit_finds_pymcs_map(cdnow_summary, priors):
-    """``fit_map`` optimises the objective ``pymc.find_MAP`` does: the same point, a log posterior as high."""
-    import toolkit.opportunities.repurchase as repurchase
-    from toolkit.opportunities.map_fit import fit_map
+@pytest.fixture(scope="module")
+def pymc_marketing():
+    from pymc_extras.prior import Prior
+    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, customer_lifetime_value
 
-    lib = repurchase._clv_library()
-    config = {"default": None, "flat": {n: lib.Prior("HalfFlat") for n in ("a", "b", "alpha", "r")},
-              "assumed drop-out": repurchase._assumed_dropout(lib)}[priors]
+    return BetaGeoModel, GammaGammaModel, customer_lifetime_value, Prior
+
+
+def _pymc_config(priors: dict, prior_class) -> dict:
+    return {name: prior_class(dist, **kwargs) for name, (dist, kwargs) in priors.items()}
+
+
+@pytest.mark.parametrize("priors", ["default", "flat", "assumed drop-out"])
+def test_closed_form_fit_finds_pymc_marketings_map(cdnow_summary, pymc_marketing, priors):
+    """``bgnbd`` optimises the objective ``pymc.find_MAP`` does: the same point, a log posterior as high."""
+    from toolkit.opportunities import bgnbd
+    from toolkit.opportunities.repurchase import ASSUMED_DROPOUT_PRIORS
+
+    beta_geo, gamma_gamma, _, prior_class = pymc_marketing
+    chosen = {"default": None, "flat": {n: bgnbd.FLAT for n in ("alpha", "a", "b", "r")},
+              "assumed drop-out": ASSUMED_DROPOUT_PRIORS}[priors]
     buyers = cdnow_summary[["customer_id", "frequency", "recency", "T"]]
     spenders = cdnow_summary.loc[cdnow_summary["frequency"] > 0, ["customer_id", "frequency", "monetary_value"]]
-    for make, rows, predict in (
-            (lambda: lib.BetaGeoModel(model_config=config), buyers, "expected_probability_alive"),
-            (lambda: lib.GammaGammaModel(model_config=config and None), spenders.reset_index(drop=True),
-             "expected_customer_spend")):
-        ours, pymcs = make(), make()
-        assert fit_map(ours, rows)
-        pymcs.fit(data=rows, method="map", progressbar=False, seed=1)
-        assert list(ours.fit_result.data_vars) == list(pymcs.fit_result.data_vars)
-        for name in pymcs.fit_result.data_vars:
-            assert ours.fit_result[name].item() == pytest.approx(pymcs.fit_result[name].item(), rel=2e-3), name
-        log_posterior = pymcs.model.compile_logp(jacobian=False)
-        assert log_posterior(_transformed_point(ours)) >= log_posterior(_transformed_point(pymcs)) - 1e-6
-        np.testing.assert_allclose(getattr(ours, predict)(data=rows).values,
-                                   getattr(pymcs, predict)(data=rows).values, rtol=2e-3)
+    ours = bgnbd.fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["T"], chosen)
+    theirs = beta_geo(model_config=chosen and _pymc_config(chosen, prior_class))
+    ours_spend = bgnbd.fit_gamma_gamma(spenders["frequency"], spenders["monetary_value"])
+    theirs_spend = gamma_gamma()
+    for fitted, rows, params in ((theirs, buyers, ours), (theirs_spend, spenders.reset_index(drop=True), ours_spend)):
+        fitted.fit(data=rows, method="map", progressbar=False, seed=1)
+        assert list(params) == list(fitted.fit_result.data_vars)
+        for name in fitted.fit_result.data_vars:
+            assert params[name] == pytest.approx(fitted.fit_result[name].item(), rel=2e-3), name
+        log_posterior = fitted.model.compile_logp(jacobian=False)
+        assert (log_posterior(_transformed_point(fitted, params))
+                >= log_posterior(_transformed_point(fitted, {n: fitted.fit_result[n].item() for n in params})) - 1e-6)
 
 
-def test_models_the_scipy_fit_does_not_write_out_are_left_to_pymc(cdnow_summary):
-    import toolkit.opportunities.repurchase as repurchase
-    from toolkit.opportunities.map_fit import fit_map
+def test_closed_form_predictions_are_pymc_marketings(cdnow_summary, pymc_marketing):
+    """At the same parameters, P(alive), expected purchases, spend and customer value equal pymc-marketing's."""
+    from toolkit.opportunities import bgnbd
 
-    pareto = repurchase._clv_library().ParetoNBDModel()
-    assert not fit_map(pareto, cdnow_summary[["customer_id", "frequency", "recency", "T"]])
-    assert not hasattr(pareto, "idata") or pareto.idata is None
+    beta_geo, gamma_gamma, customer_lifetime_value, _ = pymc_marketing
+    buyers = cdnow_summary[["customer_id", "frequency", "recency", "T"]]
+    spenders = cdnow_summary.loc[cdnow_summary["frequency"] > 0]
+    theirs, theirs_spend = beta_geo(), gamma_gamma()
+    theirs.fit(data=buyers, method="map", progressbar=False, seed=1)
+    theirs_spend.fit(data=spenders[["customer_id", "frequency", "monetary_value"]].reset_index(drop=True),
+                     method="map", progressbar=False, seed=1)
+    params = {n: theirs.fit_result[n].item() for n in theirs.fit_result.data_vars}
+    params |= {n: theirs_spend.fit_result[n].item() for n in theirs_spend.fit_result.data_vars}
+    rfm = [buyers[c].to_numpy(float) for c in ("frequency", "recency", "T")]
+    point = lambda values: np.asarray(values.mean(("chain", "draw")))  # noqa: E731
+    np.testing.assert_allclose(bgnbd.probability_alive(params, *rfm),
+                               point(theirs.expected_probability_alive(data=buyers)), rtol=1e-10)
+    for weeks in (1.0, 13.0, 52.0):
+        np.testing.assert_allclose(bgnbd.expected_purchases(params, *rfm, weeks),
+                                   point(theirs.expected_purchases(data=buyers, future_t=weeks)), rtol=1e-10)
+    spend = bgnbd.expected_spend(params, cdnow_summary["frequency"], cdnow_summary["monetary_value"])
+    np.testing.assert_allclose(spend, point(theirs_spend.expected_customer_spend(
+        data=cdnow_summary[["customer_id", "frequency", "monetary_value"]])), rtol=1e-10)
+    model = RepurchaseModel(time_unit="W").fit(cdnow_summary)
+    model.params_ = params  # the same point as pymc-marketing's
+    value = customer_lifetime_value(transaction_model=theirs, data=buyers.assign(future_spend=np.asarray(spend)),
+                                    future_t=12, discount_rate=(1.1 ** (1 / 12) - 1), time_unit="W")
+    np.testing.assert_allclose(model.customer_value(365).to_numpy(), point(value), rtol=1e-9)
 
 
-def _transformed_point(fitted) -> dict[str, np.ndarray]:
-    """A fitted model's point as pymc's log density takes it: each free variable on its own scale."""
+def test_fitting_and_predicting_a_bgnbd_imports_no_pymc():
+    """The BG/NBD and Gamma-Gamma run without pymc: importing it cost 2-3 s in every kernel that scored."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd\n"
+            "from toolkit import sample\n"
+            "from toolkit.opportunities import RepurchaseModel, summary_from_orders\n"
+            "orders = sample.generate(customers=600, seed=1)['orders']\n"
+            "RepurchaseModel().fit(summary_from_orders(orders, orders['ts'].max())).predict(90)\n"
+            "print(sorted(m for m in ('arviz', 'pymc', 'pymc_marketing', 'pytensor') if m in sys.modules))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert shown.stdout.strip() == "[]"
+
+
+def _transformed_point(fitted, params: dict) -> dict[str, np.ndarray]:
+    """``params`` as pymc's log density of ``fitted`` takes them: each free variable on its own scale."""
     model, point = fitted.model, {}
     for rv in model.free_RVs:
-        value = np.asarray(fitted.fit_result[rv.name].item())
+        value = np.asarray(params[rv.name])
         transform = model.rvs_to_transforms[rv]
         if transform is not None:
             value = transform.forward(value, *rv.owner.inputs).eval()

@@ -8,7 +8,7 @@
 ``experiments`` what past campaigns earned over their control groups, with intervals
 ``uplift``     who is persuadable: incremental response per customer, checked against random targeting
 
-Heavy libraries (pymc-marketing) load only when a repurchase model is fitted.
+pymc-marketing (with pymc and pytensor) loads only when a Pareto/NBD is fitted or used.
 """
 
 from toolkit.opportunities.repurchase import (ASSUMED_DROPOUT, MIN_REPEAT_CUSTOMERS, HoldoutCheck,

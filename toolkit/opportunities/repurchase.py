@@ -1,16 +1,20 @@
 """Who will buy again, how often, and for how much: BG/NBD, Pareto/NBD and Gamma-Gamma.
 
-The buy-till-you-die models of the repeat-buying literature, fitted with
-pymc-marketing's CLV models: each customer buys at their own steady rate while
+The buy-till-you-die models of the repeat-buying literature: each customer buys at their own steady rate while
 active and may quietly drop out (BG/NBD: after a purchase; Pareto/NBD: at any
 time). From a customer's frequency, recency and age alone they give the
 probability the customer is still active, the expected purchases over the next
 days, and -- with the Gamma-Gamma model of spend per purchase -- the customer's
 lifetime value.
 
-pymc-marketing (and with it pymc and pytensor) is imported only when a model is
-fitted, so ``import toolkit`` stays fast; pytensor's compiled C is cached in the
-project's ``.cache/pytensor`` unless the user chose another place.
+The BG/NBD and the Gamma-Gamma are fitted and predicted in closed form
+(:mod:`toolkit.opportunities.bgnbd`: pymc-marketing's formulas and default
+priors, its MAP found with SciPy, its numbers to the optimiser's tolerance)
+without importing pymc, which cost 2-3 s in every process that fitted or
+predicted. The Pareto/NBD, whose likelihood needs more care, is
+pymc-marketing's own ``ParetoNBDModel`` (pymc is imported then, and pytensor's
+compiled C is cached in the project's ``.cache/pytensor`` unless the user chose
+another place).
 
 A fit can be wrong without failing: on data with no sign of customers dropping
 out (Superstore's four years, where 792 of 804 customers come back) the drop-out
@@ -36,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.notes import Note
-from toolkit.opportunities.map_fit import fit_map
+from toolkit.opportunities import bgnbd
 from toolkit.opportunities.segments import OpportunityError, purchases, require_columns
 
 __all__ = [
@@ -52,6 +56,8 @@ __all__ = [
 
 #: Length of one model time unit in days.
 TIME_UNITS = {"D": 1, "W": 7}
+#: A month in days, as pymc-marketing's customer_lifetime_value counts it in each time unit.
+_MONTH_DAYS = {"D": 30.0, "W": 4.345 * 7}
 _MODELS = ("bgnbd", "pareto_nbd")
 _MODEL_NAMES = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD"}
 #: The drop-out served when the data show none: after each purchase a customer stops buying with
@@ -149,7 +155,7 @@ def no_predictions() -> pd.DataFrame:
 
 
 def _clv_library() -> SimpleNamespace:
-    """Import pymc-marketing's CLV models, keeping pytensor's compile cache in the project."""
+    """Import pymc-marketing's Pareto/NBD, keeping pytensor's compile cache in the project."""
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "base_compiledir" not in flags and (_PROJECT_ROOT / "pyproject.toml").exists():
         cache = _PROJECT_ROOT / ".cache" / "pytensor"
@@ -158,11 +164,8 @@ def _clv_library() -> SimpleNamespace:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arviz announces its refactor on import
         from pymc_extras.prior import Prior
-        from pymc_marketing.clv import (BetaGeoModel, GammaGammaModel, ParetoNBDModel,
-                                        customer_lifetime_value)
-    return SimpleNamespace(Prior=Prior, BetaGeoModel=BetaGeoModel, ParetoNBDModel=ParetoNBDModel,
-                           GammaGammaModel=GammaGammaModel,
-                           customer_lifetime_value=customer_lifetime_value)
+        from pymc_marketing.clv import ParetoNBDModel
+    return SimpleNamespace(Prior=Prior, ParetoNBDModel=ParetoNBDModel)
 
 
 def _plain_idata(idata) -> dict:
@@ -185,17 +188,14 @@ def _point(values) -> np.ndarray:
     return np.asarray(values.mean(("chain", "draw")))
 
 
-def _fitted_params(fitted) -> dict[str, float]:
-    return {name: float(fitted.fit_result[name].mean()) for name in fitted.fit_result.data_vars}
-
-
-def _assumed_dropout(lib: SimpleNamespace) -> dict:
-    """BG/NBD priors that pin the drop-out at ``ASSUMED_DROPOUT``; the purchase rate stays the defaults'."""
-    weight = _ASSUMPTION_WEIGHT
-    return {"phi_dropout": lib.Prior("Beta", alpha=ASSUMED_DROPOUT * weight,
-                                     beta=(1 - ASSUMED_DROPOUT) * weight),
-            "kappa_dropout": lib.Prior("Gamma", mu=ASSUMED_DROPOUT_SPREAD,
-                                       sigma=ASSUMED_DROPOUT_SPREAD / 100)}
+#: BG/NBD priors that pin the drop-out at ``ASSUMED_DROPOUT``; the purchase rate keeps the defaults'.
+ASSUMED_DROPOUT_PRIORS: dict[str, bgnbd.Prior] = {
+    "alpha": bgnbd.DEFAULT_PRIORS["alpha"],
+    "phi_dropout": ("Beta", {"alpha": ASSUMED_DROPOUT * _ASSUMPTION_WEIGHT,
+                             "beta": (1 - ASSUMED_DROPOUT) * _ASSUMPTION_WEIGHT}),
+    "kappa_dropout": ("Gamma", {"mu": ASSUMED_DROPOUT_SPREAD, "sigma": ASSUMED_DROPOUT_SPREAD / 100}),
+    "r": bgnbd.DEFAULT_PRIORS["r"],
+}
 
 
 def fit_problem(params: dict[str, float], summary: pd.DataFrame, probability_alive: np.ndarray,
@@ -269,101 +269,82 @@ class RepurchaseModel:
         self.maximum_likelihood = maximum_likelihood
         self.assume_dropout_when_degenerate = assume_dropout_when_degenerate
 
-    def _flat(self, lib: SimpleNamespace, names: tuple[str, ...]) -> dict | None:
-        return {name: lib.Prior("HalfFlat") for name in names} if self.maximum_likelihood else None
-
     def fit(self, summary: pd.DataFrame) -> RepurchaseModel:
         """Fit the purchase model (and the spend model) on a :func:`summary_from_orders` table."""
-        with warnings.catch_warnings():
-            # the models are small: pytensor's note that it found no BLAS library does not matter
-            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
-            return self._fit(summary)
-
-    def _fit(self, summary: pd.DataFrame) -> RepurchaseModel:
         require_columns(summary, ("customer_id", "frequency", "recency", "T"), "the summary")
         if (summary["frequency"] > 0).sum() < MIN_REPEAT_CUSTOMERS:
             raise OpportunityError("too few repeat customers to fit a repurchase model")
-        lib = _clv_library()
-        columns = ["customer_id", "frequency", "recency", "T"]
-        data = summary[columns].reset_index(drop=True)
-        if self.model == "bgnbd":
-            purchase_model = lib.BetaGeoModel(model_config=self._flat(lib, ("a", "b", "alpha", "r")))
-        else:
-            purchase_model = lib.ParetoNBDModel(
-                model_config=self._flat(lib, ("r", "alpha", "s", "beta")))
-        self._fit_map(purchase_model, data)
-        self.model_name_ = _MODEL_NAMES[self.model]
+        self.summary_ = summary.reset_index(drop=True)
         self.notes_: list[Note] = []
-        self.fit_problem_ = fit_problem(_fitted_params(purchase_model), summary,
-                                        _point(purchase_model.expected_probability_alive(data=data)),
+        self.model_name_ = _MODEL_NAMES[self.model]
+        self._pareto = None
+        if self.model == "bgnbd":
+            flat = {n: bgnbd.FLAT for n in ("alpha", "a", "b", "r")} if self.maximum_likelihood else None
+            self.params_ = bgnbd.fit_bgnbd(*self._rfm(self.summary_), flat)
+        else:
+            self._pareto = self._fit_pareto(self.summary_)
+            self.params_ = {name: float(self._pareto.fit_result[name].mean())
+                            for name in self._pareto.fit_result.data_vars}
+        self.fit_problem_ = fit_problem(self.params_, summary, self.probability_alive().to_numpy(),
                                         self.time_unit)
         if self.fit_problem_ is not None and self.assume_dropout_when_degenerate:
-            purchase_model = lib.BetaGeoModel(model_config=_assumed_dropout(lib))
-            self._fit_map(purchase_model, data)
+            self._pareto = None
+            self.params_ = bgnbd.fit_bgnbd(*self._rfm(self.summary_), ASSUMED_DROPOUT_PRIORS)
             self.model_name_ = "BG/NBD with assumed drop-out"
             self.notes_.append(Note("repurchase", (
                 f"The {_MODEL_NAMES[self.model]} fit is degenerate: {self.fit_problem_}. The data show "
                 f"no sign of customers dropping out, so P(active) and expected purchases use an assumed "
                 f"drop-out of {ASSUMED_DROPOUT:.0%} after each purchase, not one learned from the data."),
                 "warning"))
-            served = fit_problem(_fitted_params(purchase_model), summary,
-                                 _point(purchase_model.expected_probability_alive(data=data)), self.time_unit)
+            served = fit_problem(self.params_, summary, self.probability_alive().to_numpy(), self.time_unit)
             if served is not None:
                 self.notes_.append(Note("repurchase", f"The {self.model_name_} is doubtful too: {served}.",
                                         "warning"))
         elif self.fit_problem_ is not None:
             self.notes_.append(Note("repurchase", f"The {self.model_name_} fit is degenerate: "
                                                   f"{self.fit_problem_}.", "warning"))
-        self.purchase_model_ = purchase_model
-        self.params_ = _fitted_params(purchase_model)
-        self.spend_model_ = None
         if self.spend_model:
             require_columns(summary, ("monetary_value",), "the summary")
             repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
             if len(repeat) < MIN_REPEAT_CUSTOMERS:
                 raise OpportunityError("too few repeat customers with spend to fit the spend model")
-            spend = lib.GammaGammaModel(model_config=self._flat(lib, ("p", "q", "v")))
-            self._fit_map(spend, repeat[["customer_id", "frequency", "monetary_value"]].reset_index(drop=True))
-            self.spend_model_ = spend
-            self.params_.update({name: float(spend.fit_result[name].mean())
-                                 for name in spend.fit_result.data_vars})
-        self.summary_ = summary.reset_index(drop=True)
-        self._lib = lib
+            self.params_.update(bgnbd.fit_gamma_gamma(repeat["frequency"], repeat["monetary_value"]))
         return self
 
-    def _fit_map(self, model, data: pd.DataFrame) -> None:
-        """The MAP fit of one pymc-marketing model: SciPy's where written out (:mod:`map_fit`), else pymc's."""
-        if not fit_map(model, data):
-            model.fit(data=data, method="map", progressbar=False, seed=self.seed)
+    def _fit_pareto(self, data: pd.DataFrame):
+        """pymc-marketing's Pareto/NBD, fitted by ``find_MAP``."""
+        lib = _clv_library()
+        flat = {n: lib.Prior("HalfFlat") for n in ("r", "alpha", "s", "beta")} if self.maximum_likelihood else None
+        model = lib.ParetoNBDModel(model_config=flat)
+        with warnings.catch_warnings():
+            # the model is small: pytensor's note that it found no BLAS library does not matter
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+            model.fit(data=data[["customer_id", "frequency", "recency", "T"]], method="map",
+                      progressbar=False, seed=self.seed)
+        return model
 
-    # A fitted model travels (pickle, the pipeline's result store) as its fits' InferenceData, taken
-    # apart into plain dicts and arrays: the pymc models and their compiled functions do not pickle,
-    # and an InferenceData's pickle imports arviz (2 s) in whichever kernel reads the scores. They
-    # are rebuilt on first use, so reading stored scores that never call the model imports neither.
-    _FITTED_MODELS = ("purchase_model_", "spend_model_")
+    @staticmethod
+    def _rfm(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
 
+    # A fitted model travels (pickle, the pipeline's result store) with its parameters; a Pareto/NBD
+    # also with its fit's InferenceData taken apart into plain dicts and arrays: pymc models do not
+    # pickle, and an InferenceData's pickle imports arviz (2 s) in whichever process reads the
+    # scores. The Pareto/NBD is rebuilt on first use, so reading stored scores imports neither.
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in (*self._FITTED_MODELS, "_lib")}
-        if "purchase_model_" in self.__dict__:
-            state["_fits"] = {name: None if self.__dict__[name] is None
-                              else (type(self.__dict__[name]).__name__, _plain_idata(self.__dict__[name].idata))
-                              for name in self._FITTED_MODELS}
+        state = dict(self.__dict__)
+        if state.get("_pareto") is not None:
+            state["_pareto"] = _plain_idata(state["_pareto"].idata)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
 
-    def __getattr__(self, name: str):
-        fits = self.__dict__.get("_fits")
-        if fits is None or name not in (*self._FITTED_MODELS, "_lib"):
-            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-        lib = _clv_library()
-        for attribute, fit in fits.items():
-            self.__dict__[attribute] = (None if fit is None
-                                        else getattr(lib, fit[0]).build_from_idata(_idata(fit[1])))
-        self.__dict__["_lib"] = lib
-        del self.__dict__["_fits"]
-        return self.__dict__[name]
+    def _pareto_model(self):
+        """The fitted Pareto/NBD (None for a BG/NBD), rebuilt from its InferenceData after a pickle."""
+        if isinstance(self._pareto, dict):
+            self._pareto = _clv_library().ParetoNBDModel.build_from_idata(_idata(self._pareto))
+        return self._pareto
 
     def _data(self, summary: pd.DataFrame | None) -> pd.DataFrame:
         if not hasattr(self, "params_"):
@@ -377,9 +358,13 @@ class RepurchaseModel:
     def probability_alive(self, summary: pd.DataFrame | None = None) -> pd.Series:
         """Probability each customer is still active (has not dropped out)."""
         data = self._data(summary)
-        alive = self.purchase_model_.expected_probability_alive(data=data[["customer_id", "frequency",
-                                                                           "recency", "T"]])
-        return self._series(data, _point(alive), "probability_alive")
+        pareto = self._pareto_model()
+        if pareto is None:
+            alive = bgnbd.probability_alive(self.params_, *self._rfm(data))
+        else:
+            alive = _point(pareto.expected_probability_alive(data=data[["customer_id", "frequency", "recency",
+                                                                         "T"]]))
+        return self._series(data, alive, "probability_alive")
 
     def expected_purchases(self, days: float | Sequence[float],
                            summary: pd.DataFrame | None = None) -> pd.Series | pd.DataFrame:
@@ -387,15 +372,18 @@ class RepurchaseModel:
 
         With several horizons, a frame with one column per horizon from one
         call of the model: each customer appears once per horizon, as a row of
-        its own (the model's arithmetic is row by row), where a call per
-        horizon spent a tenth of a second on the model's bookkeeping each.
+        its own (the model's arithmetic is row by row).
         """
         data = self._data(summary)
-        horizons = np.atleast_1d(np.asarray(days, dtype=float))
-        rows = data[["frequency", "recency", "T"]].iloc[np.tile(np.arange(len(data)), len(horizons))]
-        rows = rows.assign(customer_id=np.arange(len(rows)),
-                           future_t=np.repeat(horizons / TIME_UNITS[self.time_unit], len(data)))
-        expected = _point(self.purchase_model_.expected_purchases(data=rows)).reshape(len(horizons), len(data)).T
+        horizons = np.atleast_1d(np.asarray(days, dtype=float)) / TIME_UNITS[self.time_unit]
+        pareto = self._pareto_model()
+        if pareto is None:
+            x, t_x, T = (c[:, None] for c in self._rfm(data))
+            expected = bgnbd.expected_purchases(self.params_, x, t_x, T, horizons[None, :])
+        else:
+            rows = data[["frequency", "recency", "T"]].iloc[np.tile(np.arange(len(data)), len(horizons))]
+            rows = rows.assign(customer_id=np.arange(len(rows)), future_t=np.repeat(horizons, len(data)))
+            expected = _point(pareto.expected_purchases(data=rows)).reshape(len(horizons), len(data)).T
         if np.ndim(days) == 0:
             return self._series(data, expected[:, 0], "expected_purchases")
         return pd.DataFrame(expected, index=pd.Index(data["customer_id"], name="customer_id"), columns=list(days))
@@ -403,11 +391,10 @@ class RepurchaseModel:
     def expected_spend(self, summary: pd.DataFrame | None = None) -> pd.Series:
         """Expected spend per purchase: the customer's own mean shrunk towards everyone's."""
         data = self._data(summary)
-        if self.spend_model_ is None:
+        if "p" not in self.params_:
             raise OpportunityError("expected spend needs the spend model: fit with spend_model=True")
-        spend = self.spend_model_.expected_customer_spend(
-            data=data[["customer_id", "frequency", "monetary_value"]])
-        return self._series(data, _point(spend), "expected_spend")
+        spend = bgnbd.expected_spend(self.params_, data["frequency"], data["monetary_value"])
+        return self._series(data, np.asarray(spend), "expected_spend")
 
     def customer_value(self, days: int = 365, summary: pd.DataFrame | None = None,
                        discount_rate: float | None = None) -> pd.Series:
@@ -415,18 +402,19 @@ class RepurchaseModel:
 
         Purchases are valued month by month at the expected spend per purchase
         and discounted at the monthly equivalent of the annual discount rate
-        (the model's ``discount_rate`` unless another is given).
+        (the model's ``discount_rate`` unless another is given), as
+        pymc-marketing's ``customer_lifetime_value`` does (a month is 30 days,
+        or 4.345 weeks).
         """
         data = self._data(summary)
         spend = self.expected_spend(data).to_numpy()
-        months = max(1, round(days / 30))
+        months = np.arange(1, max(1, round(days / 30)) + 1)
         annual = self.discount_rate if discount_rate is None else discount_rate
         monthly_rate = (1 + annual) ** (1 / 12) - 1
-        value = self._lib.customer_lifetime_value(
-            transaction_model=self.purchase_model_,
-            data=data[["customer_id", "frequency", "recency", "T"]].assign(future_spend=spend),
-            future_t=months, discount_rate=monthly_rate, time_unit=self.time_unit)
-        return self._series(data, _point(value), "customer_value")
+        cumulative = self.expected_purchases(list(_MONTH_DAYS[self.time_unit] * months), data).to_numpy()
+        by_month = np.diff(cumulative, axis=1, prepend=0.0)
+        value = (spend[:, None] * by_month / (1 + monthly_rate) ** months[None, :]).sum(axis=1)
+        return self._series(data, value, "customer_value")
 
     def next_purchase_window(self, summary: pd.DataFrame | None = None,
                              coverage: float = 0.5) -> pd.DataFrame:
@@ -460,7 +448,7 @@ class RepurchaseModel:
         """
         data = self._data(summary)
         parts = [self.probability_alive(data), self.expected_purchases(days, data)]
-        if self.spend_model_ is not None:
+        if "p" in self.params_:
             spend = self.expected_spend(data)
             parts += [spend, (parts[1] * spend).rename("expected_value"),
                       self.customer_value(days, data)]
