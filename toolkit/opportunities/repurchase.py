@@ -237,7 +237,7 @@ class RepurchaseModel:
         (needed for expected spend and customer value).
     discount_rate : annual discount rate for customer value (``Config.discount_rate``).
     time_unit : the unit of the summary's recency and T, "D" or "W".
-    seed : seed of the optimizer's start.
+    seed : seed of pymc's optimiser for the Pareto/NBD (the closed-form fits draw nothing at random).
     maximum_likelihood : flat (HalfFlat) priors, so the MAP fit is the
         maximum-likelihood fit the papers report; otherwise pymc-marketing's
         weakly informative default priors, which steady fits on little data.
