@@ -87,6 +87,7 @@ __all__ = [
     "recorded",
     "repeat_revenue_reconciliation",
     "result_store",
+    "study_campaigns",
     "what_if",
 ]
 
@@ -851,6 +852,22 @@ def campaign_study(dataset: Dataset, cash: CashForecast | None = None, found: Op
     seed = dataset.config.seed if seed is None else seed
     return computed_once(_campaign_study, _study_key(dataset, cash, found), dataset, cash, found, budget,
                          risk_limit, seed, ignore=("dataset", "cash", "found"))
+
+
+def study_campaigns(dataset: Dataset) -> tuple[CashForecast | None, Opportunities | None, CampaignStudy]:
+    """The cash forecast, the scored customers and the campaign study of ``dataset``, as a page needs them.
+
+    Past campaigns are measured first (:func:`campaign_evidence` needs neither
+    the forecast nor the scores), so a page that then waits for the scores
+    another page of the report is computing has done that part meanwhile.
+    Without orders there is no forecast and no scoring: the study measures
+    past campaigns only.
+    """
+    has_orders = len(dataset.tables.get("orders", ())) > 0
+    cash = forecast_cash(dataset, progress=False) if has_orders else None
+    campaign_evidence(dataset)
+    found = opportunities(dataset) if has_orders else None
+    return cash, found, campaign_study(dataset, cash, found)
 
 
 def _study_key(dataset: Dataset, cash: CashForecast | None, found: Opportunities | None) -> str:

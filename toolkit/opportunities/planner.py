@@ -150,10 +150,9 @@ def purchase_timing(model: RepurchaseModel, weeks: int, summary: pd.DataFrame | 
     """
     if weeks < 1:
         raise OpportunityError("purchase_timing needs at least one week")
-    by_week = model.expected_purchases([_DAYS * w for w in range(1, weeks + 1)], summary)
+    by_week = model.expected_purchases_by_period([_DAYS * w for w in range(1, weeks + 1)], summary)
     customers = by_week.index.astype(str)
-    cumulative = np.column_stack([np.zeros(len(customers)), by_week.to_numpy()])
-    expected = np.clip(np.diff(cumulative, axis=1), 0, None)
+    expected = np.clip(by_week.to_numpy(), 0, None)
     if seasonality is not None:
         factor = np.asarray(seasonality, dtype=float)[:weeks]
         if len(factor) < weeks or not np.isfinite(factor).all() or (factor < 0).any():

@@ -388,6 +388,17 @@ class RepurchaseModel:
             return self._series(data, expected[:, 0], "expected_purchases")
         return pd.DataFrame(expected, index=pd.Index(data["customer_id"], name="customer_id"), columns=list(days))
 
+    def expected_purchases_by_period(self, ends: Sequence[float],
+                                     summary: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Expected purchases of each customer in each period, the periods ending ``ends`` days ahead.
+
+        The first period starts now; each is the difference of :meth:`expected_purchases`
+        at its end and at the end of the one before. One column per period, named by its end.
+        """
+        cumulative = self.expected_purchases(list(ends), summary)
+        return pd.DataFrame(np.diff(cumulative.to_numpy(), axis=1, prepend=0.0), index=cumulative.index,
+                            columns=cumulative.columns)
+
     def expected_spend(self, summary: pd.DataFrame | None = None) -> pd.Series:
         """Expected spend per purchase: the customer's own mean shrunk towards everyone's."""
         data = self._data(summary)
@@ -411,8 +422,7 @@ class RepurchaseModel:
         months = np.arange(1, max(1, round(days / 30)) + 1)
         annual = self.discount_rate if discount_rate is None else discount_rate
         monthly_rate = (1 + annual) ** (1 / 12) - 1
-        cumulative = self.expected_purchases(list(_MONTH_DAYS[self.time_unit] * months), data).to_numpy()
-        by_month = np.diff(cumulative, axis=1, prepend=0.0)
+        by_month = self.expected_purchases_by_period(_MONTH_DAYS[self.time_unit] * months, data).to_numpy()
         value = (spend[:, None] * by_month / (1 + monthly_rate) ** months[None, :]).sum(axis=1)
         return self._series(data, value, "customer_value")
 
