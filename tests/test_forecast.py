@@ -332,6 +332,11 @@ def test_coverage_is_scored_on_open_days_only():
     assert row["coverage"] == 0.5 and row["mae"] == pytest.approx(5.0) and row["n"] == 4
     shut = replace(fold, closed=ones.astype(bool), actual=np.zeros(4), point=np.zeros(4))
     assert np.isnan(shut.scores()["coverage"])  # nothing open: no coverage to speak of
+    # an open day without money lies on a band clipped at zero: not scored either
+    empty = replace(fold, actual=np.array([10.0, 30.0, 0.0, 0.0]), closed=np.zeros(4, bool),
+                    lower=np.array([5.0, 5.0, 0.0, 0.0]))
+    assert empty.scores()["coverage"] == 0.5
+    assert empty.scored_days().tolist() == [True, True, False, False]
 
 
 def _level_and_noise(rng, shape, level_sd, noise_sd, block=7):
@@ -371,6 +376,35 @@ def test_calibration_keeps_honest_paths_and_separates_level_from_day_to_day():
     assert one[:7].sum(axis=0).std() > 2 * two[:7].sum(axis=0).std()
     # nothing to calibrate on
     assert calibration_factor([], 0.8) == Calibration()
+
+
+def _lumpy_folds(folds, seed, days=28, draws=300):
+    """Windows of a sparse shop's takings (half the days without a sale, the others around 100 with a
+    long tail) forecast by symmetric paths around their mean: clipped at zero, most of the empty
+    days lie on the lower bound."""
+    rng = np.random.default_rng(seed)
+    point = np.full(days, 50.0)
+    sale = rng.random((folds, days)) < 0.5
+    actual = np.where(sale, rng.gamma(2.0, 50.0, (folds, days)), 0.0)
+    return [FoldForecast(model="ets", fold=k, cutoff=pd.Timestamp("2025-01-01"), actual=actual[k], scale=1.0,
+                         closed=np.zeros(days, bool), raw_point=point, clip=True,
+                         raw_paths=point[:, None] + rng.normal(0, 40, (days, draws)))
+            for k in range(folds)]
+
+
+def test_calibration_holds_on_the_days_with_a_sale_of_a_clipped_flow():
+    spread = calibration_factor(_lumpy_folds(20, seed=11), 0.8)
+    assert abs(spread.coverage_daily - 0.8) < 0.05
+    # on new windows of the same shop, the served bands hold 80% of the days with a sale: the
+    # factor was searched on the paths as served (clipped keeping each week's total), and the
+    # empty days, covered by any band that reaches zero, were not counted
+    covered = []
+    for fold in _lumpy_folds(20, seed=12):
+        _, paths = finish(fold.raw_point, fold.raw_paths, spread.daily, fold.closed, True, spread.level)
+        lower, upper = np.percentile(paths, [10, 90], axis=1)
+        sale = fold.actual > 0
+        covered.append(((lower <= fold.actual) & (fold.actual <= upper))[sale])
+    assert abs(np.concatenate(covered).mean() - 0.8) < 0.05
 
 
 def test_a_combination_is_the_median_draw_by_draw():

@@ -9,9 +9,11 @@ Scores per window:
 * ``mae``: mean absolute error of the point forecast;
 * ``mase``: ``mae`` divided by the in-sample MAE of the seasonal naive rule on
   the training part (one season back), so < 1 beats last week's copy in-sample;
-* ``coverage``: share of actuals on open days inside the forecast's
-  ``interval_width`` interval. Closed days are forecast as exactly zero and
-  would count as covered whatever the model: they are left out.
+* ``coverage``: share of actuals on open days on which money moved inside
+  the forecast's ``interval_width`` interval. Closed days are forecast as
+  exactly zero, and empty days of a flow clipped at zero lie on its lower
+  bound: either would count as covered whatever the model, so they are left
+  out (:meth:`FoldForecast.scored_days`).
 """
 
 from __future__ import annotations
@@ -68,11 +70,23 @@ class FoldForecast:
             y = self.actual[observed]
             row["mae"] = float(np.mean(np.abs(y - self.point[observed])))
             row["mase"] = row["mae"] / self.scale if self.scale > 0 else np.nan
-            opened = observed & ~self.closed
-            if opened.any():
-                y = self.actual[opened]
-                row["coverage"] = float(np.mean((self.lower[opened] <= y) & (y <= self.upper[opened])))
+            scored = self.scored_days()
+            if scored.any():
+                y = self.actual[scored]
+                row["coverage"] = float(np.mean((self.lower[scored] <= y) & (y <= self.upper[scored])))
         return row
+
+    def scored_days(self) -> np.ndarray:
+        """The days coverage is scored on: observed open days on which money moved.
+
+        A closed day is forecast as exactly zero, and an empty day of a flow
+        clipped at zero lies on its interval's lower bound as soon as a
+        tenth of the paths reach zero: either is covered whatever the
+        spread. Counting them flattered the score of a sparse shop's
+        forecast (and let its calibration narrow the intervals of the days
+        with a sale until only 0.53-0.66 of them were covered).
+        """
+        return np.isfinite(self.actual) & ~self.closed & (self.actual != 0)
 
 
 def seasonal_naive_scale(y: np.ndarray, season: int) -> float:

@@ -171,11 +171,12 @@ class ForecastResult:
         the ``reason``, ``n_obs``, closed weekdays, ``closures`` carried over
         from last year, days ``left_out`` of the fit, backtest
         ``<model>_mae/_mase/_coverage`` of Prophet, ETS, Theta, both baselines
-        and the served combination (coverage on open days), the ``members``
-        of a combination, the spread factors ``calibration`` (day to day) and
-        ``calibration_level`` (the level, which weekly and longer totals
-        depend on), and the served model's ``coverage_calibrated`` (open
-        days) and ``coverage_weekly`` (totals of a week's open days), both
+        and the served combination (coverage on open days that moved money),
+        the ``members`` of a combination, the spread factors ``calibration``
+        (day to day) and ``calibration_level`` (the level, which weekly and
+        longer totals depend on), and the served model's
+        ``coverage_calibrated`` (open days that moved money) and
+        ``coverage_weekly`` (totals of a week's open days), both
         leave-one-window-out, plus the extra columns. ``status`` is ``ok`` where a forecasting model
         (Prophet, ETS or Theta) is served alone, having beaten every other
         model beyond noise (or there was no backtest); ``combined`` where
@@ -221,8 +222,8 @@ class ChunkOutcome:
     notes: pd.DataFrame
 
 
-#: Halvings of the daily factor's range (on a log scale) in the search for each day's needed factor:
-#: eight narrow the limits' ratio of 32 to steps of 1.4%.
+#: Halvings of the daily factor's range (on a log scale) in its search: eight narrow the limits'
+#: ratio of 32 to steps of 1.4%.
 _SEARCH_STEPS = 8
 
 
@@ -232,7 +233,8 @@ class Calibration:
 
     ``daily`` scales each path's day-to-day deviation from the point,
     ``level`` its level (mean deviation per block of ``block`` periods: a
-    week of days); ``coverage_daily`` is the share of open days and
+    week of days); ``coverage_daily`` is the share of scored days (open
+    days on which money moved, :meth:`FoldForecast.scored_days`) and
     ``coverage_weekly`` the share of block totals inside their interval,
     each window scored with factors computed from the other windows.
     """
@@ -262,76 +264,66 @@ def _block_totals(values: np.ndarray, fold: FoldForecast, block: int) -> tuple[n
     return totals, observed & (np.add.reduceat(opened.astype(int), starts) > 0)
 
 
-class _Window:
-    """One backtest window as the calibration needs it, split once: the actual's deviation from the
-    point and the paths' level and day-to-day rest on its observed open days, and the level
-    factor each of its blocks needs."""
+def _needed_level(fold: FoldForecast, width: float, block: int) -> np.ndarray:
+    """Per block of a window with every open day observed: the smallest level factor whose interval
+    of the block's total covers the actual total.
 
-    def __init__(self, fold: FoldForecast, width: float, block: int) -> None:
-        self.fold, self.width = fold, width
-        deviation = fold.raw_paths - fold.raw_point[:, None]
-        level = block_level(deviation, ~fold.closed, block)
-        gap = fold.actual - fold.raw_point
-        keep = np.isfinite(fold.actual) & ~fold.closed
-        self.gap, self.level, self.rest = gap[keep], level[keep], (deviation - level)[keep]
-        self.level_needed = self._needed_level(gap, level, block)
-        self._daily: dict[float, np.ndarray] = {}
-
-    def _needed_level(self, gap: np.ndarray, level: np.ndarray, block: int) -> np.ndarray:
-        """Per block with every open day observed: the smallest level factor whose interval of the
-        block's total covers the actual total.
-
-        Scaling the level by ``c`` scales every path's block total's distance
-        from the point's by ``c`` exactly (the day-to-day rest sums to zero
-        over a block's open days), so the bounds move to ``point + c * bound``.
-        """
-        gap, keep = _block_totals(gap, self.fold, block)
-        lower, upper = interval(_block_totals(level, self.fold, block)[0], self.width)
-        gap, lower, upper = gap[keep], lower[keep], upper[keep]
-        offset = np.where(gap < 0, -lower, upper)
-        ratio = np.divide(np.abs(gap), offset, out=np.full(len(gap), np.inf), where=offset > 0)
-        return np.where(gap == 0, 0.0, ratio)
-
-    def needed_daily(self, level_factor: float) -> np.ndarray:
-        """Per observed open day: the smallest daily factor whose interval covers the actual, the
-        level scaled by ``level_factor`` (``inf`` when none within the limits does).
-
-        Found by bisection on a log scale, all days at once: a wider day-to-day
-        spread widens a day's interval.
-        """
-        if level_factor not in self._daily:
-            base = level_factor * self.level
-
-            def covers(factors: np.ndarray) -> np.ndarray:
-                lower, upper = interval(base + factors[:, None] * self.rest, self.width)
-                return (lower <= self.gap) & (self.gap <= upper)
-
-            low, high = (np.full(len(self.gap), np.log(limit)) for limit in CALIBRATION_LIMITS)
-            reachable = covers(np.exp(high))
-            for _ in range(_SEARCH_STEPS):
-                middle = (low + high) / 2
-                covered = covers(np.exp(middle))
-                low, high = np.where(covered, low, middle), np.where(covered, middle, high)
-            self._daily[level_factor] = np.where(reachable, np.exp(high), np.inf)
-        return self._daily[level_factor]
-
-
-def _factors(windows: list[_Window], width: float) -> tuple[float, float]:
-    """Level factor on the block totals of ``windows``, then the daily factor on their open days."""
-    level = _quantile_factor([w.level_needed for w in windows], width)
-    return _quantile_factor([w.needed_daily(level) for w in windows], width), level
+    Scaling the level by ``c`` scales every path's block total's distance
+    from the point's by ``c`` exactly (the day-to-day rest sums to zero
+    over a block's open days), so the bounds move to ``point + c * bound``.
+    """
+    level = block_level(fold.raw_paths - fold.raw_point[:, None], ~fold.closed, block)
+    gap, keep = _block_totals(fold.actual - fold.raw_point, fold, block)
+    lower, upper = interval(_block_totals(level, fold, block)[0], width)
+    gap, lower, upper = gap[keep], lower[keep], upper[keep]
+    offset = np.where(gap < 0, -lower, upper)
+    ratio = np.divide(np.abs(gap), offset, out=np.full(len(gap), np.inf), where=offset > 0)
+    return np.where(gap == 0, 0.0, ratio)
 
 
 def _held_out(fold: FoldForecast, daily: float, level: float, width: float,
               block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which open days, and which block totals, of a window the finished paths' intervals cover."""
+    """Which scored days, and which block totals, of a window the finished paths' intervals cover."""
     point, paths = finish(fold.raw_point, fold.raw_paths, daily, fold.closed, fold.clip, level, block)
     lower, upper = interval(paths, width)
-    keep = np.isfinite(fold.actual) & ~fold.closed
     days = (lower <= fold.actual) & (fold.actual <= upper)
     actual, observed = _block_totals(fold.actual, fold, block)
     low, high = interval(_block_totals(paths, fold, block)[0], width)
-    return days[keep], ((low <= actual) & (actual <= high))[observed]
+    return days[fold.scored_days()], ((low <= actual) & (actual <= high))[observed]
+
+
+def _daily_factor(folds: list[FoldForecast], level: float, width: float, block: int) -> float:
+    """The smallest daily factor (within the limits, to 1.4%) whose finished intervals cover ``width``
+    of the windows' scored days, with the level scaled by ``level`` (1 when no day is scored).
+
+    Searched by bisection on a log scale, on the paths as they are served
+    (closed days zero, clipped at zero keeping each week's total): clipping
+    takes what it adds to a lumpy flow's empty days back from its other
+    days, which narrows their intervals, and a search on the raw paths did
+    not see it.
+    """
+    if not any(fold.scored_days().any() for fold in folds):
+        return 1.0
+
+    def covers(log_factor: float) -> bool:
+        days = np.concatenate([_held_out(fold, np.exp(log_factor), level, width, block)[0] for fold in folds])
+        return bool(days.mean() >= width)
+
+    low, high = np.log(CALIBRATION_LIMITS)
+    if not covers(high):
+        return CALIBRATION_LIMITS[1]
+    for _ in range(_SEARCH_STEPS):
+        middle = (low + high) / 2
+        low, high = (low, middle) if covers(middle) else (middle, high)
+    return float(np.exp(high))
+
+
+def _factors(folds: list[FoldForecast], needed: list[np.ndarray], width: float,
+             block: int) -> tuple[float, float]:
+    """Level factor on the block totals of ``folds`` (``needed``: each one's needed level factors),
+    then the daily factor on their scored days."""
+    level = _quantile_factor(needed, width)
+    return _daily_factor(folds, level, width, block), level
 
 
 def calibration_factor(folds: list[FoldForecast], width: float, block: int = 7) -> Calibration:
@@ -350,27 +342,31 @@ def calibration_factor(folds: list[FoldForecast], width: float, block: int = 7) 
        so the ``width`` quantile of the needed factors of every block gives
        nominal coverage of weekly totals;
     2. the daily factor, with that level: the smallest factor whose
-       interval covers each open day's actual, and again the
-       ``width`` quantile over all open days of all windows.
+       finished intervals cover ``width`` of the scored days of all
+       windows (:func:`_daily_factor`).
 
+    Days are scored on open days on which money moved
+    (:meth:`~toolkit.forecast.backtest.FoldForecast.scored_days`): a closed
+    day forecast as zero, or an empty day of a flow clipped at zero, is
+    covered whatever the spread, and counting them let the intervals of
+    the days that matter shrink. Totals are over the open days of each block.
     The coverage returned is leave-one-window-out: each window is scored on
-    its finished paths (closed days zero, clipped) with both factors
-    computed from the other windows; days on open days only (a closed day
-    forecast as zero is covered whatever the spread, and would flatter the
-    score), totals over the open days of each block.
+    its finished paths with both factors computed from the other windows.
 
     Returns ``Calibration()`` (factors 1, coverage NaN) when there is nothing
     to calibrate on.
     """
-    windows = [_Window(f, width, block) for f in folds if f.error is None and f.raw_paths is not None]
-    if not any(len(w.gap) for w in windows):
+    folds = [f for f in folds if f.error is None and f.raw_paths is not None]
+    if not any(f.scored_days().any() for f in folds):
         return Calibration()
-    daily, level = _factors(windows, width)
-    if len(windows) < 2:
+    needed = [_needed_level(f, width, block) for f in folds]
+    daily, level = _factors(folds, needed, width, block)
+    if len(folds) < 2:
         return Calibration(daily, level)
     days, weeks = [], []
-    for k, window in enumerate(windows):
-        covered = _held_out(window.fold, *_factors(windows[:k] + windows[k + 1:], width), width, block)
+    for k, fold in enumerate(folds):
+        others = _factors(folds[:k] + folds[k + 1:], needed[:k] + needed[k + 1:], width, block)
+        covered = _held_out(fold, *others, width, block)
         days.append(covered[0])
         weeks.append(covered[1])
     days, weeks = np.concatenate(days), np.concatenate(weeks)
