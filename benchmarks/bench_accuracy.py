@@ -5,6 +5,9 @@ through the project's ingest and flows with tests/data/real/cdnow.yml),
 Superstore's daily sales (superstore, tests/data/real/superstore.yml), the
 sample shop's stage flows (data/sample) and Prophet's two example series
 (tests/data/prophet_examples: daily log page views, monthly retail sales).
+``--data FOLDER`` (repeatable) adds a shop's own export: the folder's files
+and its journeycast.yml, read as ``journeycast report`` reads them, give the
+total of its inflows per day ("<folder> total"), scored on the same windows.
 
 Rolling origin: from each of the last ``--windows`` windows of ``--window``
 days (12 months for the monthly series) every forecaster sees only the days
@@ -27,10 +30,10 @@ created on first use with ``pip install statsforecast "pandas<3"``) as a
 subprocess of this script on the same training frames (gaps interpolated,
 as statsforecast takes no missing values).
 
-    .venv/bin/python benchmarks/bench_accuracy.py [--label after] [--peers peers.csv]
+    .venv/bin/python benchmarks/bench_accuracy.py [--label after] [--peers peers.csv] [--data FOLDER]
 
-``--peers FILE`` reuses the peers' scores stored in FILE (written there the
-first time): they do not change with the toolkit. To measure an older
+``--peers FILE`` reuses the peers' scores stored in FILE (data sets it has no
+scores for are run and added to it): they do not change with the toolkit. To measure an older
 version of the toolkit, put its ``toolkit`` folder first on ``PYTHONPATH``.
 """
 
@@ -118,6 +121,13 @@ def _total(flows: pd.DataFrame, name: str) -> pd.DataFrame:
     inflows = flows[flows["unique_id"].str.contains("|inflow|", regex=False)]
     daily = inflows.groupby("ds", as_index=False)["y"].sum()
     return daily.assign(unique_id=name)[["unique_id", "ds", "y"]]
+
+
+def own_data_set(folder: Path) -> dict:
+    """A shop's export (a folder with its journeycast.yml) as a data set: its inflows' daily total."""
+    flows, country = _flows(folder, None)
+    name = f"{folder.resolve().name} total"
+    return dict(name=name, series=_total(flows, name), country=country, freq="D", season=7, window=28)
 
 
 def data_sets(shared: Path) -> list[dict]:
@@ -267,6 +277,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label", default="default")
     parser.add_argument("--peers", type=Path, default=None, help="CSV to reuse (or store) the peers' scores")
+    parser.add_argument("--data", type=Path, action="append", default=[],
+                        help="a folder with an export and its journeycast.yml to add (repeatable)")
     parser.add_argument("--only", default=None, help="comma-separated data set names to run")
     parser.add_argument("--out", type=Path, default=None, help="CSV for the per-window scores")
     parser.add_argument("--folds", type=int, default=None, help="the forecaster's backtest windows, if not its default")
@@ -278,16 +290,17 @@ def main() -> None:
     from toolkit.forecast.stan_io import quiet_logging
 
     quiet_logging()
-    sets = data_sets(args.shared)
+    sets = data_sets(args.shared) + [own_data_set(folder) for folder in args.data]
     if args.only:
         sets = [s for s in sets if s["name"] in args.only.split(",")]
-    if args.peers is not None and args.peers.exists():
-        peers = pd.read_csv(args.peers, parse_dates=["cutoff"])
-        peers = peers[peers["data_set"].isin([s["name"] for s in sets])]
-    else:
-        peers = peer_scores(sets, args.windows)
+    stored = (pd.read_csv(args.peers, parse_dates=["cutoff"]) if args.peers is not None and args.peers.exists()
+              else pd.DataFrame(columns=["data_set"]))
+    missing = [s for s in sets if s["name"] not in set(stored["data_set"])]
+    if missing:  # data sets the stored file has no scores for are run now, and added to it
+        stored = pd.concat([stored, peer_scores(missing, args.windows)], ignore_index=True)
         if args.peers is not None:
-            peers.to_csv(args.peers, index=False)
+            stored.to_csv(args.peers, index=False)
+    peers = stored[stored["data_set"].isin([s["name"] for s in sets])]
     overrides = {} if args.folds is None else {"backtest_folds": args.folds}
     ours = pd.concat([default_scores(s, args.windows, args.seed, **overrides) for s in sets], ignore_index=True)
     ours["method"] = ours["method"].replace({"default": args.label})
