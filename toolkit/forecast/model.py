@@ -281,15 +281,21 @@ def _needed_level(fold: FoldForecast, width: float, block: int) -> np.ndarray:
     return np.where(gap == 0, 0.0, ratio)
 
 
+def _days_covered(fold: FoldForecast, paths: np.ndarray, width: float) -> np.ndarray:
+    """Which scored days of a window the intervals of its finished ``paths`` cover."""
+    days = fold.scored_days()
+    lower, upper = interval(paths[days], width)
+    actual = fold.actual[days]
+    return (lower <= actual) & (actual <= upper)
+
+
 def _held_out(fold: FoldForecast, daily: float, level: float, width: float,
               block: int) -> tuple[np.ndarray, np.ndarray]:
     """Which scored days, and which block totals, of a window the finished paths' intervals cover."""
-    point, paths = finish(fold.raw_point, fold.raw_paths, daily, fold.closed, fold.clip, level, block)
-    lower, upper = interval(paths, width)
-    days = (lower <= fold.actual) & (fold.actual <= upper)
+    paths = finish(fold.raw_point, fold.raw_paths, daily, fold.closed, fold.clip, level, block)[1]
     actual, observed = _block_totals(fold.actual, fold, block)
     low, high = interval(_block_totals(paths, fold, block)[0], width)
-    return days[fold.scored_days()], ((low <= actual) & (actual <= high))[observed]
+    return _days_covered(fold, paths, width), ((low <= actual) & (actual <= high))[observed]
 
 
 class _Windows:
@@ -297,8 +303,8 @@ class _Windows:
 
     ``covered`` counts a window's scored days that the intervals of its
     finished paths cover at given factors. Each count is computed once: the
-    searches of the leave-one-window-out factors probe mostly the same
-    factors (about a third of the work without it).
+    searches of the leave-one-window-out factors probe the same factors
+    where leaving a window out does not move the level factor.
     """
 
     def __init__(self, folds: list[FoldForecast], width: float, block: int) -> None:
@@ -312,10 +318,8 @@ class _Windows:
         if key not in self._covered:
             fold = self.folds[k]
             paths = finish(fold.raw_point, fold.raw_paths, daily, fold.closed, fold.clip, level, self.block)[1]
-            days = fold.scored_days()
-            lower, upper = interval(paths[days], self.width)
-            actual = fold.actual[days]
-            self._covered[key] = (int(((lower <= actual) & (actual <= upper)).sum()), int(days.sum()))
+            covered = _days_covered(fold, paths, self.width)
+            self._covered[key] = (int(covered.sum()), covered.size)
         return self._covered[key]
 
     def factors(self, ks: list[int]) -> tuple[float, float]:
@@ -339,7 +343,7 @@ class _Windows:
             inside, scored = np.sum([self.covered(k, float(np.exp(log_factor)), level) for k in ks], axis=0)
             return bool(inside >= self.width * scored)
 
-        if not sum(self.covered(k, 1.0, level)[1] for k in ks):
+        if not any(self.folds[k].scored_days().any() for k in ks):
             return 1.0
         low, high = np.log(CALIBRATION_LIMITS)
         if not covers(high):
