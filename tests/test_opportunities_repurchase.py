@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,7 @@ from toolkit import sample
 from toolkit.opportunities import (OpportunityError, RepurchaseModel, fit_problem, holdout_check,
                                    summary_from_orders)
 
-CDNOW = __import__("pathlib").Path(__file__).resolve().parent / "data" / "cdnow"
+CDNOW = Path(__file__).resolve().parent / "data" / "cdnow"
 CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
 
 #: Fader, Hardie & Lee (2005) and Fader & Hardie (2013), on the 1/10 sample in weeks.
@@ -188,15 +191,16 @@ def test_a_pickled_model_predicts_the_same(cdnow_model, cdnow_summary):
 
 def test_stored_scores_unpickle_without_importing_arviz_or_pymc(cdnow_model, tmp_path):
     """A page that only reads the stored scores must not pay the 2 s import of arviz and pymc."""
-    import subprocess
-    import sys
-
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(cdnow_model))
     code = ("import pickle, sys; model = pickle.loads(open(sys.argv[1], 'rb').read()); "
             "print(sorted(m for m in ('arviz', 'pymc', 'pymc_marketing') if m in sys.modules), model.params_['r'])")
-    shown = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pkl")], capture_output=True,
-                           text=True, check=True, cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
-    assert shown.stdout.split() == ["[]", str(cdnow_model.params_["r"])]
+    assert _printed_in_new_process(code, str(tmp_path / "model.pkl")).split() == ["[]", str(cdnow_model.params_["r"])]
+
+
+def _printed_in_new_process(code: str, *args: str) -> str:
+    """What ``code`` prints, run by a fresh interpreter in the project (nothing imported before it)."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout
 
 
 def _loyal_shop(customers: int = 800, years: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -271,7 +275,6 @@ def test_guest_lines_are_no_ones_purchases():
     assert summary[["frequency", "recency", "T", "monetary_value"]].iloc[0].tolist() == [1, 10, 30, 40.0]
 
 
-
 @pytest.fixture(scope="module")
 def pymc_marketing():
     from pymc_extras.prior import Prior
@@ -341,18 +344,13 @@ def test_closed_form_predictions_are_pymc_marketings(cdnow_summary, pymc_marketi
 
 def test_fitting_and_predicting_a_bgnbd_imports_no_pymc():
     """The BG/NBD and Gamma-Gamma run without pymc: importing it cost 2-3 s in every kernel that scored."""
-    import subprocess
-    import sys
-
     code = ("import sys, pandas as pd\n"
             "from toolkit import sample\n"
             "from toolkit.opportunities import RepurchaseModel, summary_from_orders\n"
             "orders = sample.generate(customers=600, seed=1)['orders']\n"
             "RepurchaseModel().fit(summary_from_orders(orders, orders['ts'].max())).predict(90)\n"
             "print(sorted(m for m in ('arviz', 'pymc', 'pymc_marketing', 'pytensor') if m in sys.modules))")
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
-    assert shown.stdout.strip() == "[]"
+    assert _printed_in_new_process(code).strip() == "[]"
 
 
 def _transformed_point(fitted, params: dict) -> dict[str, np.ndarray]:

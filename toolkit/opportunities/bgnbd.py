@@ -170,5 +170,6 @@ def expected_purchases(params: Mapping[str, float], frequency: np.ndarray, recen
 def expected_spend(params: Mapping[str, float], frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
     """Expected spend per purchase: the customer's mean spend shrunk towards everyone's (Gamma-Gamma)."""
     p, q, v = (params[k] for k in ("p", "q", "v"))
-    weight = p * np.asarray(frequency, dtype=float) / (p * np.asarray(frequency, dtype=float) + q - 1)
+    x = np.asarray(frequency, dtype=float)
+    weight = p * x / (p * x + q - 1)
     return (1 - weight) * v * p / (q - 1) + weight * np.asarray(monetary_value, dtype=float)
